@@ -1,0 +1,210 @@
+"""Guru Meditation Reports, a drop-in for ``oslo_reports.guru_meditation_report``.
+
+Swap the import and keep the code::
+
+    from df_gmr import guru_meditation_report as gmr
+    from df_gmr import opts as gmr_opts
+
+    gmr_opts.set_defaults(CONF)
+    CONF(sys.argv[1:], project='myservice')
+    gmr.TextGuruMeditation.register_section('Some Special Section', gen)
+    gmr.TextGuruMeditation.setup_autorun(version, conf=CONF)
+
+From then on, ``kill -USR2 <pid>`` writes a report of that process (and of
+any worker forked from it) to stderr, or to a new file in ``log_dir``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import dataclasses
+import datetime
+import os
+import signal
+from types import FrameType
+from typing import Any
+from typing import ClassVar
+
+from df_gmr import greenlets
+from df_gmr import output
+from df_gmr import render
+from df_gmr import report
+from df_gmr import trigger
+from df_gmr.sections import Section
+from df_gmr.sections import builtin_sections
+from df_gmr.sections import generator_section
+
+FORMATS = ("text", "json")
+
+
+@dataclasses.dataclass
+class Autorun:
+    """What ``setup_autorun`` set up: how each triggered report is made."""
+
+    version: Any
+    service_name: str | None
+    log_dir: str | None
+    conf: Any
+    report_class: type[GuruMeditation]
+    format: str | None = None
+
+    def report_format(self) -> str:
+        """Return the format: explicit, else ``[df_gmr] format``, else text."""
+        if self.format:
+            return self.format
+        chosen = os.environ.get("DF_GMR_FORMAT")
+        if chosen in FORMATS:
+            return chosen
+        try:
+            return str(self.conf.df_gmr.format)
+        except Exception:
+            return "text"
+
+    def produce(self, trigger_label: str) -> str:
+        """Build, render and deliver one report; return where it went."""
+        context = report.ReportContext(
+            version=self.version,
+            conf=self.conf,
+            service_name=self.service_name,
+            trigger=trigger_label,
+            builder_thread=trigger.reporting_thread_ident(),
+        )
+        fmt = self.report_format()
+        sections = self.report_class.sections()
+        built = report.build(context, sections)
+        text = render_report(built, sections, fmt)
+        name = output.file_name(
+            built.header["service"],
+            built.header["pid"],
+            "json" if fmt == "json" else "txt",
+            datetime.datetime.now(datetime.timezone.utc),
+        )
+        return output.deliver(text, self.log_dir, name)
+
+
+def render_report(built: report.Report, sections: list[Section], fmt: str
+                  ) -> str:
+    """Render a built report as ``text`` or ``json``."""
+    if fmt == "json":
+        return render.as_json(built)
+    return render.as_text(built, {section.name: section
+                                  for section in sections})
+
+
+_autorun: Autorun | None = None
+
+
+def current_autorun() -> Autorun | None:
+    """Return the active set-up, if ``setup_autorun`` was called."""
+    return _autorun
+
+
+class GuruMeditation:
+    """A Guru Meditation Report: built-in sections plus registered ones."""
+
+    persistent_sections: ClassVar[list[tuple[str, Callable[[], Any]]]] = []
+    timestamp_fmt: ClassVar[str] = "%Y%m%d%H%M%S%f"
+
+    def __init__(self, version_obj: Any,
+                 sig_handler_tb: FrameType | None = None,
+                 *args: Any, **kwargs: Any) -> None:
+        self.version_obj = version_obj
+        self.traceback = sig_handler_tb
+
+    @classmethod
+    def register_section(cls, section_title: str,
+                         generator: Callable[[], Any]) -> None:
+        """Add a section, shown after the built-in ones in every report.
+
+        ``generator`` takes no argument and returns a string, a mapping, a
+        list, or any object with a sensible ``str()`` (such as an
+        oslo.reports model).
+        """
+        if not isinstance(section_title, str) or not section_title.strip():
+            msg = (f"section_title must be a non-empty string, "
+                   f"not {section_title!r}")
+            raise ValueError(msg)
+        if not callable(generator):
+            msg = (f"generator for section {section_title!r} must be "
+                   f"callable, not {type(generator).__name__}")
+            raise TypeError(msg)
+        cls.persistent_sections.append((section_title, generator))
+
+    @classmethod
+    def sections(cls) -> list[Section]:
+        """Return the sections of a report, in order."""
+        sections = builtin_sections()
+        sections.extend(generator_section(title, generator)
+                        for title, generator in cls.persistent_sections)
+        return sections
+
+    @classmethod
+    def setup_autorun(cls, version: Any, service_name: str | None = None,
+                      log_dir: str | None = None, signum: int | None = None,
+                      conf: Any = None, setup_signal: bool = True) -> None:
+        """Write a report whenever the signal (SIGUSR2) or file trigger fires.
+
+        As in oslo.reports: ``log_dir`` defaults to ``[oslo_reports]
+        log_dir`` of ``conf``; an explicit ``signum`` always sets up that
+        signal; otherwise ``[oslo_reports] file_event_handler``, when set,
+        replaces the signal with a watched file.  Must be called from the
+        main thread (signal handlers can only be set there).
+        """
+        global _autorun
+        if conf is not None:
+            from df_gmr import opts
+
+            opts.register(conf)
+            if log_dir is None:
+                log_dir = conf.oslo_reports.log_dir
+        greenlets.install()
+        _autorun = Autorun(version=version, service_name=service_name,
+                           log_dir=log_dir, conf=conf, report_class=cls)
+        trigger.set_producer(_autorun.produce)
+        if signum:
+            if setup_signal:
+                trigger.install_signal(signum)
+            return
+        watched = conf.oslo_reports.file_event_handler if conf else None
+        if watched:
+            interval = conf.oslo_reports.file_event_handler_interval
+            trigger.watch_file(watched, interval)
+        elif setup_signal and hasattr(signal, "SIGUSR2"):
+            trigger.install_signal(signal.SIGUSR2)
+
+    @classmethod
+    def handle_signal(cls, version: Any, service_name: str | None,
+                      log_dir: str | None, frame: FrameType | None) -> None:
+        """Build and deliver a report now, in the calling thread.
+
+        Kept for oslo.reports compatibility; the signal path does not use
+        it (reports are built by the reporting thread).
+        """
+        conf = _autorun.conf if _autorun is not None else None
+        Autorun(version=version, service_name=service_name,
+                log_dir=log_dir, conf=conf, report_class=cls).produce("api")
+
+    def run(self, fmt: str = "text") -> str:
+        """Build the report in the calling thread and return it as text."""
+        conf = _autorun.conf if _autorun is not None else None
+        name = _autorun.service_name if _autorun is not None else None
+        context = report.ReportContext(
+            version=self.version_obj, conf=conf, service_name=name,
+            trigger="api", builder_thread=_current_thread_ident(),
+            signal_frame=self.traceback,
+        )
+        sections = self.sections()
+        return render_report(report.build(context, sections), sections, fmt)
+
+
+class TextGuruMeditation(GuruMeditation):
+    """The human-readable Guru Meditation Report (as in oslo.reports)."""
+
+
+def _current_thread_ident() -> int:
+    from df_gmr import _native
+
+    return _native.get_ident()
+
+
+__all__ = ["GuruMeditation", "TextGuruMeditation"]

@@ -1,0 +1,115 @@
+"""oslo.config options: oslo.reports' ``[oslo_reports]`` and ``[df_gmr]``.
+
+The ``[oslo_reports]`` options are declared exactly as oslo.reports
+declares them (same names, types, defaults and help), because oslo.config
+accepts a second registration of an option only when it is identical:
+a service may load both libraries, in either order.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from oslo_config import cfg
+
+__all__ = ["list_opts", "register", "set_defaults"]
+
+OSLO_REPORTS_GROUP = "oslo_reports"
+DF_GMR_GROUP = "df_gmr"
+
+oslo_reports_opts = [
+    cfg.StrOpt(
+        "log_dir", help="Path to a log directory where to create a file"
+    ),
+    cfg.StrOpt(
+        "file_event_handler",
+        help=(
+            "The path to a file to watch for changes to trigger "
+            "the reports, instead of signals. Setting this option "
+            "disables the signal trigger for the reports. If "
+            "application is running as a WSGI application it is "
+            "recommended to use this instead of signals."
+        ),
+    ),
+    cfg.IntOpt(
+        "file_event_handler_interval",
+        default=1,
+        help=(
+            "How many seconds to wait between polls when "
+            "file_event_handler is set"
+        ),
+    ),
+]
+
+df_gmr_opts = [
+    cfg.StrOpt(
+        "format",
+        default="text",
+        choices=[
+            ("text", "Plain text for a person in a terminal."),
+            ("json", "One JSON document (schema_version 1) per report."),
+        ],
+        help="Format of Guru Meditation Reports.",
+    ),
+    cfg.BoolOpt(
+        "mask_url_credentials",
+        default=True,
+        help=(
+            "Mask passwords inside option values, such as the password "
+            "of mysql+pymysql://user:PASSWORD@host/db, besides the "
+            "options marked secret (which are always masked)."
+        ),
+    ),
+    cfg.FloatOpt(
+        "section_timeout",
+        default=10.0,
+        min=0.1,
+        help=(
+            "Seconds a single report section may take before it is cut "
+            "off and reported as such."
+        ),
+    ),
+    cfg.IntOpt(
+        "watchdog_interval",
+        default=0,
+        min=0,
+        help=(
+            "When positive, write a report by itself when the eventlet "
+            "hub has not turned for this many seconds. 0 disables the "
+            "blocked-hub watchdog."
+        ),
+    ),
+    cfg.IntOpt(
+        "watchdog_min_gap",
+        default=300,
+        min=1,
+        help=(
+            "Seconds between two reports written by the blocked-hub "
+            "watchdog."
+        ),
+    ),
+]
+
+
+def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """Return the options df_gmr may register, by group.
+
+    Published through the ``oslo.config.opts`` entry point as ``df_gmr``
+    for ``oslo-config-generator``.
+    """
+    return [
+        (OSLO_REPORTS_GROUP, copy.deepcopy(oslo_reports_opts)),
+        (DF_GMR_GROUP, copy.deepcopy(df_gmr_opts)),
+    ]
+
+
+def register(conf: Any) -> None:
+    """Register df_gmr's options in ``conf`` (twice is harmless)."""
+    conf.register_opts(oslo_reports_opts, group=OSLO_REPORTS_GROUP)
+    conf.register_opts(df_gmr_opts, group=DF_GMR_GROUP)
+
+
+def set_defaults(conf: Any) -> None:
+    """Register the options in ``conf``, as oslo.reports' ``set_defaults``."""
+    register(conf)

@@ -1,0 +1,111 @@
+"""Text and JSON renderings of a built report.
+
+Both read only the report's plain data.  The text is for a person in an
+80-column terminal; the JSON follows ``schema/report-v1.json``.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from df_gmr import report as report_module
+from df_gmr.sections import Section
+from df_gmr.sections import format_data
+
+WIDTH = 78
+RULE = "=" * WIDTH
+THIN_RULE = "-" * WIDTH
+
+HEADER_FIELDS = (
+    ("service", "Service"),
+    ("pid", "PID"),
+    ("ppid", "Parent PID"),
+    ("host", "Host"),
+    ("time", "Time (UTC)"),
+    ("trigger", "Trigger"),
+    ("df_gmr_version", "df_gmr"),
+    ("python", "Python"),
+)
+
+PROCESS_FIELDS = (
+    ("role", "Role"),
+    ("worker_index", "Worker index"),
+    ("launcher", "Launcher"),
+    ("backend", "Backend"),
+    ("parent_pid", "Service parent PID"),
+)
+
+
+def as_text(
+    report: report_module.Report, sections: dict[str, Section]
+) -> str:
+    """Return the report as text; ``sections`` maps names to renderers."""
+    lines = [RULE, _centered(report.header.get("title", "Guru Meditation"))]
+    lines.append(RULE)
+    lines.extend(_header_lines(report.header))
+    for result in report.sections:
+        lines.extend(("", RULE, _centered(result.title), RULE))
+        lines.extend(_section_lines(result, sections.get(result.name)))
+    lines.append("")
+    return "\n".join(lines)
+
+
+def as_json(report: report_module.Report) -> str:
+    """Return the report as a JSON document (schema version 1)."""
+    document = {
+        "schema_version": report.schema_version,
+        "header": report.header,
+        "sections": [
+            {
+                "name": result.name,
+                "title": result.title,
+                "data": result.data,
+                "error": result.error,
+                "seconds": result.seconds,
+            }
+            for result in report.sections
+        ],
+    }
+    return json.dumps(document, indent=1) + "\n"
+
+
+def _centered(text: str) -> str:
+    return f"==== {text} ".ljust(WIDTH - 4, " ") + "===="
+
+
+def _header_lines(header: dict[str, Any]) -> list[str]:
+    lines = [f"{label}: {header.get(key)}" for key, label in HEADER_FIELDS]
+    process = header.get("process") or {}
+    if "error" in process:
+        lines.append(f"Process identity: unavailable ({process['error']})")
+        return lines
+    for key, label in PROCESS_FIELDS:
+        if process.get(key) is not None:
+            lines.append(f"{label}: {process[key]}")
+    workers = process.get("workers") or []
+    if workers:
+        lines.append(f"Workers ({len(workers)}):")
+        for worker in workers:
+            state = "alive" if worker["alive"] else "dead"
+            lines.append(
+                f"  pid {worker['pid']} index {worker['index']} {state}, "
+                f"started {worker['started_at']}, "
+                f"restarts {worker['restarts']}"
+            )
+    return lines
+
+
+def _section_lines(
+    result: report_module.SectionResult, section: Section | None
+) -> list[str]:
+    if result.error is not None:
+        lines = [f"Section failed: {result.title}"]
+        lines.extend("  " + line for line in result.error.splitlines())
+        return lines
+    renderer = section.format_lines if section is not None else format_data
+    try:
+        return renderer(result.data)
+    except Exception as error:  # a renderer bug must not lose the report
+        fallback = [f"Could not render this section as text: {error!r}"]
+        return fallback + format_data(result.data)

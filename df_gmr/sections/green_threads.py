@@ -1,0 +1,395 @@
+"""Green Threads: every live greenlet, why it waits, and who spawned it.
+
+Collected from df_gmr's greenlet registry and the hubs' timers and
+listeners (never from a heap scan).  Greenlets with the same stack, state
+and wait kind form one group; the text shows each group's stack once, so
+10,000 identical waiters cost one stack, not 10,000.
+
+For each greenlet: the id eventlet's green ``thread.get_ident()`` returns
+(what log lines show), its kind (main, hub, greenthread, greenlet), its
+state (running, parked, not started, finished), its wait reason (kind
+plus details), since when it waits when a timer says so, its spawn site
+(the first caller frame outside eventlet, oslo.service, futurist and
+df_gmr) and its oslo.context request id.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+import os
+import sys
+import time
+from typing import TYPE_CHECKING
+from typing import Any
+
+from df_gmr import greenlets
+from df_gmr import stacks
+from df_gmr.sections import Section
+
+if TYPE_CHECKING:
+    from df_gmr.report import ReportContext
+
+#: Greenlet ids listed per group in the text (the JSON lists them all).
+TEXT_IDS = 12
+#: Greenlets whose details are listed per group in the text.
+TEXT_MEMBERS = 5
+
+#: (file name, function) inside eventlet -> wait kind.  The outermost
+#: such frame of the eventlet frames on top of a stack names the wait.
+WAIT_FUNCTIONS = {
+    ("greenthread.py", "sleep"): "sleep",
+    ("event.py", "wait"): "event",
+    ("semaphore.py", "acquire"): "semaphore",
+    ("semaphore.py", "__enter__"): "semaphore",
+    ("lock.py", "acquire"): "lock",
+    ("queue.py", "get"): "queue get",
+    ("queue.py", "put"): "queue put",
+    ("greenthread.py", "wait"): "join",
+    ("tpool.py", "execute"): "tpool",
+    ("__init__.py", "trampoline"): "fd",
+    ("greenpool.py", "spawn"): "pool slot",
+    ("greenpool.py", "spawn_n"): "pool slot",
+    ("greenpool.py", "waitall"): "pool waitall",
+}
+
+
+def _package_dir(name: str) -> str | None:
+    module = sys.modules.get(name)
+    path = getattr(module, "__file__", None)
+    return os.path.dirname(path) + os.sep if path else None
+
+
+def _wrapper_dirs() -> tuple[str, ...]:
+    names = ("eventlet", "oslo_service", "futurist", "greenlet")
+    dirs = [stacks.PACKAGE_DIR]
+    dirs.extend(d for d in map(_package_dir, names) if d)
+    return tuple(dirs)
+
+
+def collect(context: ReportContext) -> dict[str, Any]:
+    """Return every greenlet, grouped by stack, state and wait kind."""
+    reason = greenlets.available()
+    if reason is not None:
+        return {"available": False, "reason": reason, "total": 0,
+                "groups": []}
+    import greenlet
+
+    eventlet_dir = _package_dir("eventlet")
+    wrappers = _wrapper_dirs()
+    hub_info = _hub_waits()
+    everything: dict[int, Any] = {}
+    for green in greenlets.tracked():
+        everything[id(green)] = green
+    for green in hub_info.greenlets:
+        everything.setdefault(id(green), green)
+    for hub, _ in greenlets.hubs():
+        hub_greenlet = getattr(hub, "greenlet", None)
+        if hub_greenlet is not None:
+            everything.setdefault(id(hub_greenlet), hub_greenlet)
+            main = hub_greenlet.parent
+            if main is not None:
+                everything.setdefault(id(main), main)
+    hub_greenlets = {
+        id(getattr(hub, "greenlet", None)) for hub, _ in greenlets.hubs()
+    }
+    running_frames = _running_frames()
+    request_ids = _request_ids()
+
+    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
+    stacks_by_key: dict[tuple[Any, ...], stacks.StackKey] = {}
+    now = time.monotonic()
+    for ident, green in everything.items():
+        state = _state(green)
+        frame = green.gr_frame
+        if state == "running":
+            frame = running_frames.get(ident)
+        keys = stacks.frame_keys(frame)
+        del frame
+        kind = _kind(green, ident, hub_greenlets, greenlet)
+        wait = _wait(state, kind, keys, eventlet_dir, hub_info.waits.get(ident))
+        member = {
+            "id": ident,
+            "kind": kind,
+            "wait": wait,
+            "spawn_site": _spawn_site(green, wrappers),
+            "request_id": request_ids.get(ident),
+        }
+        if "since" in wait:
+            member["waiting_seconds"] = round(now - wait["since"], 3)
+        group_key = (state, kind, wait["kind"], keys)
+        stacks_by_key[group_key] = keys
+        groups[group_key].append(member)
+    everything.clear()
+
+    ordered = sorted(groups.items(), key=lambda item: -len(item[1]))
+    return {
+        "available": True,
+        "total": sum(len(members) for _, members in ordered),
+        "groups": [
+            {
+                "count": len(members),
+                "state": state,
+                "kind": kind,
+                "wait_kind": wait_kind,
+                "stack": stacks.describe(stacks_by_key[key]),
+                "members": members,
+            }
+            for key, members in ordered
+            for state, kind, wait_kind, _ in [key]
+        ],
+    }
+
+
+def _state(green: Any) -> str:
+    if green.dead:
+        return "finished"
+    if green.gr_frame is not None:
+        return "parked"
+    if bool(green):
+        return "running"
+    return "not started"
+
+
+def _kind(green: Any, ident: int, hub_greenlets: set[int], greenlet: Any
+          ) -> str:
+    if ident in hub_greenlets:
+        return "hub"
+    if green.parent is None:
+        return "main"
+    if type(green) is greenlet.greenlet:
+        return "greenlet"
+    return "greenthread"
+
+
+def _running_frames() -> dict[int, Any]:
+    # A running greenlet has no gr_frame: its stack is its thread's stack.
+    # greenlet.getcurrent() only answers for the calling thread, so map
+    # each thread's top frame to the greenlet whose run it is in by
+    # matching the greenlets' outermost frames is not possible either;
+    # instead the registry's running greenlet of the main thread takes the
+    # main thread's frames (the only thread eventlet runs greenlets on).
+    frames = sys._current_frames()
+    main = getattr(sys.modules.get("threading"), "main_thread", None)
+    ident = getattr(main(), "ident", None) if callable(main) else None
+    running: dict[int, Any] = {}
+    if ident is not None and ident in frames:
+        for green in greenlets.tracked():
+            if not green.dead and green.gr_frame is None and bool(green):
+                running[id(green)] = frames[ident]
+    del frames
+    return running
+
+
+class _HubWaits:
+    def __init__(self) -> None:
+        self.waits: dict[int, dict[str, Any]] = {}
+        self.greenlets: list[Any] = []
+
+
+def _hub_waits() -> _HubWaits:
+    """Map greenlets to the hub timer or listener they wait on."""
+    found = _HubWaits()
+    sockets: dict[int, str] | None = None
+    for hub, _ in greenlets.hubs():
+        if sockets is None and (hub.listeners["read"] or hub.listeners[
+                "write"]):
+            sockets = socket_descriptions()
+        clock = getattr(hub, "clock", time.monotonic)
+        try:
+            hub_now = clock()
+        except Exception:
+            hub_now = time.monotonic()
+        offset = time.monotonic() - hub_now
+        for due, timer in list(hub.timers) + list(hub.next_timers):
+            callback = timer.tpl[0] if getattr(timer, "tpl", None) else None
+            green = getattr(callback, "__self__", None)
+            if green is None or not hasattr(green, "gr_frame"):
+                continue
+            if getattr(timer, "called", False):
+                continue
+            seconds = getattr(timer, "seconds", None)
+            entry: dict[str, Any] = {"timer": True}
+            entry["due_in"] = round(due - hub_now, 3)
+            if isinstance(seconds, (int, float)):
+                entry["since"] = due - seconds + offset
+            found.waits.setdefault(id(green), entry)
+            found.greenlets.append(green)
+        for evtype, bucket in hub.listeners.items():
+            for fileno, listener in list(bucket.items()):
+                _add_listener(found, evtype, fileno, listener, sockets or {})
+        for evtype, bucket in hub.secondaries.items():
+            for fileno, listeners in list(bucket.items()):
+                for listener in listeners:
+                    _add_listener(found, evtype, fileno, listener,
+                                  sockets or {})
+    return found
+
+
+def _add_listener(found: _HubWaits, evtype: str, fileno: int,
+                  listener: Any, sockets: dict[int, str]) -> None:
+    green = getattr(listener, "greenlet", None)
+    if green is None:
+        return
+    found.waits[id(green)] = {"fd": fileno, "mode": evtype,
+                              "fd_is": describe_fd(fileno, sockets)}
+    found.greenlets.append(green)
+
+
+def describe_fd(fd: int, sockets: dict[int, str]) -> str:
+    """Say what a file descriptor is: socket addresses, path, pipe."""
+    if fd in sockets:
+        return sockets[fd]
+    try:
+        return os.readlink(f"/proc/self/fd/{fd}")
+    except OSError:
+        return "unknown"
+
+
+def socket_descriptions() -> dict[int, str]:
+    """Map this process's socket fds to ``kind local -> peer``.
+
+    Read from /proc through psutil: creating socket objects here would go
+    through eventlet's green socket, which sets the shared fd non-blocking.
+    """
+    try:
+        import psutil
+
+        connections = psutil.Process().net_connections(kind="all")
+    except Exception:
+        return {}
+    described = {}
+    for connection in connections:
+        kind = {1: "unix", 2: "tcp", 10: "tcp6"}.get(
+            int(connection.family), "socket")
+        if int(connection.type) == 2 and kind != "unix":
+            kind = kind.replace("tcp", "udp")
+        local = _address(connection.laddr) or "(unnamed)"
+        peer = _address(connection.raddr)
+        described[connection.fd] = (
+            f"{kind} socket {local} -> {peer}" if peer
+            else f"{kind} socket {local} ({connection.status or 'unconnected'})"
+        )
+    return described
+
+
+def _address(address: Any) -> str | None:
+    if not address:
+        return None
+    if isinstance(address, tuple):
+        return f"{address[0]}:{address[1]}"
+    return str(address)
+
+
+def _wait(state: str, kind: str, keys: stacks.StackKey,
+          eventlet_dir: str | None, hub_wait: dict[str, Any] | None
+          ) -> dict[str, Any]:
+    if state == "running":
+        return {"kind": "running"}
+    if state == "not started":
+        wait = {"kind": "not started"}
+        if hub_wait and "due_in" in hub_wait:
+            wait["starts_in"] = hub_wait["due_in"]
+        return wait
+    if state == "finished":
+        return {"kind": "finished"}
+    if kind == "hub":
+        return {"kind": "hub loop"}
+    wait_kind = "unknown"
+    if eventlet_dir:
+        for code, _ in keys:  # outermost first: the app's call wins
+            if not code.co_filename.startswith(eventlet_dir):
+                continue
+            found = WAIT_FUNCTIONS.get(
+                (os.path.basename(code.co_filename), code.co_name)
+            )
+            if found is not None:
+                wait_kind = found
+                break
+    wait: dict[str, Any] = {"kind": wait_kind}
+    if hub_wait:
+        if "fd" in hub_wait:
+            if wait_kind == "unknown":
+                wait["kind"] = "fd"
+            wait["fd"] = hub_wait["fd"]
+            wait["mode"] = hub_wait["mode"]
+            wait["fd_is"] = hub_wait["fd_is"]
+        elif hub_wait.get("timer"):
+            wait["due_in"] = hub_wait.get("due_in")
+            if "since" in hub_wait:
+                wait["since"] = hub_wait["since"]
+    elif wait_kind == "unknown" and not keys:
+        wait["kind"] = "no frames"
+    return wait
+
+
+def _spawn_site(green: Any, wrappers: tuple[str, ...]
+                ) -> dict[str, Any] | None:
+    positions = getattr(green, greenlets.SPAWN_ATTR, None)
+    if not positions:
+        return None
+    for code, lineno in positions:
+        if not code.co_filename.startswith(wrappers):
+            return stacks.describe(((code, lineno),))[0]
+    code, lineno = positions[-1]
+    return stacks.describe(((code, lineno),))[0]
+
+
+def _request_ids() -> dict[int, str]:
+    """Map greenlet ids to the oslo.context request id bound to them."""
+    context_module = sys.modules.get("oslo_context.context")
+    store = getattr(context_module, "_request_store", None)
+    if store is None:
+        return {}
+    try:
+        greens = object.__getattribute__(store, "_local__greens")
+    except AttributeError:
+        return {}  # a native threading.local: no per-greenlet storage
+    found = {}
+    for green, values in list(greens.items()):
+        context = values.get("context") if isinstance(values, dict) else None
+        request_id = getattr(context, "request_id", None)
+        if request_id:
+            found[id(green)] = str(request_id)
+    return found
+
+
+def format_lines(data: dict[str, Any]) -> list[str]:
+    """Render one headline per group, its stack once, a few members."""
+    if not data.get("available", True):
+        return [f"not available: {data['reason']}"]
+    lines = [f"{data['total']} greenlets in {len(data['groups'])} groups"]
+    for group in data["groups"]:
+        members = group["members"]
+        ids = ", ".join(str(member["id"]) for member in members[:TEXT_IDS])
+        if len(members) > TEXT_IDS:
+            ids += f", ... {len(members) - TEXT_IDS} more"
+        lines.extend(("", f"{group['count']} x {group['kind']}, "
+                          f"{group['state']}, waiting: {group['wait_kind']}"))
+        lines.append(f"  ids: {ids}")
+        for member in members[:TEXT_MEMBERS]:
+            lines.extend(_member_lines(member))
+        if len(members) > TEXT_MEMBERS:
+            lines.append(f"  ... details of {len(members) - TEXT_MEMBERS} "
+                         "more in the JSON report")
+        if group["stack"]:
+            lines.append("  stack (most recent call last):")
+            lines.extend(stacks.format_stack(group["stack"], "    "))
+    return lines
+
+
+def _member_lines(member: dict[str, Any]) -> list[str]:
+    details = [f"{key} {value}" for key, value in member["wait"].items()
+               if key not in ("kind", "since")]
+    if "waiting_seconds" in member:
+        details.append(f"waiting {member['waiting_seconds']}s")
+    site = member.get("spawn_site")
+    if site:
+        details.append(f"spawned at {site['file']}:{site['line']}")
+    if member.get("request_id"):
+        details.append(f"request {member['request_id']}")
+    if not details:
+        return []
+    return [f"  - {member['id']}: " + "; ".join(details)]
+
+
+SECTION = Section("green_threads", "Green Threads", collect, format_lines)

@@ -1,0 +1,96 @@
+"""Processes: this process and its children, as the operating system sees them."""
+
+from __future__ import annotations
+
+import datetime
+import os
+from typing import TYPE_CHECKING
+from typing import Any
+
+from df_gmr.sections import Section
+
+if TYPE_CHECKING:
+    from df_gmr.report import ReportContext
+
+
+def _utc(timestamp: float) -> str:
+    moment = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
+    return moment.isoformat(timespec="seconds")
+
+
+def _describe(process: Any) -> dict[str, Any]:
+    with process.oneshot():
+        times = process.cpu_times()
+        entry: dict[str, Any] = {
+            "pid": process.pid,
+            "ppid": process.ppid(),
+            "user": _safe(process.username),
+            "status": _safe(process.status),
+            "command_line": _safe(process.cmdline),
+            "rss_bytes": _safe(lambda: process.memory_info().rss),
+            "cpu_user_seconds": round(times.user, 3),
+            "cpu_system_seconds": round(times.system, 3),
+            "open_fds": _safe(process.num_fds),
+            "threads": _safe(process.num_threads),
+            "started_at": _utc(process.create_time()),
+        }
+    return entry
+
+
+def _safe(getter: Any) -> Any:
+    try:
+        return getter()
+    except Exception as error:
+        return f"unavailable: {type(error).__name__}"
+
+
+def collect(context: ReportContext) -> dict[str, Any]:
+    """Return this process and each of its descendants."""
+    try:
+        import psutil
+    except ImportError:
+        return {"available": False,
+                "reason": "psutil is not installed", "pid": os.getpid()}
+    me = psutil.Process()
+    children = []
+    for child in me.children(recursive=True):
+        try:
+            children.append(_describe(child))
+        except psutil.Error as error:
+            children.append({"pid": child.pid,
+                             "error": f"{type(error).__name__}: {error}"})
+    return {"available": True, "process": _describe(me), "children": children}
+
+
+def format_lines(data: dict[str, Any]) -> list[str]:
+    """Render the process, then one block per child."""
+    if not data.get("available", True):
+        return [f"not available: {data['reason']} (pid {data['pid']})"]
+    lines = _entry_lines(data["process"], "")
+    lines.append(f"children: {len(data['children'])}")
+    for child in data["children"]:
+        lines.append("")
+        lines.extend(_entry_lines(child, "  "))
+    return lines
+
+
+def _entry_lines(entry: dict[str, Any], indent: str) -> list[str]:
+    if "error" in entry:
+        return [f"{indent}pid {entry['pid']}: {entry['error']}"]
+    command = entry["command_line"]
+    if isinstance(command, list):
+        command = " ".join(command)
+    rss = entry["rss_bytes"]
+    rss_text = f"{rss / 1048576:.1f} MiB" if isinstance(rss, int) else rss
+    return [
+        f"{indent}pid {entry['pid']} (ppid {entry['ppid']}) "
+        f"user {entry['user']} status {entry['status']}",
+        f"{indent}  command: {command}",
+        f"{indent}  rss {rss_text}, cpu user {entry['cpu_user_seconds']}s "
+        f"system {entry['cpu_system_seconds']}s, "
+        f"{entry['open_fds']} fds, {entry['threads']} threads, "
+        f"started {entry['started_at']}",
+    ]
+
+
+SECTION = Section("processes", "Processes", collect, format_lines)

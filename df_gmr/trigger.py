@@ -1,0 +1,210 @@
+"""Signal and file triggers, and the reporting thread that answers them.
+
+The signal handler's contract
+=============================
+
+df_gmr's handler for SIGUSR2 (or the signal given to ``setup_autorun``)
+runs, as every Python-level handler does, in the main thread between two
+bytecodes of whatever code was running there, often in the middle of a
+greenthread or of the eventlet hub itself.  So it does the least work
+possible and it guarantees:
+
+* it never raises (a failure is swallowed; only an exception raised by a
+  *nested* handler of another signal, such as KeyboardInterrupt, passes);
+* it never yields to the hub: it takes no green lock, does no green I/O,
+  spawns no greenthread;
+* it never kills, exits or stops the process, and never waits: it counts
+  the request and releases a real lock, both O(1), non-blocking C calls;
+* it never nests: the report is built by one reporting thread, one report
+  at a time; signals that arrive while a report is being built are merged
+  into the next one, so a storm of signals costs at most two reports.
+
+The reporting thread is a real OS thread started with the unpatched
+``_thread`` module.  It blocks SIGUSR2 for itself so that the kernel
+delivers the signal to the main thread, whose blocking system calls
+(an unpatched ``time.sleep``, a blocking ``recv``) are then interrupted and
+run the handler at once.  Building the report there lets the hub keep
+turning between the interpreter's GIL switches, and lets a report be
+written while a greenthread blocks the hub in a call that releases the GIL.
+
+A thread does not survive ``fork()``: the child's thread is started from
+an at-fork hook (and, as a fallback, by the handler), with a fresh lock.
+
+Limits: when the main thread holds the GIL in one long C call, no Python
+code runs anywhere until it returns; the report then comes late.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import os
+import signal
+from types import FrameType
+from typing import Any
+
+from df_gmr import _native
+
+Producer = Callable[[str], None]
+
+_producer: Producer | None = None
+_signal_names: dict[int, str] = {}
+_requests = 0
+_last_trigger = ""
+_wake: Any = None
+_thread_pid = 0
+_thread_ident: int | None = None
+_at_fork_registered = False
+_watched_files: list[tuple[str, float, str]] = []
+
+
+def set_producer(producer: Producer) -> None:
+    """Set what the reporting thread calls for each (merged) request."""
+    global _producer
+    _producer = producer
+
+
+def reporting_thread_ident() -> int | None:
+    """Return the reporting thread's ident in this process, if running."""
+    return _thread_ident if _thread_pid == os.getpid() else None
+
+
+def install_signal(signum: int) -> None:
+    """Answer ``signum`` with a report, from now on and in forked children.
+
+    Raises ValueError when called outside the main thread (as
+    ``signal.signal`` does) or for a signal that cannot be caught.
+    """
+    _signal_names[signum] = signal.Signals(signum).name
+    _ensure_thread()
+    signal.signal(signum, _on_signal)
+    # A worker that was forked while SIGUSR2 was blocked (see launchers)
+    # gets it unblocked once the handler is in place.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
+
+
+def request(trigger: str) -> None:
+    """Ask the reporting thread for a report (from any thread)."""
+    global _requests, _last_trigger
+    _last_trigger = trigger
+    _requests += 1
+    _ensure_thread()
+    _poke()
+
+
+def _on_signal(signum: int, frame: FrameType | None) -> None:
+    # See the contract in the module docstring.
+    global _requests, _last_trigger
+    try:
+        _last_trigger = "signal " + _signal_names.get(signum, str(signum))
+        _requests += 1
+        if _thread_pid != os.getpid():
+            _ensure_thread()
+        _poke()
+    except Exception:  # noqa: S110 - the handler never raises
+        pass
+
+
+def _poke() -> None:
+    wake = _wake
+    if wake is not None and wake.locked():
+        try:
+            wake.release()
+        except RuntimeError:
+            pass  # a nested handler released it first
+
+
+def _ensure_thread() -> None:
+    global _wake, _thread_pid, _at_fork_registered
+    if _thread_pid == os.getpid():
+        return
+    if not _at_fork_registered:
+        os.register_at_fork(after_in_child=_after_fork_in_child)
+        _at_fork_registered = True
+    wake = _native.allocate_lock()
+    wake.acquire()
+    _wake = wake
+    _thread_pid = os.getpid()
+    _native.start_thread(_reporting_loop, (wake,))
+
+
+def _after_fork_in_child() -> None:
+    # The parent's reporting thread is gone in the child, and its lock may
+    # have been copied in any state: start afresh, but only if the parent
+    # had a thread (a process that never set df_gmr up pays nothing).
+    if _thread_pid and _producer is not None:
+        try:
+            _ensure_thread()
+            for watch in _watched_files:
+                _native.start_thread(_watch_loop, watch)
+        except Exception as error:  # never break a fork
+            _complain(f"cannot start the reporting thread: {error!r}")
+
+
+def _reporting_loop(wake: Any) -> None:
+    global _thread_ident, _requests
+    _thread_ident = _native.get_ident()
+    try:
+        signal.pthread_sigmask(signal.SIG_BLOCK, set(_signal_names))
+    except Exception:  # noqa: S110 - delivery to main is an optimisation
+        pass
+    while True:
+        wake.acquire()
+        if _thread_pid != os.getpid():
+            return  # a stale thread in a forked child: the new one serves
+        merged, _requests = _requests, 0
+        trigger = _last_trigger or "request"
+        if merged > 1:
+            trigger += f" ({merged} requests merged)"
+        producer = _producer
+        if producer is None:
+            continue
+        try:
+            producer(trigger)
+        except BaseException as error:  # noqa: BLE001 - keep serving
+            _complain(f"report failed: {error!r}")
+
+
+def _complain(message: str) -> None:
+    try:
+        _native.write_all(2, f"df_gmr: {message}\n".encode())
+    except Exception:  # noqa: S110 - stderr may be closed
+        pass
+
+
+def watch_file(path: str, interval: float, trigger_label: str = "") -> None:
+    """Report whenever ``path``'s modification time changes.
+
+    Polled from a real OS thread, so it works while the hub is blocked.
+    A missing or unreadable file is said once on stderr, and watching goes
+    on (the file may be created later).
+    """
+    watch = (path, max(interval, 0.05), trigger_label or f"file {path}")
+    _watched_files.append(watch)
+    _ensure_thread()
+    _native.start_thread(_watch_loop, watch)
+
+
+def _watch_loop(path: str, interval: float, label: str) -> None:
+    pid = os.getpid()
+    last = _mtime(path)
+    complained = False
+    while os.getpid() == pid:
+        _native.sleep(interval)
+        current = _mtime(path)
+        if current is None:
+            if not complained:
+                _complain(f"cannot read the trigger file {path}; still "
+                          "watching")
+                complained = True
+            continue
+        complained = False
+        if current != last:
+            request(label)
+        last = current
+
+
+def _mtime(path: str) -> float | None:
+    try:
+        return os.stat(path).st_mtime_ns / 1e9
+    except OSError:
+        return None
