@@ -24,9 +24,11 @@ import gc
 import os
 import sys
 from types import CodeType
+from types import ModuleType
 from typing import Any
 import weakref
 
+from df_gmr import _imports
 from df_gmr import _native
 
 #: Attribute set on a greenlet by the spawn hooks: ``(code, lineno)``
@@ -48,26 +50,20 @@ def available() -> str | None:
 
 
 def install() -> None:
-    """Hook eventlet's spawn paths and seed the registries (idempotent)."""
+    """Seed the registries and hook eventlet once it is imported.
+
+    Idempotent.  Never imports eventlet itself: the hooks go in when the
+    service imports it.
+    """
     global _installed_pid
     if _installed_pid:
         return
     _installed_pid = os.getpid()
-    try:
-        import greenlet
-    except ImportError:
-        return
-    _seed(greenlet.greenlet)
-    if "eventlet" in sys.modules or _importable("eventlet"):
-        _hook_eventlet()
-
-
-def _importable(name: str) -> bool:
-    try:
-        __import__(name)
-    except Exception:
-        return False
-    return True
+    greenlet = sys.modules.get("greenlet")
+    if greenlet is not None:
+        _seed(greenlet.greenlet)
+    _imports.when_imported("eventlet.greenthread", _hook_greenthread)
+    _imports.when_imported("eventlet.hubs.hub", _hook_hub)
 
 
 def _seed(greenlet_type: type) -> None:
@@ -81,15 +77,10 @@ def _seed(greenlet_type: type) -> None:
         _hubs[hub] = _native.get_ident()
 
 
-def _hook_eventlet() -> None:
-    from eventlet import greenthread
-    from eventlet.hubs import hub as hub_module
-
-    # Look the original up at call time: these wrappers must survive
-    # another library wrapping the same functions after us.
+def _hook_greenthread(greenthread: ModuleType) -> None:
+    # Wrap the functions found now; whatever wraps them later wraps ours.
     green_thread_init = greenthread.GreenThread.__init__
     spawn_n = greenthread._spawn_n
-    hub_init = hub_module.BaseHub.__init__
     getframe = sys._getframe
     track = _greenlets.add
 
@@ -107,13 +98,18 @@ def _hook_eventlet() -> None:
         green._df_gmr_spawn = _caller_positions(getframe(1))
         return timer, green
 
+    greenthread.GreenThread.__init__ = tracked_init
+    greenthread._spawn_n = tracked_spawn_n
+
+
+def _hook_hub(hub_module: ModuleType) -> None:
+    hub_init = hub_module.BaseHub.__init__
+
     @functools.wraps(hub_init)
     def tracked_hub_init(self: Any, *args: Any, **kwargs: Any) -> None:
         hub_init(self, *args, **kwargs)
         _hubs[self] = _native.get_ident()
 
-    greenthread.GreenThread.__init__ = tracked_init
-    greenthread._spawn_n = tracked_spawn_n
     hub_module.BaseHub.__init__ = tracked_hub_init
 
 

@@ -17,6 +17,7 @@ any worker forked from it) to stderr, or to a new file in ``log_dir``.
 from __future__ import annotations
 
 from collections.abc import Callable
+import atexit
 import dataclasses
 import datetime
 import os
@@ -26,7 +27,10 @@ from typing import Any
 from typing import ClassVar
 
 from df_gmr import greenlets
+from df_gmr import identity
+from df_gmr import launchers
 from df_gmr import output
+from df_gmr import registry
 from df_gmr import render
 from df_gmr import report
 from df_gmr import trigger
@@ -47,6 +51,7 @@ class Autorun:
     conf: Any
     report_class: type[GuruMeditation]
     format: str | None = None
+    signal_name: str | None = None
 
     def report_format(self) -> str:
         """Return the format: explicit, else ``[df_gmr] format``, else text."""
@@ -79,7 +84,55 @@ class Autorun:
             "json" if fmt == "json" else "txt",
             datetime.datetime.now(datetime.timezone.utc),
         )
-        return output.deliver(text, self.log_dir, name)
+        where = output.deliver(text, self.log_dir, name)
+        self._answer_requests(built, sections, {fmt: text})
+        return where
+
+    def _answer_requests(self, built: report.Report,
+                         sections: list[Section],
+                         rendered: dict[str, str]) -> None:
+        # Copies asked for by ``df-gmr report`` (see registry).
+        for path, wanted in registry.pending_requests(os.getpid()):
+            fmt = wanted if wanted in FORMATS else "text"
+            if fmt not in rendered:
+                rendered[fmt] = render_report(built, sections, fmt)
+            try:
+                registry.answer(path, rendered[fmt])
+            except OSError as error:
+                output.write_to_stderr(
+                    f"df_gmr: cannot answer {path}: {error}\n")
+
+    def destination(self) -> str:
+        """Say where reports go, for people and for ``df-gmr list``."""
+        return self.log_dir or "stderr"
+
+    def announce(self) -> None:
+        """Record this process as GMR-ready in the run directory."""
+        who = identity.describe()
+        registry.announce({
+            "pid": os.getpid(),
+            "ppid": os.getppid(),
+            "start_time": registry.process_start_time(os.getpid()),
+            "service": report.service_name(self.service_name),
+            "role": who["role"],
+            "worker_index": who["worker_index"],
+            "launcher": who["launcher"],
+            "destination": self.destination(),
+            "signal": self.signal_name,
+        })
+
+    def export_environment(self) -> None:
+        """Let spawned (exec'd) children activate df_gmr the same way."""
+        os.environ["DF_GMR_ENABLE"] = "1"
+        if self.service_name:
+            os.environ.setdefault("DF_GMR_SERVICE_NAME", self.service_name)
+        if self.log_dir:
+            os.environ.setdefault("DF_GMR_LOG_DIR", self.log_dir)
+
+
+def _announce_current() -> None:
+    if _autorun is not None:
+        _autorun.announce()
 
 
 def render_report(built: report.Report, sections: list[Section], fmt: str
@@ -92,6 +145,7 @@ def render_report(built: report.Report, sections: list[Section], fmt: str
 
 
 _autorun: Autorun | None = None
+_withdraw_registered = False
 
 
 def current_autorun() -> Autorun | None:
@@ -150,7 +204,7 @@ class GuruMeditation:
         replaces the signal with a watched file.  Must be called from the
         main thread (signal handlers can only be set there).
         """
-        global _autorun
+        global _autorun, _withdraw_registered
         if conf is not None:
             from df_gmr import opts
 
@@ -158,19 +212,26 @@ class GuruMeditation:
             if log_dir is None:
                 log_dir = conf.oslo_reports.log_dir
         greenlets.install()
-        _autorun = Autorun(version=version, service_name=service_name,
-                           log_dir=log_dir, conf=conf, report_class=cls)
-        trigger.set_producer(_autorun.produce)
-        if signum:
-            if setup_signal:
-                trigger.install_signal(signum)
-            return
+        autorun = Autorun(version=version, service_name=service_name,
+                          log_dir=log_dir, conf=conf, report_class=cls)
+        _autorun = autorun
+        trigger.set_producer(autorun.produce)
+        launchers.install(on_role_change=_announce_current)
+        trigger.on_fork_in_child(_announce_current)
         watched = conf.oslo_reports.file_event_handler if conf else None
-        if watched:
+        if not signum and watched:
             interval = conf.oslo_reports.file_event_handler_interval
             trigger.watch_file(watched, interval)
-        elif setup_signal and hasattr(signal, "SIGUSR2"):
-            trigger.install_signal(signal.SIGUSR2)
+        elif setup_signal:
+            chosen = signum or getattr(signal, "SIGUSR2", None)
+            if chosen:
+                trigger.install_signal(chosen)
+                autorun.signal_name = signal.Signals(chosen).name
+        autorun.export_environment()
+        autorun.announce()
+        if not _withdraw_registered:
+            atexit.register(registry.withdraw)  # whichever pid exits
+            _withdraw_registered = True
 
     @classmethod
     def handle_signal(cls, version: Any, service_name: str | None,

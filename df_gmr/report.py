@@ -62,12 +62,15 @@ class Report:
     schema_version: int = SCHEMA_VERSION
 
 
+NOT_PROGRAM_NAMES = ("", "-c", "-m", "__main__.py")
+
+
 def service_name(explicit: str | None = None) -> str:
     """Return the service name: the given one, else the program's name."""
-    if explicit:
+    if explicit and explicit not in NOT_PROGRAM_NAMES:
         return explicit
     program = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else ""
-    if program in ("", "-c", "-m", "__main__.py"):
+    if program in NOT_PROGRAM_NAMES:
         program = os.path.basename(sys.executable) or "python"
     return program
 

@@ -55,6 +55,13 @@ _thread_pid = 0
 _thread_ident: int | None = None
 _at_fork_registered = False
 _watched_files: list[tuple[str, float, str]] = []
+_fork_callbacks: list[Callable[[], None]] = []
+
+
+def on_fork_in_child(callback: Callable[[], None]) -> None:
+    """Call ``callback`` in every forked child, after the thread restarts."""
+    if callback not in _fork_callbacks:
+        _fork_callbacks.append(callback)
 
 
 def set_producer(producer: Producer) -> None:
@@ -138,6 +145,11 @@ def _after_fork_in_child() -> None:
                 _native.start_thread(_watch_loop, watch)
         except Exception as error:  # never break a fork
             _complain(f"cannot start the reporting thread: {error!r}")
+        for callback in _fork_callbacks:
+            try:
+                callback()
+            except Exception as error:
+                _complain(f"after-fork hook failed: {error!r}")
 
 
 def _reporting_loop(wake: Any) -> None:

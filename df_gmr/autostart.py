@@ -1,0 +1,91 @@
+"""Activation without code change: ``DF_GMR_ENABLE=1`` or ``df-gmr run``.
+
+The package installs ``df_gmr_autostart.pth`` into site-packages.  Python
+runs it at every interpreter start; it reads one environment variable and,
+only when ``DF_GMR_ENABLE`` is ``1`` (or ``true``/``yes``), calls
+``activate()``.  A process that merely has df_gmr installed pays nothing
+more.
+
+``activate()`` sets up the signal handler at once (so SIGUSR2 is never
+fatal from the first line of the program on), and defers everything else
+to the moment the service imports what it concerns: eventlet (greenthread
+tracking), oslo.service (worker identity), oslo.config (the service's own
+``[oslo_reports]`` and ``[df_gmr]`` options, adopted once it parsed its
+configuration).  It imports none of them itself.
+
+Environment: ``DF_GMR_SERVICE_NAME`` (report name), ``DF_GMR_LOG_DIR``
+(report directory; unset or empty means stderr), ``DF_GMR_FORMAT``
+(``text`` or ``json``).
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from types import ModuleType
+from typing import Any
+
+ENABLE_VARIABLE = "DF_GMR_ENABLE"
+TRUE_VALUES = ("1", "true", "yes", "on")
+
+_activated = False
+
+
+def enabled(environ: dict[str, str] | None = None) -> bool:
+    """Say whether the environment asks for activation."""
+    value = (environ if environ is not None else os.environ).get(
+        ENABLE_VARIABLE, "")
+    return value.strip().lower() in TRUE_VALUES
+
+
+def activate() -> None:
+    """Enable Guru Meditation Reports in this process (idempotent)."""
+    global _activated
+    if _activated:
+        return
+    _activated = True
+    from df_gmr import _imports
+    from df_gmr import guru_meditation_report as gmr
+
+    if gmr.current_autorun() is None:
+        gmr.TextGuruMeditation.setup_autorun(
+            None,
+            service_name=os.environ.get("DF_GMR_SERVICE_NAME") or None,
+            log_dir=os.environ.get("DF_GMR_LOG_DIR") or None,
+        )
+    _imports.when_imported("oslo_config.cfg", _hook_config)
+
+
+def _hook_config(cfg: ModuleType) -> None:
+    original_call = cfg.ConfigOpts.__call__
+
+    @functools.wraps(original_call)
+    def parse_then_adopt(self: Any, *args: Any, **kwargs: Any) -> Any:
+        result = original_call(self, *args, **kwargs)
+        try:
+            _adopt(self)
+        except Exception as error:  # never break a service's start-up
+            sys.stderr.write(f"df_gmr: cannot read the service's "
+                             f"configuration: {error!r}\n")
+        return result
+
+    cfg.ConfigOpts.__call__ = parse_then_adopt
+
+
+def _adopt(conf: Any) -> None:
+    """Use the first configuration the service parses (once)."""
+    from df_gmr import guru_meditation_report as gmr
+    from df_gmr import opts
+    from df_gmr import report
+
+    autorun = gmr.current_autorun()
+    if autorun is None or autorun.conf is not None:
+        return
+    opts.register(conf)
+    autorun.conf = conf
+    if not autorun.log_dir and conf.oslo_reports.log_dir:
+        autorun.log_dir = conf.oslo_reports.log_dir
+    if not autorun.service_name and conf.prog not in report.NOT_PROGRAM_NAMES:
+        autorun.service_name = conf.prog
+    autorun.announce()

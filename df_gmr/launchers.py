@@ -1,0 +1,143 @@
+"""oslo.service integration: every process of a service knows its role.
+
+The signal handler and the reporting thread already follow every fork
+(see ``trigger``).  This module adds identity: wrapping oslo.service's
+eventlet-backend ``ProcessLauncher`` and ``ServiceLauncher`` (whenever
+oslo.service is imported) so that the header of each report says parent,
+worker N or single process, and the parent's report lists its workers.
+
+The wrappers run the original methods unchanged and only record facts;
+a failure in recording never reaches the launcher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import functools
+import os
+import time
+from types import ModuleType
+from typing import Any
+
+from df_gmr import _imports
+from df_gmr import identity
+
+EVENTLET_SERVICE = "oslo_service.backend._eventlet.service"
+BACKEND = "eventlet"
+
+#: Called after the role of this process changed (df_gmr re-announces it).
+_role_listeners: list[Callable[[], None]] = []
+#: The index the next forked worker takes; read by the child after fork.
+_next_index: int | None = None
+#: index -> how many times a worker with that index was started.
+_starts: dict[int, int] = {}
+
+
+def install(on_role_change: Callable[[], None] | None = None) -> None:
+    """Wrap oslo.service's launchers once it is imported (idempotent)."""
+    if on_role_change is not None and on_role_change not in _role_listeners:
+        _role_listeners.append(on_role_change)
+    _imports.when_imported(EVENTLET_SERVICE, _wrap_eventlet_backend)
+
+
+def _notify() -> None:
+    for listener in _role_listeners:
+        try:
+            listener()
+        except Exception:  # noqa: S110 - identity is best effort
+            pass
+
+
+def _quietly(record: Callable[..., None], *args: Any) -> None:
+    try:
+        record(*args)
+    except Exception:  # noqa: S110 - never disturb the launcher
+        pass
+
+
+def _wrap_eventlet_backend(module: ModuleType) -> None:
+    launcher_class = module.ProcessLauncher
+    if getattr(launcher_class, "_df_gmr_wrapped", False):
+        return
+    launcher_class._df_gmr_wrapped = True
+    original_launch = launcher_class.launch_service
+    original_start_child = launcher_class._start_child
+    original_child_process = launcher_class._child_process
+    service_launcher = module.ServiceLauncher
+    original_single = service_launcher.launch_service
+
+    @functools.wraps(original_launch)
+    def launch_service(self: Any, service: Any, workers: int = 1) -> Any:
+        _quietly(_became_parent)
+        return original_launch(self, service, workers)
+
+    @functools.wraps(original_start_child)
+    def start_child(self: Any, wrap: Any) -> Any:
+        _quietly(_choose_index, wrap)
+        pid = original_start_child(self, wrap)
+        _quietly(_record_worker, pid, wrap)
+        return pid
+
+    @functools.wraps(original_child_process)
+    def child_process(self: Any, service: Any) -> Any:
+        _quietly(_became_worker)
+        return original_child_process(self, service)
+
+    @functools.wraps(original_single)
+    def launch_single(self: Any, service: Any, workers: int = 1) -> Any:
+        _quietly(_became_single, workers)
+        return original_single(self, service, workers)
+
+    launcher_class.launch_service = launch_service
+    launcher_class._start_child = start_child
+    launcher_class._child_process = child_process
+    service_launcher.launch_service = launch_single
+
+
+def _became_parent() -> None:
+    identity.set_role("parent", launcher="ProcessLauncher", backend=BACKEND)
+    _notify()
+
+
+def _became_single(workers: int) -> None:
+    current = identity.current()
+    if current.role == "worker":
+        return  # a worker's own Launcher: it stays a worker
+    identity.set_role("single process", launcher="ServiceLauncher",
+                      backend=BACKEND)
+    _notify()
+
+
+def _choose_index(wrap: Any) -> None:
+    global _next_index
+    taken = {
+        record.index
+        for pid, record in identity.current().workers.items()
+        if pid in wrap.children
+    }
+    index = 0
+    while index in taken:
+        index += 1
+    _next_index = index
+
+
+def _record_worker(pid: int, wrap: Any) -> None:
+    workers = identity.current().workers
+    for old_pid in [p for p, r in workers.items() if r.index == _next_index]:
+        del workers[old_pid]
+    index = _next_index if _next_index is not None else len(workers)
+    _starts[index] = _starts.get(index, 0) + 1
+    workers[pid] = identity.WorkerRecord(
+        pid=pid,
+        index=index,
+        service=type(wrap.service).__name__,
+        started_at=time.time(),
+        restarts=_starts[index] - 1,
+    )
+
+
+def _became_worker() -> None:
+    identity.set_role("worker", worker_index=_next_index,
+                      launcher="ProcessLauncher", backend=BACKEND,
+                      parent_pid=os.getppid())
+    _notify()
