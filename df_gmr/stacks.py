@@ -20,6 +20,14 @@ FrameKey = tuple[CodeType, int]
 StackKey = tuple[FrameKey, ...]
 
 PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__)) + os.sep
+#: df_gmr's report machinery: frames from here on are the report being
+#: built, not the application (df_gmr's launcher and spawn wrappers, which
+#: sit in the middle of application stacks, are not in this list).
+REPORT_MACHINERY = tuple(
+    PACKAGE_DIR + name
+    for name in ("guru_meditation_report.py", "report.py", "render.py",
+                 "sections" + os.sep)
+)
 
 
 def frame_keys(frame: FrameType | None, limit: int = 200) -> StackKey:
@@ -40,7 +48,7 @@ def without_own_frames(keys: StackKey) -> tuple[StackKey, bool]:
     would otherwise present df_gmr's own machinery as the thread's stack.
     """
     for index, (code, _) in enumerate(keys):
-        if code.co_filename.startswith(PACKAGE_DIR):
+        if code.co_filename.startswith(REPORT_MACHINERY):
             return keys[:index], True
     return keys, False
 

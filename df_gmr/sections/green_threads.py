@@ -105,6 +105,8 @@ def collect(context: ReportContext) -> dict[str, Any]:
             frame = running_frames.get(ident)
         keys = stacks.frame_keys(frame)
         del frame
+        if state == "running":
+            keys, _ = stacks.without_own_frames(keys)
         kind = _kind(green, ident, hub_greenlets, greenlet)
         wait = _wait(state, kind, keys, eventlet_dir, hub_info.waits.get(ident))
         member = {

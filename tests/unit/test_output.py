@@ -1,0 +1,61 @@
+"""Report files: private, complete, never overwritten, never via symlinks."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import stat
+
+import pytest
+
+from df_gmr import output
+
+NOW = datetime.datetime(2026, 11, 25, 9, 0, 0, 123456,
+                        tzinfo=datetime.timezone.utc)
+
+
+def test_file_name_format():
+    assert output.file_name("nova-compute", 42, "txt", NOW) == (
+        "nova-compute_gurumeditation_20261125090000123456_42.txt")
+
+
+def test_new_file_is_private_and_log_dir_created_private(tmp_path):
+    log_dir = tmp_path / "new"
+    path = output.write_to_log_dir(str(log_dir), "r.txt", "hello")
+    assert open(path).read() == "hello"
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert stat.S_IMODE(os.stat(log_dir).st_mode) == 0o700
+    assert os.listdir(log_dir) == ["r.txt"]
+
+
+def test_existing_file_is_never_overwritten(tmp_path):
+    (tmp_path / "r.txt").write_text("first")
+    path = output.write_to_log_dir(str(tmp_path), "r.txt", "second")
+    assert (tmp_path / "r.txt").read_text() == "first"
+    assert path.endswith("r-1.txt")
+    assert open(path).read() == "second"
+
+
+def test_planted_symlink_is_not_followed(tmp_path):
+    target = tmp_path / "victim"
+    target.write_text("precious")
+    (tmp_path / "r.txt").symlink_to(target)
+    output.write_to_log_dir(str(tmp_path), "r.txt", "report")
+    assert target.read_text() == "precious"
+
+
+def test_deliver_falls_back_to_stderr_with_reason(tmp_path, capfd):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    where = output.deliver("REPORT\n", str(blocker / "sub"), "r.txt")
+    assert where == "stderr"
+    err = capfd.readouterr().err
+    assert err.startswith(f"df_gmr: cannot write report r.txt to "
+                          f"{blocker / 'sub'}: ")
+    assert err.endswith("REPORT\n")
+
+
+@pytest.mark.parametrize("size", [10, 200_000])
+def test_stderr_gets_the_whole_text(capfd, size):
+    output.write_to_stderr("x" * size)
+    assert capfd.readouterr().err == "x" * size

@@ -1,0 +1,70 @@
+"""The Package section accepts every kind of version object."""
+
+from __future__ import annotations
+
+import types
+
+import pbr.version
+
+from df_gmr.sections import package
+
+
+class OsloStyleVersion:
+    def vendor_string(self):
+        return "OpenStack Foundation"
+
+    def product_string(self):
+        return "OpenStack Dragonflow"
+
+    def version_string_with_package(self):
+        return "2026.2-1"
+
+
+class FailingVersion:
+    def version_string_with_package(self):
+        raise RuntimeError("no version here")
+
+
+def test_none_is_all_unknown():
+    assert package.product_fields(None) == {
+        "product": "unknown", "vendor": "unknown", "version": "unknown"}
+
+
+def test_plain_string_is_the_version():
+    assert package.product_fields("1.2.3")["version"] == "1.2.3"
+
+
+def test_oslo_style_object_gives_all_three():
+    assert package.product_fields(OsloStyleVersion()) == {
+        "product": "OpenStack Dragonflow",
+        "vendor": "OpenStack Foundation",
+        "version": "2026.2-1",
+    }
+
+
+def test_pbr_version_info_names_its_package():
+    fields = package.product_fields(pbr.version.VersionInfo("oslo.config"))
+    assert fields["product"] == "oslo.config"
+    assert fields["version"][0].isdigit()
+
+
+def test_module_with_version_info():
+    module = types.ModuleType("myservice.version")
+    module.version_info = pbr.version.VersionInfo("oslo.config")
+    module.vendor_string = lambda: "ACME"
+    fields = package.product_fields(module)
+    assert fields["vendor"] == "ACME"
+    assert fields["product"] == "oslo.config"
+    assert fields["version"][0].isdigit()
+
+
+def test_failing_method_is_unknown_not_an_error():
+    fields = package.product_fields(FailingVersion())
+    assert fields["version"].startswith("unknown (")
+    assert "no version here" in fields["version"]
+
+
+def test_components_name_the_libraries():
+    versions = package.component_versions()
+    assert set(versions) >= {"python", "df-gmr", "eventlet", "greenlet",
+                             "oslo.service", "oslo.config"}
