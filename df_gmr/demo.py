@@ -93,7 +93,7 @@ def tour(workers: int, timeout: float = 30.0) -> int:
                 iter(reports.values()))
             print(f"\nhead of {first}:")
             with open(first, encoding="utf-8") as handle:
-                for _, line in zip(range(40), handle):
+                for _, line in zip(range(40), handle, strict=False):
                     print("  " + line.rstrip())
         return 0 if len(reports) == len(pids) else 1
     finally:

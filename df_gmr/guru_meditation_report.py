@@ -1,4 +1,4 @@
-"""Guru Meditation Reports, a drop-in for ``oslo_reports.guru_meditation_report``.
+"""Guru Meditation Reports: a drop-in for oslo.reports' module of that name.
 
 Swap the import and keep the code::
 
@@ -16,8 +16,8 @@ any worker forked from it) to stderr, or to a new file in ``log_dir``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import atexit
+from collections.abc import Callable
 import dataclasses
 import datetime
 import os

@@ -44,14 +44,14 @@ def _notify() -> None:
     for listener in _role_listeners:
         try:
             listener()
-        except Exception:  # noqa: S110 - identity is best effort
+        except Exception:
             pass
 
 
 def _quietly(record: Callable[..., None], *args: Any) -> None:
     try:
         record(*args)
-    except Exception:  # noqa: S110 - never disturb the launcher
+    except Exception:
         pass
 
 

@@ -75,7 +75,7 @@ def announce(entry: dict[str, Any]) -> None:
         if directory is None:
             return
         write_json(os.path.join(directory, f"{os.getpid()}.json"), entry)
-    except Exception:  # noqa: S110 - the registry is a convenience
+    except Exception:
         pass
 
 

@@ -110,7 +110,7 @@ def collect_section(section: Section, context: ReportContext) -> SectionResult:
                 f"section data truncated: {size} bytes is over the "
                 f"{MAX_SECTION_BYTES} byte limit"
             )
-    except BaseException as failure:  # noqa: BLE001 - isolation is the point
+    except BaseException as failure:
         data = None
         error = _describe_failure(failure)
     return SectionResult(

@@ -66,7 +66,8 @@ def describe(keys: StackKey) -> list[dict[str, Any]]:
     ]
 
 
-def format_stack(frames: list[dict[str, Any]], indent: str = "  ") -> list[str]:
+def format_stack(frames: list[dict[str, Any]], indent: str = "  "
+                 ) -> list[str]:
     """Return traceback-style lines for described frames, most recent last."""
     lines: list[str] = []
     for frame in frames:

@@ -107,7 +107,7 @@ def _on_signal(signum: int, frame: FrameType | None) -> None:
         if _thread_pid != os.getpid():
             _ensure_thread()
         _poke()
-    except Exception:  # noqa: S110 - the handler never raises
+    except Exception:
         pass
 
 
@@ -157,7 +157,7 @@ def _reporting_loop(wake: Any) -> None:
     _thread_ident = _native.get_ident()
     try:
         signal.pthread_sigmask(signal.SIG_BLOCK, set(_signal_names))
-    except Exception:  # noqa: S110 - delivery to main is an optimisation
+    except Exception:
         pass
     while True:
         wake.acquire()
@@ -172,14 +172,14 @@ def _reporting_loop(wake: Any) -> None:
             continue
         try:
             producer(trigger)
-        except BaseException as error:  # noqa: BLE001 - keep serving
+        except BaseException as error:
             _complain(f"report failed: {error!r}")
 
 
 def _complain(message: str) -> None:
     try:
         _native.write_all(2, f"df_gmr: {message}\n".encode())
-    except Exception:  # noqa: S110 - stderr may be closed
+    except Exception:
         pass
 
 

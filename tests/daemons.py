@@ -6,6 +6,8 @@ killed) at the end of the test; a failing test shows the child's output.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from collections.abc import Iterator
 import contextlib
 import glob
 import os
@@ -14,8 +16,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from collections.abc import Iterator
 from typing import Any
 
 import psutil

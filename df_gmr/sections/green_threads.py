@@ -108,7 +108,8 @@ def collect(context: ReportContext) -> dict[str, Any]:
         if state == "running":
             keys, _ = stacks.without_own_frames(keys)
         kind = _kind(green, ident, hub_greenlets, greenlet)
-        wait = _wait(state, kind, keys, eventlet_dir, hub_info.waits.get(ident))
+        wait = _wait(state, kind, keys, eventlet_dir,
+                     hub_info.waits.get(ident))
         member = {
             "id": ident,
             "kind": kind,
@@ -123,7 +124,10 @@ def collect(context: ReportContext) -> dict[str, Any]:
         groups[group_key].append(member)
     everything.clear()
 
-    ordered = sorted(groups.items(), key=lambda item: -len(item[1]))
+    # Biggest group first; ties in a stable, readable order.
+    ordered = sorted(groups.items(), key=lambda item: (
+        -len(item[1]), item[0][:3],
+        [(code.co_filename, line) for code, line in item[0][3]]))
     return {
         "available": True,
         "total": sum(len(members) for _, members in ordered),
@@ -269,7 +273,8 @@ def socket_descriptions() -> dict[int, str]:
         peer = _address(connection.raddr)
         described[connection.fd] = (
             f"{kind} socket {local} -> {peer}" if peer
-            else f"{kind} socket {local} ({connection.status or 'unconnected'})"
+            else f"{kind} socket {local} "
+            f"({connection.status or 'unconnected'})"
         )
     return described
 

@@ -1,4 +1,4 @@
-"""Processes: this process and its children, as the operating system sees them."""
+"""Processes: this process and its children, as the system sees them."""
 
 from __future__ import annotations
 

@@ -18,8 +18,8 @@ def normalise(text: str) -> str:
     text = re.sub(r'File "[^"]*/eventlet/([^"]+)", line \d+',
                   r'File "<eventlet>/\1", line N', text)
     text = re.sub(r'File "[^"]*/tests/scripts/', 'File "<scripts>/', text)
-    text = re.sub(r"spawned at [^;\n]*/tests/scripts/", "spawned at <scripts>/",
-                  text)
+    text = re.sub(r"spawned at [^;\n]*/tests/scripts/",
+                  "spawned at <scripts>/", text)
     text = re.sub(r"due_in [\d.]+", "due_in <s>", text)
     text = re.sub(r"waiting [\d.]+s", "waiting <s>", text)
     return text.strip() + "\n"

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+from importlib import resources
 import json
 import os
 import re
 import signal
 import stat
-from importlib import resources
 
 import jsonschema
-import pytest
 
 from tests.daemons import running
 

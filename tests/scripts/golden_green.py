@@ -3,8 +3,8 @@ import eventlet
 
 eventlet.monkey_patch()
 
-from df_gmr import guru_meditation_report as gmr  # noqa: E402
 from df_gmr import greenlets  # noqa: E402
+from df_gmr import guru_meditation_report as gmr  # noqa: E402
 
 greenlets.install()
 done = eventlet.event.Event()
