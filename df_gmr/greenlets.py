@@ -40,6 +40,13 @@ SPAWN_DEPTH = 8
 _greenlets: weakref.WeakSet[Any] = weakref.WeakSet()
 _hubs: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 _installed_pid = 0
+_hub_callbacks: list[Any] = []
+
+
+def on_new_hub(callback: Any) -> None:
+    """Call ``callback(hub)`` for every hub created from now on."""
+    if callback not in _hub_callbacks:
+        _hub_callbacks.append(callback)
 
 
 def available() -> str | None:
@@ -109,6 +116,11 @@ def _hook_hub(hub_module: ModuleType) -> None:
     def tracked_hub_init(self: Any, *args: Any, **kwargs: Any) -> None:
         hub_init(self, *args, **kwargs)
         _hubs[self] = _native.get_ident()
+        for callback in _hub_callbacks:
+            try:
+                callback(self)
+            except Exception:  # noqa: S110 - never break hub creation
+                pass
 
     hub_module.BaseHub.__init__ = tracked_hub_init
 

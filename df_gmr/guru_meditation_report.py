@@ -34,6 +34,7 @@ from df_gmr import registry
 from df_gmr import render
 from df_gmr import report
 from df_gmr import trigger
+from df_gmr import watchdog
 from df_gmr.sections import Section
 from df_gmr.sections import builtin_sections
 from df_gmr.sections import generator_section
@@ -60,10 +61,14 @@ class Autorun:
         chosen = os.environ.get("DF_GMR_FORMAT")
         if chosen in FORMATS:
             return chosen
+        return str(self.option("format", "text"))
+
+    def option(self, name: str, default: Any) -> Any:
+        """Return ``[df_gmr] name`` of the reported conf, else ``default``."""
         try:
-            return str(self.conf.df_gmr.format)
+            return getattr(self.conf.df_gmr, name)
         except Exception:
-            return "text"
+            return default
 
     def produce(self, trigger_label: str) -> str:
         """Build, render and deliver one report; return where it went."""
@@ -73,6 +78,8 @@ class Autorun:
             service_name=self.service_name,
             trigger=trigger_label,
             builder_thread=trigger.reporting_thread_ident(),
+            section_timeout=self.option("section_timeout",
+                                        report.DEFAULT_SECTION_TIMEOUT),
         )
         fmt = self.report_format()
         sections = self.report_class.sections()
@@ -212,6 +219,7 @@ class GuruMeditation:
             if log_dir is None:
                 log_dir = conf.oslo_reports.log_dir
         greenlets.install()
+        cls.sections()  # import every section now, not in a signal's wake
         autorun = Autorun(version=version, service_name=service_name,
                           log_dir=log_dir, conf=conf, report_class=cls)
         _autorun = autorun
@@ -225,8 +233,12 @@ class GuruMeditation:
         elif setup_signal:
             chosen = signum or getattr(signal, "SIGUSR2", None)
             if chosen:
-                trigger.install_signal(chosen)
+                trigger.install_signal(
+                    chosen, native_stacks=autorun.option(
+                        "native_stacks_at_once", True))
                 autorun.signal_name = signal.Signals(chosen).name
+        watchdog.start(autorun.option("watchdog_interval", 0),
+                       autorun.option("watchdog_min_gap", 300))
         autorun.export_environment()
         autorun.announce()
         if not _withdraw_registered:

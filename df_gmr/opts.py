@@ -70,6 +70,16 @@ df_gmr_opts = [
             "off and reported as such."
         ),
     ),
+    cfg.BoolOpt(
+        "native_stacks_at_once",
+        default=True,
+        help=(
+            "On the report signal, write the native stacks of all threads "
+            "to stderr at once, from the C-level handler (as faulthandler "
+            "does), before the full report. This is what still comes out "
+            "when the main thread holds the GIL in a long C call."
+        ),
+    ),
     cfg.IntOpt(
         "watchdog_interval",
         default=0,

@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Any
 
 import df_gmr
+from df_gmr import _native
 from df_gmr import identity
 from df_gmr.sections import Section
 from df_gmr.sections import plain_data
@@ -28,6 +29,15 @@ SCHEMA_VERSION = 1
 
 #: A section's JSON data larger than this is replaced by a truncation note.
 MAX_SECTION_BYTES = 8 * 1024 * 1024
+
+
+#: Seconds a section may take when no ``[df_gmr] section_timeout`` says.
+DEFAULT_SECTION_TIMEOUT = 10.0
+
+#: Idents of the threads that run sections (shown as df_gmr's own).
+section_threads: set[int] = set()
+#: Sections still running past their budget: name -> since (monotonic).
+_stuck: dict[str, float] = {}
 
 
 @dataclasses.dataclass
@@ -40,6 +50,7 @@ class ReportContext:
     trigger: str = "api"
     builder_thread: int | None = None
     signal_frame: FrameType | None = None
+    section_timeout: float = DEFAULT_SECTION_TIMEOUT
 
 
 @dataclasses.dataclass
@@ -97,22 +108,29 @@ def collect_header(context: ReportContext) -> dict[str, Any]:
 
 
 def collect_section(section: Section, context: ReportContext) -> SectionResult:
-    """Run one section, turning any failure into its error text."""
+    """Run one section within its time budget; failures become its error.
+
+    The section runs in a thread of its own: a section that hangs is cut
+    off after ``context.section_timeout`` seconds (its thread is left
+    behind, and the section is skipped while it is still stuck) and the
+    report goes on without it.
+    """
     started = time.monotonic()
     data: Any = None
     error: str | None = None
-    try:
-        data = plain_data(section.collect(context))
-        size = len(json.dumps(data))
-        if size > MAX_SECTION_BYTES:
-            data = None
-            error = (
-                f"section data truncated: {size} bytes is over the "
-                f"{MAX_SECTION_BYTES} byte limit"
-            )
-    except BaseException as failure:
-        data = None
-        error = _describe_failure(failure)
+    if section.name in _stuck:
+        stuck_for = started - _stuck[section.name]
+        error = (f"section skipped: still stuck in a previous report "
+                 f"(for {stuck_for:.1f} s)")
+        return SectionResult(section.name, section.title, None, error, 0.0)
+    outcome = _run_with_budget(section, context)
+    if outcome is None:
+        error = (f"section cut off: it took more than "
+                 f"{context.section_timeout:g} s")
+    elif "failure" in outcome:
+        error = _describe_failure(outcome["failure"])
+    else:
+        data, error = _checked(outcome["data"])
     return SectionResult(
         name=section.name,
         title=section.title,
@@ -120,6 +138,42 @@ def collect_section(section: Section, context: ReportContext) -> SectionResult:
         error=error,
         seconds=round(time.monotonic() - started, 6),
     )
+
+
+def _checked(data: Any) -> tuple[Any, str | None]:
+    size = len(json.dumps(data))
+    if size > MAX_SECTION_BYTES:
+        return None, (f"section data truncated: {size} bytes is over the "
+                      f"{MAX_SECTION_BYTES} byte limit")
+    return data, None
+
+
+def _run_with_budget(section: Section, context: ReportContext
+                     ) -> dict[str, Any] | None:
+    done = _native.allocate_lock()
+    done.acquire()
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        ident = _native.get_ident()
+        section_threads.add(ident)
+        try:
+            outcome["data"] = plain_data(section.collect(context))
+        except BaseException as failure:
+            outcome["failure"] = failure
+        finally:
+            section_threads.discard(ident)
+            _stuck.pop(section.name, None)
+            done.release()
+
+    _native.start_thread(run)
+    if done.acquire(timeout=max(context.section_timeout, 0.01)):
+        return outcome
+    _stuck.setdefault(section.name, time.monotonic())
+    if done.acquire(blocking=False):  # it finished just now after all
+        _stuck.pop(section.name, None)
+        return outcome
+    return None
 
 
 def build(context: ReportContext, sections: Iterable[Section]) -> Report:

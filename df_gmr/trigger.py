@@ -37,8 +37,10 @@ code runs anywhere until it returns; the report then comes late.
 from __future__ import annotations
 
 from collections.abc import Callable
+import faulthandler
 import os
 import signal
+import sys
 from types import FrameType
 from typing import Any
 
@@ -47,6 +49,7 @@ from df_gmr import _native
 Producer = Callable[[str], None]
 
 _producer: Producer | None = None
+_main_ident: int | None = None
 _signal_names: dict[int, str] = {}
 _requests = 0
 _last_trigger = ""
@@ -65,9 +68,24 @@ def on_fork_in_child(callback: Callable[[], None]) -> None:
 
 
 def set_producer(producer: Producer) -> None:
-    """Set what the reporting thread calls for each (merged) request."""
-    global _producer
+    """Set what the reporting thread calls for each (merged) request.
+
+    Called from the main thread, which this module then remembers.
+    """
+    global _producer, _main_ident
     _producer = producer
+    _main_ident = _native.get_ident()
+
+
+def main_thread_ident() -> int | None:
+    """Return the OS ident of this process's main thread (after forks too)."""
+    if _main_ident is not None and _thread_pid in (0, os.getpid()):
+        return _main_ident
+    for name in ("__original_module_threading", "threading"):
+        module = sys.modules.get(name)
+        if module is not None:
+            return getattr(module.main_thread(), "ident", None)
+    return None
 
 
 def reporting_thread_ident() -> int | None:
@@ -75,18 +93,37 @@ def reporting_thread_ident() -> int | None:
     return _thread_ident if _thread_pid == os.getpid() else None
 
 
-def install_signal(signum: int) -> None:
+def install_signal(signum: int, native_stacks: bool = True) -> None:
     """Answer ``signum`` with a report, from now on and in forked children.
+
+    With ``native_stacks``, faulthandler's C-level handler first writes
+    every thread's stack to stderr, at once and without the GIL, then
+    chains to the Python-level handler: when the main thread holds the GIL
+    in a long C call, those stacks are what an operator gets right away.
 
     Raises ValueError when called outside the main thread (as
     ``signal.signal`` does) or for a signal that cannot be caught.
     """
     _signal_names[signum] = signal.Signals(signum).name
     _ensure_thread()
+    if native_stacks:
+        faulthandler.unregister(signum)  # so the chained one is ours
     signal.signal(signum, _on_signal)
+    if native_stacks:
+        faulthandler.register(signum, file=sys.stderr.fileno()
+                              if _has_stderr() else 2,
+                              all_threads=True, chain=True)
     # A worker that was forked while SIGUSR2 was blocked (see launchers)
     # gets it unblocked once the handler is in place.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
+
+
+def _has_stderr() -> bool:
+    try:
+        sys.stderr.fileno()
+    except Exception:
+        return False
+    return True
 
 
 def request(trigger: str) -> None:
@@ -138,7 +175,9 @@ def _after_fork_in_child() -> None:
     # The parent's reporting thread is gone in the child, and its lock may
     # have been copied in any state: start afresh, but only if the parent
     # had a thread (a process that never set df_gmr up pays nothing).
+    global _main_ident
     if _thread_pid and _producer is not None:
+        _main_ident = _native.get_ident()  # the thread that forked
         try:
             _ensure_thread()
             for watch in _watched_files:
@@ -163,6 +202,8 @@ def _reporting_loop(wake: Any) -> None:
         wake.acquire()
         if _thread_pid != os.getpid():
             return  # a stale thread in a forked child: the new one serves
+        if sys.is_finalizing():
+            return  # the interpreter is going away: nothing can be built
         merged, _requests = _requests, 0
         trigger = _last_trigger or "request"
         if merged > 1:

@@ -24,6 +24,7 @@ from typing import Any
 
 from df_gmr import greenlets
 from df_gmr import stacks
+from df_gmr import trigger
 from df_gmr.sections import Section
 
 if TYPE_CHECKING:
@@ -169,14 +170,12 @@ def _kind(green: Any, ident: int, hub_greenlets: set[int], greenlet: Any
 
 def _running_frames() -> dict[int, Any]:
     # A running greenlet has no gr_frame: its stack is its thread's stack.
-    # greenlet.getcurrent() only answers for the calling thread, so map
-    # each thread's top frame to the greenlet whose run it is in by
-    # matching the greenlets' outermost frames is not possible either;
-    # instead the registry's running greenlet of the main thread takes the
-    # main thread's frames (the only thread eventlet runs greenlets on).
+    # greenlet.getcurrent() only answers for the calling thread, so the
+    # running greenlet (there is one per thread that runs greenlets, and
+    # eventlet services run them on the main thread) gets the main
+    # thread's current frames.
     frames = sys._current_frames()
-    main = getattr(sys.modules.get("threading"), "main_thread", None)
-    ident = getattr(main(), "ident", None) if callable(main) else None
+    ident = trigger.main_thread_ident()
     running: dict[int, Any] = {}
     if ident is not None and ident in frames:
         for green in greenlets.tracked():

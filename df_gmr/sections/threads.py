@@ -8,10 +8,12 @@ application's stack.
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import TYPE_CHECKING
 from typing import Any
 
+from df_gmr import report
 from df_gmr import stacks
 from df_gmr import trigger
 from df_gmr.sections import Section
@@ -40,7 +42,7 @@ def collect(context: ReportContext) -> dict[str, Any]:
     frames = sys._current_frames()
     known = _known_threads()
     reporter = trigger.reporting_thread_ident()
-    main_ident = getattr(sys.modules.get("threading"), "main_thread", None)
+    main_ident = trigger.main_thread_ident()
     threads = []
     for ident, frame in frames.items():
         keys = stacks.frame_keys(frame)
@@ -56,17 +58,23 @@ def collect(context: ReportContext) -> dict[str, Any]:
             entry["name"] = entry["name"] or "df_gmr-reporter"
             entry["role"] = "df_gmr reporting thread"
             keys = ()
+        elif ident in report.section_threads:
+            entry["name"] = entry["name"] or "df_gmr-section"
+            entry["role"] = "df_gmr section thread"
+            keys = ()
         elif ident == context.builder_thread:
             keys, _ = stacks.without_own_frames(keys)
             entry["role"] = "building this report (df_gmr frames omitted)"
         entry["stack"] = stacks.describe(keys)
         threads.append(entry)
     del frames, frame
-    if callable(main_ident):
-        main = main_ident()
-        for entry in threads:
-            if entry["ident"] == getattr(main, "ident", None):
-                entry["name"] = entry["name"] or "MainThread"
+    for entry in threads:
+        if entry["ident"] == main_ident:
+            # Thread objects keep the native id they had before a fork;
+            # on Linux the main thread's native id is the pid.
+            entry["name"] = entry["name"] or "MainThread"
+            if sys.platform.startswith("linux"):
+                entry["native_id"] = os.getpid()
     threads.sort(key=lambda entry: entry["role"] is not None)
     return {"count": len(threads), "threads": threads}
 
@@ -87,7 +95,8 @@ def format_lines(data: dict[str, Any]) -> list[str]:
         lines.extend(("", f"Thread {entry['ident']} {name}{detail}"))
         if entry["stack"]:
             lines.extend(stacks.format_stack(entry["stack"]))
-        elif entry["role"] == "df_gmr reporting thread":
+        elif entry["role"] in ("df_gmr reporting thread",
+                               "df_gmr section thread"):
             lines.append("  (building this report)")
         else:
             lines.append("  (no Python frames)")
