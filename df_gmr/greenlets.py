@@ -119,7 +119,7 @@ def _hook_hub(hub_module: ModuleType) -> None:
         for callback in _hub_callbacks:
             try:
                 callback(self)
-            except Exception:  # noqa: S110 - never break hub creation
+            except Exception:  # never break hub creation
                 pass
 
     hub_module.BaseHub.__init__ = tracked_hub_init
