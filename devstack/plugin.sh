@@ -271,29 +271,32 @@ function _df_gmr_systemd_reload {
 # Config files
 # ------------
 
-# _df_gmr_ini_set <file> <section> <option> <value> - set a key unless
+# _df_gmr_ini_set <file> <section> <option> <value> - set a key, unless
 # someone else set it, and record it
 function _df_gmr_ini_set {
     local file=$1
     local section=$2
     local option=$3
     local value=$4
-    local record
-    record=$(_df_gmr_state_records key | \
-        grep -F -- "$file"$'\t'"$section"$'\t'"$option"$'\t' || true)
-    if [[ -z "$record" ]] && ini_has_option "$file" "$section" "$option"; then
+    local recorded=""
+    local ours=False
+    if recorded=$(_df_gmr_recorded_value "$file" "$section" "$option"); then
+        ours=True
+    fi
+    if [[ "$ours" == "False" ]] && \
+            ini_has_option "$file" "$section" "$option"; then
         echo "df-gmr: keeping [$section] $option of $file as it is"
         return 0
     fi
     if ! grep -qxF -- "[$section]" "$file"; then
         _df_gmr_state_add section "$file" "$section"
     fi
-    if [[ "$(iniget "$file" "$section" "$option")" != "$value" ]] || \
-            ! ini_has_option "$file" "$section" "$option"; then
+    if ! ini_has_option "$file" "$section" "$option" || \
+            [[ "$(iniget "$file" "$section" "$option")" != "$value" ]]; then
         iniset "$file" "$section" "$option" "$value"
     fi
-    if [[ -n "$record" && "$record" != "$file"$'\t'"$section"$'\t'"$option"$'\t'"$value" ]]; then
-        _df_gmr_state_remove key "$record"
+    if [[ "$ours" == "True" && "$recorded" != "$value" ]]; then
+        _df_gmr_state_remove key "$file" "$section" "$option" "$recorded"
     fi
     _df_gmr_state_add key "$file" "$section" "$option" "$value"
 }
@@ -312,40 +315,56 @@ function _df_gmr_ini_unset {
     _df_gmr_state_remove key "$file" "$section" "$option" "$value"
 }
 
-# _df_gmr_remove_empty_section <file> <section> - remove a section header
-# iniset added (with the blank line it put before it) once the section
-# has no key left
-function _df_gmr_remove_empty_section {
+# _df_gmr_remove_section <file> <section> - remove a section the plugin
+# added, with the blank line iniset put before it, once no key is left
+function _df_gmr_remove_section {
     local file=$1
     local section=$2
-    local content
-    if [[ ! -f "$file" ]]; then
-        return 0
+    local rewritten
+    if [[ -f "$file" ]]; then
+        rewritten=$(mktemp)
+        if awk -v header="[$section]" '
+            { line[NR] = $0 }
+            END {
+                start = 0
+                for (i = 1; i <= NR; i++) {
+                    if (line[i] == header) { start = i; break }
+                }
+                if (start == 0) { exit 1 }
+                for (i = start + 1; i <= NR && line[i] !~ /^\[/; i++) {
+                    if (line[i] !~ /^[ \t]*$/) { exit 1 }
+                }
+                first = start
+                if (start > 1 && line[start - 1] ~ /^[ \t]*$/) {
+                    first = start - 1
+                }
+                for (i = 1; i <= NR; i++) {
+                    if (i < first || i > start) { print line[i] }
+                }
+            }' "$file" > "$rewritten"; then
+            cat "$rewritten" > "$file"
+        fi
+        rm -f "$rewritten"
+        if grep -qxF -- "[$section]" "$file"; then
+            # Someone else's keys are in it now: it stays.
+            return 0
+        fi
     fi
-    if ! content=$(awk -v header="[$section]" '
-        { line[NR] = $0 }
-        END {
-            start = 0
-            for (i = 1; i <= NR; i++) {
-                if (line[i] == header) { start = i; break }
-            }
-            if (start == 0) { exit 1 }
-            for (i = start + 1; i <= NR && line[i] !~ /^\[/; i++) {
-                if (line[i] !~ /^[ \t]*$/) { exit 1 }
-            }
-            first = start
-            if (start > 1 && line[start - 1] ~ /^[ \t]*$/) { first = start - 1 }
-            for (i = 1; i <= NR; i++) {
-                if (i < first || i > start) { print line[i] }
-            }
-        }' "$file"); then
-        return 0
-    fi
-    if [[ -n "$content" ]]; then
-        echo "$content" > "$file"
-    else
-        : > "$file"
-    fi
+    _df_gmr_state_remove section "$file" "$section"
+}
+
+# _df_gmr_remove_sections - remove the sections the plugin added that have
+# no key left
+function _df_gmr_remove_sections {
+    local records
+    local file
+    local section
+    records=$(_df_gmr_state_records section)
+    while IFS=$'\t' read -r file section; do
+        if [[ -n "$file" ]]; then
+            _df_gmr_remove_section "$file" "$section"
+        fi
+    done <<< "$records"
 }
 
 
@@ -357,6 +376,18 @@ function install_df_gmr {
     setup_develop "$DF_GMR_DIR"
 }
 
+# _df_gmr_check_settings - stop with a clear message on a wrong setting
+function _df_gmr_check_settings {
+    case "$DF_GMR_FORMAT" in
+        text|json) ;;
+        *) die $LINENO "DF_GMR_FORMAT must be text or json, not '$DF_GMR_FORMAT'" ;;
+    esac
+    if [[ -n "$DF_GMR_LOG_DIR" && "$DF_GMR_LOG_DIR" != /* ]]; then
+        die $LINENO "DF_GMR_LOG_DIR must be an absolute path, not '$DF_GMR_LOG_DIR'"
+    fi
+}
+
+# _df_gmr_create_log_dir - create DF_GMR_LOG_DIR for the stack user only
 function _df_gmr_create_log_dir {
     if [[ -z "$DF_GMR_LOG_DIR" || -d "$DF_GMR_LOG_DIR" ]]; then
         return 0
@@ -369,21 +400,19 @@ function _df_gmr_create_log_dir {
 function configure_df_gmr {
     local unit
     local file
-    local path
     local section
     local option
     local value
+    local records
     local wanted_dropins=$'\n'
     local wanted_keys=$'\n'
-    local changed=False
 
+    _df_gmr_check_settings
     _df_gmr_create_log_dir
 
     for unit in $(_df_gmr_units); do
         wanted_dropins+="$(_df_gmr_dropin_path "$unit")"$'\n'
-        if _df_gmr_write_dropin "$unit"; then
-            changed=True
-        fi
+        _df_gmr_write_dropin "$unit"
     done
 
     for file in $(_df_gmr_config_files); do
@@ -400,40 +429,21 @@ function configure_df_gmr {
     done
 
     # Undo what an earlier run did for services or keys no longer wanted.
-    while IFS=$'\t' read -r path; do
-        if [[ -n "$path" && "$wanted_dropins" != *$'\n'"$path"$'\n'* ]]; then
-            _df_gmr_remove_dropin "$path"
-            changed=True
+    records=$(_df_gmr_state_records dropin)
+    while IFS= read -r file; do
+        if [[ -n "$file" && "$wanted_dropins" != *$'\n'"$file"$'\n'* ]]; then
+            _df_gmr_remove_dropin "$file"
         fi
-    done < <(_df_gmr_state_records dropin)
+    done <<< "$records"
+    records=$(_df_gmr_state_records key)
     while IFS=$'\t' read -r file section option value; do
         if [[ -n "$file" && "$wanted_keys" != *$'\n'"$file"$'\t'"$section"$'\t'"$option"$'\n'* ]]; then
             _df_gmr_ini_unset "$file" "$section" "$option" "$value"
         fi
-    done < <(_df_gmr_state_records key)
-    _df_gmr_remove_empty_sections
+    done <<< "$records"
+    _df_gmr_remove_sections
 
-    if [[ "$changed" == "True" ]]; then
-        _df_gmr_systemd_reload
-    fi
-}
-
-# _df_gmr_remove_empty_sections - drop the sections the plugin added that
-# have no key left
-function _df_gmr_remove_empty_sections {
-    local file
-    local section
-    while IFS=$'\t' read -r file section; do
-        if [[ -z "$file" ]]; then
-            continue
-        fi
-        if [[ ! -f "$file" ]] || ! grep -qxF -- "[$section]" "$file"; then
-            _df_gmr_state_remove section "$file" "$section"
-        elif _df_gmr_remove_empty_section "$file" "$section" && \
-                ! grep -qxF -- "[$section]" "$file"; then
-            _df_gmr_state_remove section "$file" "$section"
-        fi
-    done < <(_df_gmr_state_records section)
+    _df_gmr_systemd_reload
 }
 
 # start_df_gmr_demo - run the demo daemon as the service df-gmr-demo
@@ -454,43 +464,42 @@ function start_df_gmr_demo {
 
 # unconfigure_df_gmr - undo what configure_df_gmr did, except the log dir
 function unconfigure_df_gmr {
-    local path
+    local records
     local file
     local section
     local option
     local value
-    local changed=False
-    while IFS=$'\t' read -r path; do
-        if [[ -n "$path" ]]; then
-            _df_gmr_remove_dropin "$path"
-            changed=True
+    records=$(_df_gmr_state_records dropin)
+    while IFS= read -r file; do
+        if [[ -n "$file" ]]; then
+            _df_gmr_remove_dropin "$file"
         fi
-    done < <(_df_gmr_state_records dropin)
+    done <<< "$records"
+    records=$(_df_gmr_state_records key)
     while IFS=$'\t' read -r file section option value; do
         if [[ -n "$file" ]]; then
             _df_gmr_ini_unset "$file" "$section" "$option" "$value"
         fi
-    done < <(_df_gmr_state_records key)
-    _df_gmr_remove_empty_sections
-    if [[ "$changed" == "True" ]]; then
-        _df_gmr_systemd_reload
-    fi
+    done <<< "$records"
+    _df_gmr_remove_sections
+    _df_gmr_systemd_reload
 }
 
 # cleanup_df_gmr - remove the log dir the plugin created, and its state
 function cleanup_df_gmr {
+    local records
     local path
-    while IFS=$'\t' read -r path; do
+    records=$(_df_gmr_state_records logdir)
+    while IFS= read -r path; do
         if [[ -n "$path" ]]; then
             sudo rm -rf "$path"
             _df_gmr_state_remove logdir "$path"
         fi
-    done < <(_df_gmr_state_records logdir)
+    done <<< "$records"
     if [[ -d "$DF_GMR_STATE_DIR" && ! -s "$(_df_gmr_state_file)" ]]; then
         rm -rf "$DF_GMR_STATE_DIR"
     fi
 }
-
 
 # Dispatcher
 # ----------
