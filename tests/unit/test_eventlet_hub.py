@@ -1,0 +1,142 @@
+"""The Eventlet Hub section: hubs, listeners and timers of small scenes.
+
+Each scene runs in a fresh interpreter (tests/scripts/hub_pools_scene.py)
+so that monkey patching never leaks into the pytest process; the scene
+forbids gc.get_objects() while the report is built.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from typing import Any
+
+from tests.daemons import SCRIPTS
+from tests.daemons import SOURCE_ROOT
+
+SCENE = os.path.join(SCRIPTS, "hub_pools_scene.py")
+
+
+def run_scene(name: str, *flags: str) -> dict[str, Any]:
+    env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=SOURCE_ROOT)
+    env.pop("DF_GMR_ENABLE", None)
+    result = subprocess.run([sys.executable, SCENE, name, *flags],
+                            capture_output=True, text=True, timeout=60,
+                            env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    scene = json.loads(result.stdout.splitlines()[-1])
+    assert scene["errors"] == [], scene["errors"]
+    return scene
+
+
+def hubs(scene: dict[str, Any]) -> list[dict[str, Any]]:
+    return scene["data"]["eventlet_hub"]["hubs"]
+
+
+def text(scene: dict[str, Any]) -> str:
+    """Return the section's text with wrapped lines joined by one space."""
+    return " ".join(" ".join(scene["text"]["eventlet_hub"]).split())
+
+
+def test_without_eventlet_the_section_says_why():
+    code = (
+        "import sys\n"
+        "from df_gmr.report import ReportContext\n"
+        "from df_gmr.sections import eventlet_hub as section\n"
+        "data = section.collect(ReportContext())\n"
+        "print(section.format_lines(data)[0])\n"
+        "print('eventlet' in sys.modules)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT)
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
+                            text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "not available: eventlet is not loaded in this process", "False"]
+
+
+def test_main_thread_hub_is_live_and_marked_main():
+    scene = run_scene("idle")
+    data = scene["data"]["eventlet_hub"]
+    assert data["monkey_patched"] == {"thread": True, "socket": True,
+                                      "time": True}
+    [hub] = hubs(scene)
+    assert hub["main_thread"] is True
+    assert hub["status"] == "live"
+    assert hub["class"].startswith("eventlet.hubs.")
+    assert hub["running"] is True and hub["stopping"] is False
+    assert hub["greenlet"]["state"] == "parked"
+    assert hub["activity"] == "the main greenlet is running"
+    assert hub["running_at"]["function"] == "<module>"
+    assert "(main thread)" in text(scene)
+
+
+def test_hubs_are_reported_without_monkey_patching():
+    scene = run_scene("timers", "--no-patch")
+    data = scene["data"]["eventlet_hub"]
+    assert data["monkey_patched"] == {"thread": False, "socket": False,
+                                      "time": False}
+    assert len(hubs(scene)) == 1
+    assert "monkey-patched: thread no, socket no, time no" in text(scene)
+
+
+def test_listeners_show_fd_peer_address_and_waiting_greenlet():
+    scene = run_scene("sockets")
+    facts = scene["facts"]
+    by_fd = {item["fd"]: item for item in hubs(scene)[0]["listeners"]}
+    listening = by_fd[facts["server_fd"]]
+    assert listening["mode"] == "read"
+    assert listening["fd_is"] == f"tcp socket {facts['server']} (LISTEN)"
+    accepted = by_fd[facts["accepted_fd"]]
+    assert accepted["fd_is"] == (f"tcp socket {facts['server']} -> "
+                                 f"{facts['client']}")
+    assert isinstance(accepted["greenlet"], int)
+    assert f"tcp socket {facts['server']} -> {facts['client']}" in \
+        text(scene)
+
+
+def test_timers_are_counted_canceled_and_listed_by_due_time():
+    scene = run_scene("timers")
+    timers = hubs(scene)[0]["timers"]
+    assert timers["count"] == timers["pending"] + timers["canceled"]
+    assert timers["canceled"] >= 1
+    due = [timer["due_in"] for timer in timers["next"]]
+    assert due == sorted(due)
+    sleeper = [timer for timer in timers["next"]
+               if timer["greenlet"] == scene["facts"]["sleeper"]]
+    assert len(sleeper) == 1
+    assert 25 < sleeper[0]["due_in"] <= 30
+    assert sleeper[0]["callback"].endswith(".switch")
+    started = [timer for timer in timers["next"] if timer.get("starts")]
+    assert started[0]["starts"].endswith("scene_timers.<locals>.later")
+    assert 15 < started[0]["due_in"] <= 20
+
+
+def test_overdue_timer_marks_the_hub_late():
+    scene = run_scene("timers")
+    timers = hubs(scene)[0]["timers"]
+    assert timers["overdue"] == 1
+    assert timers["max_overdue"] >= 1.9
+    assert timers["late"] is True
+    assert timers["next"][0]["due_in"] < 0
+    assert "LATE: timers overdue by up to" in text(scene)
+
+
+def test_hub_from_before_fork_is_stale_and_the_new_one_live():
+    scene = run_scene("fork")
+    facts = scene["facts"]
+    by_greenlet = {hub["greenlet"]["id"]: hub for hub in hubs(scene)}
+    live = by_greenlet[facts["new_hub_greenlet"]]
+    stale = by_greenlet[facts["old_hub_greenlet"]]
+    assert live["status"] == "live" and live["main_thread"]
+    assert stale["status"] == "stale (from before fork)"
+    assert stale["created_by_pid"] != live["created_by_pid"]
+    assert hubs(scene)[0] == live  # the live hub comes first
+
+
+def test_text_fits_in_80_columns():
+    for name in ("sockets", "timers", "fork"):
+        for line in run_scene(name)["text"]["eventlet_hub"]:
+            assert len(line) <= 80, line
