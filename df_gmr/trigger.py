@@ -30,8 +30,15 @@ written while a greenthread blocks the hub in a call that releases the GIL.
 A thread does not survive ``fork()``: the child's thread is started from
 an at-fork hook (and, as a fallback, by the handler), with a fresh lock.
 
+Before the Python-level handler, faulthandler's C-level handler (when
+``[df_gmr] native_stacks_at_once`` is on, the default) writes the main
+thread's stack to stderr at once: async-signal-safe, without the GIL.
+
 Limits: when the main thread holds the GIL in one long C call, no Python
-code runs anywhere until it returns; the report then comes late.
+code runs anywhere until it returns: the C-level stack comes at once, the
+full report when the call returns.  Only the main thread is dumped at C
+level: dumping the other threads means reading frames that they are
+changing, which crashed a process under a signal storm in our tests.
 """
 
 from __future__ import annotations
@@ -97,9 +104,11 @@ def install_signal(signum: int, native_stacks: bool = True) -> None:
     """Answer ``signum`` with a report, from now on and in forked children.
 
     With ``native_stacks``, faulthandler's C-level handler first writes
-    every thread's stack to stderr, at once and without the GIL, then
-    chains to the Python-level handler: when the main thread holds the GIL
-    in a long C call, those stacks are what an operator gets right away.
+    the main thread's Python stack to stderr, at once and without the GIL,
+    then chains to the Python-level handler: when the main thread holds
+    the GIL in a long C call, that stack (the call that holds it) is what
+    an operator gets right away; the full report follows when the call
+    returns.
 
     Raises ValueError when called outside the main thread (as
     ``signal.signal`` does) or for a signal that cannot be caught.
@@ -110,12 +119,19 @@ def install_signal(signum: int, native_stacks: bool = True) -> None:
         faulthandler.unregister(signum)  # so the chained one is ours
     signal.signal(signum, _on_signal)
     if native_stacks:
-        faulthandler.register(signum, file=sys.stderr.fileno()
-                              if _has_stderr() else 2,
-                              all_threads=True, chain=True)
-    # A worker that was forked while SIGUSR2 was blocked (see launchers)
-    # gets it unblocked once the handler is in place.
+        _arm_native_dump(signum)
+    # A process started with the signal blocked (a spawned worker, see
+    # launchers) gets it unblocked once the handler is in place.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
+
+
+def _arm_native_dump(signum: int) -> None:
+    # Only the interrupted thread (the main thread: the others block the
+    # signal or are df_gmr's own) is dumped.  all_threads=True reads other
+    # threads' frames without the GIL while they run; under a signal storm
+    # that crashed the process in our tests, and a report never harms.
+    fd = sys.stderr.fileno() if _has_stderr() else 2
+    faulthandler.register(signum, file=fd, all_threads=False, chain=True)
 
 
 def _has_stderr() -> bool:

@@ -1,0 +1,233 @@
+"""A report even when the service is hung, and nothing harms the service."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import psutil
+
+from tests.daemons import SCRIPTS
+from tests.daemons import SOURCE_ROOT
+from tests.daemons import running
+from tests.daemons import wait_for
+
+TITLES = ["Package", "Threads", "Green Threads", "Processes",
+          "Configuration"]
+
+
+def titles(text: str) -> list[str]:
+    return re.findall(r"^==== (.+?) +====$", text, re.MULTILINE)[1:]
+
+
+def read(path: str) -> str:
+    with open(path) as handle:
+        return handle.read()
+
+
+def test_report_while_hub_blocked_in_original_sleep(tmp_path):
+    with running("scenes.py", "sleep-block", "--log-dir", str(tmp_path),
+                 log_dir=str(tmp_path)) as daemon:
+        daemon.wait_text("BLOCKING")
+        daemon.signal()
+        [path] = daemon.wait_reports(1, timeout=5)
+        assert "UNBLOCKED" not in daemon.text()  # came while still hung
+        text = read(path)
+        green = text.split("==== Green Threads", 1)[1]
+        running_group = green.split("running, waiting: running", 1)[1]
+        assert "in blocker" in running_group.split("\n\n")[0]
+        assert "original_sleep(seconds)  # the line that hangs the hub" in \
+            running_group
+
+
+def test_native_stacks_come_at_once_while_gil_is_held(tmp_path):
+    with running("scenes.py", "gil-block", "--log-dir", str(tmp_path),
+                 log_dir=str(tmp_path)) as daemon:
+        daemon.wait_text("BUSY")
+        time.sleep(0.2)
+        daemon.signal()
+        output = daemon.wait_text("(most recent call first)", timeout=5)
+        if "DONE" not in output:
+            assert 'scenes.py", line' in output  # the C call's caller
+        daemon.wait_text("DONE", timeout=60)
+        [path] = daemon.wait_reports(1)  # the full report follows
+        assert titles(read(path)) == TITLES
+
+
+def test_signal_storm_survives_and_merges(tmp_path):
+    with running("scenes.py", "ticker", "--log-dir", str(tmp_path),
+                 log_dir=str(tmp_path)) as daemon:
+        daemon.wait_text("TICK")
+        started = time.monotonic()
+        for _ in range(1000):  # spread over about a second
+            daemon.signal()
+            time.sleep(0.001)
+        assert time.monotonic() - started < 5
+        wait_for(lambda: daemon.text().count("TICK") >= 4, 10,
+                 "ticks after the storm", daemon)
+        paths = daemon.wait_reports(1)
+        time.sleep(1.0)  # let the last merged report finish
+        paths = daemon.reports()
+        assert daemon.alive()
+        assert 1 <= len(paths) < 1000
+        texts = [read(path) for path in paths]
+        assert all(titles(text) == TITLES for text in texts)
+        assert any("requests merged)" in text for text in texts)
+        # The kernel merges signals that arrive while one is pending; the
+        # rest df_gmr merges: never more requests answered than were sent.
+        handled = sum(
+            int(m.group(1)) if m else 1 for m in
+            (re.search(r"\((\d+) requests merged\)", t) for t in texts))
+        assert len(texts) <= handled <= 1000
+
+
+def test_two_processes_on_one_stderr_pipe_do_not_tear():
+    command = [sys.executable, os.path.join(SCRIPTS, "service.py"),
+               "--launcher", "process", "--workers", "2"]
+    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore")
+    env.pop("DF_GMR_ENABLE", None)
+    daemon = subprocess.Popen(command, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, env=env,
+                              start_new_session=True)
+    try:
+        lines: list[bytes] = []
+        while sum(b"READY" in line for line in lines) < 3:
+            line = daemon.stdout.readline()
+            assert line, b"".join(lines).decode()
+            lines.append(line)
+        workers = [c.pid for c in psutil.Process(daemon.pid).children()]
+        for pid in workers:
+            os.kill(pid, signal.SIGUSR2)
+        os.set_blocking(daemon.stdout.fileno(), False)
+        output = b""
+        deadline = time.monotonic() + 20
+        while output.count(b"==== Extra") < 2 and \
+                time.monotonic() < deadline:
+            chunk = daemon.stdout.read()
+            output += chunk or b""
+            time.sleep(0.02)
+        text = output.decode()
+        chunks = text.split("==== Guru Meditation")[1:]
+        assert len(chunks) == 2, text
+        for chunk in chunks:
+            report = chunk.split("extra text", 1)[0]
+            assert titles("==== Guru Meditation" + report) == [
+                *TITLES, "Extra"]
+            pids = re.findall(r"^PID: (\d+)$", report, re.M)
+            assert len(pids) == 1 and int(pids[0]) in workers
+            assert "(most recent call first)" not in report
+    finally:
+        os.killpg(daemon.pid, signal.SIGTERM)
+        daemon.wait(timeout=15)
+
+
+def test_file_trigger_works_while_hub_blocked(tmp_path):
+    trigger_file = tmp_path / "trigger"
+    trigger_file.write_text("")
+    log_dir = tmp_path / "reports"
+    with running("scenes.py", "file-block", str(trigger_file),
+                 "--log-dir", str(log_dir), log_dir=str(log_dir)) as daemon:
+        daemon.wait_text("BLOCKING")
+        time.sleep(1.2)
+        os.utime(trigger_file, None)
+        os.utime(trigger_file, (time.time() + 5, time.time() + 5))
+        [path] = daemon.wait_reports(1, timeout=5)
+        assert "UNBLOCKED" not in daemon.text()
+        assert f"Trigger: file {trigger_file}" in read(path)
+
+
+def test_watchdog_reports_a_blocked_hub_by_itself(tmp_path):
+    with running("scenes.py", "watchdog", "--log-dir", str(tmp_path),
+                 log_dir=str(tmp_path)) as daemon:
+        daemon.wait_text("BLOCKING")
+        [path] = daemon.wait_reports(1, timeout=6)
+        text = read(path)
+        assert re.search(r"^Trigger: watchdog: hub blocked for [\d.]+ s$",
+                         text, re.M)
+        assert "in blocker" in text
+        daemon.wait_text("UNBLOCKED")
+        time.sleep(1.5)
+        assert len(daemon.reports()) == 1  # at most once per min_gap
+
+
+def test_hanging_section_is_cut_off_and_then_skipped(tmp_path):
+    with running("scenes.py", "hang", "--log-dir", str(tmp_path),
+                 log_dir=str(tmp_path)) as daemon:
+        daemon.wait_ready()
+        daemon.signal()
+        [first] = daemon.wait_reports(1, timeout=10)
+        assert "section cut off: it took more than 0.5 s" in read(first)
+        daemon.signal()
+        paths = daemon.wait_reports(2, timeout=10)
+        second = read(paths[-1])
+        assert "section skipped: still stuck in a previous report" in second
+        assert titles(second) == [*TITLES, "Hangs"]
+
+
+def test_enormous_section_is_truncated_with_a_marker(tmp_path):
+    with running("scenes.py", "huge", "--log-dir", str(tmp_path),
+                 log_dir=str(tmp_path)) as daemon:
+        daemon.wait_ready()
+        daemon.signal()
+        [path] = daemon.wait_reports(1, timeout=20)
+        text = read(path)
+        assert re.search(r"section data truncated: \d+ bytes is over the "
+                         r"\d+ byte limit", text)
+        assert os.path.getsize(path) < 1_000_000
+
+
+def test_closed_stderr_loses_nothing_else(tmp_path):
+    with running("scenes.py", "no-stderr", "--log-dir", str(tmp_path),
+                 log_dir=str(tmp_path)) as daemon:
+        daemon.wait_ready()
+        daemon.signal()
+        [path] = daemon.wait_reports(1)
+        assert titles(read(path)) == TITLES
+        assert daemon.alive()
+
+
+def test_full_disk_stderr_does_not_harm_the_service():
+    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore")
+    with open("/dev/full", "w") as full:
+        daemon = subprocess.Popen(
+            [sys.executable, os.path.join(SCRIPTS, "scenes.py"), "ticker"],
+            stdout=subprocess.PIPE, stderr=full, env=env, text=True)
+    try:
+        assert daemon.stdout.readline().startswith("READY")
+        for _ in range(3):
+            os.kill(daemon.pid, signal.SIGUSR2)
+            time.sleep(0.3)
+        line = daemon.stdout.readline()
+        assert line.startswith("TICK"), line
+        assert daemon.poll() is None
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=15)
+
+
+def test_reports_leak_no_file_descriptors(tmp_path):
+    with running("scenes.py", "ticker", "--log-dir", str(tmp_path),
+                 log_dir=str(tmp_path)) as daemon:
+        daemon.wait_text("TICK")
+        daemon.signal()
+        daemon.wait_reports(1)
+        time.sleep(0.3)
+        before = psutil.Process(daemon.pid).num_fds()
+        for count in range(2, 12):
+            daemon.signal()
+            daemon.wait_reports(count)
+        time.sleep(0.3)
+        assert psutil.Process(daemon.pid).num_fds() == before
+
+
+def test_report_requested_at_interpreter_exit_is_harmless():
+    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore")
+    result = subprocess.run(
+        [sys.executable, os.path.join(SCRIPTS, "scenes.py"), "exit-report"],
+        capture_output=True, text=True, timeout=30, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Traceback" not in result.stderr
