@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -94,22 +95,24 @@ def test_two_processes_on_one_stderr_pipe_do_not_tear():
                               stderr=subprocess.STDOUT, env=env,
                               start_new_session=True)
     try:
-        lines: list[bytes] = []
-        while sum(b"READY" in line for line in lines) < 3:
-            line = daemon.stdout.readline()
-            assert line, b"".join(lines).decode()
-            lines.append(line)
+        output = b""
+
+        def read_until(done, timeout: float) -> None:
+            nonlocal output
+            deadline = time.monotonic() + timeout
+            while not done() and time.monotonic() < deadline:
+                ready, _, _ = select.select([daemon.stdout], [], [], 0.1)
+                if ready:
+                    chunk = os.read(daemon.stdout.fileno(), 65536)
+                    assert chunk, output.decode()  # the daemon died
+                    output += chunk
+            assert done(), output.decode()
+
+        read_until(lambda: output.count(b"READY") >= 3, 30)
         workers = [c.pid for c in psutil.Process(daemon.pid).children()]
         for pid in workers:
             os.kill(pid, signal.SIGUSR2)
-        os.set_blocking(daemon.stdout.fileno(), False)
-        output = b""
-        deadline = time.monotonic() + 20
-        while output.count(b"==== Extra") < 2 and \
-                time.monotonic() < deadline:
-            chunk = daemon.stdout.read()
-            output += chunk or b""
-            time.sleep(0.02)
+        read_until(lambda: output.count(b"extra text") >= 2, 30)
         text = output.decode()
         chunks = text.split("==== Guru Meditation")[1:]
         assert len(chunks) == 2, text
@@ -195,14 +198,26 @@ def test_full_disk_stderr_does_not_harm_the_service():
     with open("/dev/full", "w") as full:
         daemon = subprocess.Popen(
             [sys.executable, os.path.join(SCRIPTS, "scenes.py"), "ticker"],
-            stdout=subprocess.PIPE, stderr=full, env=env, text=True)
+            stdout=subprocess.PIPE, stderr=full, env=env)
+    output = b""
+
+    def wait_line(prefix: bytes, count: int) -> None:
+        nonlocal output
+        deadline = time.monotonic() + 30
+        while output.count(prefix) < count:
+            assert time.monotonic() < deadline, output
+            if select.select([daemon.stdout], [], [], 0.1)[0]:
+                chunk = os.read(daemon.stdout.fileno(), 4096)
+                assert chunk, output  # the daemon died
+                output += chunk
+
     try:
-        assert daemon.stdout.readline().startswith("READY")
+        wait_line(b"READY", 1)
         for _ in range(3):
             os.kill(daemon.pid, signal.SIGUSR2)
             time.sleep(0.3)
-        line = daemon.stdout.readline()
-        assert line.startswith("TICK"), line
+        ticks = output.count(b"TICK")
+        wait_line(b"TICK", ticks + 2)  # still serving afterwards
         assert daemon.poll() is None
     finally:
         daemon.terminate()
