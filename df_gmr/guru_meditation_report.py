@@ -208,7 +208,8 @@ class GuruMeditation:
         As in oslo.reports: ``log_dir`` defaults to ``[oslo_reports]
         log_dir`` of ``conf``; an explicit ``signum`` always sets up that
         signal; otherwise ``[oslo_reports] file_event_handler``, when set,
-        replaces the signal with a watched file.  Must be called from the
+        replaces the signal with a watched file.  ``DF_GMR_LOG_DIR`` and
+        ``DF_GMR_SERVICE_NAME`` fill a log_dir or service name left open.  Must be called from the
         main thread (signal handlers can only be set there).
         """
         global _autorun, _withdraw_registered
@@ -218,6 +219,11 @@ class GuruMeditation:
             opts.register(conf)
             if log_dir is None:
                 log_dir = conf.oslo_reports.log_dir
+        # What the operator put in the environment (DF_GMR_ENABLE units,
+        # df-gmr run) fills what the code and configuration leave open.
+        log_dir = log_dir or os.environ.get("DF_GMR_LOG_DIR") or None
+        service_name = (service_name or os.environ.get("DF_GMR_SERVICE_NAME")
+                        or None)
         greenlets.install()
         cls.sections()  # import every section now, not in a signal's wake
         autorun = Autorun(version=version, service_name=service_name,
