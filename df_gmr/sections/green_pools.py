@@ -307,7 +307,7 @@ def _tpool_task(frame: Any) -> str | None:
         return None
     del frame
     if inner is None:
-        return None
+        return "(native code)"  # a C function called by the worker itself
     code = inner.f_code
     if code.co_name == "get" and code.co_filename.endswith("queue.py"):
         return None  # idle: waiting for the next request
