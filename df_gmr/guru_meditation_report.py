@@ -209,8 +209,9 @@ class GuruMeditation:
         log_dir`` of ``conf``; an explicit ``signum`` always sets up that
         signal; otherwise ``[oslo_reports] file_event_handler``, when set,
         replaces the signal with a watched file.  ``DF_GMR_LOG_DIR`` and
-        ``DF_GMR_SERVICE_NAME`` fill a log_dir or service name left open.  Must be called from the
-        main thread (signal handlers can only be set there).
+        ``DF_GMR_SERVICE_NAME`` fill a log_dir or service name left open.
+        Must be called from the main thread (signal handlers can only be
+        set there).
         """
         global _autorun, _withdraw_registered
         if conf is not None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 import functools
 import os
+import signal
 import time
 from types import ModuleType
 from typing import Any
@@ -23,6 +24,8 @@ from df_gmr import _imports
 from df_gmr import identity
 
 EVENTLET_SERVICE = "oslo_service.backend._eventlet.service"
+THREADING_SERVICE = "oslo_service.backend._threading.service"
+COTYLEDON_MANAGER = "cotyledon._service_manager"
 BACKEND = "eventlet"
 
 #: Called after the role of this process changed (df_gmr re-announces it).
@@ -38,6 +41,8 @@ def install(on_role_change: Callable[[], None] | None = None) -> None:
     if on_role_change is not None and on_role_change not in _role_listeners:
         _role_listeners.append(on_role_change)
     _imports.when_imported(EVENTLET_SERVICE, _wrap_eventlet_backend)
+    _imports.when_imported(THREADING_SERVICE, _wrap_threading_backend)
+    _imports.when_imported(COTYLEDON_MANAGER, _wrap_cotyledon)
 
 
 def _notify() -> None:
@@ -141,3 +146,93 @@ def _became_worker() -> None:
                       launcher="ProcessLauncher", backend=BACKEND,
                       parent_pid=os.getppid())
     _notify()
+
+
+# oslo.service's threading backend runs its workers with cotyledon, which
+# forks or spawns (a fresh interpreter) through multiprocessing.
+
+
+def _wrap_threading_backend(module: ModuleType) -> None:
+    wrapper_class = module.ServiceWrapper
+    if getattr(wrapper_class, "_df_gmr_wrapped", False):
+        return
+    wrapper_class._df_gmr_wrapped = True
+    original_init = wrapper_class.__init__
+
+    @functools.wraps(original_init)
+    def init(self: Any, worker_id: int, service_instance: Any,
+             **kwargs: Any) -> None:
+        # Runs in the worker, forked or spawned: cotyledon builds the
+        # service object there.
+        _quietly(_became_threading_worker, worker_id)
+        original_init(self, worker_id, service_instance, **kwargs)
+
+    wrapper_class.__init__ = init
+
+
+def _wrap_cotyledon(module: ModuleType) -> None:
+    manager_class = module.ServiceManager
+    if getattr(manager_class, "_df_gmr_wrapped", False):
+        return
+    manager_class._df_gmr_wrapped = True
+    original_start_worker = manager_class._start_worker
+
+    @functools.wraps(original_start_worker)
+    def start_worker(self: Any, service_id: Any, worker_id: int) -> Any:
+        _quietly(_became_cotyledon_parent)
+        # A spawned worker is a fresh interpreter: until df_gmr is set up
+        # in it, SIGUSR2's default action would kill it.  Blocked signals
+        # stay blocked across fork and exec, so the worker starts with the
+        # signal pending instead; its set-up unblocks it (install_signal,
+        # or the after-fork hook in a forked worker).
+        blocked = _block_report_signals()
+        try:
+            result = original_start_worker(self, service_id, worker_id)
+        finally:
+            _unblock(blocked)
+        _quietly(_record_cotyledon_worker, self, service_id, worker_id)
+        return result
+
+    manager_class._start_worker = start_worker
+
+
+def _block_report_signals() -> set[int]:
+    from df_gmr import trigger
+
+    signals = trigger.report_signals()
+    if signals:
+        signal.pthread_sigmask(signal.SIG_BLOCK, signals)
+    return signals
+
+
+def _unblock(signals: set[int]) -> None:
+    if signals:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
+
+
+def _became_cotyledon_parent() -> None:
+    current = identity.current()
+    if current.role != "parent":
+        identity.set_role("parent", launcher="cotyledon ServiceManager",
+                          backend="threading")
+        _notify()
+
+
+def _became_threading_worker(worker_id: int) -> None:
+    identity.set_role("worker", worker_index=worker_id,
+                      launcher="cotyledon ServiceManager",
+                      backend="threading", parent_pid=os.getppid())
+    _notify()
+
+
+def _record_cotyledon_worker(manager: Any, service_id: Any,
+                             worker_id: int) -> None:
+    processes = manager._running_services[service_id]
+    process = list(processes)[-1]
+    workers = identity.current().workers
+    for old_pid in [p for p, r in workers.items() if r.index == worker_id]:
+        del workers[old_pid]
+    _starts[worker_id] = _starts.get(worker_id, 0) + 1
+    workers[process.pid] = identity.WorkerRecord(
+        pid=process.pid, index=worker_id, service=str(service_id),
+        started_at=time.time(), restarts=_starts[worker_id] - 1)

@@ -95,6 +95,11 @@ def main_thread_ident() -> int | None:
     return None
 
 
+def report_signals() -> set[int]:
+    """Return the signals that trigger reports in this process."""
+    return set(_signal_names)
+
+
 def reporting_thread_ident() -> int | None:
     """Return the reporting thread's ident in this process, if running."""
     return _thread_ident if _thread_pid == os.getpid() else None
@@ -195,6 +200,8 @@ def _after_fork_in_child() -> None:
     if _thread_pid and _producer is not None:
         _main_ident = _native.get_ident()  # the thread that forked
         try:
+            # A parent may fork with the signal blocked (see launchers).
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, set(_signal_names))
             _ensure_thread()
             for watch in _watched_files:
                 _native.start_thread(_watch_loop, watch)

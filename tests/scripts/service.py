@@ -10,6 +10,7 @@ import eventlet
 eventlet.monkey_patch()
 
 import argparse  # noqa: E402
+import logging  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 
@@ -30,6 +31,10 @@ parser.add_argument("--no-gmr", action="store_true")
 parser.add_argument("--event-waiters", type=int, default=3)
 parser.add_argument("--service-name", default="testsvc")
 args = parser.parse_args()
+# oslo.service says on stdout how each worker ended ("Child N killed by
+# signal S"): the tests read it.
+logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                    format="%(levelname)s %(name)s %(message)s")
 
 CONF = cfg.ConfigOpts()
 CONF.register_opts([
@@ -63,6 +68,7 @@ if not args.no_gmr:
     gmr.TextGuruMeditation.setup_autorun(
         "9.9.9", service_name=args.service_name, log_dir=args.log_dir,
         conf=CONF)
+    print(f"SET UP {os.getpid()}", flush=True)
 
 
 class Worker(service.Service):
