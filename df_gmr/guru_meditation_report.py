@@ -30,6 +30,7 @@ from df_gmr import greenlets
 from df_gmr import identity
 from df_gmr import launchers
 from df_gmr import output
+from df_gmr import pools
 from df_gmr import registry
 from df_gmr import render
 from df_gmr import report
@@ -226,6 +227,7 @@ class GuruMeditation:
         service_name = (service_name or os.environ.get("DF_GMR_SERVICE_NAME")
                         or None)
         greenlets.install()
+        pools.install()
         cls.sections()  # import every section now, not in a signal's wake
         autorun = Autorun(version=version, service_name=service_name,
                           log_dir=log_dir, conf=conf, report_class=cls)

@@ -26,6 +26,8 @@ BUILTIN: tuple[str, ...] = (
     "package",
     "threads",
     "green_threads",
+    "eventlet_hub",
+    "green_pools",
     "processes",
     "configuration",
 )

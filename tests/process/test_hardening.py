@@ -17,8 +17,8 @@ from tests.daemons import SOURCE_ROOT
 from tests.daemons import running
 from tests.daemons import wait_for
 
-TITLES = ["Package", "Threads", "Green Threads", "Processes",
-          "Configuration"]
+TITLES = ["Package", "Threads", "Green Threads", "Eventlet Hub",
+          "Green Pools", "Processes", "Configuration"]
 
 
 def titles(text: str) -> list[str]:

@@ -13,8 +13,8 @@ import jsonschema
 
 from tests.daemons import running
 
-SECTION_TITLES = ["Package", "Threads", "Green Threads", "Processes",
-                  "Configuration", "Extra"]
+SECTION_TITLES = ["Package", "Threads", "Green Threads", "Eventlet Hub",
+                  "Green Pools", "Processes", "Configuration", "Extra"]
 FILE_NAME = re.compile(r"^testsvc_gurumeditation_\d{20}_(\d+)\.(txt|json)$")
 
 
@@ -100,7 +100,8 @@ def test_json_report_validates_against_shipped_schema(tmp_path):
         jsonschema.validate(document, schema())
         names = [section["name"] for section in document["sections"]]
         assert names == ["package", "threads", "green_threads",
-                         "processes", "configuration", "extra"]
+                         "eventlet_hub", "green_pools", "processes",
+                         "configuration", "extra"]
         assert document["header"]["pid"] == daemon.pid
 
 
