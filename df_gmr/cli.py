@@ -1,5 +1,9 @@
 """The ``df-gmr`` command: list GMR-ready processes, collect their reports.
 
+``df-gmr report`` prints each report to stdout (text, or JSON Lines with
+``--format json``: one document per line), whatever the daemon does with
+its own copy.  Errors go to stderr, one line per process.
+
 Exit codes: 0 success; 1 a report did not come (a process refused,
 vanished or did not answer in time); 2 usage error.
 """
@@ -75,9 +79,14 @@ def command_list(args: argparse.Namespace) -> int:
 
 def _entry_for(pid: int, entries: dict[int, dict[str, Any]]
                ) -> dict[str, Any]:
-    if not os.path.exists(f"/proc/{pid}"):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
         msg = f"pid {pid}: no such process"
-        raise Refusal(msg)
+        raise Refusal(msg) from None
+    except PermissionError:
+        msg = f"pid {pid}: not permitted to signal it (run as its user)"
+        raise Refusal(msg) from None
     entry = entries.get(pid)
     if entry is None:
         msg = (f"pid {pid}: has not set up df_gmr (SIGUSR2 could kill "
@@ -142,7 +151,10 @@ def command_report(args: argparse.Namespace) -> int:
         for pid, answer in list(waiting.items()):
             if os.path.exists(answer):
                 with open(answer, encoding="utf-8") as handle:
-                    sys.stdout.write(handle.read())
+                    text = handle.read()
+                if args.format == "json":  # JSON Lines: one per report
+                    text = json.dumps(json.loads(text)) + "\n"
+                sys.stdout.write(text)
                 sys.stdout.flush()
                 os.unlink(answer)
                 del waiting[pid]
