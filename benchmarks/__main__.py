@@ -1,0 +1,183 @@
+"""``python -m benchmarks``: df_gmr and oslo.reports, side by side.
+
+Prints a markdown table of medians and ratios on stdout (progress goes to
+stderr); with ``--write-results`` also writes it, with the machine's
+description, to ``benchmarks/RESULTS.md``.  ``--smoke`` is a seconds-long
+run with tiny sizes and one repetition, for CI.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+import os
+import sys
+import time
+
+from benchmarks import plan as plans
+from benchmarks import suite
+from benchmarks import table
+from benchmarks.runner import Runner
+
+RESULTS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                            "RESULTS.md")
+NOTES = """\
+## How to read it
+
+- Every figure is the median of the runs counted in the last column; each
+  run is a fresh `python -m benchmarks.child` process (monkey-patched
+  eventlet, the tool set up as a service does it, the greenthreads
+  spawned, then one measurement).  Slow oslo.reports cases run fewer
+  times (a case stops repeating after ~{budget:.0f} s).
+- The mix: 49% identical Event waiters, 25% sleepers (half `spawn_n`,
+  half periodic loops), 1% socket readers with live peers (half unix
+  socketpairs, half loopback TCP), a saturated GreenPool (10% workers,
+  5% callers waiting for a slot) and 10% waiting at 8 distinct stacks
+  (queue or semaphore, at different call depths).
+- Report cost: `TextGuruMeditation(version).run()` in the calling
+  thread, after `setup_autorun()` was called before the greenthreads were
+  spawned.  Peak memory growth is the RSS high-water mark (VmHWM, reset
+  through `/proc/self/clear_refs`) minus the RSS before the report.  The
+  bare frame walk reads `f_code` and `f_lineno` of every frame of every
+  greenlet (found beforehand): the floor of any report.
+- Stall: the ticker sleeps 10 ms in a loop; the process sends itself
+  SIGUSR2 (log_dir set) and the largest gap is taken from the signal until
+  the report file exists.  "quiet" is the largest gap before the signal.
+- Cost at rest: each round runs a process without either tool, one with
+  df_gmr set up and one with oslo.reports set up (order rotated); each
+  process keeps the best of its timed repetitions; the share is the
+  median over rounds of (with / without) paired within a round.
+- Copy-on-write: the parent grows a heap of small objects, spawns the
+  mix, calls `gc.freeze()` and forks; the worker reads its private memory
+  (Private_Clean + Private_Dirty of `/proc/self/smaps_rollup`, i.e. USS)
+  before and after a report made by SIGUSR2.
+- Latency: a greenthread blocks the hub; the driver (another process)
+  sends SIGUSR2 {settle:g} s after the block began and times until the
+  report file exists.
+"""
+
+
+def parse_arguments(argv: list[str]) -> argparse.Namespace:
+    """Parse the command line."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description="Benchmark df_gmr against oslo.reports, side by side.")
+    parser.add_argument("--smoke", action="store_true",
+                        help="a seconds-long run: tiny sizes, 1 repetition")
+    parser.add_argument("--write-results", action="store_true",
+                        help="also write the table to benchmarks/RESULTS.md")
+    parser.add_argument("--only", default="1,2,3,4,5",
+                        help="measurements to run, e.g. 1,3 (default all)")
+    parser.add_argument("--sizes",
+                        help="greenthreads of the report cost mix, e.g. "
+                        "1000,10000")
+    parser.add_argument("--heap-mb", type=int,
+                        help="the copy-on-write heap, in MB")
+    parser.add_argument("--oslo-max-size", type=int,
+                        help="extrapolate oslo.reports' report cost "
+                        "linearly above this many greenthreads instead of "
+                        "measuring it")
+    parser.add_argument("--quiet", action="store_true",
+                        help="no progress on stderr")
+    arguments = parser.parse_args(argv)
+    try:
+        arguments.only = {int(part) for part in arguments.only.split(",")}
+    except ValueError:
+        parser.error(f"--only takes numbers 1-5, not {arguments.only!r}")
+    if not arguments.only or not arguments.only <= {1, 2, 3, 4, 5}:
+        parser.error(f"--only takes numbers 1-5, not {arguments.only!r}")
+    if arguments.sizes:
+        try:
+            arguments.sizes = tuple(int(part)
+                                    for part in arguments.sizes.split(","))
+        except ValueError:
+            parser.error(f"--sizes takes numbers, not {arguments.sizes!r}")
+    return arguments
+
+
+def chosen_plan(arguments: argparse.Namespace) -> plans.Plan:
+    """Return the plan, with the command line's overrides."""
+    chosen = plans.SMOKE if arguments.smoke else plans.FULL
+    changes: dict[str, object] = {}
+    if arguments.sizes:
+        changes["sizes"] = arguments.sizes
+    if arguments.heap_mb:
+        changes["heap_mb"] = arguments.heap_mb
+    if changes:
+        import dataclasses
+
+        chosen = dataclasses.replace(chosen, **changes)
+    return chosen
+
+
+def results_document(rows: list[table.Row], command: str,
+                     machine: list[tuple[str, str]], elapsed: float,
+                     chosen: plans.Plan, failures: list[str]) -> str:
+    """Return RESULTS.md's text."""
+    from benchmarks.runner import BLOCK_SETTLE
+
+    lines = [
+        "# df_gmr against oslo.reports",
+        "",
+        f"Generated by `{command}` ({chosen.name} run, "
+        f"{elapsed / 60:.1f} minutes).",
+        "",
+        "## Machine",
+        "",
+        *table.machine_lines(machine),
+        "",
+        "## Results",
+        "",
+        table.markdown(rows),
+        "",
+        NOTES.format(budget=chosen.slow_budget, settle=BLOCK_SETTLE),
+    ]
+    if failures:
+        lines.extend(["## Failed cases", ""])
+        lines.extend(f"- {failure}" for failure in failures)
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmarks; return 1 if any child process failed."""
+    arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
+    chosen = chosen_plan(arguments)
+    machine = table.machine()
+    runner = Runner(chosen.child_timeout, verbose=not arguments.quiet)
+    measurements = suite.Suite(runner, chosen, arguments.oslo_max_size)
+    steps: list[tuple[int, Callable[[], list[table.Row]]]] = [
+        (1, measurements.report_cost),
+        (2, measurements.stall),
+        (3, measurements.rest),
+        (4, measurements.copy_on_write),
+        (5, measurements.latency),
+    ]
+    started = time.monotonic()
+    rows: list[table.Row] = []
+    try:
+        for number, step in steps:
+            if number in arguments.only:
+                rows.extend(step())
+    finally:
+        runner.close()
+    elapsed = time.monotonic() - started
+    print(table.markdown(rows))
+    if runner.failures:
+        print("\nFailed cases:", file=sys.stderr)
+        for failure in runner.failures:
+            print(f"- {failure}", file=sys.stderr)
+    if arguments.write_results:
+        command = "python -m benchmarks " + " ".join(
+            sys.argv[1:] if argv is None else argv)
+        with open(RESULTS_PATH, "w") as results:
+            results.write(results_document(
+                rows, command.strip(), machine, elapsed, chosen,
+                runner.failures))
+        runner.say(f"wrote {RESULTS_PATH}")
+    runner.say(f"done in {elapsed / 60:.1f} minutes")
+    return 1 if runner.failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,518 @@
+"""One measurement in a fresh, monkey-patched process.
+
+Run by the driver as ``python -m benchmarks.child MEASUREMENT PARAMS``
+(PARAMS is a JSON object); prints ``RESULT <json>`` as its last line.
+Nothing here imports eventlet, df_gmr or oslo.reports before
+``eventlet.monkey_patch()`` has run, as in a service.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+import re
+import signal
+import sys
+import time
+from typing import Any
+
+SERVICE_NAME = "bench"
+RESULT_PREFIX = "RESULT "
+#: Lines that count the greenthreads listed in each tool's report.
+DF_GMR_COUNT = re.compile(r"^(\d+) greenlets in \d+ groups$", re.MULTILINE)
+OSLO_GREEN_THREAD = re.compile(r"^-+ +Green Thread +-+$", re.MULTILINE)
+TOOLS = ("df_gmr", "oslo.reports", "none")
+
+
+class BenchVersion:
+    """A version object of the kind both tools' Package section reads."""
+
+    def vendor_string(self) -> str:
+        """Return the vendor."""
+        return "df_gmr benchmarks"
+
+    def product_string(self) -> str:
+        """Return the product."""
+        return "bench"
+
+    def version_string_with_package(self) -> str:
+        """Return the version."""
+        return "1.0.0"
+
+
+def monkey_patch() -> None:
+    """Monkey-patch as an eventlet service does, first thing."""
+    import eventlet
+
+    eventlet.monkey_patch()
+    from benchmarks import workloads
+
+    workloads.raise_fd_limit()
+
+
+def set_up(tool: str, log_dir: str | None) -> Any:
+    """Set ``tool`` up as a service does; return its report class."""
+    if tool == "df_gmr":
+        from df_gmr import guru_meditation_report as df_gmr_report
+
+        df_gmr_report.TextGuruMeditation.setup_autorun(
+            BenchVersion(), service_name=SERVICE_NAME, log_dir=log_dir)
+        return df_gmr_report.TextGuruMeditation
+    if tool == "oslo.reports":
+        from oslo_reports import guru_meditation_report as oslo_report
+
+        oslo_report.TextGuruMeditation.setup_autorun(
+            BenchVersion(), service_name=SERVICE_NAME, log_dir=log_dir)
+        return oslo_report.TextGuruMeditation
+    if tool == "none":
+        return None
+    msg = f"tool must be one of {', '.join(TOOLS)}, not {tool!r}"
+    raise ValueError(msg)
+
+
+def greenthreads_in_report(tool: str, text: str) -> int:
+    """Return how many greenthreads a report lists."""
+    if tool == "df_gmr":
+        match = DF_GMR_COUNT.search(text)
+        return int(match.group(1)) if match else 0
+    return len(OSLO_GREEN_THREAD.findall(text))
+
+
+# -- memory -----------------------------------------------------------------
+
+def status_bytes(field: str) -> int:
+    """Return a ``/proc/self/status`` size field (``VmHWM``...) in bytes."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) * 1024
+    msg = f"no {field} in /proc/self/status"
+    raise LookupError(msg)
+
+
+def reset_high_water_mark() -> bool:
+    """Reset VmHWM to the current RSS; say whether the kernel allows it."""
+    try:
+        with open("/proc/self/clear_refs", "w") as clear_refs:
+            clear_refs.write("5")
+    except OSError:
+        return False
+    return status_bytes("VmHWM") <= status_bytes("VmRSS") + 64 * 1024
+
+
+class PeakSampler:
+    """The RSS high-water mark, from VmHWM or else from a sampling thread."""
+
+    def __init__(self) -> None:
+        self.exact = reset_high_water_mark()
+        self.start = status_bytes("VmRSS")
+        self.peak = self.start
+        self.running = not self.exact
+        if self.running:
+            from eventlet import patcher
+
+            thread = patcher.original("_thread")
+            thread.start_new_thread(self._sample, ())
+
+    def _sample(self) -> None:
+        from eventlet import patcher
+
+        sleep = patcher.original("time").sleep
+        while self.running:
+            self.peak = max(self.peak, status_bytes("VmRSS"))
+            sleep(0.001)
+
+    def growth(self) -> int:
+        """Stop sampling; return the peak RSS growth in bytes."""
+        self.running = False
+        if self.exact:
+            self.peak = status_bytes("VmHWM")
+        else:
+            self.peak = max(self.peak, status_bytes("VmRSS"))
+        return self.peak - self.start
+
+
+def private_bytes() -> int:
+    """Return this process's private memory (USS): Private_* of smaps."""
+    total = 0
+    try:
+        with open("/proc/self/smaps_rollup") as rollup:
+            for line in rollup:
+                if line.startswith(("Private_Clean:", "Private_Dirty:")):
+                    total += int(line.split()[1]) * 1024
+        return total
+    except OSError:
+        import psutil
+
+        return int(psutil.Process().memory_full_info().uss)
+
+
+# -- helpers ----------------------------------------------------------------
+
+def bare_frame_walk() -> tuple[float, int, int]:
+    """Walk every greenlet's frames; return (seconds, greenlets, frames).
+
+    The greenlets are found before the clock starts: this is the floor of
+    any report, the reading of ``f_code``/``f_lineno`` of every frame.
+    """
+    import greenlet
+
+    everything = [candidate for candidate in gc.get_objects()
+                  if isinstance(candidate, greenlet.greenlet)]
+    frame = None
+    started = time.perf_counter()
+    frames = 0
+    for green in everything:
+        frame = green.gr_frame
+        while frame is not None:
+            frame.f_code  # noqa: B018 - reading is the measurement
+            frame.f_lineno  # noqa: B018
+            frames += 1
+            frame = frame.f_back
+    seconds = time.perf_counter() - started
+    del frame
+    return seconds, len(everything), frames
+
+
+def report_files(log_dir: str) -> list[str]:
+    """Return the finished reports in ``log_dir`` (not temporary files)."""
+    try:
+        names = os.listdir(log_dir)
+    except FileNotFoundError:
+        return []
+    return sorted(os.path.join(log_dir, name) for name in names
+                  if not name.startswith("."))
+
+
+def wait_for_report(log_dir: str, timeout: float, poll: float = 0.005
+                    ) -> str:
+    """Wait (green) until a report file appears; return its path."""
+    import eventlet
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = report_files(log_dir)
+        if found:
+            return found[0]
+        eventlet.sleep(poll)
+    msg = f"no report in {log_dir} after {timeout} s"
+    raise TimeoutError(msg)
+
+
+def read_text(path: str) -> str:
+    """Return a report file's text."""
+    with open(path, encoding="utf-8", errors="replace") as report:
+        return report.read()
+
+
+def start_profile() -> Any:
+    """Start cProfile here and in every thread df_gmr starts from now on.
+
+    df_gmr collects sections in threads of its own (started through
+    ``df_gmr._native.start_thread``); each gets its own profiler, and
+    ``print_profile`` merges them.
+    """
+    import cProfile
+
+    main = cProfile.Profile()
+    main.thread_profiles = []
+    try:
+        from df_gmr import _native
+    except ImportError:
+        _native = None
+    start_thread = getattr(_native, "start_thread", None)
+    if start_thread is not None:
+        def profiled_start(function: Any, args: tuple[Any, ...] = ()
+                           ) -> int:
+            def profiled(*arguments: Any) -> Any:
+                profile = cProfile.Profile()
+                main.thread_profiles.append(profile)
+                profile.enable()
+                try:
+                    return function(*arguments)
+                finally:
+                    profile.disable()
+
+            return int(start_thread(profiled, args))
+
+        _native.start_thread = profiled_start
+    main.enable()
+    return main
+
+
+def print_profile(profiler: Any, top: int) -> None:
+    """Print the ``top`` entries by cumulative and by own time, to stderr."""
+    import pstats
+
+    profiler.disable()
+    for order in ("cumulative", "tottime"):
+        stats = pstats.Stats(profiler, stream=sys.stderr)
+        for profile in profiler.thread_profiles:
+            stats.add(profile)
+        stats.sort_stats(order).print_stats(int(top))
+
+
+# -- measurements -----------------------------------------------------------
+
+def measure_report_cost(params: dict[str, Any]) -> dict[str, Any]:
+    """Time one in-process report of a workload; its peak memory, size."""
+    tool = params["tool"]
+    report_class = set_up(tool, params["log_dir"])
+    from benchmarks import workloads
+
+    workload = workloads.build(params["workload"], params["size"])
+    floor, greenlet_count, frames = bare_frame_walk()
+    gc.collect()
+    sampler = PeakSampler()
+    profiler = start_profile() if params.get("profile") else None
+    started = time.perf_counter()
+    text = report_class(BenchVersion()).run()
+    seconds = time.perf_counter() - started
+    growth = sampler.growth()
+    if profiler is not None:
+        print_profile(profiler, params["profile"])
+    if params.get("keep_text"):
+        with open(params["keep_text"], "w") as kept:
+            kept.write(text)
+    return {
+        "seconds": seconds,
+        "floor_seconds": floor,
+        "greenlets": greenlet_count,
+        "frames": frames,
+        "peak_growth": growth,
+        "peak_exact": sampler.exact,
+        "report_bytes": len(text.encode("utf-8")),
+        "listed": greenthreads_in_report(tool, text),
+        "counts": workload.counts,
+    }
+
+
+def measure_stall(params: dict[str, Any]) -> dict[str, Any]:
+    """The largest gap of a 10 ms ticker while a signalled report is made."""
+    import eventlet
+
+    tool = params["tool"]
+    log_dir = params["log_dir"]
+    set_up(tool, log_dir)
+    from benchmarks import workloads
+
+    workload = workloads.build(params["workload"], params["size"])
+    gaps: list[float] = []
+
+    def ticker() -> None:
+        while True:
+            before = time.monotonic()
+            eventlet.sleep(0.01)
+            gaps.append(time.monotonic() - before)
+
+    eventlet.spawn(ticker)
+    eventlet.sleep(params["baseline"])
+    quiet = list(gaps)
+    first = len(gaps)
+    signalled = time.monotonic()
+    os.kill(os.getpid(), signal.SIGUSR2)
+    path = wait_for_report(log_dir, params["timeout"])
+    written = time.monotonic() - signalled
+    eventlet.sleep(0.1)  # the ticks that were due while it finished
+    during = gaps[first:]
+    return {
+        "max_gap": max(during) if during else None,
+        "quiet_max_gap": max(quiet) if quiet else None,
+        "ticks": len(during),
+        "report_seconds": written,
+        "listed": greenthreads_in_report(tool, read_text(path)),
+        "counts": workload.counts,
+    }
+
+
+def trivial() -> None:
+    """Do nothing (the greenthread whose spawn is measured)."""
+
+
+def spawn_seconds(total: int, batch: int) -> float:
+    """Return the time per ``eventlet.spawn`` (plus running it)."""
+    import eventlet
+
+    started = time.perf_counter()
+    for _ in range(0, total, batch):
+        for _ in range(batch):
+            eventlet.spawn(trivial)
+        eventlet.sleep(0)
+    return (time.perf_counter() - started) / total
+
+
+def switch_rate(switches: int) -> float:
+    """Return greenthread switches per second (two ping-ponging sleepers)."""
+    import eventlet
+
+    def ping_pong(count: int) -> None:
+        for _ in range(count):
+            eventlet.sleep(0)
+
+    started = time.perf_counter()
+    first = eventlet.spawn(ping_pong, switches // 2)
+    second = eventlet.spawn(ping_pong, switches // 2)
+    first.wait()
+    second.wait()
+    return (switches // 2 * 2) / (time.perf_counter() - started)
+
+
+def measure_rest(params: dict[str, Any]) -> dict[str, Any]:
+    """Spawn and switch throughput with ``tool`` set up (or not)."""
+    import statistics
+
+    set_up(params["tool"], params["log_dir"])
+    batch = min(params["spawns"], 10_000)
+    spawn_seconds(batch, batch)  # warm up
+    switch_rate(min(params["switches"], 10_000))
+    spawns = [spawn_seconds(params["spawns"], batch)
+              for _ in range(params["inner"])]
+    switches = [switch_rate(params["switches"])
+                for _ in range(params["inner"])]
+    # The best repetition: the one least disturbed by other processes.
+    return {
+        "spawn_seconds": min(spawns),
+        "switch_rate": max(switches),
+        "spawn_seconds_median": statistics.median(spawns),
+        "switch_rate_median": statistics.median(switches),
+    }
+
+
+def build_heap(megabytes: int) -> tuple[list[Any], int]:
+    """Grow a heap of small objects by ``megabytes`` of RSS; return it."""
+    start = status_bytes("VmRSS")
+    target = megabytes * 1024 * 1024
+    heap: list[Any] = []
+    counter = 0
+    gc.disable()
+    try:
+        while status_bytes("VmRSS") - start < target:
+            heap.extend((number, str(number), [number])
+                        for number in range(counter, counter + 50_000))
+            counter += 50_000
+    finally:
+        gc.enable()
+    return heap, status_bytes("VmRSS") - start
+
+
+def measure_copy_on_write(params: dict[str, Any]) -> dict[str, Any]:
+    """Private memory growth of a forked worker making one report."""
+    import eventlet
+
+    tool = params["tool"]
+    log_dir = params["log_dir"]
+    set_up(tool, log_dir)
+    from benchmarks import workloads
+
+    heap, heap_bytes = build_heap(params["heap_mb"])
+    workload = workloads.build(params["workload"], params["size"])
+    gc.collect()
+    gc.freeze()  # as oslo.service does before forking workers
+    reading, writing = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the worker
+        status = 1
+        try:
+            os.close(reading)
+            eventlet.sleep(0.2)
+            before = private_bytes()
+            os.kill(os.getpid(), signal.SIGUSR2)
+            path = wait_for_report(log_dir, params["timeout"])
+            after = private_bytes()
+            listed = greenthreads_in_report(tool, read_text(path))
+            # A second report shows what is left once the first report's
+            # one-time costs (imports, caches, arenas) are paid.
+            os.unlink(path)
+            os.kill(os.getpid(), signal.SIGUSR2)
+            wait_for_report(log_dir, params["timeout"])
+            found = {
+                "before": before,
+                "after": after,
+                "growth": after - before,
+                "second_growth": private_bytes() - after,
+                "listed": listed,
+            }
+            os.write(writing, json.dumps(found).encode())
+            status = 0
+        finally:
+            os._exit(status)
+    os.close(writing)
+    from eventlet import patcher
+
+    real_os = patcher.original("os")
+    data = b""
+    while True:
+        chunk = real_os.read(reading, 65536)
+        if not chunk:
+            break
+        data += chunk
+    real_os.waitpid(pid, 0)
+    if not data:
+        msg = "the worker reported nothing"
+        raise RuntimeError(msg)
+    found = json.loads(data)
+    found["heap_bytes"] = heap_bytes
+    found["counts"] = workload.counts
+    del heap
+    return found
+
+
+def measure_latency(params: dict[str, Any]) -> dict[str, Any]:
+    """Block the hub; the driver signals and times the report file."""
+    import eventlet
+    from eventlet import patcher
+
+    tool = params["tool"]
+    log_dir = params["log_dir"]
+    set_up(tool, log_dir)
+    from benchmarks import workloads
+
+    workload = workloads.build(params["workload"], params["size"])
+    block = params["block"]
+
+    def blocker() -> None:
+        print("BLOCKING", flush=True)
+        if params["variant"] == "restarting":
+            # A C call that retries on EINTR and never returns to the
+            # interpreter (as many C client libraries do): glibc's
+            # system() waits for its child in such a loop.
+            import ctypes
+
+            ctypes.CDLL(None).system(f"sleep {block}".encode())
+        else:
+            patcher.original("time").sleep(block)
+        print("UNBLOCKED", flush=True)
+
+    eventlet.spawn(blocker).wait()
+    path = wait_for_report(log_dir, params["timeout"])
+    return {
+        "listed": greenthreads_in_report(tool, read_text(path)),
+        "counts": workload.counts,
+    }
+
+
+MEASUREMENTS = {
+    "report_cost": measure_report_cost,
+    "stall": measure_stall,
+    "rest": measure_rest,
+    "copy_on_write": measure_copy_on_write,
+    "latency": measure_latency,
+}
+
+
+def main(argv: list[str]) -> int:
+    """Run one measurement; print its result as the last line."""
+    if len(argv) != 2 or argv[0] not in MEASUREMENTS:
+        names = ", ".join(MEASUREMENTS)
+        print(f"usage: python -m benchmarks.child {{{names}}} PARAMS_JSON",
+              file=sys.stderr)
+        return 2
+    monkey_patch()
+    result = MEASUREMENTS[argv[0]](json.loads(argv[1]))
+    print(RESULT_PREFIX + json.dumps(result), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,85 @@
+"""How big and how often: the full run and the seconds-long smoke run."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """Sizes and repetitions of one benchmark run."""
+
+    name: str
+    #: Greenthreads in the realistic mix, for the report cost.
+    sizes: tuple[int, ...]
+    #: Identical Event waiters, for the report size goal.
+    identical_size: int
+    #: Runs (fresh processes) per report cost case.
+    report_runs: int
+    #: Seconds a case may take in all before it stops repeating (slow
+    #: oslo.reports cases then run fewer times, at least once).
+    slow_budget: float
+    stall_size: int
+    stall_runs: int
+    #: The stall's own time budget (oslo.reports' stall is its whole
+    #: report time, so it need not repeat much).
+    stall_budget: float
+    #: Alternated rounds of without / df_gmr / oslo.reports processes.
+    rest_rounds: int
+    #: Timed repetitions inside each process (the best one counts).
+    rest_inner: int
+    spawns: int
+    switches: int
+    heap_mb: int
+    cow_size: int
+    cow_runs: int
+    latency_size: int
+    latency_block: float
+    latency_runs: int
+    #: Seconds a single child may take before it is given up.
+    child_timeout: float
+
+
+FULL = Plan(
+    name="full",
+    sizes=(1_000, 10_000, 100_000),
+    identical_size=10_000,
+    report_runs=5,
+    slow_budget=90.0,
+    stall_size=10_000,
+    stall_runs=3,
+    stall_budget=60.0,
+    rest_rounds=5,
+    rest_inner=3,
+    spawns=50_000,
+    switches=100_000,
+    heap_mb=1024,
+    cow_size=1_000,
+    cow_runs=3,
+    latency_size=1_000,
+    latency_block=5.0,
+    latency_runs=3,
+    child_timeout=1800.0,
+)
+
+SMOKE = Plan(
+    name="smoke",
+    sizes=(100, 500),
+    identical_size=500,
+    report_runs=1,
+    slow_budget=0.0,
+    stall_size=300,
+    stall_runs=1,
+    stall_budget=0.0,
+    rest_rounds=1,
+    rest_inner=1,
+    spawns=5_000,
+    switches=5_000,
+    heap_mb=100,
+    cow_size=100,
+    cow_runs=1,
+    latency_size=100,
+    latency_block=1.0,
+    latency_runs=1,
+    child_timeout=100.0,
+)

@@ -1,0 +1,231 @@
+"""Run measurements in fresh child processes and keep their results.
+
+Every run of every case is a new ``python -m benchmarks.child`` process,
+so that one measurement never inherits another's heap, caches or hub.
+Children import the df_gmr of this checkout (``PYTHONPATH``), never
+activate df_gmr from the environment (``DF_GMR_ENABLE`` removed), and
+announce themselves in a private run directory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import dataclasses
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from typing import Any
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+RESULT_PREFIX = "RESULT "
+#: How long the driver waits after the child says it blocks, before
+#: signalling (the blocking call must have started).
+BLOCK_SETTLE = 0.2
+
+
+class ChildFailed(RuntimeError):
+    """A child process did not produce a result."""
+
+
+@dataclasses.dataclass
+class Case:
+    """One measurement of one tool on one workload, run several times."""
+
+    measurement: str
+    tool: str
+    params: dict[str, Any]
+    results: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    wall_seconds: list[float] = dataclasses.field(default_factory=list)
+    error: str | None = None
+
+    def median(self, key: str) -> Any:
+        """Return the median of ``key`` over the runs (None if absent)."""
+        values = [result[key] for result in self.results
+                  if result.get(key) is not None]
+        if not values:
+            return None
+        return statistics.median(values)
+
+    def first(self, key: str) -> Any:
+        """Return ``key`` of the first run, if any."""
+        return self.results[0].get(key) if self.results else None
+
+    @property
+    def runs(self) -> int:
+        """Return how many runs gave a result."""
+        return len(self.results)
+
+
+class Runner:
+    """Starts the children, one at a time, and logs progress to stderr."""
+
+    def __init__(self, timeout: float, verbose: bool = True) -> None:
+        self.timeout = timeout
+        self.verbose = verbose
+        self.scratch = tempfile.mkdtemp(prefix="df_gmr_bench_")
+        self.failures: list[str] = []
+
+    def close(self) -> None:
+        """Remove the scratch directory (log dirs, run directory)."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    def environment(self) -> dict[str, str]:
+        """Return the children's environment."""
+        env = dict(os.environ)
+        env.pop("DF_GMR_ENABLE", None)
+        env["PYTHONPATH"] = os.pathsep.join(
+            [ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
+                      if p])
+        env["PYTHONWARNINGS"] = "ignore"
+        env["DF_GMR_RUN_DIR"] = os.path.join(self.scratch, "run")
+        return env
+
+    def log_dir(self) -> str:
+        """Return a new, empty report directory."""
+        return tempfile.mkdtemp(prefix="reports_", dir=self.scratch)
+
+    def say(self, message: str) -> None:
+        """Print progress to stderr."""
+        if self.verbose:
+            print(message, file=sys.stderr, flush=True)
+
+    def repeat(self, case: Case, runs: int, budget: float) -> Case:
+        """Run ``case`` up to ``runs`` times, within ``budget`` seconds.
+
+        A first run always happens; another starts only if it would
+        likely end within the budget (so a slow case runs fewer times).
+        """
+        spent = 0.0
+        for index in range(runs):
+            if index and spent + spent / index > budget:
+                break
+            started = time.monotonic()
+            try:
+                result = self.run_once(case)
+            except ChildFailed as failure:
+                case.error = str(failure)
+                self.failures.append(
+                    f"{case.measurement} {case.tool} {case.params}: "
+                    f"{failure}")
+                self.say(f"  FAILED: {failure}")
+                break
+            elapsed = time.monotonic() - started
+            spent += elapsed
+            case.results.append(result)
+            case.wall_seconds.append(elapsed)
+            self.say(f"  {case.measurement} {case.tool} "
+                     f"{describe_params(case.params)} run {index + 1}: "
+                     f"{summarise(result)} ({elapsed:.1f} s)")
+        return case
+
+    def run_once(self, case: Case) -> dict[str, Any]:
+        """Run one child for ``case``; return its result."""
+        params = dict(case.params, tool=case.tool)
+        if "log_dir" in params:
+            params["log_dir"] = self.log_dir()
+        if case.measurement == "latency":
+            return self._run_latency(params)
+        command = [sys.executable, "-m", "benchmarks.child",
+                   case.measurement, json.dumps(params)]
+        try:
+            finished = subprocess.run(
+                command, cwd=ROOT, env=self.environment(),
+                capture_output=True, text=True, timeout=self.timeout,
+                check=False)
+        except subprocess.TimeoutExpired as expired:
+            msg = f"timed out after {expired.timeout} s"
+            raise ChildFailed(msg) from None
+        return parse_result(finished.returncode, finished.stdout,
+                            finished.stderr)
+
+    def _run_latency(self, params: dict[str, Any]) -> dict[str, Any]:
+        # The child blocks its hub; from here (another process, as an
+        # operator's kill) the signal goes out once the block started, and
+        # the clock runs until the report file exists.
+        command = [sys.executable, "-m", "benchmarks.child", "latency",
+                   json.dumps(params)]
+        log_dir = params["log_dir"]
+        with subprocess.Popen(
+                command, cwd=ROOT, env=self.environment(),
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                text=True) as child:
+            deadline = time.monotonic() + self.timeout
+            assert child.stdout is not None
+            lines = []
+            for line in child.stdout:
+                lines.append(line)
+                if line.strip() == "BLOCKING":
+                    break
+            else:
+                _, errors = child.communicate()
+                return parse_result(child.wait(), "".join(lines), errors)
+            time.sleep(BLOCK_SETTLE)
+            signalled = time.monotonic()
+            os.kill(child.pid, signal.SIGUSR2)
+            latency = None
+            limit = signalled + params["block"] + params["timeout"]
+            while time.monotonic() < min(limit, deadline):
+                if any(not name.startswith(".")
+                       for name in os.listdir(log_dir)):
+                    latency = time.monotonic() - signalled
+                    break
+                time.sleep(0.002)
+            try:
+                output, errors = child.communicate(
+                    timeout=max(1.0, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                child.kill()
+                output, errors = child.communicate()
+            result = parse_result(child.returncode,
+                                  "".join(lines) + output, errors)
+        if latency is None:
+            msg = "no report file appeared"
+            raise ChildFailed(msg)
+        result["latency"] = latency
+        result["blocked_for"] = params["block"] - BLOCK_SETTLE
+        return result
+
+
+def parse_result(returncode: int, stdout: str, stderr: str
+                 ) -> dict[str, Any]:
+    """Return the child's ``RESULT`` line as data, or raise ChildFailed."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(RESULT_PREFIX):
+            if returncode != 0:
+                break
+            return dict(json.loads(line[len(RESULT_PREFIX):]))
+    tail = "\n".join(stderr.strip().splitlines()[-8:])
+    msg = f"exit status {returncode}: {tail or 'no output'}"
+    raise ChildFailed(msg)
+
+
+def describe_params(params: dict[str, Any]) -> str:
+    """Return the interesting parameters of a case, briefly."""
+    shown = []
+    for key in ("workload", "size", "heap_mb", "variant", "spawns"):
+        if key in params:
+            shown.append(f"{key}={params[key]}")
+    return " ".join(shown)
+
+
+SUMMARY_KEYS: dict[str, Callable[[Any], str]] = {
+    "seconds": lambda value: f"report {value:.3f} s",
+    "max_gap": lambda value: f"max gap {value * 1000:.0f} ms",
+    "spawn_seconds": lambda value: f"spawn {value * 1e6:.2f} us",
+    "switch_rate": lambda value: f"{value:,.0f} switches/s",
+    "growth": lambda value: f"private +{value / 2**20:.1f} MiB",
+    "latency": lambda value: f"latency {value:.3f} s",
+}
+
+
+def summarise(result: dict[str, Any]) -> str:
+    """Return one progress line's worth of a result."""
+    parts = [show(result[key]) for key, show in SUMMARY_KEYS.items()
+             if result.get(key) is not None]
+    return ", ".join(parts)
