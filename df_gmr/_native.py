@@ -12,6 +12,7 @@ unpatched modules whether df_gmr is imported before or after
 from __future__ import annotations
 
 import importlib
+import posix
 import sys
 from types import ModuleType
 from typing import Any
@@ -22,6 +23,8 @@ def original(name: str) -> ModuleType:
 
     When eventlet is loaded, its patcher keeps a pristine copy of each
     module; otherwise the module in ``sys.modules`` is the real one.
+    Call it from the main thread only: eventlet's patcher swaps entries of
+    ``sys.modules`` while it builds a copy.
     """
     patcher = sys.modules.get("eventlet.patcher")
     if patcher is not None:
@@ -29,44 +32,41 @@ def original(name: str) -> ModuleType:
     return importlib.import_module(name)
 
 
-def _os_function(name: str) -> Any:
-    # os itself is never replaced in sys.modules, only its attributes, and
-    # eventlet keeps the originals beside the green ones.
-    import os
-
-    green_os = sys.modules.get("eventlet.green.os")
-    saved = getattr(green_os, f"__original_{name}__", None)
-    if saved is not None:
-        return saved
-    return getattr(os, name)
+# Taken once, when df_gmr is imported (from the main thread): before
+# monkey patching these are the real functions, after it eventlet's
+# pristine copy has them.  Never looked up again from another thread.
+_thread_module = original("_thread")
+_start_new_thread = _thread_module.start_new_thread
+_allocate_lock = _thread_module.allocate_lock
+_get_ident = _thread_module.get_ident
+_posix_write = posix.write  # posix itself is never patched
 
 
 def allocate_lock() -> Any:
     """Return a real (OS-level) lock, never a green one."""
-    return original("_thread").allocate_lock()
+    return _allocate_lock()
 
 
 def start_thread(function: Any, args: tuple[Any, ...] = ()) -> int:
     """Start a real OS thread without the threading module's locks."""
-    return original("_thread").start_new_thread(  # type: ignore[no-any-return]
-        function, args
-    )
+    return _start_new_thread(function, args)  # type: ignore[no-any-return]
 
 
 def get_ident() -> int:
     """Return the OS thread's ident (not a greenlet's id)."""
-    return original("_thread").get_ident()  # type: ignore[no-any-return]
+    return _get_ident()  # type: ignore[no-any-return]
 
 
 def write_all(fd: int, data: bytes) -> None:
     """Write ``data`` to ``fd``: in one call when the kernel takes it all."""
-    write = _os_function("write")
     view = memoryview(data)
     while view:
-        written = write(fd, view)
+        written = _posix_write(fd, view)
         view = view[written:]
 
 
 def sleep(seconds: float) -> None:
-    """Sleep the OS thread, not the greenthread."""
-    original("time").sleep(seconds)
+    """Sleep the OS thread, not the greenthread (a real lock's time-out)."""
+    never_released = _allocate_lock()
+    never_released.acquire()
+    never_released.acquire(timeout=max(seconds, 0))

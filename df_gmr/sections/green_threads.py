@@ -105,12 +105,16 @@ def collect(context: ReportContext) -> dict[str, Any]:
         if state == "running":
             frame = running_frames.get(ident)
         keys = stacks.frame_keys(frame)
-        del frame
         if state == "running":
             keys, _ = stacks.without_own_frames(keys)
         kind = _kind(green, ident, hub_greenlets, greenlet)
         wait = _wait(state, kind, keys, eventlet_dir,
                      hub_info.waits.get(ident))
+        match = wait.pop("_match", None)
+        if match is not None and frame is not None:
+            wait.update(_wait_details(wait["kind"],
+                                      _nth_back(frame, len(keys) - 1 - match)))
+        del frame
         member = {
             "id": ident,
             "kind": kind,
@@ -301,17 +305,18 @@ def _wait(state: str, kind: str, keys: stacks.StackKey,
     if kind == "hub":
         return {"kind": "hub loop"}
     wait_kind = "unknown"
+    match = None
     if eventlet_dir:
-        for code, _ in keys:  # outermost first: the app's call wins
+        for index, (code, _) in enumerate(keys):  # the app's call wins
             if not code.co_filename.startswith(eventlet_dir):
                 continue
             found = WAIT_FUNCTIONS.get(
                 (os.path.basename(code.co_filename), code.co_name)
             )
             if found is not None:
-                wait_kind = found
+                wait_kind, match = found, index
                 break
-    wait: dict[str, Any] = {"kind": wait_kind}
+    wait: dict[str, Any] = {"kind": wait_kind, "_match": match}
     if hub_wait:
         if "fd" in hub_wait:
             if wait_kind == "unknown":
@@ -326,6 +331,50 @@ def _wait(state: str, kind: str, keys: stacks.StackKey,
     elif wait_kind == "unknown" and not keys:
         wait["kind"] = "no frames"
     return wait
+
+
+def _nth_back(frame: Any, steps: int) -> Any:
+    for _ in range(steps):
+        if frame.f_back is None:
+            break
+        frame = frame.f_back
+    return frame
+
+
+def _wait_details(kind: str, frame: Any) -> dict[str, Any]:
+    """Read what a parked greenthread waits on from its eventlet frame.
+
+    The frame is suspended (its greenlet is parked), so reading its locals
+    from this thread sees a consistent state.
+    """
+    try:
+        local = frame.f_locals
+        owner = local.get("self")
+        details: dict[str, Any] = {}
+        if owner is not None and kind not in ("sleep", "tpool", "fd"):
+            details["object"] = f"{type(owner).__name__} {id(owner):#x}"
+        if kind == "semaphore":
+            if type(owner).__name__ == "Lock":
+                details["kind"] = "lock"
+            details["balance"] = owner.balance
+            details["waiters"] = len(owner._waiters)
+        elif kind in ("queue get", "queue put"):
+            details["size"] = owner.qsize()
+            details["maxsize"] = owner.maxsize
+        elif kind == "event":
+            details["waiters"] = len(owner._waiters)
+        elif kind == "join":
+            details["joining"] = id(owner)
+        elif kind == "tpool":
+            function = local.get("meth")
+            details["calling"] = getattr(function, "__qualname__",
+                                         repr(function))
+        elif kind == "sleep" and isinstance(local.get("seconds"),
+                                            (int, float)):
+            details["seconds"] = local["seconds"]
+        return details
+    except Exception as error:
+        return {"details_error": f"{type(error).__name__}: {error}"}
 
 
 def _spawn_site(green: Any, wrappers: tuple[str, ...]

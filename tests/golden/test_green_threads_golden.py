@@ -15,6 +15,7 @@ GOLDEN = os.path.join(os.path.dirname(__file__), "green_threads.txt")
 
 def normalise(text: str) -> str:
     text = re.sub(r"\b\d{9,}\b", "<id>", text)
+    text = re.sub(r"0x[0-9a-f]+", "<addr>", text)
     text = re.sub(r'File "[^"]*/eventlet/([^"]+)", line \d+',
                   r'File "<eventlet>/\1", line N', text)
     text = re.sub(r'File "[^"]*/tests/scripts/', 'File "<scripts>/', text)

@@ -1,0 +1,146 @@
+"""Green Threads of a real eventlet process, reported on a real SIGUSR2."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from tests.daemons import SCRIPTS
+from tests.daemons import running
+
+SCENE = os.path.join(SCRIPTS, "green_scene.py")
+
+
+def line_of(marker: str) -> int:
+    with open(SCENE) as handle:
+        for number, line in enumerate(handle, 1):
+            if marker in line:
+                return number
+    raise AssertionError(marker)
+
+
+def green_report(tmp_path, *args: str) -> dict:
+    with running("green_scene.py", str(tmp_path), *args,
+                 log_dir=str(tmp_path)) as daemon:
+        daemon.wait_text("READY")
+        daemon.signal()
+        [path] = daemon.wait_reports(1)
+        with open(path) as handle:
+            document = json.load(handle)
+    [section] = [s for s in document["sections"]
+                 if s["name"] == "green_threads"]
+    assert section["error"] is None, section["error"]
+    return section["data"]
+
+
+def groups_by_function(data: dict) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for group in data["groups"]:
+        functions = [frame["function"] for frame in group["stack"]]
+        name = functions[1] if len(functions) > 1 and \
+            functions[0] == "main" else (functions or ["-"])[0]
+        found.setdefault(name, []).append(group)
+    return found
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    return green_report(tmp_path_factory.mktemp("scene"))
+
+
+def test_thousand_event_waiters_form_one_group(scene):
+    [group] = groups_by_function(scene)["event_waiter"]
+    assert group["count"] == 1000
+    assert len({member["id"] for member in group["members"]}) == 1000
+    assert group["wait_kind"] == "event"
+    assert scene["groups"][0] is group  # biggest first
+
+
+@pytest.mark.parametrize(("function", "kind"), [
+    ("sleeper", "sleep"),
+    ("semaphore_waiter", "semaphore"),
+    ("lock_waiter", "lock"),
+    ("queue_getter", "queue get"),
+    ("queue_putter", "queue put"),
+    ("joiner", "join"),
+    ("tpool_caller", "tpool"),
+    ("reader", "fd"),
+    ("with_request", "event"),
+])
+def test_each_wait_kind_is_named(scene, function, kind):
+    groups = groups_by_function(scene)[function]
+    assert [group["wait_kind"] for group in groups] == [kind]
+
+
+def test_wait_details(scene):
+    by_function = groups_by_function(scene)
+    semaphore = by_function["semaphore_waiter"][0]["members"][0]["wait"]
+    assert semaphore["balance"] == -1 and semaphore["waiters"] == 1
+    put = by_function["queue_putter"][0]["members"][0]["wait"]
+    assert (put["size"], put["maxsize"]) == (1, 1)
+    reader = by_function["reader"][0]["members"][0]["wait"]
+    assert reader["mode"] == "read"
+    assert reader["fd_is"].startswith("tcp socket 127.0.0.1:")
+    assert " -> 127.0.0.1:" in reader["fd_is"]
+    sleeper = by_function["sleeper"][0]["members"][0]
+    assert sleeper["wait"]["seconds"] == 3600
+    assert 3500 < sleeper["wait"]["due_in"] <= 3600
+    assert sleeper["waiting_seconds"] >= 0
+    join = by_function["joiner"][0]["members"][0]["wait"]
+    sleeper_ids = {m["id"] for g in by_function["sleeper"]
+                   for m in g["members"]}
+    assert join["joining"] in sleeper_ids
+
+
+def test_not_started_greenthread_is_listed(scene):
+    [group] = [g for g in scene["groups"] if g["state"] == "not started"]
+    assert group["members"][0]["wait"]["starts_in"] > 3000
+
+
+def test_spawn_sites_look_past_pool_and_thread_group(scene):
+    sites = {(m["spawn_site"]["file"], m["spawn_site"]["line"])
+             for g in groups_by_function(scene)["sleeper"]
+             for m in g["members"] if m["spawn_site"]}
+    lines = {line for file, line in sites if file == SCENE}
+    assert line_of("SPAWN-SITE GreenPool") in lines
+    assert line_of("SPAWN-SITE ThreadGroup") in lines
+
+
+def test_request_id_is_shown(scene):
+    [group] = groups_by_function(scene)["with_request"]
+    assert group["members"][0]["request_id"] == "req-1234abcd"
+    others = groups_by_function(scene)["event_waiter"][0]["members"]
+    assert all(member["request_id"] is None for member in others)
+
+
+def test_main_and_hub_greenlets_are_there(scene):
+    kinds = {group["kind"] for group in scene["groups"]}
+    assert {"main", "hub", "greenthread", "greenlet"} <= kinds
+
+
+def test_greenthreads_from_before_set_up_and_freeze_are_complete(tmp_path):
+    data = green_report(tmp_path, "--freeze", "--event-waiters", "10")
+    by_function = groups_by_function(data)
+    assert by_function["early_waiter"][0]["count"] == 50
+    assert by_function["event_waiter"][0]["count"] == 10
+
+
+def test_worker_report_has_its_main_greenthread(tmp_path):
+    with running("service.py", "--launcher", "process", "--workers", "1",
+                 "--log-dir", str(tmp_path), "--format", "json",
+                 log_dir=str(tmp_path)) as daemon:
+        daemon.wait_ready(count=2)
+        [worker] = daemon.workers()
+        daemon.signal(pid=worker)
+        [path] = daemon.wait_reports(1)
+        with open(path) as handle:
+            document = json.load(handle)
+    [section] = [s for s in document["sections"]
+                 if s["name"] == "green_threads"]
+    kinds = [group["kind"] for group in section["data"]["groups"]]
+    assert "main" in kinds
+    waiters = [g for g in section["data"]["groups"]
+               if g["wait_kind"] == "event" and g["kind"] == "greenthread"]
+    assert sum(g["count"] for g in waiters) >= 3
