@@ -59,3 +59,14 @@ def test_deliver_falls_back_to_stderr_with_reason(tmp_path, capfd):
 def test_stderr_gets_the_whole_text(capfd, size):
     output.write_to_stderr("x" * size)
     assert capfd.readouterr().err == "x" * size
+
+
+def test_vanished_log_dir_is_created_again(tmp_path):
+    log_dir = tmp_path / "reports"
+    output.write_to_log_dir(str(log_dir), "a.txt", "one")
+    for path in log_dir.iterdir():
+        path.unlink()
+    log_dir.rmdir()
+    path = output.write_to_log_dir(str(log_dir), "b.txt", "two")
+    assert open(path).read() == "two"
+    assert stat.S_IMODE(os.stat(log_dir).st_mode) == 0o700

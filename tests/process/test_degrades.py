@@ -1,0 +1,44 @@
+"""Without eventlet, or without monkey patching, sections say so."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+
+from tests.daemons import SCRIPTS
+from tests.daemons import SOURCE_ROOT
+
+
+def report(mode: str) -> str:
+    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore")
+    env.pop("DF_GMR_ENABLE", None)
+    result = subprocess.run(
+        [sys.executable, os.path.join(SCRIPTS, "plain.py"), mode],
+        capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def section(text: str, title: str) -> str:
+    return text.split(f"==== {title}", 1)[1].split("\n====", 2)[1]
+
+
+def test_without_eventlet_each_section_says_why():
+    text = report("none")
+    assert "eventlet loaded: False" in text  # df_gmr did not import it
+    assert "Section failed" not in text
+    assert re.search(r"not available: greenlet is not loaded",
+                     section(text, "Green Threads"))
+    assert "not available: eventlet is not loaded" in section(
+        text, "Eventlet Hub")
+    assert "not available" in section(text, "Green Pools")
+    assert "MainThread" in section(text, "Threads")
+
+
+def test_eventlet_imported_but_not_patched():
+    text = report("unpatched")
+    assert "Section failed" not in text
+    assert "monkey-patched: thread no, socket no, time no" in section(
+        text, "Eventlet Hub")
