@@ -9,7 +9,7 @@ import sys
 if sys.argv[1] == "unpatched":
     import eventlet  # noqa: F401
 
-from df_gmr import guru_meditation_report as gmr  # noqa: E402
+from df_gmr import guru_meditation_report as gmr
 
 gmr.TextGuruMeditation.setup_autorun("1.0", service_name="plain")
 print(gmr.TextGuruMeditation("1.0").run())
