@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from df_gmr.sections.green_threads import expand
 from tests.daemons import SCRIPTS
 from tests.daemons import running
 
@@ -53,7 +54,9 @@ def scene(tmp_path_factory):
 def test_thousand_event_waiters_form_one_group(scene):
     [group] = groups_by_function(scene)["event_waiter"]
     assert group["count"] == 1000
-    assert len({member["id"] for member in group["members"]}) == 1000
+    assert len(set(group["ids"])) == 1000
+    assert group["wait"]["waiters"] == 1001  # and with_request's
+    assert group["members"] == []  # nothing that differs: stored once
     assert group["wait_kind"] == "event"
     assert scene["groups"][0] is group  # biggest first
 
@@ -76,33 +79,32 @@ def test_each_wait_kind_is_named(scene, function, kind):
 
 def test_wait_details(scene):
     by_function = groups_by_function(scene)
-    semaphore = by_function["semaphore_waiter"][0]["members"][0]["wait"]
+    semaphore = expand(by_function["semaphore_waiter"][0])[0]["wait"]
     assert semaphore["balance"] == -1 and semaphore["waiters"] == 1
-    put = by_function["queue_putter"][0]["members"][0]["wait"]
+    put = expand(by_function["queue_putter"][0])[0]["wait"]
     assert (put["size"], put["maxsize"]) == (1, 1)
-    reader = by_function["reader"][0]["members"][0]["wait"]
+    reader = expand(by_function["reader"][0])[0]["wait"]
     assert reader["mode"] == "read"
     assert reader["fd_is"].startswith("tcp socket 127.0.0.1:")
     assert " -> 127.0.0.1:" in reader["fd_is"]
-    sleeper = by_function["sleeper"][0]["members"][0]
+    sleeper = expand(by_function["sleeper"][0])[0]
     assert sleeper["wait"]["seconds"] == 3600
     assert 3500 < sleeper["wait"]["due_in"] <= 3600
     assert sleeper["waiting_seconds"] >= 0
-    join = by_function["joiner"][0]["members"][0]["wait"]
-    sleeper_ids = {m["id"] for g in by_function["sleeper"]
-                   for m in g["members"]}
+    join = expand(by_function["joiner"][0])[0]["wait"]
+    sleeper_ids = {i for g in by_function["sleeper"] for i in g["ids"]}
     assert join["joining"] in sleeper_ids
 
 
 def test_not_started_greenthread_is_listed(scene):
     [group] = [g for g in scene["groups"] if g["state"] == "not started"]
-    assert group["members"][0]["wait"]["starts_in"] > 3000
+    assert expand(group)[0]["wait"]["starts_in"] > 3000
 
 
 def test_spawn_sites_look_past_pool_and_thread_group(scene):
     sites = {(m["spawn_site"]["file"], m["spawn_site"]["line"])
              for g in groups_by_function(scene)["sleeper"]
-             for m in g["members"] if m["spawn_site"]}
+             for m in expand(g) if m["spawn_site"]}
     lines = {line for file, line in sites if file == SCENE}
     assert line_of("SPAWN-SITE GreenPool") in lines
     assert line_of("SPAWN-SITE ThreadGroup") in lines
@@ -110,8 +112,8 @@ def test_spawn_sites_look_past_pool_and_thread_group(scene):
 
 def test_request_id_is_shown(scene):
     [group] = groups_by_function(scene)["with_request"]
-    assert group["members"][0]["request_id"] == "req-1234abcd"
-    others = groups_by_function(scene)["event_waiter"][0]["members"]
+    assert expand(group)[0]["request_id"] == "req-1234abcd"
+    others = expand(groups_by_function(scene)["event_waiter"][0])
     assert all(member["request_id"] is None for member in others)
 
 
