@@ -27,9 +27,6 @@ from df_gmr.sections import plain_data
 
 SCHEMA_VERSION = 1
 
-#: A section's JSON data larger than this is replaced by a truncation note.
-MAX_SECTION_BYTES = 8 * 1024 * 1024
-
 
 #: Seconds a section may take when no ``[df_gmr] section_timeout`` says.
 DEFAULT_SECTION_TIMEOUT = 10.0
@@ -130,7 +127,7 @@ def collect_section(section: Section, context: ReportContext) -> SectionResult:
     elif "failure" in outcome:
         error = _describe_failure(outcome["failure"])
     else:
-        data, error = _checked(outcome["data"])
+        data, error = _checked(outcome["data"], section.max_bytes)
     return SectionResult(
         name=section.name,
         title=section.title,
@@ -140,11 +137,13 @@ def collect_section(section: Section, context: ReportContext) -> SectionResult:
     )
 
 
-def _checked(data: Any) -> tuple[Any, str | None]:
+def _checked(data: Any, max_bytes: int | None) -> tuple[Any, str | None]:
+    if max_bytes is None:
+        return data, None
     size = len(json.dumps(data))
-    if size > MAX_SECTION_BYTES:
+    if size > max_bytes:
         return None, (f"section data truncated: {size} bytes is over the "
-                      f"{MAX_SECTION_BYTES} byte limit")
+                      f"{max_bytes} byte limit")
     return data, None
 
 

@@ -33,6 +33,11 @@ BUILTIN: tuple[str, ...] = (
 )
 
 
+#: A registered section's JSON data larger than this is replaced by a
+#: truncation note (a generator that returns a whole log, say).
+MAX_REGISTERED_BYTES = 8 * 1024 * 1024
+
+
 @dataclasses.dataclass(frozen=True)
 class Section:
     """A named part of a report."""
@@ -41,6 +46,8 @@ class Section:
     title: str
     collect: Callable[[ReportContext], Any]
     format_lines: Callable[[Any], list[str]]
+    #: Cap on the section's JSON data (None: built-in, sized by design).
+    max_bytes: int | None = None
 
 
 def builtin_sections() -> list[Section]:
@@ -83,6 +90,7 @@ def generator_section(title: str, generator: Callable[[], Any]) -> Section:
         title=title,
         collect=collect,
         format_lines=format_data,
+        max_bytes=MAX_REGISTERED_BYTES,
     )
 
 
