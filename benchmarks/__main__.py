@@ -77,6 +77,10 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                         help="extrapolate oslo.reports' report cost "
                         "linearly above this many greenthreads instead of "
                         "measuring it")
+    parser.add_argument("--revision",
+                        help="measure df_gmr as committed at this git "
+                        "revision (default: the working tree as it is "
+                        "when the run starts)")
     parser.add_argument("--quiet", action="store_true",
                         help="no progress on stderr")
     arguments = parser.parse_args(argv)
@@ -143,8 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     """Run the benchmarks; return 1 if any child process failed."""
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
     chosen = chosen_plan(arguments)
-    machine = table.machine()
-    runner = Runner(chosen.child_timeout, verbose=not arguments.quiet)
+    try:
+        runner = Runner(chosen.child_timeout, verbose=not arguments.quiet,
+                        revision=arguments.revision)
+    except ValueError as error:
+        print(f"python -m benchmarks: {error}", file=sys.stderr)
+        return 2
+    machine = table.machine(arguments.revision)
     measurements = suite.Suite(runner, chosen, arguments.oslo_max_size)
     steps: list[tuple[int, Callable[[], list[table.Row]]]] = [
         (1, measurements.report_cost),

@@ -2,7 +2,9 @@
 
 Every run of every case is a new ``python -m benchmarks.child`` process,
 so that one measurement never inherits another's heap, caches or hub.
-Children import the df_gmr of this checkout (``PYTHONPATH``), never
+Children import a snapshot of df_gmr taken when the run starts (the
+checkout's working tree, or a git revision), so that edits made to the
+checkout meanwhile never mix revisions within one run.  They never
 activate df_gmr from the environment (``DF_GMR_ENABLE`` removed), and
 announce themselves in a private run directory.
 """
@@ -11,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import dataclasses
+import io
 import json
 import os
 import shutil
@@ -18,6 +21,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from typing import Any
@@ -65,11 +69,17 @@ class Case:
 class Runner:
     """Starts the children, one at a time, and logs progress to stderr."""
 
-    def __init__(self, timeout: float, verbose: bool = True) -> None:
+    def __init__(self, timeout: float, verbose: bool = True,
+                 revision: str | None = None) -> None:
         self.timeout = timeout
         self.verbose = verbose
         self.scratch = tempfile.mkdtemp(prefix="df_gmr_bench_")
         self.failures: list[str] = []
+        try:
+            self.source = snapshot(self.scratch, revision)
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         """Remove the scratch directory (log dirs, run directory)."""
@@ -80,8 +90,9 @@ class Runner:
         env = dict(os.environ)
         env.pop("DF_GMR_ENABLE", None)
         env["PYTHONPATH"] = os.pathsep.join(
-            [ROOT] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep)
-                      if p])
+            [self.source] + [path for path in
+                             env.get("PYTHONPATH", "").split(os.pathsep)
+                             if path and os.path.abspath(path) != ROOT])
         env["PYTHONWARNINGS"] = "ignore"
         env["DF_GMR_RUN_DIR"] = os.path.join(self.scratch, "run")
         return env
@@ -135,7 +146,7 @@ class Runner:
                    case.measurement, json.dumps(params)]
         try:
             finished = subprocess.run(
-                command, cwd=ROOT, env=self.environment(),
+                command, cwd=self.source, env=self.environment(),
                 capture_output=True, text=True, timeout=self.timeout,
                 check=False)
         except subprocess.TimeoutExpired as expired:
@@ -152,7 +163,7 @@ class Runner:
                    json.dumps(params)]
         log_dir = params["log_dir"]
         with subprocess.Popen(
-                command, cwd=ROOT, env=self.environment(),
+                command, cwd=self.source, env=self.environment(),
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 text=True) as child:
             deadline = time.monotonic() + self.timeout
@@ -190,6 +201,36 @@ class Runner:
         result["latency"] = latency
         result["blocked_for"] = params["block"] - BLOCK_SETTLE
         return result
+
+
+def snapshot(scratch: str, revision: str | None) -> str:
+    """Copy df_gmr and the benchmarks into ``scratch``; return the path.
+
+    df_gmr comes from the working tree, or from ``revision`` (any git
+    revision) through ``git archive``.
+    """
+    source = os.path.join(scratch, "src")
+    os.makedirs(source)
+    ignored = shutil.ignore_patterns("__pycache__", "*.pyc", "RESULTS.md")
+    shutil.copytree(os.path.join(ROOT, "benchmarks"),
+                    os.path.join(source, "benchmarks"), ignore=ignored)
+    if revision is None:
+        shutil.copytree(os.path.join(ROOT, "df_gmr"),
+                        os.path.join(source, "df_gmr"), ignore=ignored)
+        return source
+    archived = subprocess.run(
+        ["git", "-C", ROOT, "archive", "--format=tar", revision, "df_gmr"],
+        capture_output=True, check=False)
+    if archived.returncode != 0:
+        msg = (f"cannot take df_gmr at {revision!r}: "
+               f"{archived.stderr.decode(errors='replace').strip()}")
+        raise ValueError(msg)
+    with tarfile.open(fileobj=io.BytesIO(archived.stdout)) as archive:
+        if hasattr(tarfile, "data_filter"):
+            archive.extractall(source, filter="data")
+        else:  # pragma: no cover - Python without extraction filters
+            archive.extractall(source)
+    return source
 
 
 def parse_result(returncode: int, stdout: str, stderr: str

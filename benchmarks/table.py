@@ -84,17 +84,31 @@ def _memory() -> str:
     return "unknown"
 
 
-def _df_gmr_revision() -> str:
+def _git(*arguments: str) -> str:
     try:
-        described = subprocess.run(
-            ["git", "-C", ROOT, "log", "-1", "--format=%h %s"],
+        finished = subprocess.run(
+            ["git", "-C", ROOT, *arguments],
             capture_output=True, text=True, timeout=10, check=False)
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return described.stdout.strip() or "unknown"
+        return ""
+    return finished.stdout.strip() if finished.returncode == 0 else ""
 
 
-def machine() -> list[tuple[str, str]]:
+def df_gmr_revision(revision: str | None) -> str:
+    """Describe the df_gmr measured: a commit, and local changes if any."""
+    described = _git("log", "-1", "--format=%h %s", revision or "HEAD")
+    if not described:
+        return "unknown revision"
+    if revision is not None:
+        return f"commit {described}"
+    changed = _git("status", "--porcelain", "--", "df_gmr").splitlines()
+    if not changed:
+        return f"commit {described}"
+    files = ", ".join(line.split(None, 1)[-1] for line in changed)
+    return f"working tree on {described}, with local changes to {files}"
+
+
+def machine(revision: str | None = None) -> list[tuple[str, str]]:
     """Describe the machine and the software the run measured."""
     import df_gmr
 
@@ -114,7 +128,7 @@ def machine() -> list[tuple[str, str]]:
         ("eventlet", _version("eventlet")),
         ("greenlet", _version("greenlet")),
         ("oslo.reports", _version("oslo.reports")),
-        ("df_gmr", f"{df_gmr.__version__} at {_df_gmr_revision()}"),
+        ("df_gmr", f"{df_gmr.__version__}, {df_gmr_revision(revision)}"),
     ]
 
 
