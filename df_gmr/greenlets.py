@@ -11,8 +11,8 @@ even listed by it.  Instead df_gmr keeps weak registries, filled
   (``GreenThread.__init__`` and ``greenthread._spawn_n``) and on
   ``BaseHub.__init__``.
 
-A hook adds the greenlet to a WeakSet and records the caller's code
-positions as the spawn site: no per-switch tracing.  Greenlets created
+A hook stores a weak reference to the greenlet, with the code positions
+of its callers as the spawn site, in a dict: no per-switch tracing.  Greenlets created
 with raw ``greenlet.greenlet()`` after set-up are still found through the
 hubs' timers and listeners.
 """
@@ -31,13 +31,13 @@ import weakref
 from df_gmr import _imports
 from df_gmr import _native
 
-#: Attribute set on a greenlet by the spawn hooks: ``(code, lineno)``
-#: pairs of the spawning frames, innermost first.
-SPAWN_ATTR = "_df_gmr_spawn"
-#: How many caller frames a spawn records (enough to look past wrappers).
-SPAWN_DEPTH = 8
+#: How many caller frames a spawn_n records (enough to look past wrappers).
+SPAWN_DEPTH = 4
 
-_greenlets: weakref.WeakSet[Any] = weakref.WeakSet()
+#: Weak reference to each known greenlet -> its spawn site (``(code,
+#: lineno)`` pairs of the spawning frames, innermost first) or None.  A
+#: dead greenlet's entry removes itself (the weak reference's callback).
+_sites: dict[weakref.ref[Any], tuple[tuple[CodeType, int], ...] | None] = {}
 _hubs: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 _installed_pid = 0
 _hub_callbacks: list[Any] = []
@@ -76,7 +76,7 @@ def install() -> None:
 def _seed(greenlet_type: type) -> None:
     for candidate in gc.get_objects():
         if isinstance(candidate, greenlet_type):
-            _greenlets.add(candidate)
+            _sites[weakref.ref(candidate, _sites.pop)] = None
     hubs = sys.modules.get("eventlet.hubs")
     local = getattr(hubs, "_threadlocal", None)
     hub = getattr(local, "hub", None)
@@ -86,23 +86,40 @@ def _seed(greenlet_type: type) -> None:
 
 def _hook_greenthread(greenthread: ModuleType) -> None:
     # Wrap the functions found now; whatever wraps them later wraps ours.
+    # The hooks run on every spawn: they are kept to a weak reference in a
+    # dict (C calls) and a few attribute reads, no loop and no call of
+    # ours (measured in benchmarks/, "cost at rest").
     green_thread_init = greenthread.GreenThread.__init__
     spawn_n = greenthread._spawn_n
     getframe = sys._getframe
-    track = _greenlets.add
+    ref = weakref.ref
+    sites = _sites
+    forget = _sites.pop
 
     @functools.wraps(green_thread_init)
     def tracked_init(self: Any, parent: Any) -> None:
         green_thread_init(self, parent)
-        track(self)
-        self._df_gmr_spawn = _caller_positions(getframe(1))
+        # Callers, innermost first: spawn(), then maybe GreenPool.spawn,
+        # ThreadGroup.add_thread, then the application.
+        frame = getframe(2)
+        back = frame.f_back
+        if back is None:
+            sites[ref(self, forget)] = ((frame.f_code, frame.f_lineno),)
+            return
+        third = back.f_back
+        if third is None:
+            sites[ref(self, forget)] = ((frame.f_code, frame.f_lineno),
+                                        (back.f_code, back.f_lineno))
+            return
+        sites[ref(self, forget)] = ((frame.f_code, frame.f_lineno),
+                                    (back.f_code, back.f_lineno),
+                                    (third.f_code, third.f_lineno))
 
     @functools.wraps(spawn_n)
     def tracked_spawn_n(seconds: Any, func: Any, args: Any, kwargs: Any
                         ) -> Any:
         timer, green = spawn_n(seconds, func, args, kwargs)
-        track(green)
-        green._df_gmr_spawn = _caller_positions(getframe(1))
+        sites[ref(green, forget)] = _caller_positions(getframe(1))
         return timer, green
 
     greenthread.GreenThread.__init__ = tracked_init
@@ -135,14 +152,26 @@ def _caller_positions(frame: Any) -> tuple[tuple[CodeType, int], ...]:
 
 def tracked() -> list[Any]:
     """Return the registered greenlets that are still alive."""
-    # WeakSet iteration copes with entries dying meanwhile; list() makes a
-    # stable snapshot while the main thread keeps spawning.
-    for _ in range(3):
+    # list() makes a stable snapshot while the main thread keeps spawning;
+    # a concurrent insertion can make it fail, then it is simply retried.
+    for _ in range(5):
         try:
-            return list(_greenlets)
-        except RuntimeError:  # changed size during iteration
+            refs = list(_sites)
+            break
+        except RuntimeError:  # dictionary changed size during iteration
             continue
-    return list(_greenlets.data.copy())  # pragma: no cover
+    else:
+        refs = list(_sites.copy())
+    alive = (reference() for reference in refs)
+    return [green for green in alive if green is not None]
+
+
+def spawn_site(green: Any) -> tuple[tuple[CodeType, int], ...] | None:
+    """Return the spawning frames' positions of a tracked greenlet."""
+    try:
+        return _sites.get(weakref.ref(green))
+    except TypeError:
+        return None
 
 
 def hubs() -> list[tuple[Any, int]]:

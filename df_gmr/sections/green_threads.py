@@ -132,7 +132,7 @@ def collect(context: ReportContext) -> dict[str, Any]:
             else:
                 member["unread"] = True
         del frame
-        positions = getattr(green, greenlets.SPAWN_ATTR, None)
+        positions = greenlets.spawn_site(green)
         if positions:
             if positions not in sites:
                 sites[positions] = _spawn_site(positions, wrappers)
