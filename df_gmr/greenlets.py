@@ -12,9 +12,9 @@ even listed by it.  Instead df_gmr keeps weak registries, filled
   ``BaseHub.__init__``.
 
 A hook stores a weak reference to the greenlet, with the code positions
-of its callers as the spawn site, in a dict: no per-switch tracing.  Greenlets created
-with raw ``greenlet.greenlet()`` after set-up are still found through the
-hubs' timers and listeners.
+of its callers as the spawn site, in a dict: no per-switch tracing.
+Greenlets created with raw ``greenlet.greenlet()`` after set-up are
+still found through the hubs' timers and listeners.
 """
 
 from __future__ import annotations
@@ -150,19 +150,37 @@ def _caller_positions(frame: Any) -> tuple[tuple[CodeType, int], ...]:
     return tuple(positions)
 
 
-def tracked() -> list[Any]:
-    """Return the registered greenlets that are still alive."""
-    # list() makes a stable snapshot while the main thread keeps spawning;
-    # a concurrent insertion can make it fail, then it is simply retried.
+def snapshot(read: Any) -> list[Any]:
+    """Return ``list(read())`` taken while the main thread may mutate it.
+
+    The report is built in another thread while the hub keeps running:
+    iterating a dict, set or list that changes size raises RuntimeError,
+    and trying again a few times gets a consistent copy.
+    """
     for _ in range(5):
         try:
-            refs = list(_sites)
-            break
-        except RuntimeError:  # dictionary changed size during iteration
+            return list(read())
+        except RuntimeError:  # changed size during iteration
             continue
-    else:
-        refs = list(_sites.copy())
-    alive = (reference() for reference in refs)
+    return []
+
+
+def state(green: Any) -> str:
+    """Say whether a greenlet runs, is parked, not started or finished."""
+    if green is None:
+        return "unknown"
+    if green.dead:
+        return "finished"
+    if green.gr_frame is not None:
+        return "parked"
+    if bool(green):
+        return "running"
+    return "not started"
+
+
+def tracked() -> list[Any]:
+    """Return the registered greenlets that are still alive."""
+    alive = (reference() for reference in snapshot(_sites.keys))
     return [green for green in alive if green is not None]
 
 
@@ -176,9 +194,4 @@ def spawn_site(green: Any) -> tuple[tuple[CodeType, int], ...] | None:
 
 def hubs() -> list[tuple[Any, int]]:
     """Return ``(hub, thread ident)`` for every known eventlet hub."""
-    for _ in range(3):
-        try:
-            return list(_hubs.items())
-        except RuntimeError:
-            continue
-    return []  # pragma: no cover
+    return snapshot(_hubs.items)

@@ -98,7 +98,8 @@ def tracked() -> dict[str, list[Any]]:
     and ``looping_calls``; each list is a snapshot safe to iterate while
     the hub keeps creating and dropping objects.
     """
-    return {kind: _snapshot(_registries[kind]) for kind in KINDS}
+    return {kind: greenlets.snapshot(_registries[kind].__iter__)
+            for kind in KINDS}
 
 
 def hub_pid(hub: Any) -> int | None:
@@ -137,15 +138,6 @@ def schedule(looping_call: Any) -> dict[str, float]:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             found[name] = value
     return found
-
-
-def _snapshot(registry: weakref.WeakSet[Any]) -> list[Any]:
-    for _ in range(3):
-        try:
-            return list(registry)
-        except RuntimeError:  # changed size during iteration
-            continue
-    return []  # pragma: no cover
 
 
 def _seed() -> None:

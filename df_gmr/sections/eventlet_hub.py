@@ -101,19 +101,6 @@ def _status(hub: Any, ident: int, newest: dict[int, Any],
     return "live"
 
 
-def greenlet_state(green: Any) -> str:
-    """Say whether a greenlet runs, is parked, not started or finished."""
-    if green is None:
-        return "unknown"
-    if green.dead:
-        return "finished"
-    if green.gr_frame is not None:
-        return "parked"
-    if bool(green):
-        return "running"
-    return "not started"
-
-
 def _describe_hub(hub: Any, ident: int, status: str,
                   main_ident: int | None, frames: dict[int, Any],
                   sockets: dict[int, str]) -> dict[str, Any]:
@@ -128,7 +115,7 @@ def _describe_hub(hub: Any, ident: int, status: str,
         "running": bool(getattr(hub, "running", False)),
         "stopping": bool(getattr(hub, "stopping", False)),
         "greenlet": {"id": id(green) if green is not None else None,
-                     "state": greenlet_state(green)},
+                     "state": greenlets.state(green)},
         "activity": None,
         "running_greenlet": None,
         "running_at": None,
@@ -153,7 +140,7 @@ def _beat_ago(hub: Any) -> float | None:
 
 def _activity(hub: Any, green: Any, frame: Any) -> dict[str, Any]:
     """Say what the hub's thread does: wait, run the loop or a greenlet."""
-    state = greenlet_state(green)
+    state = greenlets.state(green)
     found: dict[str, Any] = {}
     if state == "parked" and getattr(hub, "running", False):
         running = _running_greenlet(green)
@@ -186,7 +173,7 @@ def _running_greenlet(hub_greenlet: Any) -> int | None:
         candidates.setdefault(id(green), green)
     running = [
         ident for ident, green in candidates.items()
-        if green is not hub_greenlet and greenlet_state(green) == "running"
+        if green is not hub_greenlet and greenlets.state(green) == "running"
         and _root(green) is root
     ]
     candidates.clear()
@@ -203,22 +190,13 @@ def _root(green: Any) -> Any:
     return green  # pragma: no cover - a cycle greenlet refuses anyway
 
 
-def _snapshot(read: Any) -> list[Any]:
-    for _ in range(3):
-        try:
-            return list(read())
-        except RuntimeError:  # changed size during iteration
-            continue
-    return []  # pragma: no cover
-
-
 def _listeners(hub: Any, sockets: dict[int, str]) -> list[dict[str, Any]]:
     found = []
     sources = (("listeners", False), ("secondaries", True))
     for attribute, secondary in sources:
         buckets = getattr(hub, attribute, None) or {}
-        for mode, bucket in _snapshot(buckets.items):
-            for fileno, value in _snapshot(bucket.items):
+        for mode, bucket in greenlets.snapshot(buckets.items):
+            for fileno, value in greenlets.snapshot(bucket.items):
                 listeners = value if secondary else [value]
                 for listener in list(listeners):
                     green = getattr(listener, "greenlet", None)
@@ -247,8 +225,8 @@ def _pending(timer: Any) -> bool:
 
 
 def _timer_entries(hub: Any) -> list[tuple[float, Any]]:
-    return (_snapshot(lambda: getattr(hub, "timers", ())) +
-            _snapshot(lambda: getattr(hub, "next_timers", ())))
+    return (greenlets.snapshot(lambda: getattr(hub, "timers", ())) +
+            greenlets.snapshot(lambda: getattr(hub, "next_timers", ())))
 
 
 def _hub_now(hub: Any) -> float:
@@ -287,7 +265,7 @@ def _describe_timer(due: float, timer: Any, now: float) -> dict[str, Any]:
         else None,
         "greenlet": id(green) if green is not None else None,
     }
-    if green is not None and greenlet_state(green) == "not started":
+    if green is not None and greenlets.state(green) == "not started":
         entry["starts"] = _start_target(green, args)
     return entry
 

@@ -20,6 +20,7 @@ import sys
 from typing import TYPE_CHECKING
 from typing import Any
 
+from df_gmr import greenlets
 from df_gmr import pools
 from df_gmr import stacks
 from df_gmr.sections import Section
@@ -122,15 +123,6 @@ def _type_name(instance: Any) -> str:
     return f"{kind.__module__}.{kind.__qualname__}"
 
 
-def _snapshot(read: Any) -> list[Any]:
-    for _ in range(3):
-        try:
-            return list(read())
-        except RuntimeError:  # changed size during iteration
-            continue
-    return []  # pragma: no cover
-
-
 def _ids(greens: list[Any]) -> list[int]:
     return [id(green) for green in greens[:MAX_IDS]]
 
@@ -138,8 +130,9 @@ def _ids(greens: list[Any]) -> list[int]:
 def _pool(pool: Any, wrappers: tuple[str, ...]) -> dict[str, Any]:
     semaphore = getattr(pool, "sem", None)
     counter = getattr(semaphore, "counter", 0)
-    waiters = _snapshot(lambda: getattr(semaphore, "_waiters", ()))
-    running = _snapshot(lambda: getattr(pool, "coroutines_running", ()))
+    waiters = greenlets.snapshot(lambda: getattr(semaphore, "_waiters", ()))
+    running = greenlets.snapshot(
+        lambda: getattr(pool, "coroutines_running", ()))
     return {
         "id": id(pool),
         "type": _type_name(pool),
@@ -157,7 +150,7 @@ def _pool(pool: Any, wrappers: tuple[str, ...]) -> dict[str, Any]:
 def _pile(pile: Any, pool_id: Any, wrappers: tuple[str, ...]
           ) -> dict[str, Any]:
     queue = getattr(getattr(pile, "waiters", None), "queue", ())
-    spawned = _snapshot(lambda: queue)
+    spawned = greenlets.snapshot(lambda: queue)
     return {
         "id": id(pile),
         "type": _type_name(pile),
@@ -191,9 +184,9 @@ def _executor(executor: Any, pool_id: Any, wrappers: tuple[str, ...]
 
 def _thread_group(group: Any, pool_id: Any, wrappers: tuple[str, ...]
                   ) -> dict[str, Any]:
-    threads = _snapshot(lambda: getattr(group, "threads", ()))
+    threads = greenlets.snapshot(lambda: getattr(group, "threads", ()))
     greens = [getattr(thread, "thread", None) for thread in threads]
-    timers = _snapshot(lambda: getattr(group, "timers", ()))
+    timers = greenlets.snapshot(lambda: getattr(group, "timers", ()))
     return {
         "id": id(group),
         "type": _type_name(group),
@@ -251,7 +244,7 @@ def _looping_state(call: Any, green: Any) -> str:
         return "finished"
     if not _running(call):
         return "stopping"
-    state = eventlet_hub.greenlet_state(green)
+    state = greenlets.state(green)
     if state == "not started":
         return "starting"
     if state == "running":
@@ -271,7 +264,7 @@ def _tpool() -> dict[str, Any]:
     tpool = sys.modules.get("eventlet.tpool")
     if tpool is None:
         return {"loaded": False}
-    threads = _snapshot(lambda: getattr(tpool, "_threads", ()))
+    threads = greenlets.snapshot(lambda: getattr(tpool, "_threads", ()))
     requests = getattr(tpool, "_reqq", None)
     queued = len(getattr(requests, "queue", ())) if requests else 0
     frames = sys._current_frames()

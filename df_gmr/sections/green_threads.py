@@ -109,7 +109,7 @@ def collect(context: ReportContext) -> dict[str, Any]:
     details_read: dict[stacks.StackKey, int] = {}
     now = time.monotonic()
     for ident, green in everything.items():
-        state = _state(green)
+        state = greenlets.state(green)
         frame = green.gr_frame
         if state == "running":
             frame = running_frames.get(ident)
@@ -229,16 +229,6 @@ def expand(group: dict[str, Any]) -> list[dict[str, Any]]:
             "waiting_seconds": member.get("waiting_seconds"),
         })
     return expanded
-
-
-def _state(green: Any) -> str:
-    if green.dead:
-        return "finished"
-    if green.gr_frame is not None:
-        return "parked"
-    if bool(green):
-        return "running"
-    return "not started"
 
 
 def _kind(green: Any, ident: int, hub_greenlets: set[int], greenlet: Any
