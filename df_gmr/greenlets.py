@@ -23,7 +23,6 @@ import functools
 import gc
 import os
 import sys
-from types import CodeType
 from types import ModuleType
 from typing import Any
 import weakref
@@ -34,10 +33,17 @@ from df_gmr import _native
 #: How many caller frames a spawn_n records (enough to look past wrappers).
 SPAWN_DEPTH = 4
 
-#: Weak reference to each known greenlet -> its spawn site (``(code,
-#: lineno)`` pairs of the spawning frames, innermost first) or None.  A
-#: dead greenlet's entry removes itself (the weak reference's callback).
-_sites: dict[weakref.ref[Any], tuple[tuple[CodeType, int], ...] | None] = {}
+#: The registry: parallel lists, one entry per tracked greenlet: a weak
+#: reference (without callback: nothing runs when a greenlet dies) and its
+#: spawn site, a flat tuple ``(code, lineno, code, lineno, ...)`` of the
+#: spawning frames, innermost first (or None).  Entries of dead greenlets
+#: are dropped by ``_compact`` when the lists have doubled, so a spawn
+#: costs two appends and one small tuple (see benchmarks/, cost at rest).
+_refs: list[weakref.ref[Any]] = []
+_sites: list[tuple[Any, ...] | None] = []
+#: Seqlock for readers in the reporting thread: odd while compacting.
+_generation = 0
+_compact_at = 4096
 _hubs: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 _installed_pid = 0
 _hub_callbacks: list[Any] = []
@@ -76,7 +82,8 @@ def install() -> None:
 def _seed(greenlet_type: type) -> None:
     for candidate in gc.get_objects():
         if isinstance(candidate, greenlet_type):
-            _sites[weakref.ref(candidate, _sites.pop)] = None
+            _refs.append(weakref.ref(candidate))
+            _sites.append(None)
     hubs = sys.modules.get("eventlet.hubs")
     local = getattr(hubs, "_threadlocal", None)
     hub = getattr(local, "hub", None)
@@ -86,44 +93,63 @@ def _seed(greenlet_type: type) -> None:
 
 def _hook_greenthread(greenthread: ModuleType) -> None:
     # Wrap the functions found now; whatever wraps them later wraps ours.
-    # The hooks run on every spawn: they are kept to a weak reference in a
-    # dict (C calls) and a few attribute reads, no loop and no call of
-    # ours (measured in benchmarks/, "cost at rest").
+    # This runs on every spawn: C calls and attribute reads only, no loop,
+    # no call of ours but the rare compaction.
     green_thread_init = greenthread.GreenThread.__init__
     spawn_n = greenthread._spawn_n
     getframe = sys._getframe
     ref = weakref.ref
-    sites = _sites
-    forget = _sites.pop
+    add_ref = _refs.append
+    add_site = _sites.append
 
     @functools.wraps(green_thread_init)
     def tracked_init(self: Any, parent: Any) -> None:
         green_thread_init(self, parent)
+        add_ref(ref(self))
         # Callers, innermost first: spawn(), then maybe GreenPool.spawn,
         # ThreadGroup.add_thread, then the application.
         frame = getframe(2)
         back = frame.f_back
         if back is None:
-            sites[ref(self, forget)] = ((frame.f_code, frame.f_lineno),)
-            return
-        third = back.f_back
-        if third is None:
-            sites[ref(self, forget)] = ((frame.f_code, frame.f_lineno),
-                                        (back.f_code, back.f_lineno))
-            return
-        sites[ref(self, forget)] = ((frame.f_code, frame.f_lineno),
-                                    (back.f_code, back.f_lineno),
-                                    (third.f_code, third.f_lineno))
+            add_site((frame.f_code, frame.f_lineno))
+        else:
+            third = back.f_back
+            if third is None:
+                add_site((frame.f_code, frame.f_lineno,
+                          back.f_code, back.f_lineno))
+            else:
+                add_site((frame.f_code, frame.f_lineno,
+                          back.f_code, back.f_lineno,
+                          third.f_code, third.f_lineno))
+        if len(_refs) >= _compact_at:
+            _compact()
 
     @functools.wraps(spawn_n)
     def tracked_spawn_n(seconds: Any, func: Any, args: Any, kwargs: Any
                         ) -> Any:
         timer, green = spawn_n(seconds, func, args, kwargs)
-        sites[ref(green, forget)] = _caller_positions(getframe(1))
+        add_ref(ref(green))
+        add_site(_caller_positions(getframe(1)))
+        if len(_refs) >= _compact_at:
+            _compact()
         return timer, green
 
     greenthread.GreenThread.__init__ = tracked_init
     greenthread._spawn_n = tracked_spawn_n
+
+
+def _compact() -> None:
+    """Drop the entries of dead greenlets (in the thread that spawns)."""
+    global _generation, _compact_at
+    _generation += 1  # odd: readers wait
+    try:
+        alive = [index for index, reference in enumerate(_refs)
+                 if reference() is not None]
+        _sites[:] = [_sites[index] for index in alive]
+        _refs[:] = [_refs[index] for index in alive]
+    finally:
+        _generation += 1
+    _compact_at = max(4096, 2 * len(_refs))
 
 
 def _hook_hub(hub_module: ModuleType) -> None:
@@ -142,10 +168,10 @@ def _hook_hub(hub_module: ModuleType) -> None:
     hub_module.BaseHub.__init__ = tracked_hub_init
 
 
-def _caller_positions(frame: Any) -> tuple[tuple[CodeType, int], ...]:
-    positions = []
-    while frame is not None and len(positions) < SPAWN_DEPTH:
-        positions.append((frame.f_code, frame.f_lineno))
+def _caller_positions(frame: Any) -> tuple[Any, ...]:
+    positions: list[Any] = []
+    while frame is not None and len(positions) < 2 * SPAWN_DEPTH:
+        positions.extend((frame.f_code, frame.f_lineno))
         frame = frame.f_back
     return tuple(positions)
 
@@ -178,18 +204,34 @@ def state(green: Any) -> str:
     return "not started"
 
 
+def tracked_with_sites() -> list[tuple[Any, tuple[Any, ...] | None]]:
+    """Return ``(greenlet, spawn site)`` for every live tracked greenlet.
+
+    The spawn site is a flat ``(code, lineno, ...)`` tuple, innermost
+    caller first, or None when the greenlet predates set-up.
+    """
+    for _ in range(100):
+        before = _generation
+        if before % 2:
+            _native.sleep(0.001)  # the main thread is compacting
+            continue
+        refs = snapshot(lambda: _refs)
+        sites = snapshot(lambda: _sites)
+        if _generation == before and len(sites) >= len(refs):
+            break
+    else:
+        return []
+    pairs = []
+    for reference, site in zip(refs, sites, strict=False):
+        green = reference()
+        if green is not None:
+            pairs.append((green, site))
+    return pairs
+
+
 def tracked() -> list[Any]:
     """Return the registered greenlets that are still alive."""
-    alive = (reference() for reference in snapshot(_sites.keys))
-    return [green for green in alive if green is not None]
-
-
-def spawn_site(green: Any) -> tuple[tuple[CodeType, int], ...] | None:
-    """Return the spawning frames' positions of a tracked greenlet."""
-    try:
-        return _sites.get(weakref.ref(green))
-    except TypeError:
-        return None
+    return [green for green, _ in tracked_with_sites()]
 
 
 def hubs() -> list[tuple[Any, int]]:

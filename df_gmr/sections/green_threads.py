@@ -83,8 +83,11 @@ def collect(context: ReportContext) -> dict[str, Any]:
     wrappers = _wrapper_dirs()
     hub_info = _hub_waits()
     everything: dict[int, Any] = {}
-    for green in greenlets.tracked():
+    spawn_sites: dict[int, Any] = {}
+    for green, site in greenlets.tracked_with_sites():
         everything[id(green)] = green
+        if site:
+            spawn_sites[id(green)] = site
     for green in hub_info.greenlets:
         everything.setdefault(id(green), green)
     for hub, _ in greenlets.hubs():
@@ -132,7 +135,7 @@ def collect(context: ReportContext) -> dict[str, Any]:
             else:
                 member["unread"] = True
         del frame
-        positions = greenlets.spawn_site(green)
+        positions = spawn_sites.get(ident)
         if positions:
             if positions not in sites:
                 sites[positions] = _spawn_site(positions, wrappers)
@@ -447,13 +450,14 @@ def _wait_details(kind: str, frame: Any) -> dict[str, Any]:
         return {"details_error": f"{type(error).__name__}: {error}"}
 
 
-def _spawn_site(positions: Any, wrappers: tuple[str, ...]
+def _spawn_site(positions: tuple[Any, ...], wrappers: tuple[str, ...]
                 ) -> dict[str, Any] | None:
-    for code, lineno in positions:
+    """Describe the first spawning frame outside eventlet and friends."""
+    pairs = list(zip(positions[::2], positions[1::2], strict=True))
+    for code, lineno in pairs:
         if not code.co_filename.startswith(wrappers):
             return stacks.describe(((code, lineno),))[0]
-    code, lineno = positions[-1]
-    return stacks.describe(((code, lineno),))[0]
+    return stacks.describe((pairs[-1],))[0]
 
 
 def _request_ids() -> dict[int, str]:
