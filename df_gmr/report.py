@@ -157,7 +157,12 @@ def _run_with_budget(section: Section, context: ReportContext
         ident = _native.get_ident()
         section_threads.add(ident)
         try:
-            outcome["data"] = plain_data(section.collect(context))
+            data = section.collect(context)
+            # Built-in sections return plain data by design; only what a
+            # registered generator returns needs converting.
+            if section.max_bytes is not None:
+                data = plain_data(data)
+            outcome["data"] = data
         except BaseException as failure:
             outcome["failure"] = failure
         finally:

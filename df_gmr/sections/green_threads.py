@@ -34,10 +34,10 @@ if TYPE_CHECKING:
 TEXT_IDS = 12
 #: Greenlets whose details are listed per group in the text.
 TEXT_MEMBERS = 5
-#: Greenthreads per distinct stack whose wait object (Event, Semaphore,
-#: Queue...) is read from their frame's locals: about 10 us each, so a
-#: group of 100,000 identical waiters is described from its first ones.
-DETAILS_PER_STACK = 1000
+#: Members of a group whose details (wait object read from their frame's
+#: locals, timer, fd, spawn site) are collected: a group of 100,000
+#: identical waiters is described from its first ones, and lists all ids.
+DETAILS_PER_GROUP = 1000
 
 #: (file name, function) inside eventlet -> wait kind.  The outermost
 #: such frame of the eventlet frames on top of a stack names the wait.
@@ -103,70 +103,88 @@ def collect(context: ReportContext) -> dict[str, Any]:
     running_frames = _running_frames()
     request_ids = _request_ids()
 
-    groups: dict[tuple[Any, ...], list[dict[str, Any]]] = defaultdict(list)
-    stacks_by_key: dict[tuple[Any, ...], stacks.StackKey] = {}
-    # Identical stacks classify identically and spawn sites repeat: both
-    # are looked up once, which keeps 100,000 greenthreads cheap.
+    # Pass 1, per greenlet, kept to the minimum (100,000 greenthreads):
+    # its stack as hashable keys, its state and kind, and the wait kind,
+    # which identical stacks share (classified once).
+    groups: dict[tuple[Any, ...], list[Any]] = defaultdict(list)
     classified: dict[stacks.StackKey, tuple[str, int | None]] = {}
-    sites: dict[Any, dict[str, Any] | None] = {}
-    details_read: dict[stacks.StackKey, int] = {}
-    now = time.monotonic()
+    fd_waits = {ident for ident, wait in hub_info.waits.items()
+                if "fd" in wait}
     for ident, green in everything.items():
         state = greenlets.state(green)
         frame = green.gr_frame
         if state == "running":
             frame = running_frames.get(ident)
         keys = stacks.frame_keys(frame)
+        del frame
         if state == "running":
             keys, _ = stacks.without_own_frames(keys)
         kind = _kind(green, ident, hub_greenlets, greenlet)
         if keys not in classified:
             classified[keys] = _classify(keys, eventlet_dir)
-        wait_kind, match = classified[keys]
-        wait = _wait(state, kind, wait_kind, hub_info.waits.get(ident))
-        member: dict[str, Any] = {"id": ident, "wait": wait}
-        if match is not None and frame is not None and state == "parked" \
-                and kind != "hub":
-            read = details_read.get(keys, 0)
-            if read < DETAILS_PER_STACK:
-                details_read[keys] = read + 1
-                wait.update(_wait_details(
-                    wait["kind"], _nth_back(frame, len(keys) - 1 - match)))
-            else:
-                member["unread"] = True
-        del frame
-        positions = spawn_sites.get(ident)
-        if positions:
-            if positions not in sites:
-                sites[positions] = _spawn_site(positions, wrappers)
-            member["spawn_site"] = sites[positions]
-        if ident in request_ids:
-            member["request_id"] = request_ids[ident]
-        if "since" in wait:
-            member["waiting_seconds"] = round(now - wait.pop("since"), 3)
-        group_key = (state, kind, wait["kind"], keys)
-        stacks_by_key[group_key] = keys
-        groups[group_key].append(member)
+        wait_kind = _wait_kind(state, kind, classified[keys][0],
+                               ident in fd_waits)
+        groups[(state, kind, wait_kind, keys)].append(green)
     everything.clear()
 
+    # Pass 2, per group: what each member waits on, since when, its spawn
+    # site and request id, read for the first DETAILS_PER_GROUP members.
+    sites: dict[Any, dict[str, Any] | None] = {}
+    now = time.monotonic()
+    built = []
+    for (state, kind, wait_kind, keys), members in groups.items():
+        match = classified[keys][1]
+        detailed = []
+        for index, green in enumerate(members):
+            ident = id(green)
+            if index >= DETAILS_PER_GROUP:
+                if ident in request_ids:
+                    detailed.append({"id": ident, "wait": {"kind": wait_kind},
+                                     "request_id": request_ids[ident],
+                                     "unread": True})
+                continue
+            wait = _wait(state, kind, wait_kind, hub_info.waits.get(ident))
+            if match is not None and state == "parked" and kind != "hub":
+                frame = green.gr_frame
+                if frame is not None:
+                    wait.update(_wait_details(
+                        wait_kind, _nth_back(frame, len(keys) - 1 - match)))
+                del frame
+            member: dict[str, Any] = {"id": ident, "wait": wait}
+            positions = spawn_sites.get(ident)
+            if positions:
+                if positions not in sites:
+                    sites[positions] = _spawn_site(positions, wrappers)
+                member["spawn_site"] = sites[positions]
+            if ident in request_ids:
+                member["request_id"] = request_ids[ident]
+            if "since" in wait:
+                member["waiting_seconds"] = round(now - wait.pop("since"), 3)
+            detailed.append(member)
+        group = _group(state, kind, stacks.describe(keys), detailed,
+                       [id(green) for green in members])
+        built.append(((state, kind, wait_kind, keys), group))
+    groups.clear()
+
     # Biggest group first; ties in a stable, readable order.
-    ordered = sorted(groups.items(), key=lambda item: (
-        -len(item[1]), item[0][:3],
+    built.sort(key=lambda item: (
+        -item[1]["count"], item[0][:3],
         [(code.co_filename, line) for code, line in item[0][3]]))
     return {
         "available": True,
-        "total": sum(len(members) for _, members in ordered),
-        "groups": [
-            _group(state, kind, stacks.describe(stacks_by_key[key]), members)
-            for key, members in ordered
-            for state, kind, _, _ in [key]
-        ],
+        "total": sum(group["count"] for _, group in built),
+        "groups": [group for _, group in built],
     }
 
 
 def _group(state: str, kind: str, stack: list[dict[str, Any]],
-           members: list[dict[str, Any]]) -> dict[str, Any]:
-    """Factor out what all members share; members keep only their own."""
+           members: list[dict[str, Any]], ids: list[int]
+           ) -> dict[str, Any]:
+    """Factor out what all members share; members keep only their own.
+
+    ``members`` are the detailed ones (the first DETAILS_PER_GROUP, and
+    any later one with a request id); ``ids`` lists every member.
+    """
     read = [m for m in members if not m.get("unread")]
     wait = dict((read or members)[0]["wait"])
     for member in read[1:]:
@@ -194,17 +212,17 @@ def _group(state: str, kind: str, stack: list[dict[str, Any]],
         if own:
             own_members.append({"id": member["id"], **own})
     group: dict[str, Any] = {
-        "count": len(members),
+        "count": len(ids),
         "state": state,
         "kind": kind,
         "wait_kind": wait["kind"],
         "wait": wait,
         "spawn_site": common_site,
         "stack": stack,
-        "ids": [member["id"] for member in members],
+        "ids": ids,
         "members": own_members,
     }
-    if len(read) < len(members):
+    if len(read) < len(ids):
         group["details_read"] = len(read)
     return group
 
@@ -332,7 +350,23 @@ def socket_descriptions() -> dict[int, str]:
 
     Read from /proc through psutil: creating socket objects here would go
     through eventlet's green socket, which sets the shared fd non-blocking.
+    Reading every connection costs tens of milliseconds, so the sections
+    of one report share one reading (kept for a second).
     """
+    global _sockets_read
+    now = time.monotonic()
+    if _sockets_read is not None and now - _sockets_read[0] < 1.0 \
+            and _sockets_read[1] == os.getpid():
+        return _sockets_read[2]
+    described = _read_sockets()
+    _sockets_read = (now, os.getpid(), described)
+    return described
+
+
+_sockets_read: tuple[float, int, dict[int, str]] | None = None
+
+
+def _read_sockets() -> dict[int, str]:
     try:
         import psutil
 
@@ -376,6 +410,19 @@ def _classify(keys: stacks.StackKey, eventlet_dir: str | None
             if found is not None:
                 return found, index
     return ("unknown" if keys else "no frames"), None
+
+
+def _wait_kind(state: str, kind: str, by_stack: str, on_fd: bool) -> str:
+    """Return the wait kind that groups a greenlet."""
+    if state == "running":
+        return "running"
+    if state in ("not started", "finished"):
+        return state
+    if kind == "hub":
+        return "hub loop"
+    if on_fd and by_stack in ("unknown", "no frames"):
+        return "fd"
+    return by_stack
 
 
 def _wait(state: str, kind: str, wait_kind: str,
