@@ -105,22 +105,31 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
     @functools.wraps(green_thread_init)
     def tracked_init(self: Any, parent: Any) -> None:
         green_thread_init(self, parent)
-        add_ref(ref(self))
         # Callers, innermost first: spawn(), then maybe GreenPool.spawn,
-        # ThreadGroup.add_thread, then the application.
-        frame = getframe(2)
-        back = frame.f_back
-        if back is None:
-            add_site((frame.f_code, frame.f_lineno))
+        # ThreadGroup.add_thread, then the application.  spawn() may be a
+        # greenlet's outermost frame (spawn_n(spawn, f)): no caller then.
+        # The site is computed before the two appends, which then cannot
+        # be separated by an exception: the lists stay aligned.
+        try:
+            frame = getframe(2)
+        except ValueError:
+            site: tuple[Any, ...] | None = None
         else:
-            third = back.f_back
-            if third is None:
-                add_site((frame.f_code, frame.f_lineno,
-                          back.f_code, back.f_lineno))
+            back = frame.f_back
+            if back is None:
+                site = (frame.f_code, frame.f_lineno)
             else:
-                add_site((frame.f_code, frame.f_lineno,
-                          back.f_code, back.f_lineno,
-                          third.f_code, third.f_lineno))
+                third = back.f_back
+                if third is None:
+                    site = (frame.f_code, frame.f_lineno,
+                            back.f_code, back.f_lineno)
+                else:
+                    site = (frame.f_code, frame.f_lineno,
+                            back.f_code, back.f_lineno,
+                            third.f_code, third.f_lineno)
+            del frame, back
+        add_ref(ref(self))
+        add_site(site)
         if len(_refs) >= _compact_at:
             _compact()
 
@@ -128,8 +137,9 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
     def tracked_spawn_n(seconds: Any, func: Any, args: Any, kwargs: Any
                         ) -> Any:
         timer, green = spawn_n(seconds, func, args, kwargs)
+        site = _caller_positions(getframe(1))
         add_ref(ref(green))
-        add_site(_caller_positions(getframe(1)))
+        add_site(site)
         if len(_refs) >= _compact_at:
             _compact()
         return timer, green

@@ -92,9 +92,11 @@ class Autorun:
             "json" if fmt == "json" else "txt",
             datetime.datetime.now(datetime.timezone.utc),
         )
-        where = output.deliver(text, self.log_dir, name)
-        self._answer_requests(built, sections, {fmt: text})
-        return where
+        try:
+            return output.deliver(text, self.log_dir, name)
+        finally:
+            # df-gmr report gets its copy even when stderr failed.
+            self._answer_requests(built, sections, {fmt: text})
 
     def _answer_requests(self, built: report.Report,
                          sections: list[Section],

@@ -145,6 +145,15 @@ def _became_worker() -> None:
     identity.set_role("worker", worker_index=_next_index,
                       launcher="ProcessLauncher", backend=BACKEND,
                       parent_pid=os.getppid())
+    _resume()
+
+
+def _resume() -> None:
+    # A forked worker starts its reporting thread, file watchers and
+    # watchdog now (a plain fork only resets them), then says who it is.
+    from df_gmr import trigger
+
+    trigger.resume_in_worker()
     _notify()
 
 
@@ -222,7 +231,7 @@ def _became_threading_worker(worker_id: int) -> None:
     identity.set_role("worker", worker_index=worker_id,
                       launcher="cotyledon ServiceManager",
                       backend="threading", parent_pid=os.getppid())
-    _notify()
+    _resume()
 
 
 def _record_cotyledon_worker(manager: Any, service_id: Any,

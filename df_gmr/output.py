@@ -64,12 +64,12 @@ def deliver(text: str, log_dir: str | None, name: str) -> str:
             return write_to_log_dir(log_dir, name, text)
         except OSError as error:
             reason = error.strerror or str(error)
-            write_to_stderr(
-                f"df_gmr: cannot write report {name} to {log_dir}: {reason}; "
-                "writing it to stderr instead\n" + text
-            )
-            return "stderr"
-    write_to_stderr(text)
+            text = (f"df_gmr: cannot write report {name} to {log_dir}: "
+                    f"{reason}; writing it to stderr instead\n" + text)
+    try:
+        write_to_stderr(text)
+    except OSError as error:  # closed, full, or a broken pipe
+        return f"nowhere: stderr failed ({error.strerror or error})"
     return "stderr"
 
 

@@ -22,6 +22,7 @@ from typing import Any
 import df_gmr
 from df_gmr import _native
 from df_gmr import identity
+from df_gmr import trigger
 from df_gmr.sections import Section
 from df_gmr.sections import plain_data
 
@@ -35,6 +36,16 @@ DEFAULT_SECTION_TIMEOUT = 10.0
 section_threads: set[int] = set()
 #: Sections still running past their budget: name -> since (monotonic).
 _stuck: dict[str, float] = {}
+
+
+def _forget_threads_after_fork() -> None:
+    # The section threads of the parent do not exist in a forked child:
+    # a section stuck there is not stuck here.
+    section_threads.clear()
+    _stuck.clear()
+
+
+trigger.reset_after_fork(_forget_threads_after_fork)
 
 
 @dataclasses.dataclass

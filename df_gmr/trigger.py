@@ -66,12 +66,19 @@ _thread_ident: int | None = None
 _at_fork_registered = False
 _watched_files: list[tuple[str, float, str]] = []
 _fork_callbacks: list[Callable[[], None]] = []
+_fork_resets: list[Callable[[], None]] = []
 
 
 def on_fork_in_child(callback: Callable[[], None]) -> None:
-    """Call ``callback`` in every forked child, after the thread restarts."""
+    """Call ``callback`` when a forked child becomes a worker."""
     if callback not in _fork_callbacks:
         _fork_callbacks.append(callback)
+
+
+def reset_after_fork(callback: Callable[[], None]) -> None:
+    """Call ``callback`` in every forked child, inside fork (keep it tiny)."""
+    if callback not in _fork_resets:
+        _fork_resets.append(callback)
 
 
 def set_producer(producer: Producer) -> None:
@@ -135,16 +142,35 @@ def _arm_native_dump(signum: int) -> None:
     # signal or are df_gmr's own) is dumped.  all_threads=True reads other
     # threads' frames without the GIL while they run; under a signal storm
     # that crashed the process in our tests, and a report never harms.
-    fd = sys.stderr.fileno() if _has_stderr() else 2
+    fd = _native_dump_fd()
+    if fd is None:
+        return  # no stderr: nothing to write to, and fd 2 may be reused
     faulthandler.register(signum, file=fd, all_threads=False, chain=True)
 
 
-def _has_stderr() -> bool:
+def _native_dump_fd() -> int | None:
+    """Return a non-blocking fd of our own onto stderr, or None.
+
+    The C-level dump writes from the signal handler in the main thread: on
+    a stderr pipe that nobody drains, a blocking write would hang the
+    service.  Reopening /proc/self/fd/2 gives a new open file description,
+    so O_NONBLOCK there leaves the service's own stderr as it was (a full
+    pipe then loses the dump, never the service).  A closed fd 2 gives
+    None: the number may later belong to one of the service's files.
+    """
+    global _dump_fd
+    if _dump_fd is not None:
+        return _dump_fd
     try:
-        sys.stderr.fileno()
-    except Exception:
-        return False
-    return True
+        os.fstat(2)
+        flags = os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_APPEND
+        _dump_fd = os.open("/proc/self/fd/2", flags)
+    except OSError:
+        return None
+    return _dump_fd
+
+
+_dump_fd: int | None = None
 
 
 def request(trigger: str) -> None:
@@ -193,25 +219,46 @@ def _ensure_thread() -> None:
 
 
 def _after_fork_in_child() -> None:
-    # The parent's reporting thread is gone in the child, and its lock may
-    # have been copied in any state: start afresh, but only if the parent
-    # had a thread (a process that never set df_gmr up pays nothing).
-    global _main_ident
-    if _thread_pid and _producer is not None:
-        _main_ident = _native.get_ident()  # the thread that forked
+    # Runs inside every fork() of a process that set df_gmr up, including
+    # the fork of a subprocess that is about to exec: only reset here.  The
+    # parent's threads are gone in the child and its lock may have been
+    # copied in any state; the reporting thread starts on the first
+    # request (the inherited handler calls _ensure_thread), or at once in
+    # an oslo.service worker (resume_in_worker).
+    global _main_ident, _thread_pid, _wake
+    if _producer is None:
+        return
+    _main_ident = _native.get_ident()  # the thread that forked
+    _thread_pid = 0
+    _wake = None
+    try:
+        # A parent may fork with the signal blocked (see launchers).
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, set(_signal_names))
+    except Exception as error:  # never break a fork
+        _complain(f"cannot unblock the report signal: {error!r}")
+    for callback in _fork_resets:
         try:
-            # A parent may fork with the signal blocked (see launchers).
-            signal.pthread_sigmask(signal.SIG_UNBLOCK, set(_signal_names))
-            _ensure_thread()
-            for watch in _watched_files:
-                _native.start_thread(_watch_loop, watch)
-        except Exception as error:  # never break a fork
-            _complain(f"cannot start the reporting thread: {error!r}")
-        for callback in _fork_callbacks:
-            try:
-                callback()
-            except Exception as error:
-                _complain(f"after-fork hook failed: {error!r}")
+            callback()
+        except Exception as error:
+            _complain(f"after-fork reset failed: {error!r}")
+
+
+def resume_in_worker() -> None:
+    """Start what a forked worker runs: the reporting thread, file
+    watchers, and the callbacks given to ``on_fork_in_child``."""
+    if _producer is None or _thread_pid == os.getpid():
+        return
+    try:
+        _ensure_thread()
+        for watch in _watched_files:
+            _native.start_thread(_watch_loop, watch)
+    except Exception as error:
+        _complain(f"cannot start the reporting thread: {error!r}")
+    for callback in _fork_callbacks:
+        try:
+            callback()
+        except Exception as error:
+            _complain(f"worker start-up hook failed: {error!r}")
 
 
 def _reporting_loop(wake: Any) -> None:

@@ -224,6 +224,41 @@ def test_full_disk_stderr_does_not_harm_the_service():
         daemon.wait(timeout=15)
 
 
+def test_undrained_full_stderr_pipe_never_hangs_the_service(tmp_path):
+    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore")
+    stderr_read, stderr_write = os.pipe()  # never read by anyone
+    daemon = subprocess.Popen(
+        [sys.executable, os.path.join(SCRIPTS, "scenes.py"), "full-stderr",
+         "--log-dir", str(tmp_path)],
+        stdout=subprocess.PIPE, stderr=stderr_write, env=env)
+    os.close(stderr_write)
+    output = b""
+
+    def wait_line(prefix: bytes, count: int) -> None:
+        nonlocal output
+        deadline = time.monotonic() + 30
+        while output.count(prefix) < count:
+            assert time.monotonic() < deadline, output
+            if select.select([daemon.stdout], [], [], 0.1)[0]:
+                chunk = os.read(daemon.stdout.fileno(), 4096)
+                assert chunk, output  # the daemon died
+                output += chunk
+
+    try:
+        wait_line(b"TICK", 1)
+        for _ in range(3):
+            os.kill(daemon.pid, signal.SIGUSR2)
+            time.sleep(0.2)
+        ticks = output.count(b"TICK")
+        wait_line(b"TICK", ticks + 2)  # the hub still turns
+        assert wait_for(lambda: list(tmp_path.glob("scenes_*.txt")), 20,
+                        "a report file")
+    finally:
+        daemon.terminate()
+        daemon.wait(timeout=15)
+        os.close(stderr_read)
+
+
 def test_reports_leak_no_file_descriptors(tmp_path):
     with running("scenes.py", "ticker", "--log-dir", str(tmp_path),
                  log_dir=str(tmp_path)) as daemon:

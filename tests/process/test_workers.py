@@ -33,7 +33,6 @@ def signal_all_and_collect(daemon, pids, already=0):
 
 @pytest.mark.parametrize("method", ["fork", "spawn"])
 def test_threading_backend_workers_answer(tmp_path, method):
-    pytest.importorskip("cotyledon")
     with running("threading_service.py", method, "2", str(tmp_path),
                  log_dir=str(tmp_path)) as daemon:
         daemon.wait_ready(count=3, timeout=60)
@@ -91,11 +90,14 @@ def test_respawned_worker_answers_and_parent_counts_restarts(tmp_path):
     with running("service.py", "--launcher", "process", "--workers", "2",
                  "--log-dir", str(tmp_path), log_dir=str(tmp_path)) as daemon:
         daemon.wait_ready(count=3)
-        first = daemon.workers()
-        os.kill(first[0], signal.SIGKILL)
-        wait_for(lambda: len(daemon.workers()) == 2 and
-                 daemon.workers() != first, 30, "a respawned worker", daemon)
-        new = (set(daemon.workers()) - set(first)).pop()
+        first = set(daemon.workers())
+        os.kill(min(first), signal.SIGKILL)
+
+        def respawned() -> set[int]:
+            now = set(daemon.workers())  # one snapshot, used twice
+            return now - first if len(now) == 2 else set()
+
+        [new] = wait_for(respawned, 30, "a respawned worker", daemon)
         daemon.wait_text("READY", count=4)
         reports = signal_all_and_collect(daemon, [new, daemon.pid])
         assert "Role: worker" in reports[new]

@@ -9,6 +9,7 @@ Every scene sets df_gmr up, prints 'READY <pid>' and then does its thing.
   file-block   file trigger (argv[2]); a greenthread blocks the hub
   watchdog     watchdog_interval 1; a greenthread blocks the hub for 4 s
   no-stderr    stderr closed before set-up
+  full-stderr  stderr is a pipe nobody drains, full before set-up
   exit-report  asks for a report from an atexit hook, then exits
 Options after the scene: --log-dir DIR
 """
@@ -48,6 +49,15 @@ if scene == "watchdog":
     CONF.set_override("watchdog_min_gap", 60, group="df_gmr")
 if scene == "no-stderr":
     os.close(2)
+if scene == "full-stderr":  # a stderr pipe that nobody drains, now full
+    import posix  # the unpatched write: eventlet's would wait for room
+
+    filler = os.open("/proc/self/fd/2", os.O_WRONLY | os.O_NONBLOCK)
+    try:
+        while True:
+            posix.write(filler, b"x" * 4096)
+    except BlockingIOError:
+        os.close(filler)
 if scene == "hang":
     gmr.TextGuruMeditation.register_section(
         "Hangs", lambda: original_sleep(3600))

@@ -7,11 +7,9 @@ import subprocess
 import sys
 
 from oslo_config import cfg
-import pytest
+from oslo_reports import opts as oslo_reports_opts
 
 from df_gmr import opts
-
-oslo_reports_opts = pytest.importorskip("oslo_reports.opts")
 
 
 def test_df_gmr_then_oslo_reports():

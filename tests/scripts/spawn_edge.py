@@ -1,0 +1,15 @@
+"""spawn() as a greenlet's outermost frame: the work still runs."""
+import eventlet
+
+eventlet.monkey_patch()
+
+from df_gmr import greenlets  # noqa: E402
+
+greenlets.install()
+ran = []
+eventlet.spawn_n(eventlet.spawn, ran.append, "ran")
+eventlet.sleep(0.1)
+kept = [eventlet.spawn(eventlet.sleep, 10) for _ in range(3)]
+eventlet.sleep(0)
+print(ran, len(greenlets._refs) == len(greenlets._sites),
+      all(green in greenlets.tracked() for green in kept))
