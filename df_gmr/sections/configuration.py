@@ -51,7 +51,9 @@ def _read(conf: Any, group: str | None, opt: Any, mask_urls: bool
         owner = conf if group is None else getattr(conf, group)
         value = getattr(owner, opt.dest)
     except Exception as error:
-        entry["error"] = f"{type(error).__name__}: {error}"
+        # An error message may quote the bad value: never for a secret.
+        entry["error"] = (type(error).__name__ if opt.secret else
+                          redact.mask_text(f"{type(error).__name__}: {error}"))
         return entry
     if opt.secret and value is not None:
         entry["value"] = redact.MASK

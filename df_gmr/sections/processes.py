@@ -7,6 +7,7 @@ import os
 from typing import TYPE_CHECKING
 from typing import Any
 
+from df_gmr import redact
 from df_gmr.sections import Section
 
 if TYPE_CHECKING:
@@ -26,7 +27,8 @@ def _describe(process: Any) -> dict[str, Any]:
             "ppid": process.ppid(),
             "user": _safe(process.username),
             "status": _safe(process.status),
-            "command_line": _safe(process.cmdline),
+            "command_line": _safe(
+                lambda: redact.mask_command_line(process.cmdline())),
             "rss_bytes": _safe(lambda: process.memory_info().rss),
             "cpu_user_seconds": round(times.user, 3),
             "cpu_system_seconds": round(times.system, 3),

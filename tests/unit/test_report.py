@@ -79,3 +79,19 @@ def test_run_returns_text_without_df_gmr_frames():
     assert "building this report (df_gmr frames omitted)" in threads
     assert "df_gmr/report.py" not in threads
     assert "test_run_returns_text_without_df_gmr_frames" in threads
+
+
+def test_unreadable_secret_option_error_does_not_quote_the_value(tmp_path):
+    config = tmp_path / "bad.conf"
+    config.write_text("[DEFAULT]\nsecret_number = hunter2\n"
+                      "plain_number = rabbit://u:PW@h/\n")
+    conf = cfg.ConfigOpts()
+    conf.register_opts([cfg.IntOpt("secret_number", secret=True),
+                        cfg.IntOpt("plain_number")])
+    conf(["--config-file", str(config)])
+    data = configuration.collect(report.ReportContext(conf=conf))
+    text = json.dumps(data)
+    assert "hunter2" not in text and "PW" not in text
+    entries = {e["name"]: e for e in data["groups"]["DEFAULT"]}
+    assert entries["secret_number"]["error"] == "ConfigFileValueError"
+    assert "rabbit://u:***@h/" in entries["plain_number"]["error"]
