@@ -11,7 +11,8 @@ fatal from the first line of the program on), and defers everything else
 to the moment the service imports what it concerns: eventlet (greenthread
 tracking), oslo.service (worker identity), oslo.config (the service's own
 ``[oslo_reports]`` and ``[df_gmr]`` options, adopted once it parsed its
-configuration).  It imports none of them itself.
+configuration), oslo.reports (a service's own ``setup_autorun`` and
+``register_section`` calls go to df_gmr).  It imports none of them.
 
 Environment: ``DF_GMR_SERVICE_NAME`` (report name), ``DF_GMR_LOG_DIR``
 (report directory; unset or empty means stderr), ``DF_GMR_FORMAT``
@@ -55,6 +56,33 @@ def activate() -> None:
             log_dir=os.environ.get("DF_GMR_LOG_DIR") or None,
         )
     _imports.when_imported("oslo_config.cfg", _hook_config)
+    _imports.when_imported("oslo_reports.guru_meditation_report",
+                           _take_over_oslo_reports)
+
+
+def _take_over_oslo_reports(module: ModuleType) -> None:
+    # Most OpenStack services already call oslo.reports' setup_autorun,
+    # which would replace df_gmr's handler with its own: with activation
+    # on, that call (and register_section) goes to df_gmr instead.
+    from df_gmr import guru_meditation_report as gmr
+
+    oslo_class = module.GuruMeditation
+    original_register = oslo_class.register_section.__func__
+
+    def setup_autorun(cls: Any, version: Any, service_name: Any = None,
+                      log_dir: Any = None, signum: Any = None,
+                      conf: Any = None, setup_signal: bool = True) -> None:
+        gmr.TextGuruMeditation.setup_autorun(
+            version, service_name=service_name, log_dir=log_dir,
+            signum=signum, conf=conf, setup_signal=setup_signal)
+
+    def register_section(cls: Any, section_title: str,
+                         generator: Any) -> None:
+        original_register(cls, section_title, generator)
+        gmr.TextGuruMeditation.register_section(section_title, generator)
+
+    oslo_class.setup_autorun = classmethod(setup_autorun)
+    oslo_class.register_section = classmethod(register_section)
 
 
 def _hook_config(cfg: ModuleType) -> None:

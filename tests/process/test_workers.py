@@ -198,3 +198,18 @@ def test_enable_variable_activates_at_interpreter_start():
          "signal.getsignal(signal.SIGUSR2).__name__)"],
         capture_output=True, text=True, timeout=30, env=env)
     assert result.stdout.split() == ["True", "_on_signal"], result.stderr
+
+
+def test_enabled_service_written_for_oslo_reports_gets_df_gmr(tmp_path):
+    with running("oslo_reports_service.py", str(tmp_path),
+                 env={"DF_GMR_ENABLE": "1"}, log_dir=str(tmp_path)) as daemon:
+        daemon.wait_ready()
+        daemon.signal()
+        [path] = daemon.wait_reports(1)
+        with open(path) as handle:
+            text = handle.read()
+        assert path.endswith(f"_{daemon.pid}.txt")
+        assert re.search(r"^df_gmr: ", text, re.M)
+        assert "==== Green Threads" in text
+        assert "==== Legacy Section" in text and "legacy" in text
+        assert "version = 7.7" in text
