@@ -131,13 +131,14 @@ class Autorun:
             "signal": self.signal_name,
         })
 
-    def export_environment(self) -> None:
-        """Let spawned (exec'd) children activate df_gmr the same way."""
-        os.environ["DF_GMR_ENABLE"] = "1"
+    def worker_environment(self) -> dict[str, str]:
+        """Return the variables that activate df_gmr in a spawned worker."""
+        environment = {"DF_GMR_ENABLE": "1"}
         if self.service_name:
-            os.environ.setdefault("DF_GMR_SERVICE_NAME", self.service_name)
+            environment["DF_GMR_SERVICE_NAME"] = self.service_name
         if self.log_dir:
-            os.environ.setdefault("DF_GMR_LOG_DIR", self.log_dir)
+            environment["DF_GMR_LOG_DIR"] = self.log_dir
+        return environment
 
 
 def _announce_current() -> None:
@@ -250,7 +251,6 @@ class GuruMeditation:
                 autorun.signal_name = signal.Signals(chosen).name
         watchdog.start(autorun.option("watchdog_interval", 0),
                        autorun.option("watchdog_min_gap", 300))
-        autorun.export_environment()
         autorun.announce()
         if not _withdraw_registered:
             atexit.register(registry.withdraw)  # whichever pid exits

@@ -195,14 +195,43 @@ def _wrap_cotyledon(module: ModuleType) -> None:
         # signal pending instead; its set-up unblocks it (install_signal,
         # or the after-fork hook in a forked worker).
         blocked = _block_report_signals()
+        restore = _activate_spawned_workers(self)
         try:
             result = original_start_worker(self, service_id, worker_id)
         finally:
+            restore()
             _unblock(blocked)
         _quietly(_record_cotyledon_worker, self, service_id, worker_id)
         return result
 
     manager_class._start_worker = start_worker
+
+
+def _activate_spawned_workers(manager: Any) -> Callable[[], None]:
+    """Put df_gmr's activation into the environment of a spawned worker.
+
+    Only around the spawn, so that the service's other children (helpers,
+    privsep daemons, commands it runs) are left alone.
+    """
+    from df_gmr import guru_meditation_report as gmr
+
+    autorun = gmr.current_autorun()
+    context = getattr(manager, "mp_context", None)
+    method = getattr(context, "get_start_method", lambda: "fork")()
+    if autorun is None or method == "fork":
+        return lambda: None
+    saved = {name: os.environ.get(name)
+             for name in autorun.worker_environment()}
+    os.environ.update(autorun.worker_environment())
+
+    def restore() -> None:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    return restore
 
 
 def _block_report_signals() -> set[int]:

@@ -213,3 +213,26 @@ def test_enabled_service_written_for_oslo_reports_gets_df_gmr(tmp_path):
         assert "==== Green Threads" in text
         assert "==== Legacy Section" in text and "legacy" in text
         assert "version = 7.7" in text
+
+
+def test_other_children_of_the_service_are_left_alone():
+    import subprocess
+    import sys
+
+    from tests.daemons import SOURCE_ROOT
+
+    script = (
+        "import os, subprocess, sys\n"
+        "from df_gmr import guru_meditation_report as gmr\n"
+        "gmr.TextGuruMeditation.setup_autorun('1', service_name='svc',"
+        " log_dir='/tmp')\n"
+        "print(os.environ.get('DF_GMR_ENABLE'))\n"
+        "print(subprocess.run([sys.executable, '-c', 'import sys, signal;"
+        " print(\"df_gmr\" in sys.modules)'], capture_output=True,"
+        " text=True).stdout.strip())\n")
+    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore")
+    env.pop("DF_GMR_ENABLE", None)
+    result = subprocess.run([sys.executable, "-c", script],
+                            capture_output=True, text=True, timeout=60,
+                            env=env)
+    assert result.stdout.split() == ["None", "False"], result.stderr
