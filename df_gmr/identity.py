@@ -22,6 +22,8 @@ class WorkerRecord:
     service: str | None
     started_at: float
     restarts: int = 0
+    #: Which of the launcher's services (a launcher may run several).
+    key: str = ""
 
 
 @dataclasses.dataclass

@@ -32,8 +32,8 @@ BACKEND = "eventlet"
 _role_listeners: list[Callable[[], None]] = []
 #: The index the next forked worker takes; read by the child after fork.
 _next_index: int | None = None
-#: index -> how many times a worker with that index was started.
-_starts: dict[int, int] = {}
+#: (service, index) -> how many times such a worker was started.
+_starts: dict[tuple[str, int], int] = {}
 
 
 def install(on_role_change: Callable[[], None] | None = None) -> None:
@@ -119,7 +119,7 @@ def _choose_index(wrap: Any) -> None:
         record.index
         for pid, record in identity.current().workers.items()
         if pid in wrap.children
-    }
+    }  # wrap.children: this service's live workers only
     index = 0
     while index in taken:
         index += 1
@@ -127,18 +127,22 @@ def _choose_index(wrap: Any) -> None:
 
 
 def _record_worker(pid: int, wrap: Any) -> None:
+    # One launcher may run several services (an API and an RPC service):
+    # a worker is its service's worker N.
+    index = _next_index if _next_index is not None else 0
+    _replace_worker(pid, f"{type(wrap.service).__name__} {id(wrap):#x}",
+                    type(wrap.service).__name__, index)
+
+
+def _replace_worker(pid: int, key: str, service: str, index: int) -> None:
     workers = identity.current().workers
-    for old_pid in [p for p, r in workers.items() if r.index == _next_index]:
+    for old_pid in [p for p, r in workers.items()
+                    if r.index == index and r.key == key]:
         del workers[old_pid]
-    index = _next_index if _next_index is not None else len(workers)
-    _starts[index] = _starts.get(index, 0) + 1
+    _starts[(key, index)] = _starts.get((key, index), 0) + 1
     workers[pid] = identity.WorkerRecord(
-        pid=pid,
-        index=index,
-        service=type(wrap.service).__name__,
-        started_at=time.time(),
-        restarts=_starts[index] - 1,
-    )
+        pid=pid, index=index, service=service, started_at=time.time(),
+        restarts=_starts[(key, index)] - 1, key=key)
 
 
 def _became_worker() -> None:
@@ -267,10 +271,7 @@ def _record_cotyledon_worker(manager: Any, service_id: Any,
                              worker_id: int) -> None:
     processes = manager._running_services[service_id]
     process = list(processes)[-1]
-    workers = identity.current().workers
-    for old_pid in [p for p, r in workers.items() if r.index == worker_id]:
-        del workers[old_pid]
-    _starts[worker_id] = _starts.get(worker_id, 0) + 1
-    workers[process.pid] = identity.WorkerRecord(
-        pid=process.pid, index=worker_id, service=str(service_id),
-        started_at=time.time(), restarts=_starts[worker_id] - 1)
+    service = getattr(manager._services.get(service_id), "service",
+                      service_id)
+    name = getattr(service, "__name__", str(service))
+    _replace_worker(process.pid, f"cotyledon {service_id}", name, worker_id)

@@ -91,7 +91,7 @@ def _header_lines(header: dict[str, Any]) -> list[str]:
             lines.append(
                 f"  pid {worker['pid']} index {worker['index']} {state}, "
                 f"started {worker['started_at']}, "
-                f"restarts {worker['restarts']}"
+                f"restarts {worker['restarts']}, {worker['service']}"
             )
     return lines
 

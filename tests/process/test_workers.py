@@ -236,3 +236,20 @@ def test_other_children_of_the_service_are_left_alone():
                             capture_output=True, text=True, timeout=60,
                             env=env)
     assert result.stdout.split() == ["None", "False"], result.stderr
+
+
+def test_parent_lists_workers_of_each_service_apart(tmp_path):
+    with running("service.py", "--launcher", "process", "--workers", "2",
+                 "--two-services", "--log-dir", str(tmp_path),
+                 log_dir=str(tmp_path)) as daemon:
+        daemon.wait_ready(count=5)
+        reports = signal_all_and_collect(daemon, [daemon.pid])
+        text = reports[daemon.pid]
+        assert "Workers (4):" in text
+        rows = re.findall(
+            r"^  pid \d+ index (\d) alive, .*restarts (\d), (\w+)$",
+            text, re.M)
+        assert sorted(rows) == [("0", "0", "OtherWorker"),
+                                ("0", "0", "Worker"),
+                                ("1", "0", "OtherWorker"),
+                                ("1", "0", "Worker")]

@@ -30,6 +30,7 @@ parser.add_argument("--broken-section", action="store_true")
 parser.add_argument("--no-gmr", action="store_true")
 parser.add_argument("--event-waiters", type=int, default=3)
 parser.add_argument("--service-name", default="testsvc")
+parser.add_argument("--two-services", action="store_true")
 args = parser.parse_args()
 # oslo.service says on stdout how each worker ended ("Child N killed by
 # signal S"): the tests read it.
@@ -89,6 +90,12 @@ if args.launcher == "none":
 elif args.launcher == "process":
     launcher = service.ProcessLauncher(CONF, restart_method="mutate")
     launcher.launch_service(Worker(), workers=args.workers)
+    if args.two_services:  # as neutron-server runs API and RPC workers
+
+        class OtherWorker(Worker):
+            pass
+
+        launcher.launch_service(OtherWorker(), workers=args.workers)
     print(f"READY parent {os.getpid()}", flush=True)
     launcher.wait()
 else:
