@@ -518,7 +518,12 @@ def _request_ids() -> dict[int, str]:
     except AttributeError:
         return {}  # a native threading.local: no per-greenlet storage
     found = {}
-    for green, values in list(greens.items()):
+    # The main thread adds contexts while this runs: copy the underlying
+    # dict of weak references with snapshot(), never iterate it live.
+    for reference, values in greenlets.snapshot(greens.data.items):
+        green = reference()
+        if green is None:
+            continue
         context = values.get("context") if isinstance(values, dict) else None
         request_id = getattr(context, "request_id", None)
         if request_id:
