@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -19,6 +20,8 @@ import time
 from typing import Any
 
 READY = "df_gmr demo ready"
+#: ``<service>_gurumeditation_<stamp>_<pid>[-n].txt``
+REPORT_NAME = re.compile(r"^[^.].*_gurumeditation_\d+_(\d+)(?:-\d+)?\.txt$")
 
 
 def serve(workers: int, log_dir: str | None) -> None:
@@ -117,10 +120,10 @@ def _wait_reports(log_dir: str, pids: list[int], deadline: float
     found: dict[int, str] = {}
     while time.monotonic() < deadline and len(found) < len(pids):
         for name in os.listdir(log_dir):
-            if name.startswith("."):
-                continue
-            pid = int(name.rsplit("_", 1)[1].split(".")[0])
-            found[pid] = os.path.join(log_dir, name)
+            match = REPORT_NAME.match(name)
+            if match:
+                found.setdefault(int(match.group(1)),
+                                 os.path.join(log_dir, name))
         time.sleep(0.1)
     return found
 
