@@ -37,6 +37,7 @@ from df_gmr import report
 from df_gmr import trigger
 from df_gmr import watchdog
 from df_gmr.sections import Section
+from df_gmr.sections import package
 from df_gmr.sections import builtin_sections
 from df_gmr.sections import generator_section
 
@@ -231,7 +232,10 @@ class GuruMeditation:
                         or None)
         greenlets.install()
         pools.install()
-        cls.sections()  # import every section now, not in a signal's wake
+        # Import every section now, not in a signal's wake, and warm what
+        # a report looks up once (installed versions).
+        cls.sections()
+        package.component_versions()
         autorun = Autorun(version=version, service_name=service_name,
                           log_dir=log_dir, conf=conf, report_class=cls)
         _autorun = autorun

@@ -5,8 +5,9 @@ section.  This module catches what hides in ordinary values: the password
 of a URL (``mysql+pymysql://nova:PASSWORD@db/nova``, passwords holding
 ``/`` or ``@``, several hosts in one ``rabbit://`` URL), ``password=...``
 style pairs (quoted or not, ``admin_password``, ``--password x``), and
-dict entries whose key names a credential.  oslo.utils' ``mask_password``
-is applied too when it is installed (it is, with oslo.service).
+dict entries whose key names a credential, ``"password": "..."`` in JSON.
+(It imports nothing: it runs in the reporting thread, where a first
+import would take the import lock.)
 """
 
 from __future__ import annotations
@@ -28,24 +29,13 @@ _URL_CREDENTIALS = re.compile(
     r"(?P<password>[^\s,]+)@"
 )
 _KEY_VALUE = re.compile(
-    rf"(?P<prefix>(?<![A-Za-z0-9])[\w-]*{CREDENTIAL}[\w-]*\s*[=:]\s*)"
+    rf"(?P<prefix>(?<![A-Za-z0-9])[\w-]*{CREDENTIAL}[\w-]*['\"]?\s*[=:]\s*)"
     r"(?P<password>'[^']*'|\"[^\"]*\"|[^\s&;,]+)",
     re.IGNORECASE,
 )
 #: An argument naming a credential: ``--password``, or a dotted setting
 #: name as in ``iscsiadm -n node.session.auth.password -v VALUE``.
 _NAME = re.compile(rf"^(?:--?)?[\w.-]*{CREDENTIAL}[\w-]*$", re.IGNORECASE)
-
-
-def _oslo_mask(text: str) -> str:
-    try:
-        from oslo_utils import strutils
-    except ImportError:
-        return text
-    try:
-        return str(strutils.mask_password(text, secret=MASK))
-    except Exception:
-        return text
 
 
 def _quoted_mask(match: re.Match[str]) -> str:
@@ -58,8 +48,7 @@ def mask_text(text: str) -> str:
     """Return ``text`` with URL passwords and credential values masked."""
     text = _URL_CREDENTIALS.sub(
         lambda m: f"{m.group('prefix')}{MASK}@", text)
-    text = _KEY_VALUE.sub(_quoted_mask, text)
-    return _oslo_mask(text)
+    return _KEY_VALUE.sub(_quoted_mask, text)
 
 
 def mask_value(value: Any) -> Any:

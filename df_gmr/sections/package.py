@@ -88,12 +88,22 @@ def component_versions() -> dict[str, str]:
         loaded = getattr(module, "__version__", None)
         if isinstance(loaded, str):
             versions[distribution] = loaded
-            continue
-        try:
-            versions[distribution] = metadata.version(distribution)
-        except metadata.PackageNotFoundError:
-            versions[distribution] = "not installed"
+        else:
+            versions[distribution] = _installed_version(distribution)
     return versions
+
+
+_installed: dict[str, str] = {}
+
+
+def _installed_version(distribution: str) -> str:
+    # Looking a distribution up scans every path entry: once per process.
+    if distribution not in _installed:
+        try:
+            _installed[distribution] = metadata.version(distribution)
+        except metadata.PackageNotFoundError:
+            _installed[distribution] = "not installed"
+    return _installed[distribution]
 
 
 def collect(context: ReportContext) -> dict[str, Any]:

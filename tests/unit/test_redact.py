@@ -51,3 +51,8 @@ def test_command_line_values_after_credential_names():
     assert redact.mask_command_line(arguments) == [
         "iscsiadm", "-n", "node.session.auth.password", "-v", "***",
         "--password", "***", "--verbose", "file"]
+
+
+def test_json_pairs():
+    assert redact.mask_text('{"password": "abc", "user": "u"}') == (
+        '{"password": "***", "user": "u"}')
