@@ -37,9 +37,9 @@ from df_gmr import report
 from df_gmr import trigger
 from df_gmr import watchdog
 from df_gmr.sections import Section
-from df_gmr.sections import package
 from df_gmr.sections import builtin_sections
 from df_gmr.sections import generator_section
+from df_gmr.sections import package
 
 FORMATS = ("text", "json")
 
