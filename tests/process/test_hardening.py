@@ -11,6 +11,7 @@ import sys
 import time
 
 import psutil
+import pytest
 
 from tests.daemons import SCRIPTS
 from tests.daemons import SOURCE_ROOT
@@ -281,3 +282,25 @@ def test_report_requested_at_interpreter_exit_is_harmless():
         capture_output=True, text=True, timeout=30, env=env)
     assert result.returncode == 0, result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("app_gc", ["enabled", "disabled"])
+def test_report_leaves_the_collector_as_the_service_had_it(tmp_path, app_gc):
+    script = (
+        "import gc, glob, sys, time\n"
+        "from df_gmr import guru_meditation_report as gmr, trigger\n"
+        f"{'gc.disable()' if app_gc == 'disabled' else ''}\n"
+        "gmr.TextGuruMeditation.setup_autorun('1', log_dir=sys.argv[1])\n"
+        "trigger.request('test')\n"
+        "deadline = time.monotonic() + 30\n"
+        "while not glob.glob(sys.argv[1] + '/*.txt'):\n"
+        "    assert time.monotonic() < deadline\n"
+        "    time.sleep(0.05)\n"
+        "time.sleep(0.2)\n"
+        "print(gc.isenabled())\n")
+    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore")
+    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)],
+                            capture_output=True, text=True, timeout=60,
+                            env=env)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == str(app_gc == "enabled")
