@@ -31,6 +31,24 @@ def read(path: str) -> str:
         return handle.read()
 
 
+class StdoutReader:
+    """Read a daemon's stdout pipe with a bounded wait per expectation."""
+
+    def __init__(self, daemon: subprocess.Popen[bytes]) -> None:
+        self.daemon = daemon
+        self.output = b""
+
+    def wait_for(self, prefix: bytes, count: int, timeout: float = 30
+                 ) -> None:
+        deadline = time.monotonic() + timeout
+        while self.output.count(prefix) < count:
+            assert time.monotonic() < deadline, self.output
+            if select.select([self.daemon.stdout], [], [], 0.1)[0]:
+                chunk = os.read(self.daemon.stdout.fileno(), 4096)
+                assert chunk, self.output  # the daemon died
+                self.output += chunk
+
+
 def test_report_while_hub_blocked_in_original_sleep(tmp_path):
     with running("scenes.py", "sleep-block", "--log-dir", str(tmp_path),
                  log_dir=str(tmp_path)) as daemon:
@@ -200,25 +218,15 @@ def test_full_disk_stderr_does_not_harm_the_service():
         daemon = subprocess.Popen(
             [sys.executable, os.path.join(SCRIPTS, "scenes.py"), "ticker"],
             stdout=subprocess.PIPE, stderr=full, env=env)
-    output = b""
-
-    def wait_line(prefix: bytes, count: int) -> None:
-        nonlocal output
-        deadline = time.monotonic() + 30
-        while output.count(prefix) < count:
-            assert time.monotonic() < deadline, output
-            if select.select([daemon.stdout], [], [], 0.1)[0]:
-                chunk = os.read(daemon.stdout.fileno(), 4096)
-                assert chunk, output  # the daemon died
-                output += chunk
+    reader = StdoutReader(daemon)
 
     try:
-        wait_line(b"READY", 1)
+        reader.wait_for(b"READY", 1)
         for _ in range(3):
             os.kill(daemon.pid, signal.SIGUSR2)
             time.sleep(0.3)
-        ticks = output.count(b"TICK")
-        wait_line(b"TICK", ticks + 2)  # still serving afterwards
+        ticks = reader.output.count(b"TICK")
+        reader.wait_for(b"TICK", ticks + 2)  # still serving afterwards
         assert daemon.poll() is None
     finally:
         daemon.terminate()
@@ -233,25 +241,15 @@ def test_undrained_full_stderr_pipe_never_hangs_the_service(tmp_path):
          "--log-dir", str(tmp_path)],
         stdout=subprocess.PIPE, stderr=stderr_write, env=env)
     os.close(stderr_write)
-    output = b""
-
-    def wait_line(prefix: bytes, count: int) -> None:
-        nonlocal output
-        deadline = time.monotonic() + 30
-        while output.count(prefix) < count:
-            assert time.monotonic() < deadline, output
-            if select.select([daemon.stdout], [], [], 0.1)[0]:
-                chunk = os.read(daemon.stdout.fileno(), 4096)
-                assert chunk, output  # the daemon died
-                output += chunk
+    reader = StdoutReader(daemon)
 
     try:
-        wait_line(b"TICK", 1)
+        reader.wait_for(b"TICK", 1)
         for _ in range(3):
             os.kill(daemon.pid, signal.SIGUSR2)
             time.sleep(0.2)
-        ticks = output.count(b"TICK")
-        wait_line(b"TICK", ticks + 2)  # the hub still turns
+        ticks = reader.output.count(b"TICK")
+        reader.wait_for(b"TICK", ticks + 2)  # the hub still turns
         assert wait_for(lambda: list(tmp_path.glob("scenes_*.txt")), 20,
                         "a report file")
     finally:
