@@ -228,8 +228,8 @@ def parser() -> argparse.ArgumentParser:
                            default="text")
     reporting.add_argument("--timeout", type=float, default=10.0,
                            metavar="SECONDS",
-                           help="how long to wait for each report "
-                                "(default 10)")
+                           help="how long to wait for all the reports, "
+                                "from the first signal (default 10)")
     reporting.set_defaults(handler=command_report)
 
     running = commands.add_parser(
