@@ -88,7 +88,7 @@ def describe() -> dict[str, Any]:
                 "index": worker.index,
                 "service": worker.service,
                 "alive": _alive(worker.pid),
-                "started_at": _utc(worker.started_at),
+                "started_at": utc_text(worker.started_at),
                 "restarts": worker.restarts,
             }
             for worker in identity.workers.values()
@@ -106,5 +106,6 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _utc(timestamp: float) -> str:
+def utc_text(timestamp: float) -> str:
+    """Return a Unix time as ``YYYY-MM-DDTHH:MM:SSZ``."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(timestamp))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import linecache
 import os
+import sys
 from types import CodeType
 from types import FrameType
 from typing import Any
@@ -28,6 +29,21 @@ REPORT_MACHINERY = tuple(
     for name in ("guru_meditation_report.py", "report.py", "render.py",
                  "sections" + os.sep)
 )
+
+
+#: Libraries whose frames stand between an application and its spawn or
+#: creation call: a spawn site is the first frame outside them.
+WRAPPER_PACKAGES = ("eventlet", "oslo_service", "futurist", "greenlet")
+
+
+def wrapper_dirs() -> tuple[str, ...]:
+    """Return the directories of df_gmr and of the loaded wrapper libraries."""
+    dirs = [PACKAGE_DIR]
+    for name in WRAPPER_PACKAGES:
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path:
+            dirs.append(os.path.dirname(path) + os.sep)
+    return tuple(dirs)
 
 
 def frame_keys(frame: FrameType | None, limit: int = 200) -> StackKey:

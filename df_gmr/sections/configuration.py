@@ -15,6 +15,7 @@ from typing import Any
 
 from df_gmr import redact
 from df_gmr.sections import Section
+from df_gmr.sections import plain_data
 
 if TYPE_CHECKING:
     from df_gmr.report import ReportContext
@@ -64,18 +65,8 @@ def _read(conf: Any, group: str | None, opt: Any, mask_urls: bool
         if masked != value:
             entry["masked"] = True
         value = masked
-    entry["value"] = _plain(value)
+    entry["value"] = plain_data(value)
     return entry
-
-
-def _plain(value: Any) -> Any:
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    return str(value)
 
 
 def collect(context: ReportContext) -> dict[str, Any]:

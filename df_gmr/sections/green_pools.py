@@ -56,7 +56,7 @@ def collect(context: ReportContext) -> dict[str, Any]:
     if backend == "threading":
         notes.append(THREADING_BACKEND)
     found = pools.tracked()
-    wrappers = _wrapper_dirs()
+    wrappers = stacks.wrapper_dirs()
     wakeups = eventlet_hub.greenlet_wakeups()
     pool_entries: dict[int, dict[str, Any]] = {}
 
@@ -98,15 +98,6 @@ def _oslo_service_backend() -> str | None:
     backend = sys.modules.get("oslo_service.backend")
     chosen = getattr(backend, "_cached_backend_type", None)
     return getattr(chosen, "value", None)
-
-
-def _wrapper_dirs() -> tuple[str, ...]:
-    dirs = [stacks.PACKAGE_DIR]
-    for name in ("eventlet", "oslo_service", "futurist", "greenlet"):
-        path = getattr(sys.modules.get(name), "__file__", None)
-        if path:
-            dirs.append(os.path.dirname(path) + os.sep)
-    return tuple(dirs)
 
 
 def _created_at(instance: Any, wrappers: tuple[str, ...]

@@ -64,13 +64,6 @@ def _package_dir(name: str) -> str | None:
     return os.path.dirname(path) + os.sep if path else None
 
 
-def _wrapper_dirs() -> tuple[str, ...]:
-    names = ("eventlet", "oslo_service", "futurist", "greenlet")
-    dirs = [stacks.PACKAGE_DIR]
-    dirs.extend(d for d in map(_package_dir, names) if d)
-    return tuple(dirs)
-
-
 def collect(context: ReportContext) -> dict[str, Any]:
     """Return every greenlet, grouped by stack, state and wait kind."""
     reason = greenlets.available()
@@ -80,7 +73,7 @@ def collect(context: ReportContext) -> dict[str, Any]:
     import greenlet
 
     eventlet_dir = _package_dir("eventlet")
-    wrappers = _wrapper_dirs()
+    wrappers = stacks.wrapper_dirs()
     hub_info = _hub_waits()
     everything: dict[int, Any] = {}
     spawn_sites: dict[int, Any] = {}

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import datetime
 import os
 from typing import TYPE_CHECKING
 from typing import Any
 
+from df_gmr import identity
 from df_gmr import redact
 from df_gmr.sections import Section
 
@@ -19,11 +19,6 @@ except ImportError:  # the section says so
 
 if TYPE_CHECKING:
     from df_gmr.report import ReportContext
-
-
-def _utc(timestamp: float) -> str:
-    moment = datetime.datetime.fromtimestamp(timestamp, datetime.timezone.utc)
-    return moment.isoformat(timespec="seconds")
 
 
 def _describe(process: Any) -> dict[str, Any]:
@@ -41,7 +36,7 @@ def _describe(process: Any) -> dict[str, Any]:
             "cpu_system_seconds": round(times.system, 3),
             "open_fds": _safe(process.num_fds),
             "threads": _safe(process.num_threads),
-            "started_at": _utc(process.create_time()),
+            "started_at": identity.utc_text(process.create_time()),
         }
     return entry
 
