@@ -50,6 +50,7 @@ import faulthandler
 import gc
 import os
 import signal
+import stat
 import sys
 from types import FrameType
 from typing import Any
@@ -160,16 +161,27 @@ def _native_dump_fd() -> int | None:
     so O_NONBLOCK there leaves the service's own stderr as it was (a full
     pipe then loses the dump, never the service).  A closed fd 2 gives
     None: the number may later belong to one of the service's files.
+    A socket (journald's stream under systemd) cannot be reopened: a
+    duplicate is used, blocking like the service's own logging to it.
     """
     global _dump_fd
     if _dump_fd is not None:
         return _dump_fd
     try:
-        os.fstat(2)
+        mode = os.fstat(2).st_mode
+    except OSError:
+        return None
+    try:
         flags = os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_APPEND
         _dump_fd = os.open("/proc/self/fd/2", flags)
     except OSError:
-        return None
+        if not stat.S_ISSOCK(mode):
+            return None
+        try:
+            _dump_fd = os.dup(2)
+            os.set_inheritable(_dump_fd, False)
+        except OSError:
+            return None
     return _dump_fd
 
 

@@ -302,3 +302,33 @@ def test_report_leaves_the_collector_as_the_service_had_it(tmp_path, app_gc):
                             env=env)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == str(app_gc == "enabled")
+
+
+def test_stderr_socket_as_under_systemd_gets_stack_and_report():
+    import socket
+
+    ours, theirs = socket.socketpair()
+    script = ("import time\n"
+              "from df_gmr import guru_meditation_report as gmr\n"
+              "gmr.TextGuruMeditation.setup_autorun('1')\n"
+              "print('READY', flush=True)\n"
+              "time.sleep(5)\n")
+    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore")
+    daemon = subprocess.Popen([sys.executable, "-c", script],
+                              stdout=subprocess.PIPE, stderr=theirs, env=env)
+    theirs.close()
+    try:
+        reader = StdoutReader(daemon)
+        reader.wait_for(b"READY", 1)
+        os.kill(daemon.pid, signal.SIGUSR2)
+        received = b""
+        deadline = time.monotonic() + 20
+        while b"==== Configuration" not in received:
+            assert time.monotonic() < deadline, received
+            if select.select([ours], [], [], 0.1)[0]:
+                received += ours.recv(65536)
+        assert b"(most recent call first)" in received  # the C-level dump
+    finally:
+        daemon.kill()
+        daemon.wait(timeout=15)
+        ours.close()
