@@ -19,6 +19,7 @@ still found through the hubs' timers and listeners.
 
 from __future__ import annotations
 
+import array
 import functools
 import gc
 import os
@@ -30,9 +31,6 @@ import weakref
 from df_gmr import _imports
 from df_gmr import _native
 
-#: How many caller frames a spawn_n records (enough to look past wrappers).
-SPAWN_DEPTH = 4
-
 #: The registry: parallel lists, one entry per tracked greenlet: a weak
 #: reference (without callback: nothing runs when a greenlet dies) and its
 #: spawn site, a flat tuple ``(code, lineno, code, lineno, ...)`` of the
@@ -40,7 +38,14 @@ SPAWN_DEPTH = 4
 #: are dropped by ``_compact`` when the lists have doubled, so a spawn
 #: costs two appends and one small tuple (see benchmarks/, cost at rest).
 _refs: list[weakref.ref[Any]] = []
-_sites: list[tuple[Any, ...] | None] = []
+#: SITE_SLOTS code objects and line numbers per entry, in two flat
+#: containers: a stored tuple per spawn would be one more object for the
+#: cyclic collector to track (measured: ~10 points of spawn throughput).
+_codes: list[Any] = []
+_lines = array.array("l")
+SITE_SLOTS = 3
+_NO_SITE = (None,) * SITE_SLOTS
+_NO_LINES = (0,) * SITE_SLOTS
 #: Seqlock for readers in the reporting thread: odd while compacting.
 _generation = 0
 _compact_at = 4096
@@ -82,8 +87,9 @@ def install() -> None:
 def _seed(greenlet_type: type) -> None:
     for candidate in gc.get_objects():
         if isinstance(candidate, greenlet_type):
+            _codes.extend(_NO_SITE)
+            _lines.extend(_NO_LINES)
             _refs.append(weakref.ref(candidate))
-            _sites.append(None)
     hubs = sys.modules.get("eventlet.hubs")
     local = getattr(hubs, "_threadlocal", None)
     hub = getattr(local, "hub", None)
@@ -100,7 +106,8 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
     getframe = sys._getframe
     ref = weakref.ref
     add_ref = _refs.append
-    add_site = _sites.append
+    add_codes = _codes.extend
+    add_lines = _lines.extend
 
     @functools.wraps(green_thread_init)
     def tracked_init(self: Any, parent: Any) -> None:
@@ -108,28 +115,25 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
         # Callers, innermost first: spawn(), then maybe GreenPool.spawn,
         # ThreadGroup.add_thread, then the application.  spawn() may be a
         # greenlet's outermost frame (spawn_n(spawn, f)): no caller then.
-        # The site is computed before the two appends, which then cannot
-        # be separated by an exception: the lists stay aligned.
+        # The temporary tuples below are freed at once: only the weak
+        # reference outlives the call.  Codes and lines go first, the
+        # reference last: a reader that sees the reference sees its site.
         try:
             frame = getframe(2)
         except ValueError:
-            site: tuple[Any, ...] | None = None
+            add_codes(_NO_SITE)
+            add_lines(_NO_LINES)
         else:
             back = frame.f_back
-            if back is None:
-                site = (frame.f_code, frame.f_lineno)
-            else:
-                third = back.f_back
-                if third is None:
-                    site = (frame.f_code, frame.f_lineno,
-                            back.f_code, back.f_lineno)
-                else:
-                    site = (frame.f_code, frame.f_lineno,
-                            back.f_code, back.f_lineno,
-                            third.f_code, third.f_lineno)
-            del frame, back
+            third = back.f_back if back is not None else None
+            add_codes((frame.f_code,
+                       back.f_code if back is not None else None,
+                       third.f_code if third is not None else None))
+            add_lines((frame.f_lineno,
+                       back.f_lineno if back is not None else 0,
+                       third.f_lineno if third is not None else 0))
+            del frame, back, third
         add_ref(ref(self))
-        add_site(site)
         if len(_refs) >= _compact_at:
             _compact()
 
@@ -137,9 +141,10 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
     def tracked_spawn_n(seconds: Any, func: Any, args: Any, kwargs: Any
                         ) -> Any:
         timer, green = spawn_n(seconds, func, args, kwargs)
-        site = _caller_positions(getframe(1))
+        codes, lines = _caller_positions(getframe(1))
+        add_codes(codes)
+        add_lines(lines)
         add_ref(ref(green))
-        add_site(site)
         if len(_refs) >= _compact_at:
             _compact()
         return timer, green
@@ -155,7 +160,10 @@ def _compact() -> None:
     try:
         alive = [index for index, reference in enumerate(_refs)
                  if reference() is not None]
-        _sites[:] = [_sites[index] for index in alive]
+        slots = [index * SITE_SLOTS + slot for index in alive
+                 for slot in range(SITE_SLOTS)]
+        _codes[:] = [_codes[slot] for slot in slots]
+        _lines[:] = array.array("l", [_lines[slot] for slot in slots])
         _refs[:] = [_refs[index] for index in alive]
     finally:
         _generation += 1
@@ -178,12 +186,15 @@ def _hook_hub(hub_module: ModuleType) -> None:
     hub_module.BaseHub.__init__ = tracked_hub_init
 
 
-def _caller_positions(frame: Any) -> tuple[Any, ...]:
-    positions: list[Any] = []
-    while frame is not None and len(positions) < 2 * SPAWN_DEPTH:
-        positions.extend((frame.f_code, frame.f_lineno))
+def _caller_positions(frame: Any) -> tuple[tuple[Any, ...], tuple[int, ...]]:
+    codes: list[Any] = []
+    lines: list[int] = []
+    while frame is not None and len(codes) < SITE_SLOTS:
+        codes.append(frame.f_code)
+        lines.append(frame.f_lineno)
         frame = frame.f_back
-    return tuple(positions)
+    missing = SITE_SLOTS - len(codes)
+    return tuple(codes) + (None,) * missing, tuple(lines) + (0,) * missing
 
 
 def snapshot(read: Any) -> list[Any]:
@@ -227,17 +238,26 @@ def tracked_with_sites() -> list[tuple[Any, tuple[Any, ...] | None]]:
             _native.sleep(0.001)  # the main thread is compacting
             continue
         refs = snapshot(lambda: _refs)
-        sites = snapshot(lambda: _sites)
-        if _generation == before and len(sites) >= len(refs):
+        codes = snapshot(lambda: _codes)
+        lines = snapshot(lambda: _lines)
+        needed = len(refs) * SITE_SLOTS
+        if _generation == before and len(codes) >= needed \
+                and len(lines) >= needed:
             break
     else:
         msg = "the greenlet registry kept being compacted (100 tries)"
         raise RuntimeError(msg)
     pairs = []
-    for reference, site in zip(refs, sites, strict=False):
+    for index, reference in enumerate(refs):
         green = reference()
-        if green is not None:
-            pairs.append((green, site))
+        if green is None:
+            continue
+        first = index * SITE_SLOTS
+        site: list[Any] = []
+        for slot in range(first, first + SITE_SLOTS):
+            if codes[slot] is not None:
+                site.extend((codes[slot], lines[slot]))
+        pairs.append((green, tuple(site) or None))
     return pairs
 
 

@@ -14,5 +14,6 @@ for _ in range(20):
     eventlet.sleep(0)
 pairs = greenlets.tracked_with_sites()
 alive = [green for green, _ in pairs if not green.dead]
-print(len(greenlets._refs), len(greenlets._sites), len(alive),
+print(len(greenlets._refs), len(greenlets._codes) // greenlets.SITE_SLOTS,
+      len(alive),
       sum(1 for green, site in pairs if green in keep and site))

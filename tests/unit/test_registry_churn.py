@@ -17,7 +17,7 @@ def test_registry_stays_small_under_churn():
         capture_output=True, text=True, timeout=60, env=env)
     assert result.returncode == 0, result.stderr
     refs, sites, alive, kept_with_sites = map(int, result.stdout.split())
-    assert refs == sites  # parallel lists stay aligned
+    assert refs == sites  # the flat site containers stay aligned
     assert refs < 8192  # 20,000 spawned, compacted as it grew
     assert alive >= 10
     assert kept_with_sites == 10  # the survivors kept their spawn sites
