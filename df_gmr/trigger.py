@@ -71,6 +71,7 @@ _at_fork_registered = False
 _watched_files: list[tuple[str, float, str]] = []
 _fork_callbacks: list[Callable[[], None]] = []
 _fork_resets: list[Callable[[], None]] = []
+_resumed_pid = 0
 
 
 def on_fork_in_child(callback: Callable[[], None]) -> None:
@@ -251,29 +252,33 @@ def _after_fork_in_child() -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, set(_signal_names))
     except Exception as error:  # never break a fork
         _complain(f"cannot unblock the report signal: {error!r}")
-    for callback in _fork_resets:
-        try:
-            callback()
-        except Exception as error:
-            _complain(f"after-fork reset failed: {error!r}")
+    _run_callbacks(_fork_resets, "after-fork reset")
 
 
 def resume_in_worker() -> None:
     """Start what a forked worker runs: the reporting thread, file
     watchers, and the callbacks given to ``on_fork_in_child``."""
-    if _producer is None or _thread_pid == os.getpid():
+    global _resumed_pid
+    # Once per worker; the reporting thread may already run (started by a
+    # signal that came first), the watchers and callbacks not yet.
+    if _producer is None or _resumed_pid == os.getpid():
         return
+    _resumed_pid = os.getpid()
     try:
         _ensure_thread()
         for watch in _watched_files:
             _native.start_thread(_watch_loop, watch)
     except Exception as error:
         _complain(f"cannot start the reporting thread: {error!r}")
-    for callback in _fork_callbacks:
+    _run_callbacks(_fork_callbacks, "worker start-up hook")
+
+
+def _run_callbacks(callbacks: list[Callable[[], None]], what: str) -> None:
+    for callback in callbacks:
         try:
             callback()
         except Exception as error:
-            _complain(f"worker start-up hook failed: {error!r}")
+            _complain(f"{what} failed: {error!r}")
 
 
 def _reporting_loop(wake: Any) -> None:
