@@ -9,6 +9,13 @@ import stat
 import pytest
 
 from df_gmr import output
+from df_gmr import streams
+
+
+@pytest.fixture(autouse=True)
+def captured_stderr(capfd):
+    """stderr is the stream of set-up: here, the one capfd put in place."""
+    streams.stderr.capture()
 
 NOW = datetime.datetime(2026, 11, 25, 9, 0, 0, 123456,
                         tzinfo=datetime.timezone.utc)
