@@ -11,74 +11,139 @@ vanished or did not answer in time); 2 usage error.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
+import re
+import select
 import signal
+import stat
 import sys
 import time
 from typing import Any
 
 from df_gmr import __version__
+from df_gmr import exchange
 from df_gmr import registry
+from df_gmr.exchange import Refusal
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-class Refusal(Exception):
-    """A process that df-gmr will not (or cannot) ask for a report."""
+#: Terminal control characters (C0 but tab and newline, DEL, C1) and
+#: the bidirectional overrides that reorder what a terminal shows.
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f"
+                      "\u202a-\u202e\u2066-\u2069]")
 
 
-def ready_processes() -> list[dict[str, Any]]:
-    """Return the registry entries of live, GMR-ready processes."""
-    ready = []
-    seen = set()
-    for entry in registry.entries():
-        pid = entry["pid"]
-        if pid in seen:
+def printable(text: str) -> str:
+    """Return ``text`` with terminal control sequences made visible."""
+    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}"
+                        if ord(match.group()) < 0x100
+                        else f"\\u{ord(match.group()):04x}", text)
+
+
+@dataclasses.dataclass
+class Known:
+    """A trusted registry entry: its process, where it lives, if ready."""
+
+    entry: dict[str, Any]
+    directory: registry.RunDir
+    problem: str | None  # None: ready for df-gmr report
+
+    @property
+    def pid(self) -> int:
+        return int(self.entry["pid"])
+
+
+def known_processes() -> dict[int, Known]:
+    """Return the trusted entries of live processes, by pid.
+
+    An entry is trusted only from a run directory that its place says
+    whose it is (see registry), owned by that user and private, read
+    without following links, naming a process that still runs (same
+    start time) as the directory's owner.  Entries of dead processes are
+    removed when this user may (its own directories, or root).
+    """
+    known: dict[int, Known] = {}
+    for path, owner in registry.candidate_run_dirs():
+        directory = registry.open_trusted(path, owner)
+        if directory is None:
             continue
-        if registry.process_start_time(pid) != entry.get("start_time"):
-            continue  # dead, or the pid was reused
-        signum = _signal_number(entry.get("signal"))
-        if signum is None or not registry.catches_signal(pid, signum):
-            continue
-        seen.add(pid)
-        ready.append(entry)
-    return sorted(ready, key=lambda entry: entry["pid"])
+        may_clean = os.geteuid() in (0, directory.owner)
+        for name in directory.names():
+            stem, _, suffix = name.partition(".")
+            if "." + suffix != registry.ENTRY_SUFFIX or not stem.isdigit():
+                continue
+            entry = directory.read_json(name)
+            if entry is None or entry.get("pid") != int(stem):
+                continue
+            if not registry.entry_is_current(entry):
+                if may_clean:
+                    registry.remove_stale(directory)
+                continue
+            status = registry.process_status(int(stem))
+            uid = registry.effective_uid(status)
+            if directory.owner not in (0, uid) or int(stem) in known:
+                continue  # not the directory owner's process: forged
+            known[int(stem)] = Known(entry, directory,
+                                     _problem(entry, status, directory))
+    return known
 
 
-def _signal_number(name: Any) -> int | None:
-    try:
-        return int(signal.Signals[name]) if name else None
-    except KeyError:
-        return None
+def _problem(entry: dict[str, Any], status: dict[str, str],
+             directory: registry.RunDir) -> str | None:
+    """Say why df-gmr report would refuse this process, or None."""
+    name = entry.get("signal")
+    if entry.get("handler") != "df_gmr":
+        return (f"the application replaced df_gmr's {name} handler "
+                f"({entry.get('handler')}); kill -{name} would not make "
+                "a report")
+    if name not in exchange.SENDABLE_SIGNALS:
+        return f"reports on {name or 'a file trigger'}, not a signal"
+    if not registry.catches_signal(status, getattr(signal, str(name))):
+        return f"does not catch {name} (handler gone)"
+    info = directory.lstat(f"{entry['pid']}{registry.SOCKET_SUFFIX}")
+    if info is None or not stat.S_ISSOCK(info.st_mode):
+        return "has no df_gmr socket"
+    return None
 
 
 def command_list(args: argparse.Namespace) -> int:
     """Print the GMR-ready processes of this host."""
-    entries = ready_processes()
+    known = sorted(known_processes().values(), key=lambda k: k.pid)
+    ready = [k.entry for k in known if k.problem is None]
     if args.format == "json":
-        print(json.dumps(entries, indent=1))
+        print(json.dumps([dict(k.entry, ready=k.problem is None,
+                               problem=k.problem) for k in known],
+                         indent=1))
         return EXIT_OK
-    if not entries:
-        print("no GMR-ready process found (searched "
-              f"{', '.join(registry.all_run_dirs()) or registry.run_dir()})")
-        return EXIT_OK
-    print(f"{'PID':>7} {'PPID':>7}  {'SERVICE':<24} {'ROLE':<15} "
-          f"{'WORKER':>6}  REPORTS TO")
-    for entry in entries:
+    if not ready:
+        searched = ", ".join(path for path, _ in
+                             registry.candidate_run_dirs())
+        print(f"no GMR-ready process found (searched {searched})")
+    else:
+        print(f"{'PID':>7} {'PPID':>7}  {'SERVICE':<24} {'ROLE':<15} "
+              f"{'WORKER':>6}  REPORTS TO")
+    for entry in ready:
         index = entry.get("worker_index")
-        print(f"{entry['pid']:>7} {entry['ppid']:>7}  "
-              f"{str(entry.get('service'))[:24]:<24} "
-              f"{str(entry.get('role'))[:15]:<15} "
-              f"{'-' if index is None else index:>6}  "
-              f"{entry.get('destination')}")
+        print(printable(
+            f"{entry['pid']:>7} {entry.get('ppid')!s:>7}  "
+            f"{str(entry.get('service'))[:24]:<24} "
+            f"{str(entry.get('role'))[:15]:<15} "
+            f"{'-' if index is None else index!s:>6}  "
+            f"{entry.get('destination')}"))
+    for other in known:
+        if other.problem is not None:
+            print(printable(f"pid {other.pid} ({other.entry.get('service')},"
+                            f" {other.entry.get('role')}): not ready: "
+                            f"{other.problem}"))
     return EXIT_OK
 
 
-def _entry_for(pid: int, entries: dict[int, dict[str, Any]]
-               ) -> dict[str, Any]:
+def _check_signallable(pid: int, known: dict[int, Known]) -> Known:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -87,88 +152,77 @@ def _entry_for(pid: int, entries: dict[int, dict[str, Any]]
     except PermissionError:
         msg = f"pid {pid}: not permitted to signal it (run as its user)"
         raise Refusal(msg) from None
-    entry = entries.get(pid)
-    if entry is None:
+    found = known.get(pid)
+    if found is None:
         msg = (f"pid {pid}: has not set up df_gmr (SIGUSR2 could kill "
                "it); not signalled")
         raise Refusal(msg)
-    return entry
+    if found.problem is not None:
+        msg = f"pid {pid}: {found.problem}; not signalled"
+        raise Refusal(msg)
+    return found
 
 
 def _targets(pids: list[int], with_workers: bool,
-             entries: dict[int, dict[str, Any]]) -> list[int]:
+             known: dict[int, Known]) -> list[int]:
     targets: list[int] = []
     for pid in pids:
         targets.append(pid)
         if with_workers:
             targets.extend(
-                other for other, entry in sorted(entries.items())
-                if entry.get("ppid") == pid and other not in targets
+                other for other, found in sorted(known.items())
+                if found.entry.get("ppid") == pid and other not in targets
             )
     return targets
 
 
-def _request(pid: int, entry: dict[str, Any], fmt: str) -> str:
-    directory = entry["run_dir"]
-    path = os.path.join(directory, f"{pid}.request.{os.getpid()}")
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW,
-                 0o600)
-    try:
-        os.write(fd, fmt.encode())
-    finally:
-        os.close(fd)
-    owner = os.stat(directory).st_uid
-    if owner != os.getuid():
-        os.chown(path, owner, -1)  # root asking another user's process
-    signum = _signal_number(entry.get("signal")) or signal.SIGUSR2
-    try:
-        os.kill(pid, signum)
-    except ProcessLookupError:
-        os.unlink(path)
-        msg = f"pid {pid}: exited before it could be signalled"
-        raise Refusal(msg) from None
-    except PermissionError:
-        os.unlink(path)
-        msg = f"pid {pid}: not permitted to signal it (run as its user)"
-        raise Refusal(msg) from None
-    return path.replace(".request.", ".answer.")
-
-
 def command_report(args: argparse.Namespace) -> int:
     """Trigger reports and print each one to stdout."""
-    entries = {entry["pid"]: entry for entry in ready_processes()}
+    known = known_processes()
     status = EXIT_OK
-    waiting: dict[int, str] = {}
-    for pid in _targets(args.pids, args.workers, entries):
-        try:
-            entry = _entry_for(pid, entries)
-            waiting[pid] = _request(pid, entry, args.format)
-        except (Refusal, OSError) as error:
-            print(f"df-gmr: {error}", file=sys.stderr)
-            status = EXIT_FAILED
+    waiting: list[exchange.Asking] = []
     deadline = time.monotonic() + args.timeout
+    for pid in _targets(args.pids, args.workers, known):
+        try:
+            found = _check_signallable(pid, known)
+            waiting.append(exchange.ask(pid, found.entry, found.directory,
+                                        args.format, args.timeout))
+        except (Refusal, OSError) as error:
+            print(printable(f"df-gmr: {error}"), file=sys.stderr)
+            status = EXIT_FAILED
     while waiting and time.monotonic() < deadline:
-        for pid, answer in list(waiting.items()):
-            if os.path.exists(answer):
-                with open(answer, encoding="utf-8") as handle:
-                    text = handle.read()
-                if args.format == "json":  # JSON Lines: one per report
-                    text = json.dumps(json.loads(text)) + "\n"
-                sys.stdout.write(text)
-                sys.stdout.flush()
-                os.unlink(answer)
-                del waiting[pid]
-        time.sleep(0.05)
-    for pid, answer in waiting.items():
-        print(f"df-gmr: pid {pid}: no report within {args.timeout:g} s",
-              file=sys.stderr)
-        for leftover in (answer, answer.replace(".answer.", ".request.")):
+        readable, _, _ = select.select(
+            waiting, [], [], max(deadline - time.monotonic(), 0))
+        for asking in readable:
             try:
-                os.unlink(leftover)
-            except OSError:
-                pass
+                text = asking.receive()
+            except (Refusal, OSError) as error:
+                print(printable(f"df-gmr: {error}"), file=sys.stderr)
+                waiting.remove(asking)
+                status = EXIT_FAILED
+                continue
+            if text is not None:
+                waiting.remove(asking)
+                _print_report(text, args.format)
+    for asking in waiting:
+        asking.close()
+        print(f"df-gmr: pid {asking.pid}: no report within "
+              f"{args.timeout:g} s", file=sys.stderr)
         status = EXIT_FAILED
     return status
+
+
+def _print_report(text: str, fmt: str) -> None:
+    if fmt == "json":  # JSON Lines: one per report, strict, ASCII
+        try:
+            text = json.dumps(json.loads(text)) + "\n"
+        except ValueError:
+            text = json.dumps({"error": "the process sent invalid JSON",
+                               "text": text}) + "\n"
+    else:
+        text = printable(text)
+    sys.stdout.write(text)
+    sys.stdout.flush()
 
 
 def command_run(args: argparse.Namespace) -> int:

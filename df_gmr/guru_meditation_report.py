@@ -26,6 +26,7 @@ from types import FrameType
 from typing import Any
 from typing import ClassVar
 
+from df_gmr import exchange
 from df_gmr import greenlets
 from df_gmr import identity
 from df_gmr import launchers
@@ -73,7 +74,15 @@ class Autorun:
             return default
 
     def produce(self, trigger_label: str) -> str:
-        """Build, render and deliver one report; return where it went."""
+        """Build, render and deliver one report; return where it went.
+
+        Copies asked for by ``df-gmr report`` (see exchange) are answered
+        first: the service's own copy may block on a full stderr.
+        """
+        requests = _listener.take_requests()
+        if requests:
+            askers = ", ".join(str(r.peer_pid) for r in requests)
+            trigger_label += f"; df-gmr report from pid {askers}"
         context = report.ReportContext(
             version=self.version,
             conf=self.conf,
@@ -86,32 +95,26 @@ class Autorun:
         fmt = self.report_format()
         sections = self.report_class.sections()
         built = report.build(context, sections)
-        text = render_report(built, sections, fmt)
+        rendered: dict[str, str] = {}
+        try:
+            for request in requests:
+                if request.format not in rendered:
+                    rendered[request.format] = render_report(
+                        built, sections, request.format)
+                request.answer(rendered[request.format])
+        except Exception as error:
+            output.complain(f"cannot answer df-gmr report: {error!r}")
+        finally:
+            for request in requests:
+                request.close()
+        text = rendered.get(fmt) or render_report(built, sections, fmt)
         name = output.file_name(
             built.header["service"],
             built.header["pid"],
             "json" if fmt == "json" else "txt",
             datetime.datetime.now(datetime.timezone.utc),
         )
-        try:
-            return output.deliver(text, self.log_dir, name)
-        finally:
-            # df-gmr report gets its copy even when stderr failed.
-            self._answer_requests(built, sections, {fmt: text})
-
-    def _answer_requests(self, built: report.Report,
-                         sections: list[Section],
-                         rendered: dict[str, str]) -> None:
-        # Copies asked for by ``df-gmr report`` (see registry).
-        for path, wanted in registry.pending_requests(os.getpid()):
-            fmt = wanted if wanted in FORMATS else "text"
-            if fmt not in rendered:
-                rendered[fmt] = render_report(built, sections, fmt)
-            try:
-                registry.answer(path, rendered[fmt])
-            except OSError as error:
-                output.write_to_stderr(
-                    f"df_gmr: cannot answer {path}: {error}\n")
+        return output.deliver(text, self.log_dir, name)
 
     def destination(self) -> str:
         """Say where reports go, for people and for ``df-gmr list``."""
@@ -120,7 +123,8 @@ class Autorun:
     def announce(self) -> None:
         """Record this process as GMR-ready in the run directory."""
         who = identity.describe()
-        registry.announce({
+        signum = getattr(signal, self.signal_name or "", None)
+        _listener.announce({
             "pid": os.getpid(),
             "ppid": os.getppid(),
             "start_time": registry.process_start_time(os.getpid()),
@@ -130,6 +134,8 @@ class Autorun:
             "launcher": who["launcher"],
             "destination": self.destination(),
             "signal": self.signal_name,
+            "handler": (trigger.handler_state(signum) if signum
+                        else "no signal"),
         })
 
     def worker_environment(self) -> dict[str, str]:
@@ -158,6 +164,8 @@ def render_report(built: report.Report, sections: list[Section], fmt: str
 
 _autorun: Autorun | None = None
 _withdraw_registered = False
+#: This process's socket for df-gmr report (see exchange).
+_listener = exchange.Listener()
 
 
 def current_autorun() -> Autorun | None:
@@ -241,7 +249,14 @@ class GuruMeditation:
         _autorun = autorun
         trigger.set_producer(autorun.produce)
         launchers.install(on_role_change=_announce_current)
+        trigger.reset_after_fork(_listener.forget_inherited)
         trigger.on_fork_in_child(_announce_current)
+        trigger.on_handler_replaced(_announce_current)
+        if not _withdraw_registered:
+            # Before the signal's exit guard (atexit runs in reverse): a
+            # report requested at exit is answered before the socket goes.
+            atexit.register(_listener.withdraw)  # whichever pid exits
+            _withdraw_registered = True
         watched = conf.oslo_reports.file_event_handler if conf else None
         if not signum and watched:
             interval = conf.oslo_reports.file_event_handler_interval
@@ -256,9 +271,6 @@ class GuruMeditation:
         watchdog.start(autorun.option("watchdog_interval", 0),
                        autorun.option("watchdog_min_gap", 300))
         autorun.announce()
-        if not _withdraw_registered:
-            atexit.register(registry.withdraw)  # whichever pid exits
-            _withdraw_registered = True
 
     @classmethod
     def handle_signal(cls, version: Any, service_name: str | None,

@@ -20,15 +20,23 @@ possible and it guarantees:
   into the next one, so a storm of signals costs at most two reports.
 
 The reporting thread is a real OS thread started with the unpatched
-``_thread`` module.  It blocks SIGUSR2 for itself so that the kernel
-delivers the signal to the main thread, whose blocking system calls
-(an unpatched ``time.sleep``, a blocking ``recv``) are then interrupted and
-run the handler at once.  Building the report there lets the hub keep
-turning between the interpreter's GIL switches, and lets a report be
-written while a greenthread blocks the hub in a call that releases the GIL.
+``_thread`` module, on the first request (by the handler itself): a process
+where nobody asks for a report runs no thread of df_gmr's. It blocks
+SIGUSR2 for itself so that the kernel delivers the signal to the main
+thread, whose blocking system calls (an unpatched ``time.sleep``, a
+blocking ``recv``) are then interrupted and run the handler at once.
+Building the report there lets the hub keep turning between the
+interpreter's GIL switches, and lets a report be written while a
+greenthread blocks the hub in a call that releases the GIL.
 
-A thread does not survive ``fork()``: the child's thread is started from
-an at-fork hook (and, as a fallback, by the handler), with a fresh lock.
+A thread does not survive ``fork()``: the child's thread is started by
+the handler or when the child becomes a worker, with a fresh lock; a
+child forked while a report held the garbage collector off gets it back.
+
+At interpreter exit a report already requested is finished (bounded),
+then the signal is ignored: it never changes the exit status or reaches
+a finalized interpreter.  An application that installs its own handler
+for the signal wins, visibly (see ``_watch_handler_changes``).
 
 Before the Python-level handler, faulthandler's C-level handler (when
 ``[df_gmr] native_stacks_at_once`` is on, the default) writes the main
@@ -43,19 +51,22 @@ changing, which crashed a process under a signal storm in our tests.
 
 from __future__ import annotations
 
+import atexit
 from collections.abc import Callable
 from collections.abc import Iterator
 import contextlib
 import faulthandler
+import functools
 import gc
 import os
 import signal
-import stat
 import sys
+import time
 from types import FrameType
 from typing import Any
 
 from df_gmr import _native
+from df_gmr.streams import stderr as _streams
 
 Producer = Callable[[str], None]
 
@@ -72,6 +83,17 @@ _watched_files: list[tuple[str, float, str]] = []
 _fork_callbacks: list[Callable[[], None]] = []
 _fork_resets: list[Callable[[], None]] = []
 _resumed_pid = 0
+#: signal -> whether faulthandler's C-level dump was asked for.
+_native_stacks: dict[int, bool] = {}
+#: signal -> the application's handler that replaced ours (described).
+_handler_replaced: dict[int, str] = {}
+_handler_listeners: list[Callable[[], None]] = []
+_original_signal: Any = None
+_exit_guard_armed = False
+#: Held by the reporting thread while it builds a report.
+_building = _native.allocate_lock()
+#: How long the interpreter's exit waits for a report already requested.
+EXIT_WAIT = 5.0
 
 
 def on_fork_in_child(callback: Callable[[], None]) -> None:
@@ -131,12 +153,18 @@ def install_signal(signum: int, native_stacks: bool = True) -> None:
     ``signal.signal`` does) or for a signal that cannot be caught.
     """
     _signal_names[signum] = signal.Signals(signum).name
-    _ensure_thread()
+    if not _streams.captured:
+        _streams.capture()
+    _register_at_fork()
+    _watch_handler_changes()
     if native_stacks:
         faulthandler.unregister(signum)  # so the chained one is ours
-    signal.signal(signum, _on_signal)
+    _set_handler(signum, _on_signal)
+    _native_stacks[signum] = native_stacks
+    _handler_replaced.pop(signum, None)
     if native_stacks:
         _arm_native_dump(signum)
+    _arm_exit_guard()
     # A process started with the signal blocked (a spawned worker, see
     # launchers) gets it unblocked once the handler is in place.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
@@ -147,46 +175,136 @@ def _arm_native_dump(signum: int) -> None:
     # signal or are df_gmr's own) is dumped.  all_threads=True reads other
     # threads' frames without the GIL while they run; under a signal storm
     # that crashed the process in our tests, and a report never harms.
-    fd = _native_dump_fd()
+    fd = _streams.dump_fd()
     if fd is None:
-        return  # no stderr: nothing to write to, and fd 2 may be reused
+        return  # no stderr at set-up: fd 2 may later be someone else's
     faulthandler.register(signum, file=fd, all_threads=False, chain=True)
 
 
-def _native_dump_fd() -> int | None:
-    """Return a non-blocking fd of our own onto stderr, or None.
+def _set_handler(signum: int, handler: Any) -> Any:
+    setter = _original_signal or signal.signal
+    return setter(signum, handler)
 
-    The C-level dump writes from the signal handler in the main thread: on
-    a stderr pipe that nobody drains, a blocking write would hang the
-    service.  Reopening /proc/self/fd/2 gives a new open file description,
-    so O_NONBLOCK there leaves the service's own stderr as it was (a full
-    pipe then loses the dump, never the service).  A closed fd 2 gives
-    None: the number may later belong to one of the service's files.
-    A socket (journald's stream under systemd) cannot be reopened: a
-    duplicate is used, blocking like the service's own logging to it.
+
+def on_handler_replaced(callback: Callable[[], None]) -> None:
+    """Call ``callback`` when the application replaces our handler."""
+    if callback not in _handler_listeners:
+        _handler_listeners.append(callback)
+
+
+def handler_state(signum: int) -> str:
+    """Return ``df_gmr``, or how the application replaced our handler."""
+    return _handler_replaced.get(signum, "df_gmr")
+
+
+def _watch_handler_changes() -> None:
+    """Notice when the application installs its own handler for our signal.
+
+    gunicorn, for one, re-executes itself on SIGUSR2: once it takes the
+    signal, df_gmr stops claiming the process is ready (its entry says
+    so, ``df-gmr report`` refuses it) and says so once on stderr.  Only
+    ``signal.signal`` called through the module is seen; a handler set
+    from C shows as a handler df-gmr does not recognise (see cli).
     """
-    global _dump_fd
-    if _dump_fd is not None:
-        return _dump_fd
-    try:
-        mode = os.fstat(2).st_mode
-    except OSError:
-        return None
-    try:
-        flags = os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_APPEND
-        _dump_fd = os.open("/proc/self/fd/2", flags)
-    except OSError:
-        if not stat.S_ISSOCK(mode):
-            return None
-        try:
-            _dump_fd = os.dup(2)
-            os.set_inheritable(_dump_fd, False)
-        except OSError:
-            return None
-    return _dump_fd
+    global _original_signal
+    if _original_signal is not None:
+        return
+    original = _original_signal = signal.signal
+
+    @functools.wraps(original)
+    def watched_signal(signalnum: Any, handler: Any) -> Any:
+        ours = signalnum in _signal_names and handler is not _on_signal
+        if ours and _native_stacks.get(signalnum) and \
+                signalnum not in _handler_replaced:
+            # Before the change: unregistering restores the handler that
+            # faulthandler chained to, which must not override theirs.
+            faulthandler.unregister(signalnum)
+        previous = original(signalnum, handler)
+        if ours:
+            _replaced(signalnum, handler)
+        return previous
+
+    signal.signal = watched_signal
 
 
-_dump_fd: int | None = None
+def _replaced(signum: int, handler: Any) -> None:
+    if signum in _handler_replaced:
+        return
+    _handler_replaced[signum] = _describe_handler(handler)
+    name = _signal_names.get(signum, str(signum))
+    _complain(f"the application replaced df_gmr's {name} handler "
+              f"({_handler_replaced[signum]}): kill -{name} and df-gmr "
+              "report no longer make reports of this process")
+    _run_callbacks(_handler_listeners, "handler-change hook")
+
+
+def _describe_handler(handler: Any) -> str:
+    if handler is signal.SIG_IGN:
+        return "ignored"
+    if handler is signal.SIG_DFL:
+        return "default action"
+    module = getattr(handler, "__module__", None) or "?"
+    name = getattr(handler, "__qualname__", None) or type(handler).__name__
+    return f"{module}.{name}"
+
+
+def _arm_exit_guard() -> None:
+    global _exit_guard_armed
+    if not _exit_guard_armed:
+        atexit.register(_at_exit)
+        _exit_guard_armed = True
+
+
+def _at_exit() -> None:
+    """At interpreter exit: finish a requested report, then ignore the
+    signal.
+
+    Registered first, so it runs after the application's own atexit
+    functions.  A report already requested (or being built) is waited for,
+    at most EXIT_WAIT seconds, else its loss is said on stderr.  Then the
+    signal is ignored for the rest of the shutdown: CPython resets
+    Python-level handlers to the default action while finalizing (a
+    SIGUSR2 then kills the process and changes its exit status), and
+    faulthandler restores, after that, a handler that points into the
+    finalized interpreter (a crash).  A handler the application set to the
+    default action is left as it is.
+    """
+    try:
+        if _thread_pid == os.getpid():
+            deadline = time.monotonic() + EXIT_WAIT
+            while (_requests or _building.locked()) and \
+                    time.monotonic() < deadline:
+                _native.sleep(0.01)
+            if _requests or _building.locked():
+                _complain(f"a report requested before exit was not done "
+                          f"within {EXIT_WAIT:g} s; it is lost")
+        for signum in list(_signal_names):
+            current = signal.getsignal(signum)
+            if _native_stacks.get(signum) and \
+                    signum not in _handler_replaced:
+                faulthandler.unregister(signum)
+            if current is not signal.SIG_DFL:
+                _set_handler(signum, signal.SIG_IGN)
+    except Exception as error:
+        _complain(f"cannot guard the exit: {error!r}")
+
+
+def _rearm_native_dumps() -> None:
+    """Re-check the C-level dump's descriptor; disarm it if it changed.
+
+    Called by the reporting thread at every wake: a descriptor the
+    service closed (closerange) and whose number it reused is never
+    written to again.
+    """
+    if _streams.dump_fd_is_current():
+        return
+    for signum, wanted in _native_stacks.items():
+        if wanted and not _handler_replaced.get(signum):
+            faulthandler.unregister(signum)
+    _streams.forget_dump_fd()
+    for signum, wanted in _native_stacks.items():
+        if wanted and not _handler_replaced.get(signum):
+            _arm_native_dump(signum)
 
 
 def request(trigger: str) -> None:
@@ -220,13 +338,22 @@ def _poke() -> None:
             pass  # a nested handler released it first
 
 
-def _ensure_thread() -> None:
-    global _wake, _thread_pid, _at_fork_registered
-    if _thread_pid == os.getpid():
-        return
+def _register_at_fork() -> None:
+    global _at_fork_registered
     if not _at_fork_registered:
         os.register_at_fork(after_in_child=_after_fork_in_child)
         _at_fork_registered = True
+
+
+def _ensure_thread() -> None:
+    # Started on the first request, not at set-up: a process that merely
+    # has df_gmr enabled keeps one thread (Python 3.12 warns at every fork
+    # of a multi-threaded process), and the handler can start it from the
+    # main thread at any time.
+    global _wake, _thread_pid
+    if _thread_pid == os.getpid():
+        return
+    _register_at_fork()
     wake = _native.allocate_lock()
     wake.acquire()
     _wake = wake
@@ -247,6 +374,11 @@ def _after_fork_in_child() -> None:
     _main_ident = _native.get_ident()  # the thread that forked
     _thread_pid = 0
     _wake = None
+    if _collector.deferred_in != 0:
+        # Forked while a report held the collector off: the child has no
+        # report to finish, so it gets the collector back at once.
+        _collector.deferred_in = 0
+        gc.enable()
     try:
         # A parent may fork with the signal blocked (see launchers).
         signal.pthread_sigmask(signal.SIG_UNBLOCK, set(_signal_names))
@@ -294,6 +426,7 @@ def _reporting_loop(wake: Any) -> None:
             return  # a stale thread in a forked child: the new one serves
         if sys.is_finalizing():
             return  # the interpreter is going away: nothing can be built
+        _rearm_native_dumps()
         merged, _requests = _requests, 0
         trigger = _last_trigger or "request"
         if merged > 1:
@@ -301,11 +434,14 @@ def _reporting_loop(wake: Any) -> None:
         producer = _producer
         if producer is None:
             continue
+        _building.acquire()
         try:
             with _collection_deferred():
                 producer(trigger)
         except BaseException as error:
             _complain(f"report failed: {error!r}")
+        finally:
+            _building.release()
 
 
 @contextlib.contextmanager
@@ -318,18 +454,30 @@ def _collection_deferred() -> Iterator[None]:
     comes a fraction of a second later, on the service's own allocations.
     A service that disabled the collector itself keeps it disabled.
     """
-    was_enabled = gc.isenabled()
+    if not gc.isenabled():
+        yield
+        return
     gc.disable()
+    _collector.deferred_in = os.getpid()
     try:
         yield
     finally:
-        if was_enabled:
-            gc.enable()
+        _collector.deferred_in = 0
+        gc.enable()
+
+
+class _Collector:
+    """Which process (pid) holds the collector off for a report, or 0."""
+
+    deferred_in = 0
+
+
+_collector = _Collector()
 
 
 def _complain(message: str) -> None:
     try:
-        _native.write_all(2, f"df_gmr: {message}\n".encode())
+        _streams.write(f"df_gmr: {message}\n".encode())
     except Exception:
         pass
 

@@ -1,0 +1,369 @@
+"""How ``df-gmr report`` gets a copy of a report, safely between users.
+
+Threat model
+============
+
+df_gmr runs inside daemons (as root or a service account such as
+``nova``) and ``df-gmr`` is run by root or by the daemon's own user.  We
+defend against three kinds of people on the same host:
+
+* **another local user** (unprivileged): cannot make a daemon or the CLI
+  read, write, create, replace, chown or signal anything on their behalf,
+  cannot make the CLI print what they choose to root's terminal as if it
+  were a report of someone else's process, and cannot stall a daemon's
+  reporting.  At worst they can squat ``/tmp/df_gmr-UID`` before UID
+  first uses it: then that user's daemons refuse the directory (and say
+  so on stderr), ``df-gmr`` does not list them, and ``kill -USR2`` still
+  works.  ``/run`` locations (root, systemd user sessions) cannot be
+  squatted.
+* **a compromised service account** (uid ``nova``): controls its own
+  processes anyway; it cannot turn root's ``df-gmr`` against anything
+  else: no file of another user is touched, no other process signalled,
+  nothing but plain text (control sequences stripped) printed.
+* **root running df-gmr**: is trusted, and is what the above protect.
+
+Not defended: a user attacking their own processes, or root.
+
+The mechanism (as the JVM's attach mechanism: a socket checked with the
+peer's credentials, started by a signal)
+---------------------------------------------------------------------
+
+1. A daemon listens on ``<run dir>/<pid>.sock``, a UNIX socket bound
+   through the descriptor of its verified run directory (see
+   ``registry``: 0700, owned by its user, never a symlink).  Nothing
+   accepts on it at rest: no thread runs for it.
+2. ``df-gmr report PID`` trusts the entry ``<pid>.json`` only from a
+   directory owned by the process's user (or root), connects to the
+   socket, and checks the listener's credentials (``SO_PEERCRED``): the
+   listener must be PID itself, running as the directory's owner.  This
+   proves that PID set df_gmr up; a file alone proves nothing.
+3. It sends one request line (the wanted format), then SIGUSR2 (or
+   SIGUSR1, whichever the process's entry names and the kernel says it
+   catches; never another signal) through a pidfd opened after checking
+   the process's start time, so a reused pid is never signalled.
+4. The daemon's handler wakes its reporting thread, which accepts the
+   pending connections, checks each peer's credentials (its own uid or
+   root only), builds one report, answers every request first (before
+   its own copy to stderr or a file, which may block), and closes.
+5. The CLI reads the answer from the socket (bounded size and time),
+   never from a file, and prints it with terminal control sequences
+   removed (JSON re-serialised).
+
+The daemon never reads a request from a file, never writes an answer into
+a directory, never follows a path someone else could swap.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import struct
+from typing import Any
+
+from df_gmr import _native
+from df_gmr import registry
+
+PROTOCOL = "df_gmr/1"
+#: Signals df-gmr may send: only those df_gmr itself can listen on.
+SENDABLE_SIGNALS = ("SIGUSR2", "SIGUSR1")
+FORMATS = ("text", "json")
+MAX_REQUEST_BYTES = 128
+MAX_PENDING = 32
+REQUEST_READ_TIMEOUT = 1.0
+ANSWER_SEND_TIMEOUT = 10.0
+MAX_ANSWER_BYTES = 256 * 1024 * 1024
+_UCRED = struct.Struct("3i")
+
+# The unpatched socket module, taken at import (from the main thread):
+# the daemon's side runs in the reporting thread, off the hub.
+_socket: Any = _native.original("socket")
+
+
+class Refusal(Exception):
+    """A process that df-gmr will not (or cannot) ask for a report."""
+
+
+def peer_credentials(connection: Any) -> tuple[int, int, int]:
+    """Return the (pid, uid, gid) of a UNIX socket's peer."""
+    raw = connection.getsockopt(_socket.SOL_SOCKET, _socket.SO_PEERCRED,
+                                _UCRED.size)
+    pid, uid, gid = _UCRED.unpack(raw)
+    return pid, uid, gid
+
+
+class Request:
+    """One ``df-gmr report`` waiting for its copy: a connection and a format.
+    """
+
+    def __init__(self, connection: Any, fmt: str, peer_pid: int) -> None:
+        self.connection = connection
+        self.format = fmt
+        self.peer_pid = peer_pid
+
+    def answer(self, text: str) -> None:
+        """Send the report and close (errors are the caller's to report)."""
+        body = text.encode("utf-8", "replace")
+        try:
+            self.connection.settimeout(ANSWER_SEND_TIMEOUT)
+            self.connection.sendall(
+                f"{PROTOCOL} ok {len(body)}\n".encode() + body)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with contextlib.suppress(OSError):
+            self.connection.close()
+
+
+class Listener:
+    """This process's socket in its run directory; one per pid."""
+
+    def __init__(self) -> None:
+        self.pid = 0
+        self.directory: registry.RunDir | None = None
+        self.socket: Any = None
+        self.problem: str | None = None
+
+    def listening(self) -> bool:
+        """Say whether this process (not a parent) listens now."""
+        return self.pid == os.getpid() and self.socket is not None
+
+    def start(self) -> None:
+        """Open the run directory and listen, once per process.
+
+        Stale entries of this user's dead processes are removed on the way.
+        A directory that cannot be trusted is said once on stderr.
+        """
+        if self.pid == os.getpid():
+            return
+        self.forget_inherited()
+        self.pid = os.getpid()
+        try:
+            directory = registry.open_own_run_dir()
+        except (registry.UnsafeDirectory, OSError) as error:
+            self.problem = str(error)
+            _complain(f"df-gmr cannot reach this process: {error}")
+            return
+        self.directory = directory
+        registry.remove_stale(directory)
+        name = f"{self.pid}{registry.SOCKET_SUFFIX}"
+        directory.unlink(name)  # left by an earlier process with our pid
+        listening = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        try:
+            listening.bind(directory.socket_path(name))
+            listening.listen(MAX_PENDING)
+            listening.setblocking(False)
+        except OSError as error:
+            listening.close()
+            self.problem = f"cannot listen in {directory.path}: {error}"
+            _complain(f"df-gmr cannot reach this process: {self.problem}")
+            return
+        self.socket = listening
+
+    def announce(self, entry: dict[str, Any]) -> None:
+        """Write (or rewrite) this process's entry; never raises."""
+        try:
+            self.start()
+            if self.directory is not None and self.listening():
+                self.directory.write_json(
+                    f"{self.pid}{registry.ENTRY_SUFFIX}", entry)
+        except Exception as error:
+            _complain(f"cannot write the run-directory entry: {error!r}")
+
+    def take_requests(self) -> list[Request]:
+        """Accept every pending request (non-blocking; reporting thread)."""
+        if not self.listening():
+            return []
+        requests = []
+        while len(requests) < MAX_PENDING:
+            try:
+                connection, _ = self.socket.accept()
+            except OSError:
+                break  # nothing pending (EAGAIN), or the socket is gone
+            request = _read_request(connection)
+            if request is not None:
+                requests.append(request)
+        return requests
+
+    def forget_inherited(self) -> None:
+        """In a forked child: drop the parent's socket, never unlink it.
+
+        Called inside fork (os.close only): the parent still listens on
+        that file, and our own comes when the child becomes a worker.
+        """
+        if self.socket is not None and self.pid != os.getpid():
+            with contextlib.suppress(OSError):
+                os.close(self.socket.detach())
+            self.socket = None
+            if self.directory is not None:
+                self.directory.close()
+                self.directory = None
+            self.pid = 0
+
+    def withdraw(self) -> None:
+        """Remove this process's socket and entry (at exit); never raises."""
+        if not self.listening() or self.directory is None:
+            return
+        with contextlib.suppress(Exception):
+            self.socket.close()
+            self.socket = None
+            self.directory.unlink(f"{self.pid}{registry.SOCKET_SUFFIX}")
+            self.directory.unlink(f"{self.pid}{registry.ENTRY_SUFFIX}")
+
+
+def _read_request(connection: Any) -> Request | None:
+    """Read one request line; refuse peers other than our uid and root."""
+    try:
+        peer_pid, peer_uid, _ = peer_credentials(connection)
+        if peer_uid not in (os.geteuid(), 0):
+            connection.close()
+            return None
+        connection.settimeout(REQUEST_READ_TIMEOUT)
+        line = b""
+        while not line.endswith(b"\n") and len(line) < MAX_REQUEST_BYTES:
+            chunk = connection.recv(MAX_REQUEST_BYTES - len(line))
+            if not chunk:
+                break
+            line += chunk
+        words = line.decode("ascii", "replace").split()
+        if len(words) != 3 or words[0] != PROTOCOL or words[1] != "report":
+            connection.close()
+            return None
+        fmt = words[2] if words[2] in FORMATS else "text"
+        return Request(connection, fmt, peer_pid)
+    except OSError:
+        with contextlib.suppress(OSError):
+            connection.close()
+        return None
+
+
+def _complain(message: str) -> None:
+    with contextlib.suppress(Exception):
+        _native.write_all(2, f"df_gmr: {message}\n".encode())
+
+
+# The CLI's side.
+
+
+def ask(pid: int, entry: dict[str, Any], directory: registry.RunDir,
+        fmt: str, timeout: float) -> Asking:
+    """Connect to ``pid``'s socket, check who listens, request, signal.
+
+    Raises Refusal, saying why, when the process is not (or no longer)
+    the one its entry describes.
+    """
+    signal_name = entry.get("signal")
+    if signal_name not in SENDABLE_SIGNALS:
+        msg = (f"pid {pid}: reports on {signal_name or 'a file trigger'}, "
+               "not a signal df-gmr sends; not signalled")
+        raise Refusal(msg)
+    connection = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        connection.settimeout(timeout)
+        try:
+            connection.connect(directory.socket_path(
+                f"{pid}{registry.SOCKET_SUFFIX}"))
+            peer_pid, peer_uid, _ = peer_credentials(connection)
+        except OSError as error:
+            msg = (f"pid {pid}: its df_gmr socket does not answer "
+                   f"({error.strerror or error}); not signalled")
+            raise Refusal(msg) from None
+        if peer_pid != pid or peer_uid != directory.owner:
+            msg = (f"pid {pid}: the socket in {directory.path} belongs to "
+                   f"pid {peer_pid} uid {peer_uid}, not to it; not "
+                   "signalled")
+            raise Refusal(msg)
+        connection.sendall(f"{PROTOCOL} report {fmt}\n".encode())
+        _send_signal(pid, entry, getattr(signal, str(signal_name)))
+    except BaseException:
+        connection.close()
+        raise
+    return Asking(pid, connection)
+
+
+def _send_signal(pid: int, entry: dict[str, Any], signum: int) -> None:
+    """Signal exactly the process of ``entry``, never a reused pid."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        msg = f"pid {pid}: exited before it could be signalled"
+        raise Refusal(msg) from None
+    try:
+        # The pidfd pins the process: checked after opening it, the start
+        # time proves it is the one whose socket answered.
+        status = registry.process_status(pid)
+        if (not registry.entry_is_current(entry)
+                or not registry.catches_signal(status, signum)):
+            msg = (f"pid {pid}: no longer the process of its entry, or "
+                   "its signal handler is gone; not signalled")
+            raise Refusal(msg)
+        try:
+            signal.pidfd_send_signal(pidfd, signum)
+        except PermissionError:
+            msg = f"pid {pid}: not permitted to signal it (run as its user)"
+            raise Refusal(msg) from None
+        except ProcessLookupError:
+            msg = f"pid {pid}: exited before it could be signalled"
+            raise Refusal(msg) from None
+    finally:
+        os.close(pidfd)
+
+
+class Asking:
+    """A request sent to one process, whose answer is awaited."""
+
+    def __init__(self, pid: int, connection: Any) -> None:
+        self.pid = pid
+        self.connection = connection
+        self.buffer = b""
+
+    def fileno(self) -> int:
+        """Return the connection's descriptor (for select)."""
+        return int(self.connection.fileno())
+
+    def receive(self) -> str | None:
+        """Read what is available; return the report once complete.
+
+        Raises Refusal when the process closed without a full answer.
+        """
+        self.connection.setblocking(False)
+        try:
+            chunk = self.connection.recv(1 << 20)
+        except BlockingIOError:
+            return None
+        if not chunk:
+            msg = f"pid {self.pid}: closed the connection without a report"
+            raise Refusal(msg)
+        self.buffer += chunk
+        return self._complete()
+
+    def _complete(self) -> str | None:
+        header, newline, body = self.buffer.partition(b"\n")
+        if not newline:
+            if len(header) > MAX_REQUEST_BYTES:
+                self._bad("a malformed answer")
+            return None
+        words = header.decode("ascii", "replace").split()
+        if len(words) != 3 or words[:2] != [PROTOCOL, "ok"] \
+                or not words[2].isdigit():
+            self._bad("a malformed answer")
+        length = int(words[2])
+        if length > MAX_ANSWER_BYTES:
+            self._bad(f"an answer of {length} bytes (limit "
+                      f"{MAX_ANSWER_BYTES})")
+        if len(body) < length:
+            return None
+        self.close()
+        return body[:length].decode("utf-8", "replace")
+
+    def _bad(self, what: str) -> None:
+        self.close()
+        msg = f"pid {self.pid}: sent {what}"
+        raise Refusal(msg)
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with contextlib.suppress(OSError):
+            self.connection.close()
