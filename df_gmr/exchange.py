@@ -63,6 +63,7 @@ from typing import Any
 
 from df_gmr import _native
 from df_gmr import registry
+from df_gmr.streams import complain
 
 PROTOCOL = "df_gmr/1"
 #: Signals df-gmr may send: only those df_gmr itself can listen on.
@@ -144,7 +145,7 @@ class Listener:
             directory = registry.open_own_run_dir()
         except (registry.UnsafeDirectory, OSError) as error:
             self.problem = str(error)
-            _complain(f"df-gmr cannot reach this process: {error}")
+            complain(f"df-gmr cannot reach this process: {error}")
             return
         self.directory = directory
         registry.remove_stale(directory)
@@ -158,7 +159,7 @@ class Listener:
         except OSError as error:
             listening.close()
             self.problem = f"cannot listen in {directory.path}: {error}"
-            _complain(f"df-gmr cannot reach this process: {self.problem}")
+            complain(f"df-gmr cannot reach this process: {self.problem}")
             return
         self.socket = listening
 
@@ -170,13 +171,13 @@ class Listener:
                 self.directory.write_json(
                     f"{self.pid}{registry.ENTRY_SUFFIX}", entry)
         except Exception as error:
-            _complain(f"cannot write the run-directory entry: {error!r}")
+            complain(f"cannot write the run-directory entry: {error!r}")
 
     def take_requests(self) -> list[Request]:
         """Accept every pending request (non-blocking; reporting thread)."""
         if not self.listening():
             return []
-        requests = []
+        requests: list[Request] = []
         while len(requests) < MAX_PENDING:
             try:
                 connection, _ = self.socket.accept()
@@ -237,11 +238,6 @@ def _read_request(connection: Any) -> Request | None:
         with contextlib.suppress(OSError):
             connection.close()
         return None
-
-
-def _complain(message: str) -> None:
-    with contextlib.suppress(Exception):
-        _native.write_all(2, f"df_gmr: {message}\n".encode())
 
 
 # The CLI's side.

@@ -36,11 +36,13 @@ from df_gmr import registry
 from df_gmr import render
 from df_gmr import report
 from df_gmr import trigger
-from df_gmr import watchdog
+from df_gmr import watchers
+from df_gmr.lifecycle import lifecycle
 from df_gmr.sections import Section
 from df_gmr.sections import builtin_sections
 from df_gmr.sections import generator_section
 from df_gmr.sections import package
+from df_gmr.streams import complain
 
 FORMATS = ("text", "json")
 
@@ -103,7 +105,7 @@ class Autorun:
                         built, sections, request.format)
                 request.answer(rendered[request.format])
         except Exception as error:
-            output.complain(f"cannot answer df-gmr report: {error!r}")
+            complain(f"cannot answer df-gmr report: {error!r}")
         finally:
             for request in requests:
                 request.close()
@@ -249,8 +251,8 @@ class GuruMeditation:
         _autorun = autorun
         trigger.set_producer(autorun.produce)
         launchers.install(on_role_change=_announce_current)
-        trigger.reset_after_fork(_listener.forget_inherited)
-        trigger.on_fork_in_child(_announce_current)
+        lifecycle.reset_after_fork(_listener.forget_inherited)
+        lifecycle.on_worker_start(_announce_current)
         trigger.on_handler_replaced(_announce_current)
         if not _withdraw_registered:
             # Before the signal's exit guard (atexit runs in reverse): a
@@ -260,7 +262,7 @@ class GuruMeditation:
         watched = conf.oslo_reports.file_event_handler if conf else None
         if not signum and watched:
             interval = conf.oslo_reports.file_event_handler_interval
-            trigger.watch_file(watched, interval)
+            watchers.watch_file(watched, interval)
         elif setup_signal:
             chosen = signum or getattr(signal, "SIGUSR2", None)
             if chosen:
@@ -268,7 +270,7 @@ class GuruMeditation:
                     chosen, native_stacks=autorun.option(
                         "native_stacks_at_once", True))
                 autorun.signal_name = signal.Signals(chosen).name
-        watchdog.start(autorun.option("watchdog_interval", 0),
+        watchers.start_watchdog(autorun.option("watchdog_interval", 0),
                        autorun.option("watchdog_min_gap", 300))
         autorun.announce()
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from df_gmr import _imports
 from df_gmr import identity
+from df_gmr.lifecycle import lifecycle
 
 EVENTLET_SERVICE = "oslo_service.backend._eventlet.service"
 THREADING_SERVICE = "oslo_service.backend._threading.service"
@@ -153,11 +154,9 @@ def _became_worker() -> None:
 
 
 def _resume() -> None:
-    # A forked worker starts its reporting thread, file watchers and
-    # watchdog now (a plain fork only resets them), then says who it is.
-    from df_gmr import trigger
-
-    trigger.resume_in_worker()
+    # A forked worker starts its file watchers and watchdog now (a plain
+    # fork only resets them), then says who it is.
+    lifecycle.resume_in_worker()
     _notify()
 
 

@@ -40,12 +40,6 @@ def write_to_stderr(text: str) -> None:
     stderr.write(text.encode("utf-8", "replace"))
 
 
-def complain(message: str) -> None:
-    """Say one line on stderr, if stderr is still ours; never raises."""
-    with contextlib.suppress(Exception):
-        write_to_stderr(f"df_gmr: {message}\n")
-
-
 def open_log_dir(log_dir: str) -> int:
     """Open ``log_dir`` (created 0700 if missing) and check it; return its fd.
 

@@ -123,3 +123,9 @@ def _reopen_high() -> int:
     return high
 
 stderr = Stderr()
+
+
+def complain(message: str) -> None:
+    """Say one line on stderr, if stderr is still ours; never raises."""
+    with contextlib.suppress(Exception):
+        stderr.write(f"df_gmr: {message}\n".encode())

@@ -18,21 +18,20 @@ socket object (eventlet's green socket would make the fd non-blocking).
 
 from __future__ import annotations
 
-import functools
 import heapq
 import os
 import sys
 import textwrap
 import time
-from types import ModuleType
 from typing import TYPE_CHECKING
 from typing import Any
 
 from df_gmr import greenlets
 from df_gmr import pools
+from df_gmr import redact
 from df_gmr import stacks
 from df_gmr import trigger
-from df_gmr import watchdog
+from df_gmr import watchers
 from df_gmr.sections import Section
 from df_gmr.sections import green_threads
 
@@ -130,9 +129,9 @@ def _describe_hub(hub: Any, ident: int, status: str,
 
 def _beat_ago(hub: Any) -> float | None:
     """Return seconds since the watchdog's last heartbeat on this hub."""
-    if getattr(hub, watchdog.BEAT_PID_ATTR, None) != os.getpid():
+    if getattr(hub, watchers.BEAT_PID_ATTR, None) != os.getpid():
         return None
-    beat = getattr(hub, watchdog.BEAT_ATTR, None)
+    beat = getattr(hub, watchers.BEAT_ATTR, None)
     if not isinstance(beat, float):
         return None
     return round(time.monotonic() - beat, 3)
@@ -256,12 +255,11 @@ def _timers(hub: Any) -> dict[str, Any]:
 
 def _describe_timer(due: float, timer: Any, now: float) -> dict[str, Any]:
     callback, args = _timer_call(timer)
-    owner = getattr(callback, "__self__", None)
-    green = owner if hasattr(owner, "gr_frame") else None
+    green = greenlets.bound_greenlet(callback)
     entry: dict[str, Any] = {
         "due_in": round(due - now, 3),
         "seconds": _number(getattr(timer, "seconds", None)),
-        "callback": callable_name(callback) if callback is not None
+        "callback": redact.callable_name(callback) if callback is not None
         else None,
         "greenlet": id(green) if green is not None else None,
     }
@@ -272,46 +270,27 @@ def _describe_timer(due: float, timer: Any, now: float) -> dict[str, Any]:
 
 def _timer_call(timer: Any) -> tuple[Any, tuple[Any, ...]]:
     call = getattr(timer, "tpl", None)  # deleted when fired or canceled
-    if not call:
+    if type(call) is not tuple or not call:
         return None, ()
     callback, args = call[0], call[1] if len(call) > 1 else ()
-    return callback, tuple(args or ())
+    return callback, args if type(args) is tuple else ()
 
 
 def _start_target(green: Any, args: tuple[Any, ...]) -> str | None:
     # eventlet.spawn schedules gt.switch(func, args, kwargs) into
     # GreenThread.main; spawn_n and raw greenlets run ``green.run``.
     run = getattr(green, "run", None)
-    if getattr(run, "__name__", None) == "main" and args and \
+    name = redact.callable_name(run) if run is not None else None
+    if name is not None and name.endswith(".main") and args and \
             callable(args[0]):
-        return callable_name(args[0])
-    return callable_name(run) if run is not None else None
+        return redact.callable_name(args[0])
+    return name
 
 
 def _number(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return value
+    if type(value) in (int, float):
+        return value  # type: ignore[no-any-return]
     return None
-
-
-def callable_name(function: Any) -> str:
-    """Return ``module.qualname`` of a function, method or callable."""
-    for _ in range(10):
-        if not isinstance(function, functools.partial):
-            break
-        function = function.func
-    owner = getattr(function, "__self__", None)
-    name = getattr(function, "__name__", None)
-    if owner is not None and name and \
-            not isinstance(owner, (type, ModuleType)):
-        owner_type = type(owner)
-        return f"{owner_type.__module__}.{owner_type.__qualname__}.{name}"
-    qualname = getattr(function, "__qualname__", None) or name
-    if qualname is None:
-        function_type = type(function)
-        return f"{function_type.__module__}.{function_type.__qualname__}"
-    module = getattr(function, "__module__", None)
-    return f"{module}.{qualname}" if module else str(qualname)
 
 
 def greenlet_wakeups() -> dict[int, float]:
@@ -323,8 +302,8 @@ def greenlet_wakeups() -> dict[int, float]:
             if not _pending(timer):
                 continue
             callback, _ = _timer_call(timer)
-            owner = getattr(callback, "__self__", None)
-            if not hasattr(owner, "gr_frame"):
+            owner = greenlets.bound_greenlet(callback)
+            if owner is None:
                 continue
             key = id(owner)
             due_in = round(due - now, 3)

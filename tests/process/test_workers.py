@@ -197,7 +197,7 @@ def test_enable_variable_activates_at_interpreter_start():
          "import sys, signal; print('df_gmr' in sys.modules, "
          "signal.getsignal(signal.SIGUSR2).__name__)"],
         capture_output=True, text=True, timeout=30, env=env)
-    assert result.stdout.split() == ["True", "_on_signal"], result.stderr
+    assert result.stdout.split() == ["True", "on_signal"], result.stderr
 
 
 def test_enabled_service_written_for_oslo_reports_gets_df_gmr(tmp_path):

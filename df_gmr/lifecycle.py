@@ -1,0 +1,118 @@
+"""df_gmr's life in a process: fork hooks, per-pid guards, its own threads.
+
+A thread does not survive ``fork()``, locks may be copied in any state,
+and a child is a different process with its own identity: whatever
+df_gmr keeps per process is reset in the child, from one at-fork hook
+registered once.  That hook runs inside every fork of the service,
+including the fork of a subprocess about to exec, so what it calls must
+be tiny (reset a value, close a descriptor).  What a *worker* needs
+(threads, entries in the run directory) starts later, when the launcher
+integration says the child became a worker (``resume_in_worker``).
+
+df_gmr's own threads are started here and remembered per process, so
+that every section can keep them apart from the service's threads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+import contextlib
+import os
+from typing import Any
+
+from df_gmr import _native
+from df_gmr.streams import complain
+
+Callback = Callable[[], None]
+
+
+class Lifecycle:
+    """The fork hooks and own threads of df_gmr in this process."""
+
+    def __init__(self) -> None:
+        self._resets: list[Callback] = []
+        self._worker_starts: list[Callback] = []
+        self._registered = False
+        self._resumed_pid = 0
+        #: ident -> role ("reporting", "watchdog", ...), for _threads_pid.
+        self._threads: dict[int, str] = {}
+        self._threads_pid = os.getpid()
+        self._main_ident: int | None = None
+        self._main_pid = 0
+
+    def reset_after_fork(self, callback: Callback) -> None:
+        """Call ``callback`` in every forked child, inside fork (tiny)."""
+        self._register()
+        if callback not in self._resets:
+            self._resets.append(callback)
+
+    def on_worker_start(self, callback: Callback) -> None:
+        """Call ``callback`` once when a forked child becomes a worker."""
+        self._register()
+        if callback not in self._worker_starts:
+            self._worker_starts.append(callback)
+
+    def resume_in_worker(self) -> None:
+        """Run the worker start-up callbacks, once per process."""
+        if self._resumed_pid == os.getpid():
+            return
+        self._resumed_pid = os.getpid()
+        _run(self._worker_starts, "worker start-up hook")
+
+    def remember_main_thread(self) -> None:
+        """Record the calling thread as this process's main thread."""
+        self._main_ident = _native.get_ident()
+        self._main_pid = os.getpid()
+
+    def main_thread_ident(self) -> int | None:
+        """Return the OS ident of the main thread (after forks too)."""
+        if self._main_pid == os.getpid():
+            return self._main_ident
+        return None
+
+    def start_thread(self, role: str, function: Callable[..., Any],
+                     args: tuple[Any, ...] = ()) -> None:
+        """Start a real OS thread of df_gmr's, known as ``role``."""
+
+        def run() -> None:
+            ident = _native.get_ident()
+            self.own_threads()[ident] = role
+            try:
+                function(*args)
+            finally:
+                with contextlib.suppress(KeyError):
+                    if self._threads_pid == os.getpid():
+                        del self._threads[ident]
+
+        _native.start_thread(run)
+
+    def own_threads(self) -> dict[int, str]:
+        """Return df_gmr's threads in this process: ident -> role."""
+        if self._threads_pid != os.getpid():
+            self._threads = {}
+            self._threads_pid = os.getpid()
+        return self._threads
+
+    def _register(self) -> None:
+        if not self._registered:
+            os.register_at_fork(after_in_child=self._after_fork_in_child)
+            self._registered = True
+
+    def _after_fork_in_child(self) -> None:
+        # The thread that forked is the child's only thread.
+        self._main_ident = _native.get_ident()
+        self._main_pid = os.getpid()
+        self._threads = {}
+        self._threads_pid = os.getpid()
+        _run(self._resets, "after-fork reset")
+
+
+def _run(callbacks: list[Callback], what: str) -> None:
+    for callback in callbacks:
+        try:
+            callback()
+        except Exception as error:  # never break a fork or a worker
+            complain(f"{what} failed: {error!r}")
+
+
+lifecycle = Lifecycle()
