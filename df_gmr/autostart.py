@@ -33,13 +33,6 @@ TRUE_VALUES = ("1", "true", "yes", "on")
 _activated = False
 
 
-def enabled(environ: dict[str, str] | None = None) -> bool:
-    """Say whether the environment asks for activation."""
-    value = (environ if environ is not None else os.environ).get(
-        ENABLE_VARIABLE, "")
-    return value.strip().lower() in TRUE_VALUES
-
-
 def activate() -> None:
     """Enable Guru Meditation Reports in this process (idempotent)."""
     global _activated
@@ -103,17 +96,18 @@ def _hook_config(cfg: ModuleType) -> None:
 
 def _adopt(conf: Any) -> None:
     """Use the first configuration the service parses (once)."""
-    from df_gmr import guru_meditation_report as gmr
     from df_gmr import opts
     from df_gmr import report
+    from df_gmr.reporter import reporter
 
-    autorun = gmr.current_autorun()
-    if autorun is None or autorun.conf is not None:
+    settings = reporter.settings
+    if settings is None or settings.conf is not None:
         return
     opts.register(conf)
-    autorun.conf = conf
-    if not autorun.log_dir and conf.oslo_reports.log_dir:
-        autorun.log_dir = conf.oslo_reports.log_dir
-    if not autorun.service_name and conf.prog not in report.NOT_PROGRAM_NAMES:
-        autorun.service_name = conf.prog
-    autorun.announce()
+    settings.conf = conf
+    if not settings.log_dir and conf.oslo_reports.log_dir:
+        settings.log_dir = conf.oslo_reports.log_dir
+    if not settings.service_name and \
+            conf.prog not in report.NOT_PROGRAM_NAMES:
+        settings.service_name = conf.prog
+    reporter.announce()

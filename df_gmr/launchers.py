@@ -29,25 +29,42 @@ THREADING_SERVICE = "oslo_service.backend._threading.service"
 COTYLEDON_MANAGER = "cotyledon._service_manager"
 BACKEND = "eventlet"
 
-#: Called after the role of this process changed (df_gmr re-announces it).
-_role_listeners: list[Callable[[], None]] = []
-#: The index the next forked worker takes; read by the child after fork.
-_next_index: int | None = None
-#: (service, index) -> how many times such a worker was started.
-_starts: dict[tuple[str, int], int] = {}
 
 
-def install(on_role_change: Callable[[], None] | None = None) -> None:
+class Integration:
+    """What the launcher wrappers need from the rest of df_gmr, and keep.
+    """
+
+    def __init__(self) -> None:
+        #: Called after the role of this process changed (re-announce).
+        self.role_listeners: list[Callable[[], None]] = []
+        #: Returns the variables that activate df_gmr in a spawned worker.
+        self.worker_environment: Callable[[], dict[str, str]] | None = None
+        #: The index the next forked worker takes; read by the child.
+        self.next_index: int | None = None
+        #: (service, index) -> how many times such a worker was started.
+        self.starts: dict[tuple[str, int], int] = {}
+
+
+_integration = Integration()
+
+
+def install(on_role_change: Callable[[], None] | None = None,
+            worker_environment: Callable[[], dict[str, str]] | None = None
+            ) -> None:
     """Wrap oslo.service's launchers once it is imported (idempotent)."""
-    if on_role_change is not None and on_role_change not in _role_listeners:
-        _role_listeners.append(on_role_change)
+    listeners = _integration.role_listeners
+    if on_role_change is not None and on_role_change not in listeners:
+        listeners.append(on_role_change)
+    if worker_environment is not None:
+        _integration.worker_environment = worker_environment
     _imports.when_imported(EVENTLET_SERVICE, _wrap_eventlet_backend)
     _imports.when_imported(THREADING_SERVICE, _wrap_threading_backend)
     _imports.when_imported(COTYLEDON_MANAGER, _wrap_cotyledon)
 
 
 def _notify() -> None:
-    for listener in _role_listeners:
+    for listener in _integration.role_listeners:
         try:
             listener()
         except Exception:
@@ -115,7 +132,6 @@ def _became_single(workers: int) -> None:
 
 
 def _choose_index(wrap: Any) -> None:
-    global _next_index
     taken = {
         record.index
         for pid, record in identity.current().workers.items()
@@ -124,13 +140,13 @@ def _choose_index(wrap: Any) -> None:
     index = 0
     while index in taken:
         index += 1
-    _next_index = index
+    _integration.next_index = index
 
 
 def _record_worker(pid: int, wrap: Any) -> None:
     # One launcher may run several services (an API and an RPC service):
     # a worker is its service's worker N.
-    index = _next_index if _next_index is not None else 0
+    index = _integration.next_index or 0
     _replace_worker(pid, f"{type(wrap.service).__name__} {id(wrap):#x}",
                     type(wrap.service).__name__, index)
 
@@ -140,14 +156,15 @@ def _replace_worker(pid: int, key: str, service: str, index: int) -> None:
     for old_pid in [p for p, r in workers.items()
                     if r.index == index and r.key == key]:
         del workers[old_pid]
-    _starts[(key, index)] = _starts.get((key, index), 0) + 1
+    starts = _integration.starts
+    starts[(key, index)] = starts.get((key, index), 0) + 1
     workers[pid] = identity.WorkerRecord(
         pid=pid, index=index, service=service, started_at=time.time(),
-        restarts=_starts[(key, index)] - 1, key=key)
+        restarts=starts[(key, index)] - 1, key=key)
 
 
 def _became_worker() -> None:
-    identity.set_role("worker", worker_index=_next_index,
+    identity.set_role("worker", worker_index=_integration.next_index,
                       launcher="ProcessLauncher", backend=BACKEND,
                       parent_pid=os.getppid())
     _resume()
@@ -216,16 +233,14 @@ def _activate_spawned_workers(manager: Any) -> Callable[[], None]:
     Only around the spawn, so that the service's other children (helpers,
     privsep daemons, commands it runs) are left alone.
     """
-    from df_gmr import guru_meditation_report as gmr
-
-    autorun = gmr.current_autorun()
+    provider = _integration.worker_environment
     context = getattr(manager, "mp_context", None)
     method = getattr(context, "get_start_method", lambda: "fork")()
-    if autorun is None or method == "fork":
+    environment = provider() if provider is not None else {}
+    if not environment or method == "fork":
         return lambda: None
-    saved = {name: os.environ.get(name)
-             for name in autorun.worker_environment()}
-    os.environ.update(autorun.worker_environment())
+    saved = {name: os.environ.get(name) for name in environment}
+    os.environ.update(environment)
 
     def restore() -> None:
         for name, value in saved.items():
