@@ -45,7 +45,7 @@ def serve(workers: int, log_dir: str | None) -> None:
     gmr.TextGuruMeditation.setup_autorun(
         "0.1.0", service_name="df-gmr-demo", conf=conf)
 
-    class DemoService(service.Service):
+    class DemoService(service.Service):  # type: ignore[misc]
         def start(self) -> None:
             super().start()
             done = eventlet.event.Event()
