@@ -1,7 +1,10 @@
-"""Build df-gmr; also ship df_gmr_autostart.pth at the top of the wheel.
+"""Build df-gmr; also ship df_gmr_autostart.pth at the top of site-packages.
 
 The .pth file is what lets ``DF_GMR_ENABLE=1`` activate df_gmr in any
-Python process without code change (see df_gmr/autostart.py).
+Python process without code change (see df_gmr/autostart.py).  A regular
+wheel gets it from ``build_py``; an editable install (``pip install -e``,
+devstack's ``setup_develop``) builds an editable wheel that carries only
+a path finder, so the file is written into that wheel as well.
 """
 
 import os
@@ -9,20 +12,56 @@ import os
 from setuptools import setup
 from setuptools.command.build_py import build_py
 
+try:
+    from setuptools.command.editable_wheel import editable_wheel
+except ImportError:  # setuptools < 64: no PEP 660 editable wheels
+    editable_wheel = None
+
 PTH_NAME = "df_gmr_autostart.pth"
+PTH_SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          PTH_NAME)
 
 
 class build_py_with_pth(build_py):
     def run(self):
         super().run()
-        source = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                              PTH_NAME)
         target = os.path.join(self.build_lib, PTH_NAME)
-        self.copy_file(source, target, preserve_mode=0)
+        self.copy_file(PTH_SOURCE, target, preserve_mode=0)
 
     def get_outputs(self, include_bytecode=True):
         return [*super().get_outputs(include_bytecode),
                 os.path.join(self.build_lib, PTH_NAME)]
 
 
-setup(cmdclass={"build_py": build_py_with_pth})
+class _StrategyWithPth:
+    """Wrap setuptools' editable strategy: it also writes our .pth file."""
+
+    def __init__(self, strategy):
+        self.strategy = strategy
+
+    def __call__(self, wheel, files, mapping):
+        self.strategy(wheel, files, mapping)
+        with open(PTH_SOURCE, "rb") as handle:
+            wheel.writestr(PTH_NAME, handle.read())
+
+    def __enter__(self):
+        self.strategy.__enter__()
+        return self
+
+    def __exit__(self, *exc_info):
+        return self.strategy.__exit__(*exc_info)
+
+
+cmdclass = {"build_py": build_py_with_pth}
+if editable_wheel is not None and hasattr(editable_wheel, "_select_strategy"):
+
+    class editable_wheel_with_pth(editable_wheel):
+        # _select_strategy is setuptools' own (since 64): without it the
+        # editable install still works, and `df-gmr doctor` says that the
+        # activation file is missing.
+        def _select_strategy(self, *args, **kwargs):
+            return _StrategyWithPth(super()._select_strategy(*args, **kwargs))
+
+    cmdclass["editable_wheel"] = editable_wheel_with_pth
+
+setup(cmdclass=cmdclass)
