@@ -33,8 +33,13 @@ TRUE_VALUES = ("1", "true", "yes", "on")
 _activated = False
 
 
-def activate() -> None:
-    """Enable Guru Meditation Reports in this process (idempotent)."""
+def activate(service_name: str | None = None,
+             log_dir: str | None = None) -> None:
+    """Enable Guru Meditation Reports in this process (idempotent).
+
+    ``service_name`` and ``log_dir`` default to ``DF_GMR_SERVICE_NAME`` and
+    ``DF_GMR_LOG_DIR``.
+    """
     global _activated
     if _activated:
         return
@@ -45,8 +50,9 @@ def activate() -> None:
     if gmr.current_autorun() is None:
         gmr.TextGuruMeditation.setup_autorun(
             None,
-            service_name=os.environ.get("DF_GMR_SERVICE_NAME") or None,
-            log_dir=os.environ.get("DF_GMR_LOG_DIR") or None,
+            service_name=(service_name
+                          or os.environ.get("DF_GMR_SERVICE_NAME") or None),
+            log_dir=log_dir or os.environ.get("DF_GMR_LOG_DIR") or None,
         )
     _imports.when_imported("oslo_config.cfg", _hook_config)
     _imports.when_imported("oslo_reports.guru_meditation_report",

@@ -135,11 +135,12 @@ def command_list(args: argparse.Namespace) -> int:
             f"{str(entry.get('role'))[:15]:<15} "
             f"{'-' if index is None else index!s:>6}  "
             f"{entry.get('destination')}"))
-    for other in known:
+    for other in known:  # on stderr: stdout stays one table
         if other.problem is not None:
-            print(printable(f"pid {other.pid} ({other.entry.get('service')},"
-                            f" {other.entry.get('role')}): not ready: "
-                            f"{other.problem}"))
+            print(printable(f"df-gmr: pid {other.pid} "
+                            f"({other.entry.get('service')}, "
+                            f"{other.entry.get('role')}): not ready: "
+                            f"{other.problem}"), file=sys.stderr)
     return EXIT_OK
 
 
@@ -171,7 +172,9 @@ def _targets(pids: list[int], with_workers: bool,
         if with_workers:
             targets.extend(
                 other for other, found in sorted(known.items())
-                if found.entry.get("ppid") == pid and other not in targets
+                if found.entry.get("ppid") == pid
+                and found.entry.get("role") == "worker"
+                and other not in targets
             )
     return targets
 

@@ -177,8 +177,12 @@ def _resume() -> None:
     _notify()
 
 
-# oslo.service's threading backend runs its workers with cotyledon, which
-# forks or spawns (a fresh interpreter) through multiprocessing.
+# oslo.service's threading backend runs its workers with cotyledon, as do
+# services that use cotyledon directly (aodh, ceilometer); cotyledon forks
+# or spawns (a fresh interpreter) through multiprocessing.
+
+COTYLEDON_WORKER = "cotyledon._service_worker"
+THREADING_WRAPPER = "ServiceWrapper"
 
 
 def _wrap_threading_backend(module: ModuleType) -> None:
@@ -193,33 +197,39 @@ def _wrap_threading_backend(module: ModuleType) -> None:
              **kwargs: Any) -> None:
         # Runs in the worker, forked or spawned: cotyledon builds the
         # service object there.
-        _quietly(_became_threading_worker, worker_id)
+        _quietly(_became_cotyledon_worker, worker_id, "threading",
+                 "oslo.service ServiceLauncher (cotyledon)")
         original_init(self, worker_id, service_instance, **kwargs)
 
     wrapper_class.__init__ = init
 
 
 def _wrap_cotyledon(module: ModuleType) -> None:
+    _imports.when_imported(COTYLEDON_WORKER, _wrap_cotyledon_worker)
     manager_class = module.ServiceManager
     if getattr(manager_class, "_df_gmr_wrapped", False):
         return
     manager_class._df_gmr_wrapped = True
     original_start_worker = manager_class._start_worker
+    utils = module._utils
 
     @functools.wraps(original_start_worker)
     def start_worker(self: Any, service_id: Any, worker_id: int) -> Any:
-        _quietly(_became_cotyledon_parent)
+        _quietly(_became_cotyledon_parent, self)
         # A spawned worker is a fresh interpreter: until df_gmr is set up
         # in it, SIGUSR2's default action would kill it.  Blocked signals
         # stay blocked across fork and exec, so the worker starts with the
         # signal pending instead; its set-up unblocks it (install_signal,
         # or the after-fork hook in a forked worker).
         blocked = _block_report_signals()
-        restore = _activate_spawned_workers(self)
+        original_spawn = utils.spawn_process
+        if _start_method(self) != "fork":
+            utils.spawn_process = functools.partial(_spawn_with_activation,
+                                                    original_spawn)
         try:
             result = original_start_worker(self, service_id, worker_id)
         finally:
-            restore()
+            utils.spawn_process = original_spawn
             _unblock(blocked)
         _quietly(_record_cotyledon_worker, self, service_id, worker_id)
         return result
@@ -227,29 +237,66 @@ def _wrap_cotyledon(module: ModuleType) -> None:
     manager_class._start_worker = start_worker
 
 
-def _activate_spawned_workers(manager: Any) -> Callable[[], None]:
-    """Put df_gmr's activation into the environment of a spawned worker.
+def _start_method(manager: Any) -> str:
+    context = getattr(manager, "mp_context", None)
+    return str(getattr(context, "get_start_method", lambda: "fork")())
 
-    Only around the spawn, so that the service's other children (helpers,
-    privsep daemons, commands it runs) are left alone.
+
+def _spawn_with_activation(original_spawn: Callable[..., Any],
+                           target: Callable[..., Any], context: Any,
+                           *args: Any, **kwargs: Any) -> Any:
+    """Spawn a worker whose own bootstrap activates df_gmr first.
+
+    The target travels to the new interpreter by reference, wrapped in
+    ``activated_worker``: unpickling it imports df_gmr, which sets itself
+    up before the worker runs, with or without the .pth file, and without
+    putting ``DF_GMR_ENABLE`` into the worker's environment (its own
+    children stay as they are).
     """
     provider = _integration.worker_environment
-    context = getattr(manager, "mp_context", None)
-    method = getattr(context, "get_start_method", lambda: "fork")()
     environment = provider() if provider is not None else {}
-    if not environment or method == "fork":
-        return lambda: None
-    saved = {name: os.environ.get(name) for name in environment}
-    os.environ.update(environment)
+    if not environment:
+        return original_spawn(target, context, *args, **kwargs)
+    return original_spawn(activated_worker, context, target, environment,
+                          *args, **kwargs)
 
-    def restore() -> None:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
-    return restore
+def activated_worker(target: Callable[..., Any], environment: dict[str, str],
+                     *args: Any, **kwargs: Any) -> Any:
+    """Run in a spawned worker: set df_gmr up, then the worker itself."""
+    try:
+        from df_gmr import autostart
+
+        autostart.activate(
+            service_name=environment.get("DF_GMR_SERVICE_NAME"),
+            log_dir=environment.get("DF_GMR_LOG_DIR"))
+    except Exception as error:  # the worker runs regardless
+        from df_gmr.streams import complain
+
+        complain(f"cannot set up in the spawned worker: {error!r}")
+    return target(*args, **kwargs)
+
+
+def _wrap_cotyledon_worker(module: ModuleType) -> None:
+    worker_class = module.ServiceWorker
+    if getattr(worker_class, "_df_gmr_wrapped", False):
+        return
+    worker_class._df_gmr_wrapped = True
+    original_init = worker_class.__init__
+
+    @functools.wraps(original_init)
+    def init(self: Any, config: Any, service_id: Any, worker_id: int,
+             *args: Any, **kwargs: Any) -> None:
+        # Runs in every cotyledon worker, forked or spawned, before the
+        # service is built; oslo.service's wrapper (above) refines it.
+        threading_backend = getattr(getattr(config, "service", None),
+                                    "__name__", "") == THREADING_WRAPPER
+        if not threading_backend:
+            _quietly(_became_cotyledon_worker, worker_id, None,
+                     "cotyledon ServiceManager")
+        original_init(self, config, service_id, worker_id, *args, **kwargs)
+
+    worker_class.__init__ = init
 
 
 def _block_report_signals() -> set[int]:
@@ -266,18 +313,25 @@ def _unblock(signals: set[int]) -> None:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, signals)
 
 
-def _became_cotyledon_parent() -> None:
+def _became_cotyledon_parent(manager: Any) -> None:
     current = identity.current()
-    if current.role != "parent":
-        identity.set_role("parent", launcher="cotyledon ServiceManager",
+    if current.role == "parent":
+        return
+    services = getattr(manager, "_services", {}).values()
+    if any(getattr(config.service, "__name__", "") == THREADING_WRAPPER
+           for config in services):
+        identity.set_role("parent",
+                          launcher="oslo.service ServiceLauncher (cotyledon)",
                           backend="threading")
-        _notify()
+    else:  # a service that uses cotyledon directly, without oslo.service
+        identity.set_role("parent", launcher="cotyledon ServiceManager")
+    _notify()
 
 
-def _became_threading_worker(worker_id: int) -> None:
-    identity.set_role("worker", worker_index=worker_id,
-                      launcher="cotyledon ServiceManager",
-                      backend="threading", parent_pid=os.getppid())
+def _became_cotyledon_worker(worker_id: int, backend: str | None,
+                             launcher: str) -> None:
+    identity.set_role("worker", worker_index=worker_id, launcher=launcher,
+                      backend=backend, parent_pid=os.getppid())
     _resume()
 
 

@@ -1,0 +1,68 @@
+"""Every process of a service answers, whatever launches it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from tests.daemons import SOURCE_ROOT
+from tests.daemons import running
+from tests.daemons import wait_for
+
+
+def df_gmr(*args: str, timeout: float = 60
+           ) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore")
+    env.pop("DF_GMR_ENABLE", None)
+    return subprocess.run(
+        [sys.executable, "-m", "df_gmr.cli", *args], capture_output=True,
+        text=True, timeout=timeout, env=env)
+
+
+def listed(parent: int) -> dict[int, dict]:
+    result = df_gmr("list", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    return {entry["pid"]: entry for entry in json.loads(result.stdout)
+            if entry["pid"] == parent or entry.get("ppid") == parent}
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+def test_cotyledon_used_directly_every_worker_listed_and_reporting(method):
+    with running("cotyledon_direct.py", method, "2",
+                 env={"DF_GMR_ENABLE": "1",
+                      "DF_GMR_SERVICE_NAME": "notifier"}) as daemon:
+        daemon.wait_ready(count=3, timeout=60)
+        entries = wait_for(lambda: _workers(listed(daemon.pid)) >= 2
+                           and listed(daemon.pid), 30,
+                           "the parent and 2 workers listed", daemon)
+        # (with spawn, multiprocessing's resource tracker is a child too:
+        # enabled by the same environment, it is a single process.)
+        workers = {pid: entry for pid, entry in entries.items()
+                   if entry["role"] == "worker"}
+        assert entries[daemon.pid]["role"] == "parent"
+        assert sorted(entry["worker_index"] for entry in workers.values()
+                      ) == [0, 1]
+        assert all(entry["role"] == "worker" and entry["ready"]
+                   for entry in workers.values())
+
+        result = df_gmr("report", str(daemon.pid), "--workers")
+        assert result.returncode == 0, result.stderr
+        pids = [int(pid) for pid in
+                re.findall(r"^PID: (\d+)$", result.stdout, re.M)]
+        assert sorted(pids) == sorted([daemon.pid, *workers])
+        roles = re.findall(r"^Role: (.+)$", result.stdout, re.M)
+        assert sorted(roles) == ["parent", "worker", "worker"]
+        launchers = set(re.findall(r"^Launcher: (.+)$", result.stdout,
+                                   re.M))
+        assert launchers == {"cotyledon ServiceManager"}
+        # Neither oslo.service backend: cotyledon alone runs this service.
+        assert "Backend:" not in result.stdout
+
+
+def _workers(entries: dict[int, dict]) -> int:
+    return sum(entry["role"] == "worker" for entry in entries.values())
