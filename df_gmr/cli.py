@@ -1,28 +1,31 @@
 """The ``df-gmr`` command: list GMR-ready processes, collect their reports.
 
-``df-gmr report`` prints each report to stdout (text, or JSON Lines with
-``--format json``: one document per line), whatever the daemon does with
-its own copy.  Errors go to stderr, one line per process.
+``df-gmr report`` prints each report to stdout (text; ``--format json``:
+one JSON array of every report; ``--format jsonl``: one JSON report per
+line), whatever the daemon does with its own copy.  Errors go to stderr,
+one line per process.  ``df-gmr doctor`` says whether a process or an
+interpreter is ready, and what to do if not.  ``df-gmr run`` starts a
+command with df_gmr activated, after checking that activation works.
 
 Exit codes: 0 success; 1 a report did not come (a process refused,
-vanished or did not answer in time); 2 usage error.
+vanished or did not answer in time), or doctor found a problem, or run
+found that activation cannot work; 2 usage error.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import re
 import select
-import signal
-import stat
 import sys
 import time
 from typing import Any
 
 from df_gmr import __version__
+from df_gmr import discovery
+from df_gmr import doctor
 from df_gmr import exchange
 from df_gmr import registry
 from df_gmr.exchange import Refusal
@@ -45,75 +48,10 @@ def printable(text: str) -> str:
                         else f"\\u{ord(match.group()):04x}", text)
 
 
-@dataclasses.dataclass
-class Known:
-    """A trusted registry entry: its process, where it lives, if ready."""
-
-    entry: dict[str, Any]
-    directory: registry.RunDir
-    problem: str | None  # None: ready for df-gmr report
-
-    @property
-    def pid(self) -> int:
-        return int(self.entry["pid"])
-
-
-def known_processes() -> dict[int, Known]:
-    """Return the trusted entries of live processes, by pid.
-
-    An entry is trusted only from a run directory that its place says
-    whose it is (see registry), owned by that user and private, read
-    without following links, naming a process that still runs (same
-    start time) as the directory's owner.  Entries of dead processes are
-    removed when this user may (its own directories, or root).
-    """
-    known: dict[int, Known] = {}
-    for path, owner in registry.candidate_run_dirs():
-        directory = registry.open_trusted(path, owner)
-        if directory is None:
-            continue
-        may_clean = os.geteuid() in (0, directory.owner)
-        for name in directory.names():
-            stem, _, suffix = name.partition(".")
-            if "." + suffix != registry.ENTRY_SUFFIX or not stem.isdigit():
-                continue
-            entry = directory.read_json(name)
-            if entry is None or entry.get("pid") != int(stem):
-                continue
-            if not registry.entry_is_current(entry):
-                if may_clean:
-                    registry.remove_stale(directory)
-                continue
-            status = registry.process_status(int(stem))
-            uid = registry.effective_uid(status)
-            if directory.owner not in (0, uid) or int(stem) in known:
-                continue  # not the directory owner's process: forged
-            known[int(stem)] = Known(entry, directory,
-                                     _problem(entry, status, directory))
-    return known
-
-
-def _problem(entry: dict[str, Any], status: dict[str, str],
-             directory: registry.RunDir) -> str | None:
-    """Say why df-gmr report would refuse this process, or None."""
-    name = entry.get("signal")
-    if entry.get("handler") != "df_gmr":
-        return (f"the application replaced df_gmr's {name} handler "
-                f"({entry.get('handler')}); kill -{name} would not make "
-                "a report")
-    if name not in exchange.SENDABLE_SIGNALS:
-        return f"reports on {name or 'a file trigger'}, not a signal"
-    if not registry.catches_signal(status, getattr(signal, str(name))):
-        return f"does not catch {name} (handler gone)"
-    info = directory.lstat(f"{entry['pid']}{registry.SOCKET_SUFFIX}")
-    if info is None or not stat.S_ISSOCK(info.st_mode):
-        return "has no df_gmr socket"
-    return None
-
-
 def command_list(args: argparse.Namespace) -> int:
     """Print the GMR-ready processes of this host."""
-    known = sorted(known_processes().values(), key=lambda k: k.pid)
+    known = sorted(discovery.known_processes().values(),
+                   key=lambda k: k.pid)
     ready = [k.entry for k in known if k.problem is None]
     if args.format == "json":
         print(json.dumps([dict(k.entry, ready=k.problem is None,
@@ -144,7 +82,8 @@ def command_list(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _check_signallable(pid: int, known: dict[int, Known]) -> Known:
+def _check_signallable(pid: int, known: dict[int, discovery.Known]
+                       ) -> discovery.Known:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -165,15 +104,17 @@ def _check_signallable(pid: int, known: dict[int, Known]) -> Known:
 
 
 def _targets(pids: list[int], with_workers: bool,
-             known: dict[int, Known]) -> list[int]:
+             known: dict[int, discovery.Known]) -> list[int]:
     targets: list[int] = []
     for pid in pids:
         targets.append(pid)
         if with_workers:
             targets.extend(
+                # The kernel's parent, not the entry's word: nobody can
+                # make their process a child of someone else's.
                 other for other, found in sorted(known.items())
-                if found.entry.get("ppid") == pid
-                and found.entry.get("role") == "worker"
+                if found.entry.get("role") == "worker"
+                and registry.parent_pid(other) == pid
                 and other not in targets
             )
     return targets
@@ -181,18 +122,20 @@ def _targets(pids: list[int], with_workers: bool,
 
 def command_report(args: argparse.Namespace) -> int:
     """Trigger reports and print each one to stdout."""
-    known = known_processes()
+    known = discovery.known_processes()
     status = EXIT_OK
     waiting: list[exchange.Asking] = []
     deadline = time.monotonic() + args.timeout
     for pid in _targets(args.pids, args.workers, known):
         try:
             found = _check_signallable(pid, known)
+            wanted = "text" if args.format == "text" else "json"
             waiting.append(exchange.ask(pid, found.entry, found.directory,
-                                        args.format, args.timeout))
+                                        wanted, args.timeout))
         except (Refusal, OSError) as error:
             print(printable(f"df-gmr: {error}"), file=sys.stderr)
             status = EXIT_FAILED
+    documents: list[Any] = []
     while waiting and time.monotonic() < deadline:
         readable, _, _ = select.select(
             waiting, [], [], max(deadline - time.monotonic(), 0))
@@ -206,7 +149,14 @@ def command_report(args: argparse.Namespace) -> int:
                 continue
             if text is not None:
                 waiting.remove(asking)
-                _print_report(text, args.format)
+                _print_report(text, args.format, documents)
+    if args.format == "json":  # one document: an array of the reports
+        try:
+            print(json.dumps(documents, indent=1))
+        except (ValueError, RecursionError) as error:
+            print(f"df-gmr: cannot write the reports as JSON: {error}",
+                  file=sys.stderr)
+            status = EXIT_FAILED
     for asking in waiting:
         asking.close()
         print(f"df-gmr: pid {asking.pid}: no report within "
@@ -215,16 +165,25 @@ def command_report(args: argparse.Namespace) -> int:
     return status
 
 
-def _print_report(text: str, fmt: str) -> None:
-    if fmt == "json":  # JSON Lines: one per report, strict, ASCII
-        try:
-            text = json.dumps(json.loads(text)) + "\n"
-        except ValueError:
-            text = json.dumps({"error": "the process sent invalid JSON",
-                               "text": text}) + "\n"
-    else:
-        text = printable(text)
-    sys.stdout.write(text)
+def _print_report(text: str, fmt: str, documents: list[Any]) -> None:
+    """Print one report as it comes (json: kept for the final array)."""
+    if fmt == "text":
+        sys.stdout.write(printable(text))
+        sys.stdout.flush()
+        return
+    try:
+        document = json.loads(text)
+    except (ValueError, RecursionError):
+        document = {"error": "the process sent invalid JSON",
+                    "text": printable(text)}
+    if fmt == "json":
+        documents.append(document)
+        return
+    try:  # jsonl: one report per line, strict, ASCII
+        line = json.dumps(document)
+    except (ValueError, RecursionError):
+        line = json.dumps({"error": "the report cannot be written as JSON"})
+    sys.stdout.write(line + "\n")
     sys.stdout.flush()
 
 
@@ -238,6 +197,25 @@ def command_run(args: argparse.Namespace) -> int:
               "'df-gmr run -- nova-compute --config-file nova.conf'",
               file=sys.stderr)
         return EXIT_USAGE
+    interpreter = doctor.interpreter_of(command[0])
+    if interpreter is None:
+        print(f"df-gmr run: {command[0]} is not a Python program df-gmr "
+              "can see (no python #! line): activation not checked",
+              file=sys.stderr)
+    else:
+        flags = [arg for arg in command[1:] if arg in ("-S", "-I")] \
+            if os.path.basename(interpreter[0]) == os.path.basename(
+                command[0]) else []
+        problems = [check for check in
+                    doctor.check_interpreter([*interpreter, *flags])
+                    if not check.ok]
+        if problems:
+            print(f"df-gmr run: df_gmr cannot be activated in "
+                  f"{command[0]}; not started (SIGUSR2 would kill it):",
+                  file=sys.stderr)
+            for check in problems:
+                print(check.line(), file=sys.stderr)
+            return EXIT_FAILED
     os.environ["DF_GMR_ENABLE"] = "1"
     if args.service_name:
         os.environ["DF_GMR_SERVICE_NAME"] = args.service_name
@@ -250,6 +228,27 @@ def command_run(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 127
     return EXIT_FAILED  # pragma: no cover - exec does not return
+
+
+def command_doctor(args: argparse.Namespace) -> int:
+    """Say whether a process or an interpreter is ready, and what to do."""
+    if args.pid is not None and args.python:
+        print("df-gmr doctor: give a PID or --python, not both",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.pid is not None:
+        checks = doctor.check_process(args.pid)
+        what = f"pid {args.pid}"
+    else:
+        python = args.python or sys.executable
+        checks = doctor.check_interpreter([python])
+        what = python
+    for check in checks:
+        print(printable(check.line()))
+    ready = all(check.ok for check in checks)
+    print(f"{what}: {'ready' if ready else 'NOT ready'} for Guru "
+          "Meditation Reports")
+    return EXIT_OK if ready else EXIT_FAILED
 
 
 def command_demo(args: argparse.Namespace) -> int:
@@ -281,8 +280,10 @@ def parser() -> argparse.ArgumentParser:
     reporting.add_argument("pids", metavar="PID", type=int, nargs="+")
     reporting.add_argument("--workers", action="store_true",
                            help="also every worker of each PID")
-    reporting.add_argument("--format", choices=("text", "json"),
-                           default="text")
+    reporting.add_argument(
+        "--format", choices=("text", "json", "jsonl"), default="text",
+        help="text (default); json: one JSON array of all the reports; "
+             "jsonl: one JSON report per line, as each arrives")
     reporting.add_argument("--timeout", type=float, default=10.0,
                            metavar="SECONDS",
                            help="how long to wait for all the reports, "
@@ -295,6 +296,14 @@ def parser() -> argparse.ArgumentParser:
     running.add_argument("--log-dir")
     running.add_argument("command", nargs=argparse.REMAINDER)
     running.set_defaults(handler=command_run)
+
+    doctoring = commands.add_parser(
+        "doctor", help="is a process or an interpreter ready for reports?")
+    doctoring.add_argument("pid", metavar="PID", type=int, nargs="?")
+    doctoring.add_argument("--python", metavar="PATH",
+                           help="check this interpreter (default: the one "
+                                "running df-gmr)")
+    doctoring.set_defaults(handler=command_doctor)
 
     demo = commands.add_parser(
         "demo", help="start a demo daemon, signal it, show its reports")

@@ -117,7 +117,7 @@ class RunDir:
             os.close(fd)
         try:
             value = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):
             return None
         return value if isinstance(value, dict) else None
 
@@ -213,11 +213,11 @@ def candidate_run_dirs() -> list[tuple[str, int | None]]:
     """
     found: dict[str, int | None] = {ROOT_RUN_DIR: 0}
     for path in glob.glob(USER_RUNTIME_DIRS):
-        uid = _uid_in(path.split("/")[3])
+        uid = digits(path.split("/")[3])
         if uid is not None:
             found[path] = uid
     for path in glob.glob(TMP_RUN_DIRS):
-        uid = _uid_in(os.path.basename(path)[len("df_gmr-"):])
+        uid = digits(os.path.basename(path)[len("df_gmr-"):])
         if uid is not None:
             found[path] = uid
     configured = os.environ.get("DF_GMR_RUN_DIR")
@@ -226,8 +226,9 @@ def candidate_run_dirs() -> list[tuple[str, int | None]]:
     return sorted(found.items())
 
 
-def _uid_in(text: str) -> int | None:
-    return int(text) if text.isdigit() else None
+def digits(text: str) -> int | None:
+    """Return the number written in ASCII digits, or None."""
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 def open_trusted(path: str, owner: int | None) -> RunDir | None:
@@ -249,6 +250,15 @@ def process_start_time(pid: int) -> int | None:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             fields = handle.read().rsplit(b")", 1)[1].split()
         return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def parent_pid(pid: int) -> int | None:
+    """Return a process's real parent, as the kernel says (not an entry)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            return int(handle.read().rsplit(b")", 1)[1].split()[1])
     except (OSError, IndexError, ValueError):
         return None
 
@@ -299,7 +309,7 @@ def remove_stale(directory: RunDir) -> list[int]:
     pids = {name.split(".", 1)[0] for name in names
             if name.endswith((ENTRY_SUFFIX, SOCKET_SUFFIX))}
     for text in pids:
-        pid = _uid_in(text)
+        pid = digits(text)
         if pid is None or pid == os.getpid():
             continue
         entry = directory.read_json(f"{pid}{ENTRY_SUFFIX}")
@@ -311,7 +321,7 @@ def remove_stale(directory: RunDir) -> list[int]:
             removed.append(pid)
     for name in names:  # a writer killed between create and rename
         if name.endswith(".partial"):
-            writer = _uid_in(name.rsplit(".", 2)[-2])
+            writer = digits(name.rsplit(".", 2)[-2])
             if writer is None or process_start_time(writer) is None:
                 directory.unlink(name)
     return removed

@@ -57,13 +57,26 @@ def test_report_with_workers_prints_every_report_to_stdout(service):
     assert service.workers() == workers  # nobody harmed
 
 
-def test_report_json_is_one_document_per_line(service):
-    result = df_gmr("report", str(service.pid), "--format", "json")
+def test_report_json_is_one_array_of_every_report(service):
+    result = df_gmr("report", str(service.pid), "--workers",
+                    "--format", "json")
     assert result.returncode == 0, result.stderr
-    [line] = result.stdout.splitlines()
-    document = json.loads(line)
-    assert document["header"]["pid"] == service.pid
-    assert document["header"]["process"]["role"] == "parent"
+    documents = json.loads(result.stdout)  # one document, whole
+    pids = sorted(document["header"]["pid"] for document in documents)
+    assert pids == sorted([service.pid, *service.workers()])
+    roles = sorted(document["header"]["process"]["role"]
+                   for document in documents)
+    assert roles == ["parent", "worker", "worker"]
+
+
+def test_report_jsonl_is_one_report_per_line(service):
+    result = df_gmr("report", str(service.pid), "--workers",
+                    "--format", "jsonl")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert len(lines) == 3
+    pids = sorted(json.loads(line)["header"]["pid"] for line in lines)
+    assert pids == sorted([service.pid, *service.workers()])
 
 
 def test_refuses_a_process_without_df_gmr_and_leaves_it_alive():

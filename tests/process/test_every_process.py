@@ -66,3 +66,60 @@ def test_cotyledon_used_directly_every_worker_listed_and_reporting(method):
 
 def _workers(entries: dict[int, dict]) -> int:
     return sum(entry["role"] == "worker" for entry in entries.values())
+
+
+def _base_python() -> str:
+    """The interpreter under the test venv: df_gmr is not installed there."""
+    return os.path.join(sys.base_prefix, "bin", "python3")
+
+
+def test_doctor_says_a_set_up_daemon_is_ready():
+    with running("service.py", "--launcher", "process",
+                 "--workers", "1") as daemon:
+        daemon.wait_ready(count=2)
+        result = df_gmr("doctor", str(daemon.pid))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ok: SIGUSR2 is caught" in result.stdout
+    assert f"pid {daemon.pid}: ready for Guru Meditation Reports" in \
+        result.stdout
+
+
+def test_doctor_says_why_a_plain_process_is_not_ready():
+    plain = subprocess.Popen([sys.executable, "-c",
+                              "import time; time.sleep(60)"])
+    try:
+        result = df_gmr("doctor", str(plain.pid))
+        assert result.returncode == 1
+        assert "PROBLEM: SIGUSR2 is not caught: kill -USR2 would KILL" in \
+            result.stdout
+        assert plain.poll() is None  # doctor signals nothing
+    finally:
+        plain.kill()
+        plain.wait(timeout=10)
+
+
+def test_doctor_finds_the_activation_file_missing():
+    if sys.prefix == sys.base_prefix:
+        pytest.skip("the tests do not run in a virtual environment")
+    result = df_gmr("doctor", "--python", _base_python())
+    assert result.returncode == 1, result.stdout
+    assert "activation file df_gmr_autostart.pth is missing" in \
+        result.stdout
+
+
+def test_run_refuses_what_activation_cannot_reach(tmp_path):
+    marker = tmp_path / "ran"
+    result = df_gmr("run", "--", sys.executable, "-S", "-c",
+                    f"open({str(marker)!r}, 'w')")
+    assert result.returncode == 1
+    assert "runs without site (-S)" in result.stderr
+    assert "not started (SIGUSR2 would kill it)" in result.stderr
+    assert not marker.exists()
+
+
+def test_run_starts_an_activated_program(tmp_path):
+    result = df_gmr("run", "--", sys.executable, "-c",
+                    "import signal; "
+                    "print(signal.getsignal(signal.SIGUSR2).__qualname__)")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "Trigger.on_signal"
