@@ -1,7 +1,11 @@
-"""Run real daemons for the tests: subprocesses, real signals, bounded waits.
+"""Run real daemons and Python scenes for the tests, in subprocesses.
 
+``run_python`` runs a scene to its end (as eventlet's ``run_python`` and
+CPython's faulthandler tests do); ``running`` keeps a daemon up for a
+block, for real signals.  Both give the child ``child_env()``: this
+checkout's df_gmr, no activation by ``DF_GMR_ENABLE`` unless asked.
 Every wait is bounded; every child is reaped (and its process group
-killed) at the end of the test; a failing test shows the child's output.
+killed); a failing test shows the child's command, output and status.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from collections.abc import Iterator
 import contextlib
 import glob
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -24,6 +29,137 @@ SCRIPTS = os.path.join(os.path.dirname(__file__), "scripts")
 #: The checkout under test: children import df_gmr from it.
 SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DEFAULT_TIMEOUT = 30.0
+
+
+def child_env(**extra: str | None) -> dict[str, str]:
+    """Return the environment of a child Python process.
+
+    This checkout first on ``PYTHONPATH``, ``DF_GMR_ENABLE`` removed (a
+    test that wants activation says so), warnings off, output unbuffered;
+    then ``extra`` on top (a value of None removes the variable).
+    """
+    environment = dict(os.environ)
+    environment.pop("DF_GMR_ENABLE", None)
+    environment["PYTHONWARNINGS"] = "ignore"
+    environment["PYTHONUNBUFFERED"] = "1"
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [SOURCE_ROOT, environment.get("PYTHONPATH")]))
+    for name, value in extra.items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
+    return environment
+
+
+def python_command(script_or_code: str, *args: str) -> list[str]:
+    """Return the command line that runs a scene with this interpreter.
+
+    ``script_or_code`` is a script (a name ending in ``.py``, under
+    tests/scripts unless absolute), ``-m`` (the first of ``args`` is then
+    the module), or Python code run with ``-c``.
+    """
+    if script_or_code == "-m":
+        return [sys.executable, "-m", *args]
+    if script_or_code.endswith(".py") and "\n" not in script_or_code:
+        return [sys.executable, os.path.join(SCRIPTS, script_or_code), *args]
+    return [sys.executable, "-c", script_or_code, *args]
+
+
+def outcome(result: subprocess.CompletedProcess[str]) -> str:
+    """Return what a finished child did, for an assertion message."""
+    def block(text: str) -> str:
+        return text if not text or text.endswith("\n") else text + "\n"
+
+    command = [str(argument) for argument in result.args]
+    code = ""
+    if command[1:2] == ["-c"]:  # the code on lines of its own
+        code = block(command[2])
+        command[2] = "CODE"
+    return (f"--- {shlex.join(command)}\n{code}"
+            f"--- exit status {result.returncode}; stdout:\n"
+            f"{block(result.stdout)}--- stderr:\n{block(result.stderr)}"
+            "--- end")
+
+
+def run_python(script_or_code: str, *args: str,
+               env: dict[str, str] | None = None,
+               timeout: float = 60.0, status: int | None = 0
+               ) -> subprocess.CompletedProcess[str]:
+    """Run a Python scene to its end and return what it did.
+
+    ``script_or_code`` as for ``python_command``; ``env`` defaults to
+    ``child_env()``.  The child runs in a session of its own; once it
+    exited (or after ``timeout`` seconds, which fails the test) its whole
+    process group is killed and the child reaped.  Unless ``status`` is
+    None, an exit status other than ``status`` fails the test; either
+    failure shows the child's command, status, stdout and stderr.
+    """
+    command = python_command(script_or_code, *args)
+    # Files rather than pipes: nothing to drain while waiting, and a
+    # grandchild that keeps them open cannot hold the test up.
+    with tempfile.TemporaryFile() as stdout, \
+            tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(
+            command, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
+            env=child_env() if env is None else env,
+            start_new_session=True)
+        exited = _wait_exited(process, timeout)
+        _end(process)
+        result = subprocess.CompletedProcess(
+            command, process.returncode, _read(stdout), _read(stderr))
+    if not exited:
+        raise AssertionError(f"timed out after {timeout}s\n"
+                             f"{outcome(result)}")
+    if status is not None and result.returncode != status:
+        raise AssertionError(f"expected exit status {status}\n"
+                             f"{outcome(result)}")
+    return result
+
+
+def _read(stream: Any) -> str:
+    stream.seek(0)
+    return stream.read().decode("utf-8", errors="replace")
+
+
+def _exit_status(process: subprocess.Popen[Any]) -> int | None:
+    """Return how the child ended (as ``returncode``), None if it runs.
+
+    The child is left unreaped: while it is a zombie its pid, and so its
+    process group id, cannot be reused, and killing the group is safe.
+    """
+    if process.returncode is not None:
+        return process.returncode
+    try:
+        found = os.waitid(os.P_PID, process.pid,
+                          os.WEXITED | os.WNOHANG | os.WNOWAIT)
+    except ChildProcessError:  # reaped behind our back (Popen.poll())
+        return process.poll()
+    if found is None:
+        return None
+    if found.si_code == os.CLD_EXITED:
+        return found.si_status
+    return -found.si_status
+
+
+def _wait_exited(process: subprocess.Popen[Any], timeout: float) -> bool:
+    """Wait until the child exited (unreaped); say whether it did."""
+    deadline = time.monotonic() + timeout
+    pause = 0.001
+    while _exit_status(process) is None:
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+    return True
+
+
+def _end(process: subprocess.Popen[Any]) -> None:
+    """Kill the child's process group (leftover workers too); reap it."""
+    if process.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(process.pid, signal.SIGKILL)
+    process.wait(timeout=DEFAULT_TIMEOUT)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
@@ -42,7 +178,7 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
 
 
 class Daemon:
-    """A script under tests/scripts run as a subprocess."""
+    """A scene (as for ``python_command``) run as a daemon subprocess."""
 
     def __init__(self, script: str, *args: str,
                  env: dict[str, str] | None = None,
@@ -50,19 +186,11 @@ class Daemon:
         self.log_dir = log_dir
         self.output = tempfile.NamedTemporaryFile(
             prefix="df-gmr-test-", suffix=".out", delete=False)
-        environment = dict(os.environ)
-        environment.pop("DF_GMR_ENABLE", None)
-        environment["PYTHONWARNINGS"] = "ignore"
-        environment["PYTHONUNBUFFERED"] = "1"
-        environment["PYTHONPATH"] = os.pathsep.join(
-            filter(None, [SOURCE_ROOT, environment.get("PYTHONPATH")]))
-        if env:
-            environment.update(env)
-        command = [sys.executable, os.path.join(SCRIPTS, script), *args]
+        command = python_command(script, *args)
         self.command = command
         self.process = subprocess.Popen(
             command, stdout=self.output, stderr=subprocess.STDOUT,
-            env=environment, start_new_session=True)
+            env=child_env(**(env or {})), start_new_session=True)
         self.pid = self.process.pid
 
     def text(self) -> str:
@@ -72,15 +200,16 @@ class Daemon:
 
     def describe(self) -> str:
         """Return the command, its state and its output, for failures."""
-        state = self.process.poll()
-        return (f"--- daemon {self.command} (pid {self.pid}, "
-                f"exit {state}) output:\n{self.text()}\n--- end")
+        state = _exit_status(self.process)
+        return (f"--- daemon {shlex.join(self.command)} (pid {self.pid}, "
+                f"{'running' if state is None else f'exit status {state}'})"
+                f" output:\n{self.text()}\n--- end")
 
     def wait_ready(self, count: int = 1, timeout: float = DEFAULT_TIMEOUT
                    ) -> None:
         """Wait until the daemon printed ``count`` lines with ``READY``."""
         def ready() -> bool:
-            if self.process.poll() is not None:
+            if not self.alive():
                 raise AssertionError(f"daemon exited early\n"
                                      f"{self.describe()}")
             return self.text().count("READY") >= count
@@ -122,20 +251,19 @@ class Daemon:
 
     def alive(self) -> bool:
         """Say whether the daemon's main process still runs."""
-        return self.process.poll() is None
+        return _exit_status(self.process) is None
 
     def stop(self, timeout: float = 15.0) -> int:
-        """SIGTERM the daemon, wait, SIGKILL the group if needed; reap."""
-        if self.process.poll() is None:
+        """SIGTERM the daemon, wait, SIGKILL its group; reap; its status.
+
+        The status is the main process's answer to SIGTERM (-9 when it
+        had to be killed).
+        """
+        if self.alive():
             with contextlib.suppress(ProcessLookupError):
                 self.process.terminate()
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                pass
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(self.pid, signal.SIGKILL)
-        self.process.wait(timeout=timeout)
+            _wait_exited(self.process, timeout)
+        _end(self.process)
         self.output.close()
         return self.process.returncode
 

@@ -11,23 +11,32 @@ import sys
 
 import pytest
 
-from tests.daemons import SOURCE_ROOT
+from tests.daemons import run_python
 from tests.daemons import running
 
 
 def df_gmr(*args: str, timeout: float = 60
            ) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore")
-    env.pop("DF_GMR_ENABLE", None)
-    return subprocess.run(
-        [sys.executable, "-m", "df_gmr.cli", *args], capture_output=True,
-        text=True, timeout=timeout, env=env)
+    return run_python("-m", "df_gmr.cli", *args, timeout=timeout,
+                      status=None)
+
+
+def start_service():
+    return running("service.py", "--launcher", "process", "--workers", "2")
+
+
+@pytest.fixture(scope="module")
+def service():
+    """One service for the tests that only list it or ask for reports."""
+    with start_service() as daemon:
+        daemon.wait_ready(count=3)
+        yield daemon
 
 
 @pytest.fixture
-def service():
-    with running("service.py", "--launcher", "process",
-                 "--workers", "2") as daemon:
+def own_service():
+    """A service of its own, for a test that stops it."""
+    with start_service() as daemon:
         daemon.wait_ready(count=3)
         yield daemon
 
@@ -130,16 +139,16 @@ def test_refuses_a_pid_it_may_not_signal(service):
         "(run as its user)")
 
 
-def test_names_a_process_that_does_not_answer_in_time(service):
-    os.kill(service.pid, signal.SIGSTOP)
+def test_names_a_process_that_does_not_answer_in_time(own_service):
+    os.kill(own_service.pid, signal.SIGSTOP)
     try:
-        result = df_gmr("report", str(service.pid), "--timeout", "1")
+        result = df_gmr("report", str(own_service.pid), "--timeout", "1")
     finally:
-        os.kill(service.pid, signal.SIGCONT)
+        os.kill(own_service.pid, signal.SIGCONT)
     assert result.returncode == 1
     assert result.stderr.strip() == (
-        f"df-gmr: pid {service.pid}: no report within 1 s")
-    assert service.alive()
+        f"df-gmr: pid {own_service.pid}: no report within 1 s")
+    assert own_service.alive()
 
 
 def test_usage_errors_exit_2():

@@ -5,14 +5,20 @@ from __future__ import annotations
 import os
 import re
 import signal
+import sys
 import time
 
 import pytest
 
+from tests.daemons import SCRIPTS
+from tests.daemons import child_env
+from tests.daemons import run_python
 from tests.daemons import running
 from tests.daemons import wait_for
 
 FILE_PID = re.compile(r"_gurumeditation_\d{20}_(\d+)\.txt$")
+WORKER_ROW = re.compile(r"^  pid (\d+) index (\d+) alive, .*restarts (\d+), "
+                        r"(\w+)$", re.M)
 
 
 def by_pid(paths: list[str]) -> dict[int, str]:
@@ -43,16 +49,20 @@ def test_threading_backend_workers_answer(tmp_path, method):
                    if "resource_tracker" not in _cmdline(pid)]
         reports = signal_all_and_collect(daemon, [daemon.pid, *workers])
         assert set(reports) == {daemon.pid, *workers}
-        indexes = set()
+        index_of = {}  # as each worker states it in its own report
         for pid in workers:
             text = reports[pid]
             assert "Role: worker" in text
             assert "Backend: threading" in text
-            indexes.add(re.search(r"^Worker index: (\d+)$", text,
-                                  re.M).group(1))
-        assert indexes == {"0", "1"}
-        assert "Role: parent" in reports[daemon.pid]
-        assert daemon.workers() == sorted(daemon.workers())
+            assert f"Service parent PID: {daemon.pid}" in text
+            index_of[pid] = re.search(r"^Worker index: (\d+)$", text,
+                                      re.M).group(1)
+        assert sorted(index_of.values()) == ["0", "1"]
+        parent = reports[daemon.pid]
+        assert "Role: parent" in parent
+        # The parent's list agrees with what each worker says of itself.
+        assert {int(pid): index for pid, index, _, _ in
+                WORKER_ROW.findall(parent)} == index_of
         assert all(_alive(pid) for pid in workers)
 
 
@@ -81,9 +91,16 @@ def test_launch_function_and_service_launcher(tmp_path, launcher):
         pids = [daemon.pid, *daemon.workers()]
         reports = signal_all_and_collect(daemon, pids)
         assert set(reports) == set(pids)
+        roles = sorted(re.search(r"^Role: (.+)$", text, re.M).group(1)
+                       for text in reports.values())
         if launcher == "service":
-            assert "Role: single process" in reports[daemon.pid]
+            assert roles == ["single process"]
             assert "Launcher: ServiceLauncher" in reports[daemon.pid]
+        else:
+            assert roles == ["parent", "worker", "worker"]
+            assert "Launcher: ProcessLauncher" in reports[daemon.pid]
+        # Stopped by its SIGTERM, not killed once that was waited out.
+        assert daemon.stop() == 0
 
 
 def test_respawned_worker_answers_and_parent_counts_restarts(tmp_path):
@@ -134,70 +151,67 @@ def test_burst_of_signals_while_workers_fork_and_respawn(tmp_path):
 
 
 def test_df_gmr_run_enables_a_daemon_without_code(tmp_path):
-    import subprocess
-    import sys
-
-    from tests.daemons import SCRIPTS
-    from tests.daemons import SOURCE_ROOT
-
     log_dir = tmp_path / "reports"
-    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore")
-    env.pop("DF_GMR_ENABLE", None)
-    command = [sys.executable, "-m", "df_gmr.cli", "run", "--service-name",
-               "nocode", "--log-dir", str(log_dir), "--", sys.executable,
-               os.path.join(SCRIPTS, "service.py"), "--no-gmr",
-               "--launcher", "process", "--workers", "2"]
-    output = tmp_path / "out"
-    with open(output, "w") as sink:
-        daemon = subprocess.Popen(command, stdout=sink, stderr=sink, env=env,
-                                  start_new_session=True)
-    try:
-        wait_for(lambda: output.read_text().count("READY") >= 3, 30,
-                 "3 READY lines")
-        import psutil
+    with running("-m", "df_gmr.cli", "run", "--service-name", "nocode",
+                 "--log-dir", str(log_dir), "--", sys.executable,
+                 os.path.join(SCRIPTS, "service.py"), "--no-gmr",
+                 "--launcher", "process", "--workers", "2",
+                 log_dir=str(log_dir)) as daemon:
+        daemon.wait_ready(count=3)
+        pids = [daemon.pid, *daemon.workers()]
+        reports = signal_all_and_collect(daemon, pids)
+        assert set(reports) == set(pids)
+        assert all(os.path.basename(path).startswith("nocode_")
+                   for path in daemon.reports())
+        roles = {pid: re.search(r"^Role: (.+)$", text, re.M).group(1)
+                 for pid, text in reports.items()}
+        assert roles.pop(daemon.pid) == "parent"
+        assert list(roles.values()) == ["worker", "worker"]
 
-        pids = [daemon.pid, *(c.pid for c in
-                              psutil.Process(daemon.pid).children())]
-        for pid in pids:
-            os.kill(pid, signal.SIGUSR2)
-        wait_for(lambda: log_dir.is_dir() and
-                 len(list(log_dir.glob("nocode_gurumeditation_*"))) == 3,
-                 30, "3 reports")
-        texts = [p.read_text() for p in log_dir.glob("nocode_*")]
-        assert sorted(re.search(r"^Role: (.+)$", t, re.M).group(1)
-                      for t in texts) == ["parent", "worker", "worker"]
-    finally:
-        os.killpg(daemon.pid, signal.SIGTERM)
-        daemon.wait(timeout=15)
+
+ACTIVATION_PROBE = """\
+import os, signal, site, sys
+print(any(os.path.isfile(os.path.join(directory, "df_gmr_autostart.pth"))
+          for directory in site.getsitepackages()))
+print(sorted(name for name in sys.modules if name.startswith("df_gmr")))
+print(signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL)
+"""
 
 
 def test_installed_df_gmr_costs_nothing_when_not_enabled():
-    import subprocess
-    import sys
+    # First, that df_gmr is installed here with its activation hook, and
+    # the hook works: DF_GMR_ENABLE=1 activates it at interpreter start.
+    enabled = run_python(ACTIVATION_PROBE, env=child_env(DF_GMR_ENABLE="1"))
+    installed, imported, untouched = enabled.stdout.splitlines()
+    assert installed == "True", enabled.stdout
+    assert "df_gmr.autostart" in imported, enabled.stdout
+    assert untouched == "False", enabled.stdout
+    # Then, without the variable: nothing of df_gmr imported, no handler.
+    disabled = run_python(ACTIVATION_PROBE)
+    assert disabled.stdout.splitlines() == ["True", "[]", "True"], \
+        disabled.stdout
 
-    env = dict(os.environ)
-    env.pop("DF_GMR_ENABLE", None)
-    result = subprocess.run(
-        [sys.executable, "-c",
-         "import sys, signal; print('df_gmr' in sys.modules, "
-         "signal.getsignal(signal.SIGUSR2) == signal.SIG_DFL)"],
-        capture_output=True, text=True, timeout=30, env=env)
-    assert result.stdout.split() == ["False", "True"], result.stderr
 
-
-def test_enable_variable_activates_at_interpreter_start():
-    import subprocess
-    import sys
-
-    from tests.daemons import SOURCE_ROOT
-
-    env = dict(os.environ, DF_GMR_ENABLE="1", PYTHONPATH=SOURCE_ROOT)
-    result = subprocess.run(
-        [sys.executable, "-c",
-         "import sys, signal; print('df_gmr' in sys.modules, "
-         "signal.getsignal(signal.SIGUSR2).__name__)"],
-        capture_output=True, text=True, timeout=30, env=env)
-    assert result.stdout.split() == ["True", "on_signal"], result.stderr
+def test_enable_variable_activates_at_interpreter_start(tmp_path):
+    # The program itself knows nothing of df_gmr: its SIGUSR2 would be
+    # fatal, unless the activation hook set df_gmr up before it ran.
+    program = (
+        "import glob, os, signal, sys, time\n"
+        "print(os.getpid(), 'df_gmr' in sys.modules)\n"
+        "os.kill(os.getpid(), signal.SIGUSR2)\n"
+        "deadline = time.monotonic() + 20\n"
+        "while not glob.glob(os.path.join(sys.argv[1], '*.txt')):\n"
+        "    assert time.monotonic() < deadline, 'no report'\n"
+        "    time.sleep(0.05)\n"
+        "print('reported')\n")
+    result = run_python(program, str(tmp_path), env=child_env(
+        DF_GMR_ENABLE="1", DF_GMR_SERVICE_NAME="bare",
+        DF_GMR_LOG_DIR=str(tmp_path)))
+    pid, imported, reported = result.stdout.split()
+    assert (imported, reported) == ("True", "reported")
+    [path] = tmp_path.glob("bare_gurumeditation_*.txt")
+    assert path.name.endswith(f"_{pid}.txt")
+    assert "Trigger: signal SIGUSR2" in path.read_text()
 
 
 def test_enabled_service_written_for_oslo_reports_gets_df_gmr(tmp_path):
@@ -216,26 +230,16 @@ def test_enabled_service_written_for_oslo_reports_gets_df_gmr(tmp_path):
 
 
 def test_other_children_of_the_service_are_left_alone():
-    import subprocess
-    import sys
-
-    from tests.daemons import SOURCE_ROOT
-
     script = (
         "import os, subprocess, sys\n"
         "from df_gmr import guru_meditation_report as gmr\n"
-        "gmr.TextGuruMeditation.setup_autorun('1', service_name='svc',"
-        " log_dir='/tmp')\n"
+        "gmr.TextGuruMeditation.setup_autorun('1', service_name='svc')\n"
         "print(os.environ.get('DF_GMR_ENABLE'))\n"
         "print(subprocess.run([sys.executable, '-c', 'import sys, signal;"
         " print(\"df_gmr\" in sys.modules)'], capture_output=True,"
-        " text=True).stdout.strip())\n")
-    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore")
-    env.pop("DF_GMR_ENABLE", None)
-    result = subprocess.run([sys.executable, "-c", script],
-                            capture_output=True, text=True, timeout=60,
-                            env=env)
-    assert result.stdout.split() == ["None", "False"], result.stderr
+        " text=True, timeout=30).stdout.strip())\n")
+    result = run_python(script)
+    assert result.stdout.split() == ["None", "False"]
 
 
 def test_parent_lists_workers_of_each_service_apart(tmp_path):
@@ -246,10 +250,8 @@ def test_parent_lists_workers_of_each_service_apart(tmp_path):
         reports = signal_all_and_collect(daemon, [daemon.pid])
         text = reports[daemon.pid]
         assert "Workers (4):" in text
-        rows = re.findall(
-            r"^  pid \d+ index (\d) alive, .*restarts (\d), (\w+)$",
-            text, re.M)
-        assert sorted(rows) == [("0", "0", "OtherWorker"),
-                                ("0", "0", "Worker"),
-                                ("1", "0", "OtherWorker"),
-                                ("1", "0", "Worker")]
+        rows = WORKER_ROW.findall(text)
+        assert sorted(row[1:] for row in rows) == [
+            ("0", "0", "OtherWorker"), ("0", "0", "Worker"),
+            ("1", "0", "OtherWorker"), ("1", "0", "Worker")]
+        assert sorted(int(row[0]) for row in rows) == daemon.workers()

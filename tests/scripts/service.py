@@ -75,6 +75,12 @@ if not args.no_gmr:
 class Worker(service.Service):
     def start(self):
         super().start()
+        if args.launcher == "service":
+            # ServiceLauncher acts on SIGTERM in a greenthread that runs
+            # only when the hub wakes up: with nothing ever due (as here,
+            # but no real service) it would sleep through SIGTERM for a
+            # minute.  A periodic task, as services have, wakes it.
+            self.tg.add_timer(0.2, lambda: None)
         park_waiters()
         print(f"READY worker {os.getpid()}", flush=True)
 
