@@ -181,20 +181,26 @@ class Daemon:
     """A scene (as for ``python_command``) run as a daemon subprocess."""
 
     def __init__(self, script: str, *args: str,
-                 env: dict[str, str] | None = None,
-                 log_dir: str | None = None) -> None:
+                 env: dict[str, str | None] | None = None,
+                 log_dir: str | None = None, stderr: Any = None) -> None:
         self.log_dir = log_dir
         self.output = tempfile.NamedTemporaryFile(
             prefix="df-gmr-test-", suffix=".out", delete=False)
         command = python_command(script, *args)
         self.command = command
         self.process = subprocess.Popen(
-            command, stdout=self.output, stderr=subprocess.STDOUT,
-            env=child_env(**(env or {})), start_new_session=True)
+            command, stdout=self.output,
+            stderr=subprocess.STDOUT if stderr is None else stderr,
+            stdin=subprocess.DEVNULL, env=child_env(**(env or {})),
+            start_new_session=True)
         self.pid = self.process.pid
 
     def text(self) -> str:
-        """Return everything the daemon printed so far."""
+        """Return everything the daemon printed so far.
+
+        stdout and stderr, in the order written, unless ``stderr`` was
+        given: then stdout only.
+        """
         with open(self.output.name, encoding="utf-8", errors="replace") as f:
             return f.read()
 
@@ -269,10 +275,17 @@ class Daemon:
 
 
 @contextlib.contextmanager
-def running(script: str, *args: str, env: dict[str, str] | None = None,
-            log_dir: str | None = None) -> Iterator[Daemon]:
-    """Run a daemon for the block; show its output if the block fails."""
-    daemon = Daemon(script, *args, env=env, log_dir=log_dir)
+def running(script: str, *args: str,
+            env: dict[str, str | None] | None = None,
+            log_dir: str | None = None, stderr: Any = None
+            ) -> Iterator[Daemon]:
+    """Run a daemon for the block; show its output if the block fails.
+
+    ``env`` adds to (or, with None values, removes from) ``child_env()``;
+    ``stderr`` (a file, descriptor or socket) replaces the output file as
+    the daemon's stderr.
+    """
+    daemon = Daemon(script, *args, env=env, log_dir=log_dir, stderr=stderr)
     try:
         yield daemon
     except BaseException:

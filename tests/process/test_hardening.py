@@ -6,15 +6,16 @@ import os
 import re
 import select
 import signal
+import socket
 import subprocess
-import sys
 import time
 
 import psutil
 import pytest
 
-from tests.daemons import SCRIPTS
-from tests.daemons import SOURCE_ROOT
+from tests.daemons import child_env
+from tests.daemons import python_command
+from tests.daemons import run_python
 from tests.daemons import running
 from tests.daemons import wait_for
 
@@ -29,24 +30,6 @@ def titles(text: str) -> list[str]:
 def read(path: str) -> str:
     with open(path) as handle:
         return handle.read()
-
-
-class StdoutReader:
-    """Read a daemon's stdout pipe with a bounded wait per expectation."""
-
-    def __init__(self, daemon: subprocess.Popen[bytes]) -> None:
-        self.daemon = daemon
-        self.output = b""
-
-    def wait_for(self, prefix: bytes, count: int, timeout: float = 30
-                 ) -> None:
-        deadline = time.monotonic() + timeout
-        while self.output.count(prefix) < count:
-            assert time.monotonic() < deadline, self.output
-            if select.select([self.daemon.stdout], [], [], 0.1)[0]:
-                chunk = os.read(self.daemon.stdout.fileno(), 4096)
-                assert chunk, self.output  # the daemon died
-                self.output += chunk
 
 
 def test_report_while_hub_blocked_in_original_sleep(tmp_path):
@@ -69,11 +52,13 @@ def test_native_stacks_come_at_once_while_gil_is_held(tmp_path):
                  log_dir=str(tmp_path)) as daemon:
         daemon.wait_text("BUSY")
         time.sleep(0.2)
+        assert "DONE" not in daemon.text(), "the C call ended too soon"
         daemon.signal()
-        output = daemon.wait_text("(most recent call first)", timeout=5)
-        if "DONE" not in output:
-            assert 'scenes.py", line' in output  # the C call's caller
-        daemon.wait_text("DONE", timeout=60)
+        output = daemon.wait_text("DONE", timeout=60)
+        # The stacks came while the C call still held the GIL.
+        during = output.split("DONE", 1)[0]
+        assert "(most recent call first)" in during
+        assert 'scenes.py", line' in during  # the C call's caller
         [path] = daemon.wait_reports(1)  # the full report follows
         assert titles(read(path)) == TITLES
 
@@ -106,12 +91,11 @@ def test_signal_storm_survives_and_merges(tmp_path):
 
 
 def test_two_processes_on_one_stderr_pipe_do_not_tear():
-    command = [sys.executable, os.path.join(SCRIPTS, "service.py"),
-               "--launcher", "process", "--workers", "2"]
-    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore")
-    env.pop("DF_GMR_ENABLE", None)
+    # Not a Daemon: its output file would not be a pipe.
+    command = python_command("service.py", "--launcher", "process",
+                             "--workers", "2")
     daemon = subprocess.Popen(command, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, env=env,
+                              stderr=subprocess.STDOUT, env=child_env(),
                               start_new_session=True)
     try:
         output = b""
@@ -213,49 +197,32 @@ def test_closed_stderr_loses_nothing_else(tmp_path):
 
 
 def test_full_disk_stderr_does_not_harm_the_service():
-    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore")
-    with open("/dev/full", "w") as full:
-        daemon = subprocess.Popen(
-            [sys.executable, os.path.join(SCRIPTS, "scenes.py"), "ticker"],
-            stdout=subprocess.PIPE, stderr=full, env=env)
-    reader = StdoutReader(daemon)
-
-    try:
-        reader.wait_for(b"READY", 1)
+    with open("/dev/full", "w") as full, \
+            running("scenes.py", "ticker", stderr=full) as daemon:
+        daemon.wait_ready()
         for _ in range(3):
-            os.kill(daemon.pid, signal.SIGUSR2)
+            daemon.signal()
             time.sleep(0.3)
-        ticks = reader.output.count(b"TICK")
-        reader.wait_for(b"TICK", ticks + 2)  # still serving afterwards
-        assert daemon.poll() is None
-    finally:
-        daemon.terminate()
-        daemon.wait(timeout=15)
+        ticks = daemon.text().count("TICK")
+        daemon.wait_text("TICK", count=ticks + 2)  # still serving
+        assert daemon.alive()
 
 
 def test_undrained_full_stderr_pipe_never_hangs_the_service(tmp_path):
-    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore")
     stderr_read, stderr_write = os.pipe()  # never read by anyone
-    daemon = subprocess.Popen(
-        [sys.executable, os.path.join(SCRIPTS, "scenes.py"), "full-stderr",
-         "--log-dir", str(tmp_path)],
-        stdout=subprocess.PIPE, stderr=stderr_write, env=env)
-    os.close(stderr_write)
-    reader = StdoutReader(daemon)
-
     try:
-        reader.wait_for(b"TICK", 1)
-        for _ in range(3):
-            os.kill(daemon.pid, signal.SIGUSR2)
-            time.sleep(0.2)
-        ticks = reader.output.count(b"TICK")
-        reader.wait_for(b"TICK", ticks + 2)  # the hub still turns
-        assert wait_for(lambda: list(tmp_path.glob("scenes_*.txt")), 20,
-                        "a report file")
+        with running("scenes.py", "full-stderr", "--log-dir", str(tmp_path),
+                     log_dir=str(tmp_path), stderr=stderr_write) as daemon:
+            daemon.wait_text("TICK")
+            for _ in range(3):
+                daemon.signal()
+                time.sleep(0.2)
+            ticks = daemon.text().count("TICK")
+            daemon.wait_text("TICK", count=ticks + 2)  # the hub still turns
+            daemon.wait_reports(1, timeout=20)
     finally:
-        daemon.terminate()
-        daemon.wait(timeout=15)
         os.close(stderr_read)
+        os.close(stderr_write)
 
 
 def test_reports_leak_no_file_descriptors(tmp_path):
@@ -274,12 +241,8 @@ def test_reports_leak_no_file_descriptors(tmp_path):
 
 
 def test_report_requested_at_interpreter_exit_is_harmless():
-    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore")
-    result = subprocess.run(
-        [sys.executable, os.path.join(SCRIPTS, "scenes.py"), "exit-report"],
-        capture_output=True, text=True, timeout=30, env=env)
-    assert result.returncode == 0, result.stderr
-    assert "Traceback" not in result.stderr
+    result = run_python("scenes.py", "exit-report", timeout=30)
+    assert "Traceback" not in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("app_gc", ["enabled", "disabled"])
@@ -296,39 +259,31 @@ def test_report_leaves_the_collector_as_the_service_had_it(tmp_path, app_gc):
         "    time.sleep(0.05)\n"
         "time.sleep(0.2)\n"
         "print(gc.isenabled())\n")
-    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore")
-    result = subprocess.run([sys.executable, "-c", script, str(tmp_path)],
-                            capture_output=True, text=True, timeout=60,
-                            env=env)
-    assert result.returncode == 0, result.stderr
+    result = run_python(script, str(tmp_path))
     assert result.stdout.strip() == str(app_gc == "enabled")
 
 
 def test_stderr_socket_as_under_systemd_gets_stack_and_report():
-    import socket
-
     ours, theirs = socket.socketpair()
     script = ("import time\n"
               "from df_gmr import guru_meditation_report as gmr\n"
               "gmr.TextGuruMeditation.setup_autorun('1')\n"
               "print('READY', flush=True)\n"
-              "time.sleep(5)\n")
-    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore")
-    daemon = subprocess.Popen([sys.executable, "-c", script],
-                              stdout=subprocess.PIPE, stderr=theirs, env=env)
-    theirs.close()
+              "time.sleep(30)\n")
     try:
-        reader = StdoutReader(daemon)
-        reader.wait_for(b"READY", 1)
-        os.kill(daemon.pid, signal.SIGUSR2)
-        received = b""
-        deadline = time.monotonic() + 20
-        while b"==== Configuration" not in received:
-            assert time.monotonic() < deadline, received
-            if select.select([ours], [], [], 0.1)[0]:
-                received += ours.recv(65536)
-        assert b"(most recent call first)" in received  # the C-level dump
+        with running(script, stderr=theirs) as daemon:
+            theirs.close()
+            daemon.wait_ready()
+            daemon.signal()
+            received = b""
+            deadline = time.monotonic() + 20
+            while b"==== Configuration" not in received:
+                assert time.monotonic() < deadline, received
+                if select.select([ours], [], [], 0.1)[0]:
+                    chunk = ours.recv(65536)
+                    assert chunk, received  # the daemon closed it
+                    received += chunk
+            assert b"(most recent call first)" in received  # C-level dump
     finally:
-        daemon.kill()
-        daemon.wait(timeout=15)
+        theirs.close()
         ours.close()

@@ -98,7 +98,7 @@ elif scene == "watchdog":
 elif scene == "gil-block":
     eventlet.sleep(0.5)
     print("BUSY", flush=True)
-    sum(range(400_000_000))  # one C call holding the GIL for seconds
+    sum(range(250_000_000))  # one C call holding the GIL for seconds
     print("DONE", flush=True)
 elif scene == "exit-report":
     atexit.register(trigger.request, "atexit")
