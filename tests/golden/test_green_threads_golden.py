@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
 
-from tests.daemons import SCRIPTS
-from tests.daemons import SOURCE_ROOT
+from tests.daemons import run_python
 
 GOLDEN = os.path.join(os.path.dirname(__file__), "green_threads.txt")
 
@@ -27,12 +24,7 @@ def normalise(text: str) -> str:
 
 
 def test_green_threads_text_matches_golden():
-    env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=SOURCE_ROOT)
-    result = subprocess.run(
-        [sys.executable, os.path.join(SCRIPTS, "golden_green.py")],
-        capture_output=True, text=True, timeout=60, env=env)
-    assert result.returncode == 0, result.stderr
-    actual = normalise(result.stdout)
+    actual = normalise(run_python("golden_green.py").stdout)
     if os.environ.get("DF_GMR_REGOLD"):
         with open(GOLDEN, "w") as handle:
             handle.write(actual)

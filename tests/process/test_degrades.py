@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import re
-import subprocess
-import sys
 
-from tests.daemons import SCRIPTS
-from tests.daemons import SOURCE_ROOT
+from tests.daemons import run_python
 
 
 def report(mode: str) -> str:
-    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore")
-    env.pop("DF_GMR_ENABLE", None)
-    result = subprocess.run(
-        [sys.executable, os.path.join(SCRIPTS, "plain.py"), mode],
-        capture_output=True, text=True, timeout=60, env=env)
-    assert result.returncode == 0, result.stderr
-    return result.stdout
+    return run_python("plain.py", mode).stdout
 
 
 def section(text: str, title: str) -> str:

@@ -2,33 +2,15 @@
 
 Each scene runs in a fresh interpreter (tests/scripts/hub_pools_scene.py)
 so that monkey patching never leaks into the pytest process; the scene
-forbids gc.get_objects() while the report is built.
+forbids gc.get_objects() while the report is built.  Each scene runs once
+(the ``hub_pools_scene`` fixture); each test reads its part of it.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from typing import Any
 
-from tests.daemons import SCRIPTS
-from tests.daemons import SOURCE_ROOT
-
-SCENE = os.path.join(SCRIPTS, "hub_pools_scene.py")
-
-
-def run_scene(name: str, *flags: str) -> dict[str, Any]:
-    env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=SOURCE_ROOT)
-    env.pop("DF_GMR_ENABLE", None)
-    result = subprocess.run([sys.executable, SCENE, name, *flags],
-                            capture_output=True, text=True, timeout=60,
-                            env=env)
-    assert result.returncode == 0, result.stdout + result.stderr
-    scene = json.loads(result.stdout.splitlines()[-1])
-    assert scene["errors"] == [], scene["errors"]
-    return scene
+from tests.daemons import run_python
 
 
 def hubs(scene: dict[str, Any]) -> list[dict[str, Any]]:
@@ -49,16 +31,12 @@ def test_without_eventlet_the_section_says_why():
         "print(section.format_lines(data)[0])\n"
         "print('eventlet' in sys.modules)\n"
     )
-    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT)
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True,
-                            text=True, timeout=60, env=env)
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.splitlines() == [
+    assert run_python(code).stdout.splitlines() == [
         "not available: eventlet is not loaded in this process", "False"]
 
 
-def test_main_thread_hub_is_live_and_marked_main():
-    scene = run_scene("idle")
+def test_main_thread_hub_is_live_and_marked_main(hub_pools_scene):
+    scene = hub_pools_scene("idle")
     data = scene["data"]["eventlet_hub"]
     assert data["monkey_patched"] == {"thread": True, "socket": True,
                                       "time": True}
@@ -73,8 +51,8 @@ def test_main_thread_hub_is_live_and_marked_main():
     assert "(main thread)" in text(scene)
 
 
-def test_hubs_are_reported_without_monkey_patching():
-    scene = run_scene("timers", "--no-patch")
+def test_hubs_are_reported_without_monkey_patching(hub_pools_scene):
+    scene = hub_pools_scene("timers", "--no-patch")
     data = scene["data"]["eventlet_hub"]
     assert data["monkey_patched"] == {"thread": False, "socket": False,
                                       "time": False}
@@ -82,8 +60,8 @@ def test_hubs_are_reported_without_monkey_patching():
     assert "monkey-patched: thread no, socket no, time no" in text(scene)
 
 
-def test_listeners_show_fd_peer_address_and_waiting_greenlet():
-    scene = run_scene("sockets")
+def test_listeners_show_fd_peer_address_and_waiting_greenlet(hub_pools_scene):
+    scene = hub_pools_scene("sockets")
     facts = scene["facts"]
     by_fd = {item["fd"]: item for item in hubs(scene)[0]["listeners"]}
     listening = by_fd[facts["server_fd"]]
@@ -97,8 +75,8 @@ def test_listeners_show_fd_peer_address_and_waiting_greenlet():
         text(scene)
 
 
-def test_timers_are_counted_canceled_and_listed_by_due_time():
-    scene = run_scene("timers")
+def test_timers_are_counted_canceled_and_listed_by_due_time(hub_pools_scene):
+    scene = hub_pools_scene("timers")
     timers = hubs(scene)[0]["timers"]
     assert timers["count"] == timers["pending"] + timers["canceled"]
     assert timers["canceled"] >= 1
@@ -114,8 +92,8 @@ def test_timers_are_counted_canceled_and_listed_by_due_time():
     assert 15 < started[0]["due_in"] <= 20
 
 
-def test_overdue_timer_marks_the_hub_late():
-    scene = run_scene("timers")
+def test_overdue_timer_marks_the_hub_late(hub_pools_scene):
+    scene = hub_pools_scene("timers")
     timers = hubs(scene)[0]["timers"]
     assert timers["overdue"] == 1
     assert timers["max_overdue"] >= 1.9
@@ -124,8 +102,8 @@ def test_overdue_timer_marks_the_hub_late():
     assert "LATE: timers overdue by up to" in text(scene)
 
 
-def test_hub_from_before_fork_is_stale_and_the_new_one_live():
-    scene = run_scene("fork")
+def test_hub_from_before_fork_is_stale_and_the_new_one_live(hub_pools_scene):
+    scene = hub_pools_scene("fork")
     facts = scene["facts"]
     by_greenlet = {hub["greenlet"]["id"]: hub for hub in hubs(scene)}
     live = by_greenlet[facts["new_hub_greenlet"]]
@@ -136,7 +114,7 @@ def test_hub_from_before_fork_is_stale_and_the_new_one_live():
     assert hubs(scene)[0] == live  # the live hub comes first
 
 
-def test_text_fits_in_80_columns():
+def test_text_fits_in_80_columns(hub_pools_scene):
     for name in ("sockets", "timers", "fork"):
-        for line in run_scene(name)["text"]["eventlet_hub"]:
+        for line in hub_pools_scene(name)["text"]["eventlet_hub"]:
             assert len(line) <= 80, line

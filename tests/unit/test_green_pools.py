@@ -2,36 +2,15 @@
 
 Each scene runs in a fresh interpreter (tests/scripts/hub_pools_scene.py)
 so that monkey patching never leaks into the pytest process; the scene
-forbids gc.get_objects() while the report is built.
+forbids gc.get_objects() while the report is built.  Each scene runs once
+(the ``hub_pools_scene`` fixture); each test reads its part of it.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from typing import Any
 
-from tests.daemons import SCRIPTS
-from tests.daemons import SOURCE_ROOT
-
-SCENE = os.path.join(SCRIPTS, "hub_pools_scene.py")
-
-
-def run_python(args: list[str]) -> str:
-    env = dict(os.environ, PYTHONWARNINGS="ignore", PYTHONPATH=SOURCE_ROOT)
-    env.pop("DF_GMR_ENABLE", None)
-    result = subprocess.run([sys.executable, *args], capture_output=True,
-                            text=True, timeout=60, env=env)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return result.stdout
-
-
-def run_scene(name: str, *flags: str) -> dict[str, Any]:
-    scene = json.loads(run_python([SCENE, name, *flags]).splitlines()[-1])
-    assert scene["errors"] == [], scene["errors"]
-    return scene
+from tests.daemons import run_python
 
 
 def pools(scene: dict[str, Any]) -> dict[str, Any]:
@@ -48,18 +27,18 @@ def text(scene: dict[str, Any]) -> str:
 
 
 def test_without_eventlet_the_section_says_why():
-    output = run_python(["-c", (
+    output = run_python(
         "import sys\n"
         "from df_gmr.report import ReportContext\n"
         "from df_gmr.sections import green_pools as section\n"
         "print(section.format_lines(section.collect(ReportContext()))[0])\n"
-        "print('eventlet' in sys.modules)\n")])
+        "print('eventlet' in sys.modules)\n").stdout
     assert output.splitlines() == [
         "not available: eventlet is not loaded in this process", "False"]
 
 
 def test_install_waits_for_eventlet_and_wraps_once():
-    output = run_python(["-c", (
+    output = run_python(
         "import sys\n"
         "from df_gmr import pools\n"
         "pools.install(); pools.install()\n"
@@ -68,12 +47,12 @@ def test_install_waits_for_eventlet_and_wraps_once():
         "pool = eventlet.GreenPool(3)\n"
         "print(pools.tracked()['pools'] == [pool])\n"
         "init = eventlet.GreenPool.__init__\n"
-        "print(hasattr(init.__wrapped__, '__wrapped__'))\n")])
+        "print(hasattr(init.__wrapped__, '__wrapped__'))\n").stdout
     assert output.splitlines() == ["False", "True", "False"]
 
 
-def test_pool_counts_running_free_and_waiting_spawners():
-    scene = run_scene("pools")
+def test_pool_counts_running_free_and_waiting_spawners(hub_pools_scene):
+    scene = hub_pools_scene("pools")
     pool = by_id(pools(scene)["pools"])[scene["facts"]["pool"]]
     assert (pool["size"], pool["running"], pool["free"], pool["waiting"]) \
         == (2, 2, 0, 3)
@@ -84,8 +63,8 @@ def test_pool_counts_running_free_and_waiting_spawners():
     assert "size 2, running 2, free 0, waiting 3" in text(scene)
 
 
-def test_pile_is_listed_with_its_own_pool():
-    scene = run_scene("pools")
+def test_pile_is_listed_with_its_own_pool(hub_pools_scene):
+    scene = hub_pools_scene("pools")
     facts = scene["facts"]
     pile = by_id(pools(scene)["piles"])[facts["pile"]]
     assert pile["pool"] == facts["pile_pool"]
@@ -95,8 +74,9 @@ def test_pile_is_listed_with_its_own_pool():
     assert pile["created_at"]["function"] == "scene_pools"
 
 
-def test_thread_group_shows_pool_threads_and_fixed_interval_timer():
-    scene = run_scene("thread_group")
+def test_thread_group_shows_pool_threads_and_fixed_interval_timer(
+        hub_pools_scene):
+    scene = hub_pools_scene("thread_group")
     data = pools(scene)
     assert data["oslo_service_backend"] == "eventlet"
     group = by_id(data["thread_groups"])[scene["facts"]["group"]]
@@ -113,8 +93,8 @@ def test_thread_group_shows_pool_threads_and_fixed_interval_timer():
     assert "tick: every 7.5s" in text(scene)
 
 
-def test_dynamic_looping_call_outside_a_group():
-    scene = run_scene("thread_group")
+def test_dynamic_looping_call_outside_a_group(hub_pools_scene):
+    scene = hub_pools_scene("thread_group")
     call = by_id(pools(scene)["looping_calls"])[scene["facts"]["dynamic"]]
     assert call["thread_group"] is None
     assert call["interval"] is None
@@ -123,12 +103,16 @@ def test_dynamic_looping_call_outside_a_group():
     assert "dynamic interval, at most 9s" in text(scene)
 
 
-def test_objects_created_before_install_are_found_by_its_seed():
-    scene = run_scene("pools", "--late-install")
+def test_pool_created_before_install_is_found_by_its_seed(hub_pools_scene):
+    scene = hub_pools_scene("pools", "--late-install")
     pool = by_id(pools(scene)["pools"])[scene["facts"]["pool"]]
     assert pool["waiting"] == 3
     assert pool["created_at"] is None
-    scene = run_scene("thread_group", "--late-install")
+
+
+def test_looping_calls_started_before_install_are_found_by_its_seed(
+        hub_pools_scene):
+    scene = hub_pools_scene("thread_group", "--late-install")
     calls = pools(scene)["looping_calls"]
     assert len(calls) == 2
     assert all(call["interval"] is None for call in calls)
@@ -136,8 +120,8 @@ def test_objects_created_before_install_are_found_by_its_seed():
         text(scene)
 
 
-def test_executor_shows_backlog_and_pool():
-    scene = run_scene("executor")
+def test_executor_shows_backlog_and_pool(hub_pools_scene):
+    scene = hub_pools_scene("executor")
     data = pools(scene)
     executor = by_id(data["executors"])[scene["facts"]["executor"]]
     assert (executor["max_workers"], executor["queued"]) == (2, 3)
@@ -146,8 +130,8 @@ def test_executor_shows_backlog_and_pool():
     assert "max workers 2, 3 queued, alive" in text(scene)
 
 
-def test_tpool_counts_threads_and_the_busy_one():
-    tpool = pools(run_scene("tpool"))["tpool"]
+def test_tpool_counts_threads_and_the_busy_one(hub_pools_scene):
+    tpool = pools(hub_pools_scene("tpool"))["tpool"]
     assert tpool["started"] is True
     assert tpool["threads"] == tpool["max_threads"] > 0
     assert tpool["busy"] == 1
@@ -156,19 +140,19 @@ def test_tpool_counts_threads_and_the_busy_one():
 
 
 def test_threading_backend_is_said_not_to_apply():
-    output = run_python(["-c", (
+    output = run_python(
         "from oslo_service import backend\n"
         "backend.init_backend(backend.BackendType.THREADING)\n"
         "from df_gmr.report import ReportContext\n"
         "from df_gmr.sections import green_pools as section\n"
         "print('\\n'.join(section.format_lines(\n"
-        "    section.collect(ReportContext()))))\n")])
+        "    section.collect(ReportContext()))))\n").stdout
     assert "oslo.service backend: threading" in output
     assert "looping calls are native threads (see Threads)" in " ".join(
         output.split())
 
 
-def test_text_fits_in_80_columns():
+def test_text_fits_in_80_columns(hub_pools_scene):
     for name in ("pools", "thread_group", "executor", "tpool"):
-        for line in run_scene(name)["text"]["green_pools"]:
+        for line in hub_pools_scene(name)["text"]["green_pools"]:
             assert len(line) <= 80, line
