@@ -14,6 +14,7 @@ import signal
 import time
 
 import jsonschema
+import pytest
 
 from tests.daemons import running
 from tests.daemons import wait_for
@@ -30,39 +31,38 @@ def section(report: str, title: str) -> str:
     return " ".join(match.group(1).split())
 
 
-def report_of(daemon) -> str:
-    daemon.wait_ready()
-    daemon.signal(signal.SIGUSR2)
-    return daemon.wait_text(LAST_SECTION)
-
-
-def test_usr2_report_shows_pool_with_waiting_spawners():
+@pytest.fixture(scope="module")
+def report() -> str:
+    """The daemon's output once its report on one SIGUSR2 is there."""
     with running("hub_pools.py") as daemon:
-        text = section(report_of(daemon), "Green Pools")
-        assert "size 2, running 2, free 0, waiting 3" in text
-        assert re.search(r"waiting for a slot: \d+, \d+, \d+", text)
-        assert "in crowd_a_pool" in text
+        daemon.wait_ready()
+        daemon.signal(signal.SIGUSR2)
+        return daemon.wait_text(LAST_SECTION)
 
 
-def test_usr2_report_shows_socket_listeners_with_peer_address():
-    with running("hub_pools.py") as daemon:
-        report = report_of(daemon)
-        server, client = re.search(r"^SOCKETS (\S+) (\S+)$", report,
-                                   re.MULTILINE).groups()
-        text = section(report, "Eventlet Hub")
-        assert f"tcp socket {server} -> {client}" in text
-        assert f"tcp socket {client} -> {server}" in text
-        assert re.search(r"read fd \d+, greenlet \d+ tcp socket "
-                         rf"{re.escape(server)} -> ", text)
+def test_usr2_report_shows_pool_with_waiting_spawners(report):
+    text = section(report, "Green Pools")
+    assert "size 2, running 2, free 0, waiting 3" in text
+    assert re.search(r"waiting for a slot: \d+, \d+, \d+", text)
+    assert "in crowd_a_pool" in text
 
 
-def test_usr2_report_shows_thread_group_with_its_looping_call():
-    with running("hub_pools.py") as daemon:
-        text = section(report_of(daemon), "Green Pools")
-        assert "ThreadGroup 0x" in text
-        assert "timer __main__.heartbeat: every 0.25s" in text
-        assert "FixedIntervalLoopingCall 0x" in text
-        assert "oslo.service backend: eventlet" in text
+def test_usr2_report_shows_socket_listeners_with_peer_address(report):
+    server, client = re.search(r"^SOCKETS (\S+) (\S+)$", report,
+                               re.MULTILINE).groups()
+    text = section(report, "Eventlet Hub")
+    assert f"tcp socket {server} -> {client}" in text
+    assert f"tcp socket {client} -> {server}" in text
+    assert re.search(r"read fd \d+, greenlet \d+ tcp socket "
+                     rf"{re.escape(server)} -> ", text)
+
+
+def test_usr2_report_shows_thread_group_with_its_looping_call(report):
+    text = section(report, "Green Pools")
+    assert "ThreadGroup 0x" in text
+    assert "timer __main__.heartbeat: every 0.25s" in text
+    assert "FixedIntervalLoopingCall 0x" in text
+    assert "oslo.service backend: eventlet" in text
 
 
 def test_usr2_while_the_hub_is_blocked_shows_overdue_timers(tmp_path):

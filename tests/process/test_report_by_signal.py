@@ -8,8 +8,10 @@ import os
 import re
 import signal
 import stat
+import types
 
 import jsonschema
+import pytest
 
 from tests.daemons import running
 
@@ -28,35 +30,40 @@ def titles(report_text: str) -> list[str]:
     return re.findall(r"^==== (.+?) +====$", report_text, re.MULTILINE)[1:]
 
 
-def test_usr2_writes_report_to_stderr_and_daemon_lives():
-    with running("service.py") as daemon:
+@pytest.fixture(scope="module")
+def stderr_report() -> types.SimpleNamespace:
+    """One SIGUSR2 to a single-process service; its report on stderr.
+
+    Read by several tests, each for its part: ``pid``, ``text`` (the
+    output once the report is there) and ``alive`` (right after it).
+    """
+    with running("service.py", "--event-waiters", "7") as daemon:
         daemon.wait_ready()
         daemon.signal(signal.SIGUSR2)
         text = daemon.wait_text("==== Extra")
-        assert titles(text) == SECTION_TITLES
-        assert f"PID: {daemon.pid}" in text
-        assert "Trigger: signal SIGUSR2" in text
-        assert "version = 9.9.9" in text
-        assert "extra text" in text
-        assert daemon.alive()
+        return types.SimpleNamespace(pid=daemon.pid, text=text,
+                                     alive=daemon.alive())
 
 
-def test_report_masks_secret_and_url_password():
-    with running("service.py") as daemon:
-        daemon.wait_ready()
-        daemon.signal()
-        text = daemon.wait_text("==== Extra")
-        assert "HUNTER2" not in text and "SUPERSECRET" not in text
-        assert "admin_password = ***" in text
-        assert "connection = mysql+pymysql://nova:***@db/nova" in text
+def test_usr2_writes_report_to_stderr_and_daemon_lives(stderr_report):
+    text = stderr_report.text
+    assert titles(text) == SECTION_TITLES
+    assert f"PID: {stderr_report.pid}" in text
+    assert "Trigger: signal SIGUSR2" in text
+    assert "version = 9.9.9" in text
+    assert "extra text" in text
+    assert stderr_report.alive
 
 
-def test_green_threads_groups_identical_waiters():
-    with running("service.py", "--event-waiters", "7") as daemon:
-        daemon.wait_ready()
-        daemon.signal()
-        text = daemon.wait_text("==== Extra")
-        assert "7 x greenthread, parked, waiting: event" in text
+def test_report_masks_secret_and_url_password(stderr_report):
+    text = stderr_report.text
+    assert "HUNTER2" not in text and "SUPERSECRET" not in text
+    assert "admin_password = ***" in text
+    assert "connection = mysql+pymysql://nova:***@db/nova" in text
+
+
+def test_green_threads_groups_identical_waiters(stderr_report):
+    assert "7 x greenthread, parked, waiting: event" in stderr_report.text
 
 
 def test_log_dir_gets_one_private_complete_file(tmp_path):
@@ -82,10 +89,19 @@ def test_two_quick_signals_never_overwrite(tmp_path):
                  log_dir=str(tmp_path)) as daemon:
         daemon.wait_ready()
         daemon.signal()
-        daemon.wait_reports(1)
+        [first] = daemon.wait_reports(1)
+        with open(first) as handle:
+            first_text = handle.read()
         daemon.signal()
         paths = daemon.wait_reports(2)
-        assert len(set(paths)) == 2
+        assert len(paths) == 2, paths
+        with open(first) as handle:
+            assert handle.read() == first_text  # left as it was
+        [second] = set(paths) - {first}
+        with open(second) as handle:
+            second_text = handle.read()
+        assert titles(second_text) == SECTION_TITLES  # complete
+        assert second_text != first_text
 
 
 def test_json_report_validates_against_shipped_schema(tmp_path):
