@@ -24,6 +24,7 @@ import functools
 import gc
 import os
 import sys
+import types
 from types import ModuleType
 from typing import Any
 import weakref
@@ -184,6 +185,22 @@ def _hook_hub(hub_module: ModuleType) -> None:
                 pass
 
     hub_module.BaseHub.__init__ = tracked_hub_init
+
+
+def bound_greenlet(callback: Any) -> Any:
+    """Return the greenlet whose method ``callback`` is, else None.
+
+    Hub timers wake greenthreads through ``greenlet.switch`` and
+    ``greenlet.throw``; only the bound method's own owner is looked at.
+    """
+    if type(callback) not in (types.MethodType, types.BuiltinMethodType):
+        return None
+    owner = callback.__self__
+    greenlet = sys.modules.get("greenlet")
+    greenlet_type = getattr(greenlet, "greenlet", None)
+    if greenlet_type is None or not issubclass(type(owner), greenlet_type):
+        return None
+    return owner
 
 
 def _caller_positions(frame: Any) -> tuple[tuple[Any, ...], tuple[int, ...]]:

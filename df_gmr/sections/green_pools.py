@@ -22,6 +22,7 @@ from typing import Any
 
 from df_gmr import greenlets
 from df_gmr import pools
+from df_gmr import redact
 from df_gmr import stacks
 from df_gmr.sections import Section
 from df_gmr.sections import eventlet_hub
@@ -204,7 +205,7 @@ def _looping_call(call: Any, group: int | None, wakeups: dict[int, float],
     return {
         "id": id(call),
         "type": _type_name(call),
-        "function": eventlet_hub.callable_name(function)
+        "function": redact.callable_name(function)
         if function is not None else None,
         "state": state,
         "running": _running(call),

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from df_gmr import greenlets
+from df_gmr import redact
 from df_gmr import stacks
 from df_gmr import trigger
 from df_gmr.sections import Section
@@ -294,9 +295,9 @@ def _hub_waits() -> _HubWaits:
             hub_now = time.monotonic()
         offset = time.monotonic() - hub_now
         for due, timer in list(hub.timers) + list(hub.next_timers):
-            callback = timer.tpl[0] if getattr(timer, "tpl", None) else None
-            green = getattr(callback, "__self__", None)
-            if green is None or not hasattr(green, "gr_frame"):
+            call = getattr(timer, "tpl", None)
+            green = greenlets.bound_greenlet(call[0] if call else None)
+            if green is None:
                 continue
             if getattr(timer, "called", False):
                 continue
@@ -458,7 +459,9 @@ def _wait_details(kind: str, frame: Any) -> dict[str, Any]:
     """Read what a parked greenthread waits on from its eventlet frame.
 
     The frame is suspended (its greenlet is parked), so reading its locals
-    from this thread sees a consistent state.
+    from this thread sees a consistent state.  Only stored attributes are
+    read and callables are named (``redact``): no code of the object
+    waited on, nor of a tpool call's function, runs here.
     """
     try:
         local = frame.f_locals
@@ -469,25 +472,29 @@ def _wait_details(kind: str, frame: Any) -> dict[str, Any]:
         if kind == "semaphore":
             if type(owner).__name__ == "Lock":
                 details["kind"] = "lock"
-            details["balance"] = owner.balance
-            details["waiters"] = len(owner._waiters)
+            waiters = redact.stored_length(
+                redact.stored_attribute(owner, "_waiters"))
+            counter = redact.stored_attribute(owner, "counter")
+            if type(counter) is int and waiters is not None:
+                details["balance"] = counter - waiters  # Semaphore.balance
+            details["waiters"] = waiters
         elif kind in ("queue get", "queue put"):
-            details["size"] = owner.qsize()
-            details["maxsize"] = owner.maxsize
+            details["size"] = redact.stored_length(
+                redact.stored_attribute(owner, "queue"))
+            maxsize = redact.stored_attribute(owner, "maxsize")
+            details["maxsize"] = maxsize if type(maxsize) is int else None
         elif kind == "event":
-            details["waiters"] = len(owner._waiters)
+            details["waiters"] = redact.stored_length(
+                redact.stored_attribute(owner, "_waiters"))
         elif kind == "join":
             details["joining"] = id(owner)
         elif kind == "tpool":
-            function = local.get("meth")
-            details["calling"] = getattr(function, "__qualname__",
-                                         repr(function))
-        elif kind == "sleep" and isinstance(local.get("seconds"),
-                                            (int, float)):
+            details["calling"] = redact.callable_name(local.get("meth"))
+        elif kind == "sleep" and type(local.get("seconds")) in (int, float):
             details["seconds"] = local["seconds"]
         return details
     except Exception as error:
-        return {"details_error": f"{type(error).__name__}: {error}"}
+        return {"details_error": redact.error_text(error)}
 
 
 def _spawn_site(positions: tuple[Any, ...], wrappers: tuple[str, ...]
@@ -517,10 +524,10 @@ def _request_ids() -> dict[int, str]:
         green = reference()
         if green is None:
             continue
-        context = values.get("context") if isinstance(values, dict) else None
-        request_id = getattr(context, "request_id", None)
-        if request_id:
-            found[id(green)] = str(request_id)
+        context = values.get("context") if type(values) is dict else None
+        request_id = redact.stored_attribute(context, "request_id")
+        if type(request_id) is str and request_id:
+            found[id(green)] = request_id
     return found
 
 
