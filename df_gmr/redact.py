@@ -1,11 +1,40 @@
-"""Mask credentials inside configuration values and command lines.
+"""Mask credentials in a report, and name application objects safely.
 
-Options marked ``secret=True`` are masked whole by the configuration
-section.  This module catches what hides in ordinary values: the password
-of a URL (``mysql+pymysql://nova:PASSWORD@db/nova``, passwords holding
-``/`` or ``@``, several hosts in one ``rabbit://`` URL), ``password=...``
-style pairs (quoted or not, ``admin_password``, ``--password x``), and
-dict entries whose key names a credential, ``"password": "..."`` in JSON.
+What is masked
+==============
+
+* The password of a URL, ``scheme://user:PASSWORD@host``.  It runs from
+  the ``:`` after the user to the last ``@`` of that URL, so it may hold
+  ``/``, ``@``, ``,``, ``:`` or spaces (``rabbit://u:pa,ss word@h:5672/``).
+  A URL ends at the next ``scheme://``, at a line end, or at the quote
+  that opened it.  A ``,`` starts another host (``rabbit://a:P1@h1:5672,
+  b:P2@h2/``) only after ``@host[:port]`` and before ``user:``.
+* The value of ``NAME=VALUE``, ``NAME: VALUE``, ``"NAME": "VALUE"`` and
+  ``--NAME VALUE`` when NAME names a credential (``is_credential_name``):
+  it holds password, passwd, passphrase, passcode, secret, credential,
+  api_key/apikey/api-key, access_key, private_key, auth_key or auth_token,
+  or its last word is token, key, pwd, pw, pass, authorization or cookie
+  (``X-Auth-Token``, ``fixed_key``, ``Authorization``).  An auth scheme
+  is kept: ``Authorization: Bearer ***``.  ``--user u:pw``, ``-u u:pw`` and
+  ``--user=u:pw`` keep the user, not the password.
+* Every scalar of a dict entry whose key names a credential; a mapping
+  or list under such a key is searched, not dropped (``keystone_authtoken``
+  still shows its options).
+
+Limits
+======
+
+* An unquoted value ends at whitespace, ``&``, ``;`` or ``", "``: an
+  unquoted password holding a space shows what follows the space.  A URL
+  password is not limited so (see above).
+* Names whose last word is not a credential word show their value:
+  ``key_file``, ``key_manager``, ``token_cache_time`` (paths, class names,
+  numbers).
+* Masking can hide more than the credential (an ``@`` later on the same
+  line extends a URL password): it errs on the side of hiding.
+
+Naming application objects
+==========================
 
 ``callable_name``, ``type_name`` and ``error_text`` describe application
 objects by their type and qualified name only: they never call ``repr()``
@@ -13,8 +42,8 @@ or ``str()`` on them, nor any attribute look-up an object could override,
 so a ``functools.partial(f, password=...)`` shows ``partial(module.f)``
 and a ``__repr__`` that hangs is never run.
 
-(It imports nothing: it runs in the reporting thread, where a first
-import would take the import lock.)
+This module imports nothing at report time: it runs in the reporting
+thread, where a first import would take the import lock.
 """
 
 from __future__ import annotations
@@ -27,67 +56,191 @@ from typing import Any
 
 MASK = "***"
 
-#: Words that make a key a credential (admin_password, secret_key, ...).
-CREDENTIAL = (r"(?:password|passwd|passphrase|pwd|secret|token|auth_key"
-              r"|credential)")
-_CREDENTIAL_KEY = re.compile(rf"{CREDENTIAL}", re.IGNORECASE)
+# -- names ------------------------------------------------------------------
 
-# scheme://user:PASSWORD@host -- greedy up to the last '@' of that URL (or
-# of that comma-separated host), so a password may hold '/' or '@'.
-_URL_CREDENTIALS = re.compile(
-    r"(?P<prefix>(?:[a-zA-Z][a-zA-Z0-9+.-]*://|,)[^:/@,\s]*:)"
-    r"(?P<password>[^\s,]+)@"
-)
-_KEY_VALUE = re.compile(
-    rf"(?P<prefix>(?<![A-Za-z0-9])[\w-]*{CREDENTIAL}[\w-]*['\"]?\s*[=:]\s*)"
-    r"(?P<password>'[^']*'|\"[^\"]*\"|[^\s&;,]+)",
-    re.IGNORECASE,
-)
-#: An argument naming a credential: ``--password``, or a dotted setting
-#: name as in ``iscsiadm -n node.session.auth.password -v VALUE``.
-_NAME = re.compile(rf"^(?:--?)?[\w.-]*{CREDENTIAL}[\w-]*$", re.IGNORECASE)
+_STRONG_NAME = re.compile(
+    r"pass(?:word|wd|phrase|code)|secret|credential"
+    r"|api_?key|access_?key|private_?key|auth_?key|auth_?token")
+#: A name whose last word is one of these names a credential.
+_LAST_WORDS = frozenset({
+    "token", "tokens", "key", "keys", "pwd", "pw", "pass", "authorization",
+    "cookie", "cookies"})
+_CAMEL = re.compile(r"([a-z0-9])([A-Z])")
+_WORD_SPLIT = re.compile(r"[^a-z0-9]+")
+#: Flags whose value is ``user:password``.
+USER_FLAGS = frozenset({"--user", "-u", "--proxy-user"})
 
 
-def _quoted_mask(match: re.Match[str]) -> str:
-    value = match.group("password")
-    quote = value[0] if value[:1] in ("'", '"') else ""
-    return f"{match.group('prefix')}{quote}{MASK}{quote}"
+@functools.lru_cache(maxsize=4096)
+def is_credential_name(name: str) -> bool:
+    """Say whether a key, option or flag name names a credential."""
+    normal = _CAMEL.sub(r"\1_\2", name).lower()
+    if _STRONG_NAME.search(normal.replace("-", "_")):
+        return True
+    words = [word for word in _WORD_SPLIT.split(normal) if word]
+    return bool(words) and words[-1] in _LAST_WORDS
+
+
+# -- text ---------------------------------------------------------------------
+
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*://")
+_USER = re.compile(r"[^:/@,\s]*:")
+_HOST_PORT = re.compile(r"[\w.\-\[\]:%]*")
+#: Longer than this, what follows an ``@`` is no host name.
+MAX_HOST = 300
+_QUOTED = r"'[^'\n]*'|\"[^\"\n]*\""
+_BARE = r"(?:[^\s&;,'\"]|,(?!\s))+"
+_SCHEMES = r"(?:bearer|basic|digest|negotiate|token|oauth|ntlm)[ \t]+"
+_PAIR = re.compile(
+    rf"(?<![\w.-])(?P<key>[\w.-]+)(?P<close>['\"]?)"
+    rf"(?P<sep>[ \t]*[=:][ \t]*)(?P<scheme>{_SCHEMES})?"
+    rf"(?P<value>{_QUOTED}|{_BARE})", re.IGNORECASE)
+_FLAG_VALUE = re.compile(
+    rf"(?<!\S)(?P<key>--?[A-Za-z][\w.-]*)(?P<sep>[ \t]+)"
+    rf"(?P<value>{_QUOTED}|[^\s'\"-]\S*)")
+#: Cheap test: a string without any of these holds nothing to mask.
+_HINT = re.compile(
+    r"pass|pw|secret|token|key|credential|authoriz|cookie|://|-u\b|-user",
+    re.IGNORECASE)
+
+
+def _quoted(value: str, replacement: str = MASK) -> str:
+    quote_mark = value[0] if value[:1] in ("'", '"') else ""
+    return f"{quote_mark}{replacement}{quote_mark}"
+
+
+def _user_only(value: str) -> str:
+    """Return ``user:***`` for ``user:password`` (quotes kept)."""
+    inner = value.strip("'\"")
+    user, colon, _ = inner.partition(":")
+    return _quoted(value, f"{user}:{MASK}") if colon else value
+
+
+def _pair(match: re.Match[str]) -> str:
+    key, value = match.group("key"), match.group("value")
+    if key.startswith("-") and key in USER_FLAGS:
+        masked = _user_only(value)
+    elif is_credential_name(key) and value.strip("'\"") != MASK:
+        masked = _quoted(value)
+    else:
+        return match.group(0)
+    head = match.group(0)[:match.start("value") - match.start()]
+    return head + masked
+
+
+def _host_segments(authority: str) -> list[str]:
+    """Split ``a:P1@h1:5672,b:P2@h2/x`` at the commas between hosts."""
+    segments, start, previous, last_at = [], 0, 0, -1
+    index = authority.find(",")
+    while index >= 0:
+        at = authority.rfind("@", previous, index)
+        last_at = at if at >= 0 else last_at
+        previous = index
+        host = authority[last_at + 1:index] if last_at >= start else None
+        if host is not None and len(host) <= MAX_HOST and \
+                _HOST_PORT.fullmatch(host) and _USER.match(authority,
+                                                           index + 1):
+            segments.append(authority[start:index + 1])
+            start = index + 1
+        index = authority.find(",", index + 1)
+    segments.append(authority[start:])
+    return segments
+
+
+def _mask_userinfo(segment: str) -> str:
+    user = _USER.match(segment)
+    at = segment.rfind("@")
+    if user is None or at < user.end():
+        return segment
+    return segment[:user.end()] + MASK + segment[at:]
+
+
+def _url_end(text: str, start: int, scheme_start: int) -> int:
+    """Return where the URL whose authority starts at ``start`` ends."""
+    found = _SCHEME.search(text, start)
+    end = found.start() if found else len(text)
+    newline = text.find("\n", start, end)
+    if newline >= 0:
+        end = newline
+    opener = text[scheme_start - 1] if scheme_start else ""
+    if opener in ("'", '"'):
+        closing = text.find(opener, start, end)
+        if closing >= 0:
+            end = closing
+    return end
+
+
+def mask_urls(text: str) -> str:
+    """Return ``text`` with the password of every URL in it masked."""
+    pieces, done = [], 0
+    for found in _SCHEME.finditer(text):
+        if found.start() < done:
+            continue
+        start = found.end()
+        end = _url_end(text, start, found.start())
+        segments = _host_segments(text[start:end])
+        pieces.append(text[done:start])
+        pieces.extend(_mask_userinfo(segment) for segment in segments)
+        done = end
+    pieces.append(text[done:])
+    return "".join(pieces)
 
 
 def mask_text(text: str) -> str:
     """Return ``text`` with URL passwords and credential values masked."""
-    text = _URL_CREDENTIALS.sub(
-        lambda m: f"{m.group('prefix')}{MASK}@", text)
-    return _KEY_VALUE.sub(_quoted_mask, text)
+    if not _HINT.search(text):
+        return text
+    if "://" in text:
+        text = mask_urls(text)
+    text = _PAIR.sub(_pair, text)
+    return _FLAG_VALUE.sub(_pair, text)
 
 
-def mask_value(value: Any) -> Any:
-    """Mask credentials in a value: a string, or a list or dict of them."""
+def mask_value(value: Any, under_credential: bool = False) -> Any:
+    """Mask credentials in plain data: strings, lists and dicts of them.
+
+    A scalar under a key that names a credential is masked whole.
+    """
+    if isinstance(value, dict):
+        return {key: mask_value(item, isinstance(key, str) and
+                                is_credential_name(key))
+                for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_value(item, under_credential) for item in value]
+    if under_credential and value is not None and not isinstance(value,
+                                                                 bool):
+        return MASK
     if isinstance(value, str):
         return mask_text(value)
-    if isinstance(value, (list, tuple)):
-        return [mask_value(item) for item in value]
-    if isinstance(value, dict):
-        return {
-            key: MASK if isinstance(key, str) and _CREDENTIAL_KEY.search(key)
-            else mask_value(item)
-            for key, item in value.items()
-        }
     return value
 
 
+#: Arguments that name a credential whose value is the next argument:
+#: a flag, or a dotted setting (``iscsiadm -n node.session.auth.password
+#: -v VALUE``).
+_ARGUMENT_NAME = re.compile(r"^(?:--?[\w.-]+|[\w-]+(?:\.[\w-]+)+)$")
+
+
 def mask_command_line(arguments: list[str]) -> list[str]:
-    """Mask credentials in a command line, ``--password VALUE`` included."""
+    """Mask credentials in a command line, ``--password VALUE`` included.
+
+    The value after a credential's name is masked even past flags
+    (``-n auth.password -v VALUE``); ``--user u:pw`` keeps ``u``.
+    """
     masked = []
-    pending = False  # a credential was named: its value comes next
+    pending = ""  # "secret" or "user": the next value is one
     for argument in arguments:
         if pending and not argument.startswith("-"):
-            masked.append(MASK)
-            pending = False
+            masked.append(MASK if pending == "secret"
+                          else _user_only(argument))
+            pending = ""
             continue
         masked.append(mask_text(argument))
-        if _NAME.match(argument):
-            pending = True
+        if argument in USER_FLAGS:
+            pending = "user"
+        elif _ARGUMENT_NAME.match(argument) and is_credential_name(
+                argument):
+            pending = "secret"
     return masked
 
 

@@ -56,3 +56,81 @@ def test_command_line_values_after_credential_names():
 def test_json_pairs():
     assert redact.mask_text('{"password": "abc", "user": "u"}') == (
         '{"password": "***", "user": "u"}')
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("rabbit://user:pa,ss word@host:5672/", "rabbit://user:***@host:5672/"),
+    ("rabbit://u:a:b,c d@e@host/v", "rabbit://u:***@host/v"),
+    ("rabbit://a:P1@h1:5672,h2:5672/", "rabbit://a:***@h1:5672,h2:5672/"),
+    ("'http://u:p w@h/x' and \"mysql://a:b@c/d\"",
+     "'http://u:***@h/x' and \"mysql://a:***@c/d\""),
+    ("first mysql://a:p1@h/x\nsecond mysql://b:p2@h/y",
+     "first mysql://a:***@h/x\nsecond mysql://b:***@h/y"),
+])
+def test_url_password_runs_to_the_last_at_of_its_url(value, expected):
+    assert redact.mask_text(value) == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("api_key=K1", "api_key=***"),
+    ("apikey: K2", "apikey: ***"),
+    ("api-key=K3", "api-key=***"),
+    ("token=T1&next=1", "token=***&next=1"),
+    ("auth_token: T2", "auth_token: ***"),
+    ("access_key=A1", "access_key=***"),
+    ("private_key='P1'", "private_key='***'"),
+    ("Authorization: Bearer B1", "Authorization: Bearer ***"),
+    ("authorization: Basic dXNlcjpwdw==", "authorization: Basic ***"),
+    ("X-Auth-Token: X1", "X-Auth-Token: ***"),
+    ('{"Authorization": "Bearer B2", "x": 1}',
+     '{"Authorization": "***", "x": 1}'),
+    ("cmd --api-key K4 --key K5 --token K6 --password K7 -v",
+     "cmd --api-key *** --key *** --token *** --password *** -v"),
+    ("cmd --user u:pw --api-key=K8 --user=v:pw2",
+     "cmd --user u:*** --api-key=*** --user=v:***"),
+])
+def test_credential_keys_headers_and_flags(value, expected):
+    assert redact.mask_text(value) == expected
+
+
+@pytest.mark.parametrize("value", [
+    "keystone_authtoken",
+    "key_manager = castellan.key_manager.barbican_key_manager",
+    "token_cache_time = 300",
+    "key_file=/etc/ssl/private/nova.pem",
+    "sudo -u nova",
+    "http://example.org:8080/path?a=1",
+])
+def test_harmless_keys_stay(value):
+    assert redact.mask_text(value) == value
+
+
+@pytest.mark.parametrize(("name", "credential"), [
+    ("admin_password", True), ("api_key", True), ("apiKey", True),
+    ("X-Auth-Token", True), ("fixed_key", True), ("access_key", True),
+    ("memcache_secret_key", True), ("Authorization", True),
+    ("key_manager", False), ("key_file", False), ("token_cache_time",
+                                                  False),
+    ("auth_url", False), ("username", False), ("insecure", False),
+])
+def test_credential_names(name, credential):
+    assert redact.is_credential_name(name) is credential
+
+
+def test_command_line_flags_and_user_colon_password():
+    assert redact.mask_command_line(
+        ["x", "--api-key", "K", "--key", "K2", "--token", "T", "--user",
+         "bob:pw", "--api-key=K3", "openstack", "token", "issue"]) == [
+        "x", "--api-key", "***", "--key", "***", "--token", "***", "--user",
+        "bob:***", "--api-key=***", "openstack", "token", "issue"]
+
+
+def test_scalars_and_lists_under_credential_keys_are_masked():
+    assert redact.mask_value({
+        "tokens": ["a", "b"], "auth": {"api_key": 5, "user": "u"},
+        "keystone_authtoken": [{"name": "n", "value": "v"}],
+        "verify_token": True}) == {
+        "tokens": ["***", "***"], "auth": {"api_key": "***", "user": "u"},
+        "keystone_authtoken": [{"name": "n", "value": "v"}],
+        "verify_token": True}
+
