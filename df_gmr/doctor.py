@@ -70,6 +70,9 @@ class Check:
 
 def check_interpreter(command: list[str]) -> list[Check]:
     """Check that ``command`` (an interpreter and its flags) activates."""
+    refusal = _unsafe_for_root(command[0])
+    if refusal is not None:
+        return [refusal]
     environment = dict(os.environ, DF_GMR_ENABLE="1",
                        PYTHONWARNINGS="ignore")
     try:
@@ -86,6 +89,23 @@ def check_interpreter(command: list[str]) -> list[Check]:
                       f"answered the probe (exit {result.returncode}): "
                       f"{result.stderr.strip()[-300:]}")]
     return _interpreter_checks(shlex.join(command), found)
+
+
+def _unsafe_for_root(program: str) -> Check | None:
+    """Refuse to run, as root, a program another user could have changed."""
+    if os.geteuid() != 0:
+        return None
+    path = shutil.which(program) or program
+    try:
+        info = os.stat(os.path.realpath(path))
+    except OSError as error:
+        return Check(False, f"cannot run {program}: {error.strerror}")
+    if info.st_uid != 0 or info.st_mode & 0o022:
+        return Check(False, f"{path} is not root's alone (owner uid "
+                     f"{info.st_uid}, mode {stat.S_IMODE(info.st_mode):o}):"
+                     " not run as root", "run df-gmr doctor --python as "
+                     "the user who owns it")
+    return None
 
 
 def _interpreter_checks(name: str, found: dict[str, Any]) -> list[Check]:
@@ -154,8 +174,9 @@ def check_process(pid: int) -> list[Check]:
     checks.extend(_entry_checks(pid, status))
     if not all(check.ok for check in checks):
         checks.append(Check(False, "for the next start, check its "
-                            f"interpreter: df-gmr doctor --python "
-                            f"{_executable(pid) or 'PATH'}"))
+                            "interpreter as its own user (uid "
+                            f"{registry.effective_uid(status)}): df-gmr "
+                            f"doctor --python {_executable(pid) or 'PATH'}"))
     return checks
 
 

@@ -64,6 +64,8 @@ from typing import Any
 from df_gmr import _native
 from df_gmr import registry
 from df_gmr.streams import complain
+from df_gmr.streams import identity
+from df_gmr.streams import move_high
 
 PROTOCOL = "df_gmr/1"
 #: Signals df-gmr may send: only those df_gmr itself can listen on.
@@ -119,13 +121,23 @@ class Request:
 
 
 class Listener:
-    """This process's socket in its run directory; one per pid."""
+    """This process's socket in its run directory; one per pid.
+
+    Its two descriptors (the socket, the directory) sit at high numbers
+    and are checked before every use: a service that closes descriptors
+    it did not open (closerange) and gets those numbers back for its own
+    files or listeners never has them used, closed or written by df_gmr;
+    df_gmr then listens anew.
+    """
 
     def __init__(self) -> None:
         self.pid = 0
         self.directory: registry.RunDir | None = None
         self.socket: Any = None
         self.problem: str | None = None
+        self._identities: tuple[Any, Any] = (None, None)
+        #: The entry last announced, written again after listening anew.
+        self._entry: dict[str, Any] | None = None
 
     def listening(self) -> bool:
         """Say whether this process (not a parent) listens now."""
@@ -147,6 +159,7 @@ class Listener:
             self.problem = str(error)
             complain(f"df-gmr cannot reach this process: {error}")
             return
+        directory.fd = move_high(directory.fd)
         self.directory = directory
         registry.remove_stale(directory)
         name = f"{self.pid}{registry.SOCKET_SUFFIX}"
@@ -155,6 +168,7 @@ class Listener:
         try:
             listening.bind(directory.socket_path(name))
             listening.listen(MAX_PENDING)
+            listening = _socket.socket(fileno=move_high(listening.detach()))
             listening.setblocking(False)
         except OSError as error:
             listening.close()
@@ -162,10 +176,33 @@ class Listener:
             complain(f"df-gmr cannot reach this process: {self.problem}")
             return
         self.socket = listening
+        self._identities = (identity(listening.fileno()),
+                            identity(directory.fd))
+
+    def _intact(self) -> bool:
+        """Say whether our descriptors are still ours; if not, let go."""
+        if not self.listening() or self.directory is None:
+            return False
+        if (identity(self.socket.fileno()), identity(self.directory.fd)) \
+                == self._identities:
+            return True
+        # Closed under us, the numbers maybe reused by the service: never
+        # close or use them again.
+        self.socket.detach()
+        self.socket = None
+        self.directory.fd = -1
+        self.directory = None
+        self.pid = 0
+        complain("df_gmr's socket or run directory was closed by the "
+                 "service (closerange?); listening anew")
+        return False
 
     def announce(self, entry: dict[str, Any]) -> None:
         """Write (or rewrite) this process's entry; never raises."""
+        self._entry = entry
         try:
+            if self.pid == os.getpid():
+                self._intact()
             self.start()
             if self.directory is not None and self.listening():
                 self.directory.write_json(
@@ -175,6 +212,9 @@ class Listener:
 
     def take_requests(self) -> list[Request]:
         """Accept every pending request (non-blocking; reporting thread)."""
+        if self.pid == os.getpid() and not self._intact() and \
+                self._entry is not None:
+            self.announce(self._entry)
         if not self.listening():
             return []
         requests: list[Request] = []
@@ -204,14 +244,24 @@ class Listener:
             self.pid = 0
 
     def withdraw(self) -> None:
-        """Remove this process's socket and entry (at exit); never raises."""
-        if not self.listening() or self.directory is None:
+        """Remove this process's socket and entry, and the entries of
+        processes that are gone (at exit); never raises."""
+        if not self._intact() or self.directory is None:
             return
         with contextlib.suppress(Exception):
             self.socket.close()
             self.socket = None
             self.directory.unlink(f"{self.pid}{registry.SOCKET_SUFFIX}")
             self.directory.unlink(f"{self.pid}{registry.ENTRY_SUFFIX}")
+            # Workers that left with os._exit (their launcher's way) are
+            # gone by now: their entries go with their parent's.
+            registry.remove_stale(self.directory)
+
+    def forget_gone(self) -> None:
+        """Remove the entries of this user's processes that are gone."""
+        if self._intact() and self.directory is not None:
+            with contextlib.suppress(Exception):
+                registry.remove_stale(self.directory)
 
 
 def _read_request(connection: Any) -> Request | None:
@@ -272,14 +322,16 @@ def ask(pid: int, entry: dict[str, Any], directory: registry.RunDir,
                    "signalled")
             raise Refusal(msg)
         connection.sendall(f"{PROTOCOL} report {fmt}\n".encode())
-        _send_signal(pid, entry, getattr(signal, str(signal_name)))
+        _send_signal(pid, entry, getattr(signal, str(signal_name)),
+                     peer_uid)
     except BaseException:
         connection.close()
         raise
     return Asking(pid, connection)
 
 
-def _send_signal(pid: int, entry: dict[str, Any], signum: int) -> None:
+def _send_signal(pid: int, entry: dict[str, Any], signum: int,
+                 owner: int) -> None:
     """Signal exactly the process of ``entry``, never a reused pid."""
     try:
         pidfd = os.pidfd_open(pid)
@@ -291,9 +343,11 @@ def _send_signal(pid: int, entry: dict[str, Any], signum: int) -> None:
         # time proves it is the one whose socket answered.
         status = registry.process_status(pid)
         if (not registry.entry_is_current(entry)
+                or registry.effective_uid(status) != owner
                 or not registry.catches_signal(status, signum)):
-            msg = (f"pid {pid}: no longer the process of its entry, or "
-                   "its signal handler is gone; not signalled")
+            msg = (f"pid {pid}: no longer the process of its entry (start "
+                   "time, user) or its signal handler is gone; not "
+                   "signalled")
             raise Refusal(msg)
         try:
             signal.pidfd_send_signal(pidfd, signum)

@@ -44,18 +44,23 @@ class Integration:
         self.next_index: int | None = None
         #: (service, index) -> how many times such a worker was started.
         self.starts: dict[tuple[str, int], int] = {}
+        #: Called in the parent when a worker was reaped.
+        self.exit_listeners: list[Callable[[], None]] = []
 
 
 _integration = Integration()
 
 
 def install(on_role_change: Callable[[], None] | None = None,
-            worker_environment: Callable[[], dict[str, str]] | None = None
-            ) -> None:
+            worker_environment: Callable[[], dict[str, str]] | None = None,
+            on_worker_exit: Callable[[], None] | None = None) -> None:
     """Wrap oslo.service's launchers once it is imported (idempotent)."""
     listeners = _integration.role_listeners
     if on_role_change is not None and on_role_change not in listeners:
         listeners.append(on_role_change)
+    exits = _integration.exit_listeners
+    if on_worker_exit is not None and on_worker_exit not in exits:
+        exits.append(on_worker_exit)
     if worker_environment is not None:
         _integration.worker_environment = worker_environment
     _imports.when_imported(EVENTLET_SERVICE, _wrap_eventlet_backend)
@@ -63,12 +68,17 @@ def install(on_role_change: Callable[[], None] | None = None,
     _imports.when_imported(COTYLEDON_MANAGER, _wrap_cotyledon)
 
 
-def _notify() -> None:
-    for listener in _integration.role_listeners:
+def _notify(listeners: list[Callable[[], None]] | None = None) -> None:
+    for listener in (_integration.role_listeners if listeners is None
+                     else listeners):
         try:
             listener()
         except Exception:
             pass
+
+
+def _worker_exited() -> None:
+    _notify(_integration.exit_listeners)
 
 
 def _quietly(record: Callable[..., None], *args: Any) -> None:
@@ -86,6 +96,7 @@ def _wrap_eventlet_backend(module: ModuleType) -> None:
     original_launch = launcher_class.launch_service
     original_start_child = launcher_class._start_child
     original_child_process = launcher_class._child_process
+    original_wait_child = launcher_class._wait_child
     service_launcher = module.ServiceLauncher
     original_single = service_launcher.launch_service
 
@@ -106,6 +117,13 @@ def _wrap_eventlet_backend(module: ModuleType) -> None:
         _quietly(_became_worker)
         return original_child_process(self, service)
 
+    @functools.wraps(original_wait_child)
+    def wait_child(self: Any, *args: Any, **kwargs: Any) -> Any:
+        reaped = original_wait_child(self, *args, **kwargs)
+        if reaped is not None:
+            _worker_exited()
+        return reaped
+
     @functools.wraps(original_single)
     def launch_single(self: Any, service: Any, workers: int = 1) -> Any:
         _quietly(_became_single, workers)
@@ -114,6 +132,7 @@ def _wrap_eventlet_backend(module: ModuleType) -> None:
     launcher_class.launch_service = launch_service
     launcher_class._start_child = start_child
     launcher_class._child_process = child_process
+    launcher_class._wait_child = wait_child
     service_launcher.launch_service = launch_single
 
 
@@ -235,6 +254,16 @@ def _wrap_cotyledon(module: ModuleType) -> None:
         return result
 
     manager_class._start_worker = start_worker
+    original_last_died = manager_class._get_last_worker_died
+
+    @functools.wraps(original_last_died)
+    def last_worker_died(self: Any) -> Any:
+        died = original_last_died(self)
+        if died is not None:
+            _worker_exited()
+        return died
+
+    manager_class._get_last_worker_died = last_worker_died
 
 
 def _start_method(manager: Any) -> str:

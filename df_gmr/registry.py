@@ -30,6 +30,7 @@ import contextlib
 import glob
 import json
 import os
+import posix
 import stat
 from typing import Any
 
@@ -110,7 +111,7 @@ class RunDir:
             if (not stat.S_ISREG(info.st_mode) or info.st_uid != self.owner
                     or info.st_size > MAX_ENTRY_BYTES):
                 return None
-            data = os.read(fd, MAX_ENTRY_BYTES + 1)
+            data = posix.read(fd, MAX_ENTRY_BYTES + 1)  # never green
         except OSError:
             return None
         finally:

@@ -149,7 +149,8 @@ class Reporter:
             return
         self._hooked = True
         launchers.install(on_role_change=self.announce,
-                          worker_environment=self._worker_environment)
+                          worker_environment=self._worker_environment,
+                          on_worker_exit=self.listener.forget_gone)
         lifecycle.reset_after_fork(self.listener.forget_inherited)
         lifecycle.on_worker_start(self.announce)
         trigger.on_handler_replaced(self.announce)

@@ -51,6 +51,7 @@ changing, which crashed a process under a signal storm in our tests.
 
 from __future__ import annotations
 
+import _signal
 from collections.abc import Callable
 from collections.abc import Iterator
 import contextlib
@@ -195,13 +196,15 @@ class Trigger:
         if not gc.isenabled():
             yield
             return
-        gc.disable()
+        # Marked before disabling and cleared after enabling: a fork in
+        # between never leaves a child with the collector off.
         self.collector_held_in = os.getpid()
+        gc.disable()
         try:
             yield
         finally:
-            self.collector_held_in = 0
             gc.enable()
+            self.collector_held_in = 0
 
     # Owning the signal: set-up, the C-level dump, the application's own
     # handler, the interpreter's exit.
@@ -266,8 +269,11 @@ class Trigger:
             self._arm_native_dump(signum)
 
     def _set_handler(self, signum: int, handler: Any) -> Any:
-        setter = self.original_signal or signal.signal
-        return setter(signum, handler)
+        if self.original_signal is None:
+            return signal.signal(signum, handler)
+        # The C function takes plain numbers for SIG_IGN and SIG_DFL.
+        return self.original_signal(int(signum), handler if callable(
+            handler) else int(handler))
 
     def handler_state(self, signum: int) -> str:
         """Return ``df_gmr``, or how the application replaced our handler.
@@ -281,17 +287,19 @@ class Trigger:
         gunicorn, for one, re-executes itself on SIGUSR2: once the
         application takes the signal, df_gmr stops claiming the process
         is ready (its entry says so, ``df-gmr report`` refuses it) and
-        says so once on stderr.  Only ``signal.signal`` called through
-        the module is seen; ``df-gmr`` also checks that the kernel still
-        has a handler.
+        says so once on stderr.  The C function ``_signal.signal`` is
+        wrapped, which ``signal.signal`` looks up at every call, so a
+        ``from signal import signal`` done before set-up is seen too; a
+        handler set from C is not (``df-gmr`` also checks that the
+        kernel still has a handler).
         """
         if self.original_signal is not None:
             return
-        original = self.original_signal = signal.signal
+        original = self.original_signal = _signal.signal
 
         @functools.wraps(original)
         def watched_signal(signalnum: Any, handler: Any) -> Any:
-            ours = (signalnum in self.signal_names
+            ours = (int(signalnum) in self.signal_names
                     and handler != self.on_signal)
             if ours and signalnum in self._dumping():
                 # First: unregistering restores the handler faulthandler
@@ -299,10 +307,10 @@ class Trigger:
                 faulthandler.unregister(signalnum)
             previous = original(signalnum, handler)
             if ours:
-                self._replaced(signalnum, handler)
+                self._replaced(int(signalnum), handler)
             return previous
 
-        signal.signal = watched_signal
+        _signal.signal = watched_signal
 
     def _replaced(self, signum: int, handler: Any) -> None:
         if signum in self.replaced:
@@ -359,9 +367,9 @@ EXIT_WAIT = 5.0
 
 
 def _describe_handler(handler: Any) -> str:
-    if handler is signal.SIG_IGN:
+    if handler == signal.SIG_IGN:
         return "ignored"
-    if handler is signal.SIG_DFL:
+    if handler == signal.SIG_DFL:
         return "default action"
     module = getattr(handler, "__module__", None) or "?"
     name = getattr(handler, "__qualname__", None) or type(handler).__name__

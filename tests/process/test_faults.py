@@ -273,11 +273,6 @@ def test_report_never_goes_to_a_connection_that_took_fd_2(run_dir):
         assert proc.process.poll() is None
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: fd 2 at set-up was eventlet's epoll (the process started "
-    "without fd 2) and was taken as stderr: the C-level dump stays armed "
-    "on fd 2 and the first SIGUSR2 after the number was reused writes a "
-    "stack into the connection"))
 def test_stack_dump_never_goes_to_a_connection_that_took_fd_2(run_dir):
     with fd2_taken_by_a_connection(run_dir) as (proc, peer):
         report_twice_then_ask_the_cli(proc, run_dir)
@@ -316,10 +311,6 @@ def test_closerange_then_reused_numbers_get_no_stack_dump(tmp_path, count):
         assert proc.process.poll() is None
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: after closerange() df_gmr still uses the numbers of its run "
-    "directory and socket: a listener of the application that takes the "
-    "socket's number has its clients accepted and closed by df_gmr"))
 def test_closerange_then_a_listener_with_df_gmrs_number_keeps_clients(
         run_dir):
     with scene("steal", stderr="pipe", run_dir=run_dir) as proc:
@@ -514,10 +505,6 @@ def test_application_handler_wins_visibly(run_dir):
         assert proc.process.poll() is None
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: only the module attribute signal.signal is wrapped; a handler "
-    "set through 'from signal import signal' imported before set-up goes "
-    "unnoticed, and df-gmr report then runs the application's handler"))
 def test_handler_set_through_an_early_imported_signal_function(run_dir):
     with scene("replaced", "early", run_dir=run_dir) as proc:
         proc.wait_for("READY")
@@ -546,10 +533,6 @@ def test_full_stderr_pipe_does_not_delay_the_cli_copy(run_dir):
         assert proc.process.poll() is None
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: the reporting thread blocks for good in its blocking write of "
-    "the service's own copy to the full stderr pipe: every later report, "
-    "df-gmr report's copies included, never comes"))
 def test_full_stderr_pipe_does_not_block_later_cli_copies(run_dir):
     with scene("full-stderr", stderr="undrained", run_dir=run_dir) as proc:
         proc.wait_for("READY")
@@ -560,10 +543,6 @@ def test_full_stderr_pipe_does_not_block_later_cli_copies(run_dir):
             assert f"PID: {proc.pid}\n" in result.stdout
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: the exit guard waits for the report stuck on the full pipe, "
-    "then says so with a blocking write to that same pipe: the process "
-    "never exits"))
 def test_full_stderr_pipe_does_not_hang_the_exit(run_dir):
     with scene("full-stderr", "exit", stderr="undrained",
                run_dir=run_dir) as proc:

@@ -136,11 +136,6 @@ def test_the_stream_of_set_up_is_found_again_through_a_duplicate(log_file):
         os.close(duplicate)
 
 
-@pytest.mark.xfail(strict=True, raises=AssertionError, reason=(
-    "bug: whatever holds fd 2 at set-up is taken as stderr, even "
-    "eventlet's epoll in a process started without fd 2; the C-level "
-    "dump is then armed on fd 2 and reaches the next file that takes the "
-    "number (see tests/process/test_faults.py)"))
 def test_fd_2_that_is_no_output_stream_at_set_up_counts_as_closed():
     poller = select.epoll()
     try:
