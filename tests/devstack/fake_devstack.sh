@@ -16,6 +16,10 @@
 # * setup_develop, pip_install, run_process, stop_process, $SYSTEMCTL
 #   append a line to $FAKE_DEVSTACK_LOG: the name, then each argument,
 #   separated by tabs.
+# * setup_develop also installs, as DevStack does (pip install -e), into
+#   the virtualenv DEVSTACK_VENV when FAKE_DEVSTACK_PYTHON names a Python
+#   whose pip and setuptools can do it; offline: no index, no
+#   dependencies, no build isolation.
 # * sudo runs the command as the current user.
 #
 # Expects FAKE_DEVSTACK_ROOT (a scratch directory) and FAKE_DEVSTACK_LOG.
@@ -25,6 +29,7 @@ FAKE_DEVSTACK_LOG=${FAKE_DEVSTACK_LOG:-$FAKE_DEVSTACK_ROOT/calls.log}
 
 DEST=${DEST:-$FAKE_DEVSTACK_ROOT/opt/stack}
 DATA_DIR=${DATA_DIR:-$DEST/data}
+DEVSTACK_VENV=${DEVSTACK_VENV:-$DATA_DIR/venv}
 STACK_USER=${STACK_USER:-$(id -un)}
 SYSTEMD_DIR=${SYSTEMD_DIR:-$FAKE_DEVSTACK_ROOT/etc/systemd/system}
 SYSTEMCTL=${SYSTEMCTL:-fake_systemctl}
@@ -47,6 +52,17 @@ function _fake_record {
 
 function setup_develop {
     _fake_record setup_develop "$@"
+    if [[ -z "${FAKE_DEVSTACK_PYTHON:-}" ]]; then
+        return 0
+    fi
+    if [[ ! -x "$DEVSTACK_VENV/bin/python" ]]; then
+        "$FAKE_DEVSTACK_PYTHON" -m venv --without-pip "$DEVSTACK_VENV"
+    fi
+    # --ignore-installed: else pip uninstalls df-gmr from the environment
+    # it runs in (the tests' own) before installing it under --prefix.
+    "$FAKE_DEVSTACK_PYTHON" -m pip install --quiet --disable-pip-version-check \
+        --no-index --no-deps --no-build-isolation --ignore-installed \
+        --prefix "$DEVSTACK_VENV" -e "$1"
 }
 
 function pip_install {

@@ -17,7 +17,8 @@ import subprocess
 REPO = Path(__file__).resolve().parents[2]
 PLUGIN_DIR = REPO / "devstack"
 FAKE_DEVSTACK = Path(__file__).resolve().parent / "fake_devstack.sh"
-PHASE_TIMEOUT = 30.0
+#: A bound, generous: the install phase builds df_gmr for real.
+PHASE_TIMEOUT = 90.0
 
 _RUN_PHASE = """\
 set -o errexit -o nounset
@@ -44,6 +45,11 @@ class Devstack:
         return self.root / "etc" / "systemd" / "system"
 
     @property
+    def venv(self) -> Path:
+        """DevStack's virtualenv, where setup_develop installs."""
+        return self.dest / "data" / "venv"
+
+    @property
     def call_log(self) -> Path:
         return self.root / "calls.log"
 
@@ -58,6 +64,7 @@ class Devstack:
             "FAKE_DEVSTACK_LOG": str(self.call_log),
             "PLUGIN_DIR": str(PLUGIN_DIR),
             "DEST": str(self.dest),
+            "DEVSTACK_VENV": str(self.venv),
             "SYSTEMD_DIR": str(self.systemd_dir),
         }
         environment.update(self.variables)
@@ -83,6 +90,25 @@ class Devstack:
              'set -o errexit -o nounset\nsource "$FAKE_DEVSTACK"\n' + script],
             env=self.environment(), capture_output=True, text=True,
             timeout=PHASE_TIMEOUT, check=False)
+
+    def python(self, code: str, **variables: str
+               ) -> subprocess.CompletedProcess[str]:
+        """Run ``code`` in DevStack's virtualenv, as a service there runs.
+
+        Its environment has nothing of the test's Python (no PYTHONPATH),
+        only PATH, HOME and ``variables``; it runs in the scratch root.
+        """
+        environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                       "HOME": str(self.root), **variables}
+        result = subprocess.run(
+            [str(self.venv / "bin" / "python"), "-c", code],
+            env=environment, cwd=self.root, capture_output=True, text=True,
+            timeout=PHASE_TIMEOUT, check=False)
+        if result.returncode != 0:
+            raise AssertionError(
+                f"python in {self.venv} exited {result.returncode}\n"
+                f"--- stdout\n{result.stdout}--- stderr\n{result.stderr}")
+        return result
 
     def calls(self, name: str | None = None) -> list[list[str]]:
         """Return the recorded calls (each: name, arguments...)."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 import stat
+import sys
 
 import pytest
 
@@ -129,9 +130,39 @@ def test_phases_without_work_change_nothing(stack: Devstack) -> None:
 # install
 
 
-def test_install_develops_the_plugin_repository(stack: Devstack) -> None:
-    stack.run("stack", "install")
-    assert stack.calls() == [["setup_develop", str(REPO)]]
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory: pytest.TempPathFactory) -> Devstack:
+    """Return a DevStack after its install phase, installed for real."""
+    devstack = Devstack(root=tmp_path_factory.mktemp("installed"), variables={
+        "ENABLED_SERVICES": "n-cpu", "FAKE_DEVSTACK_PYTHON": sys.executable})
+    devstack.run("stack", "install")
+    return devstack
+
+
+ACTIVATION_PROBE = """\
+import signal, sys
+print("df_gmr" in sys.modules)
+print(signal.getsignal(signal.SIGUSR2) != signal.SIG_DFL)
+"""
+
+
+def test_install_develops_the_plugin_repository(installed: Devstack) -> None:
+    assert installed.calls() == [["setup_develop", str(REPO)]]
+    # DevStack's Python now imports df_gmr from this repository.
+    result = installed.python("import df_gmr; print(df_gmr.__file__)")
+    assert result.stdout.strip() == str(REPO / "df_gmr" / "__init__.py")
+
+
+def test_install_leaves_devstacks_python_as_it_was_when_not_enabled(
+        installed: Devstack) -> None:
+    result = installed.python(ACTIVATION_PROBE)
+    assert result.stdout.split() == ["False", "False"]
+
+
+def test_install_lets_df_gmr_enable_activate_devstacks_python(
+        installed: Devstack) -> None:
+    result = installed.python(ACTIVATION_PROBE, DF_GMR_ENABLE="1")
+    assert result.stdout.split() == ["True", "True"]
 
 
 # post-config: systemd drop-ins
