@@ -20,6 +20,9 @@ What is masked
 * Every scalar of a dict entry whose key names a credential; a mapping
   or list under such a key is searched, not dropped (``keystone_authtoken``
   still shows its options).
+* With a ``Redactor``: every occurrence of the given secret values (the
+  values of ``secret=True`` options, also percent-encoded), anywhere in
+  any string, dict keys included.
 
 Limits
 ======
@@ -30,6 +33,9 @@ Limits
 * Names whose last word is not a credential word show their value:
   ``key_file``, ``key_manager``, ``token_cache_time`` (paths, class names,
   numbers).
+* Secret values shorter than ``MIN_SECRET`` characters are masked only in
+  their own option; a secret split across strings or written in another
+  encoding (JSON escapes, base64) is not found.
 * Masking can hide more than the credential (an ``@`` later on the same
   line extends a URL password): it errs on the side of hiding.
 
@@ -49,12 +55,16 @@ thread, where a first import would take the import lock.
 from __future__ import annotations
 
 import collections
+from collections.abc import Iterable
 import functools
 import re
 import types
 from typing import Any
+from urllib.parse import quote
 
 MASK = "***"
+#: Secret values shorter than this are not searched for in other strings.
+MIN_SECRET = 4
 
 # -- names ------------------------------------------------------------------
 
@@ -242,6 +252,110 @@ def mask_command_line(arguments: list[str]) -> list[str]:
                 argument):
             pending = "secret"
     return masked
+
+
+# -- bounds -------------------------------------------------------------------
+
+
+def cut(text: str, limit: int) -> str:
+    """Return ``text`` cut to ``limit`` characters, saying it was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... [cut at {limit} characters]"
+
+
+class Redactor:
+    """Mask secret values and credentials in a report's plain data.
+
+    One per report: it remembers each string it masked (a report repeats
+    file names and wait reasons many times).
+    """
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        variants = set()
+        for secret in secrets:
+            if isinstance(secret, str) and len(secret) >= MIN_SECRET:
+                variants.add(secret)
+                variants.add(quote(secret, safe=""))
+        ordered = sorted(variants, key=len, reverse=True)  # longest first
+        self._secrets = re.compile("|".join(map(re.escape, ordered))) \
+            if ordered else None
+        #: Masked strings, with patterns and without (secrets only).
+        self._done: dict[bool, dict[str, str]] = {True: {}, False: {}}
+        self._credential_keys: dict[str, bool] = {}
+        self._patterns = True
+        self._limit: int | None = None
+        self.cut_count = 0
+
+    def text(self, text: str, patterns: bool = True) -> str:
+        """Return ``text`` with the secrets (and credentials) masked."""
+        done = self._done[patterns]
+        masked = done.get(text)
+        if masked is None:
+            masked = text
+            if self._secrets is not None:
+                masked = self._secrets.sub(MASK, masked)
+            if patterns:
+                masked = mask_text(masked)
+            done[text] = masked
+        return masked
+
+    def data(self, value: Any, patterns: bool = True,
+             limit: int | None = None) -> Any:
+        """Return plain data masked; strings over ``limit`` are cut.
+
+        ``cut_count`` counts the strings cut.  Without ``patterns`` only
+        the secret values are masked (the data was masked before).
+        """
+        self._patterns, self._limit = patterns, limit
+        return self._walk(value, False)
+
+    def _walk(self, value: Any, hidden: bool) -> Any:
+        # Called for every value of a report (100,000 greenthreads): the
+        # numbers that make most of it are passed over inline.
+        kind = type(value)
+        if kind is str:
+            return self._string(value, hidden)
+        if kind is list:
+            return [item if type(item) in _NUMBERS and not hidden
+                    else self._walk(item, hidden) for item in value]
+        if kind is dict:
+            masked = {}
+            for key, item in value.items():
+                hides = self._hides(key)
+                if type(item) in _NUMBERS and not hides:
+                    masked[self._key(key)] = item
+                else:
+                    masked[self._key(key)] = self._walk(item, hides)
+            return masked
+        if hidden and value is not None and kind is not bool:
+            return MASK
+        return value
+
+    def _string(self, text: str, hidden: bool) -> str:
+        if hidden:
+            return MASK
+        masked = self.text(text, self._patterns)
+        if self._limit is not None and len(masked) > self._limit:
+            self.cut_count += 1
+            masked = cut(masked, self._limit)
+        return masked
+
+    def _key(self, key: Any) -> Any:
+        if self._secrets is None or type(key) is not str:
+            return key
+        return self.text(key, False)
+
+    def _hides(self, key: Any) -> bool:
+        if not self._patterns or type(key) is not str:
+            return False
+        hides = self._credential_keys.get(key)
+        if hides is None:
+            hides = self._credential_keys[key] = is_credential_name(key)
+        return hides
+
+
+_NUMBERS = (int, float, bool, type(None))
 
 
 # -- application objects ----------------------------------------------------

@@ -1,7 +1,10 @@
 """Text and JSON renderings of a built report.
 
-Both read only the report's plain data.  The text is for a person in an
-80-column terminal; the JSON follows ``schema/report-v1.json``.
+Both read only the report's plain data, masked as ``report.build`` left
+it.  The text is for a person in an 80-column terminal; the JSON follows
+``schema/report-v1.json`` and is strict (no NaN or Infinity: sections
+show them as strings and say so in ``notes``).  A section that still
+cannot be written shows its reason in its place; the rest comes out.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from df_gmr import redact
 from df_gmr import report as report_module
 from df_gmr.sections import Section
 from df_gmr.sections import format_data
@@ -47,6 +51,7 @@ def as_text(
     for result in report.sections:
         lines.extend(("", RULE, _centered(result.title), RULE))
         lines.extend(_section_lines(result, sections.get(result.name)))
+        lines.extend(f"note: {note}" for note in result.notes)
     lines.append("")
     return "\n".join(lines)
 
@@ -56,18 +61,39 @@ def as_json(report: report_module.Report) -> str:
     document = {
         "schema_version": report.schema_version,
         "header": report.header,
-        "sections": [
-            {
-                "name": result.name,
-                "title": result.title,
-                "data": result.data,
-                "error": result.error,
-                "seconds": result.seconds,
-            }
-            for result in report.sections
-        ],
+        "sections": [_json_section(result) for result in report.sections],
     }
-    return json.dumps(document, indent=1) + "\n"
+    try:
+        return json.dumps(document, indent=1, allow_nan=False) + "\n"
+    except (TypeError, ValueError, RecursionError):
+        # Sections are made strict as they are collected; should one slip
+        # through still, it alone shows why.
+        document["sections"] = [_writable(entry)
+                                for entry in document["sections"]]
+        return json.dumps(document, indent=1, allow_nan=False) + "\n"
+
+
+def _json_section(result: report_module.SectionResult) -> dict[str, Any]:
+    entry = {
+        "name": result.name,
+        "title": result.title,
+        "data": result.data,
+        "error": result.error,
+        "seconds": result.seconds,
+    }
+    if result.notes:
+        entry["notes"] = result.notes
+    return entry
+
+
+def _writable(entry: dict[str, Any]) -> dict[str, Any]:
+    try:
+        json.dumps(entry, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as error:
+        entry = {**entry, "data": None, "notes": [],
+                 "error": ("section data cannot be written as JSON: "
+                           + redact.error_text(error))}
+    return entry
 
 
 def _centered(text: str) -> str:
@@ -76,6 +102,8 @@ def _centered(text: str) -> str:
 
 def _header_lines(header: dict[str, Any]) -> list[str]:
     lines = [f"{label}: {header.get(key)}" for key, label in HEADER_FIELDS]
+    if header.get("redaction"):
+        lines.append(f"Redaction: {header['redaction']}")
     process = header.get("process") or {}
     if "error" in process:
         lines.append(f"Process identity: unavailable ({process['error']})")
@@ -107,5 +135,9 @@ def _section_lines(
     try:
         return renderer(result.data)
     except Exception as error:  # a renderer bug must not lose the report
-        fallback = [f"Could not render this section as text: {error!r}"]
+        fallback = ["Could not render this section as text: "
+                    + redact.error_text(error)]
+    try:
         return fallback + format_data(result.data)
+    except Exception as error:
+        return [*fallback, "nor as data: " + redact.error_text(error)]

@@ -1,12 +1,30 @@
 """Build a report: a header plus sections, each collected in isolation.
 
-Building never raises: a section that fails, returns data that is not
-JSON-compatible, or takes too long is reported in its own place with its
-error, and every other section still comes out.
+Building never raises: a section that fails, returns data that cannot be
+written as strict JSON, or takes too long is reported in its own place
+with its error, and every other section still comes out.  Each section's
+data is made plain JSON-compatible data in the section's own thread, so
+that nothing a section returns runs code in the reporting thread.
+
+Masking
+=======
+
+Once every section is collected, one pass masks the whole report (header,
+data, errors and notes) before it is rendered, so text and JSON show the
+same: every value of a ``secret=True`` option of the reported
+configuration (read once per report, ``MIN_SECRET`` characters and more)
+wherever it appears, and credentials by pattern (URL passwords,
+``password=``, ``Authorization:``, credential dict keys... see
+``df_gmr.redact``).  Strings a built-in section took from application
+memory are cut to ``MAX_TEXT`` characters after masking, and the
+section says how many were cut.  When the secret values cannot be read
+(the configuration hangs or fails), the header says that only patterns
+were masked.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from collections.abc import Iterable
 import dataclasses
 import datetime
@@ -22,15 +40,24 @@ from typing import Any
 import df_gmr
 from df_gmr import _native
 from df_gmr import identity
-from df_gmr import trigger
+from df_gmr import redact
+from df_gmr.lifecycle import lifecycle
+from df_gmr.sections import MAX_RAW_TEXT
+from df_gmr.sections import Normaliser
 from df_gmr.sections import Section
-from df_gmr.sections import plain_data
+from df_gmr.sections import configuration
 
 SCHEMA_VERSION = 1
 
 
 #: Seconds a section may take when no ``[df_gmr] section_timeout`` says.
 DEFAULT_SECTION_TIMEOUT = 10.0
+#: Characters kept of one string a built-in section shows (after masking).
+MAX_TEXT = 4096
+#: Characters kept of a section's error (a traceback).
+MAX_ERROR = 16384
+#: The pseudo-section name under which the secret values are read.
+SECRET_VALUES = "secret values"
 
 #: Idents of the threads that run sections (shown as df_gmr's own).
 section_threads: set[int] = set()
@@ -45,7 +72,7 @@ def _forget_threads_after_fork() -> None:
     _stuck.clear()
 
 
-trigger.reset_after_fork(_forget_threads_after_fork)
+lifecycle.reset_after_fork(_forget_threads_after_fork)
 
 
 @dataclasses.dataclass
@@ -70,6 +97,8 @@ class SectionResult:
     data: Any
     error: str | None
     seconds: float
+    #: What the data lost on its way (cut strings, NaN as strings).
+    notes: list[str] = dataclasses.field(default_factory=list)
 
 
 @dataclasses.dataclass
@@ -118,48 +147,69 @@ def collect_header(context: ReportContext) -> dict[str, Any]:
 def collect_section(section: Section, context: ReportContext) -> SectionResult:
     """Run one section within its time budget; failures become its error.
 
-    The section runs in a thread of its own: a section that hangs is cut
-    off after ``context.section_timeout`` seconds (its thread is left
-    behind, and the section is skipped while it is still stuck) and the
-    report goes on without it.
+    The section runs in a thread of its own, which also turns its data
+    into strict JSON-compatible data: a section that hangs is cut off
+    after ``context.section_timeout`` seconds (its thread is left behind,
+    and the section is skipped while it is still stuck) and the report
+    goes on without it.
     """
     started = time.monotonic()
-    data: Any = None
-    error: str | None = None
-    if section.name in _stuck:
-        stuck_for = started - _stuck[section.name]
-        error = (f"section skipped: still stuck in a previous report "
-                 f"(for {stuck_for:.1f} s)")
-        return SectionResult(section.name, section.title, None, error, 0.0)
-    outcome = _run_with_budget(section, context)
-    if outcome is None:
-        error = (f"section cut off: it took more than "
-                 f"{context.section_timeout:g} s")
-    elif "failure" in outcome:
-        error = _describe_failure(outcome["failure"])
-    else:
-        data, error = _checked(outcome["data"], section.max_bytes)
+    outcome, error = _run_isolated(
+        section.name, lambda: _plain_outcome(section, context),
+        context.section_timeout, "section")
+    outcome = outcome or {}
     return SectionResult(
         name=section.name,
         title=section.title,
-        data=data,
-        error=error,
+        data=outcome.get("data"),
+        error=error or outcome.get("error"),
         seconds=round(time.monotonic() - started, 6),
+        notes=outcome.get("notes", []),
     )
 
 
-def _checked(data: Any, max_bytes: int | None) -> tuple[Any, str | None]:
-    if max_bytes is None:
-        return data, None
-    size = len(json.dumps(data))
-    if size > max_bytes:
-        return None, (f"section data truncated: {size} bytes is over the "
-                      f"{max_bytes} byte limit")
-    return data, None
+def _plain_outcome(section: Section, context: ReportContext
+                   ) -> dict[str, Any]:
+    """Collect a section and make its data plain (in the section's thread).
+
+    Registered generators' objects may print themselves (``str()``, as
+    oslo.reports models do); built-in sections' are named by their type.
+    """
+    registered = section.max_bytes is not None
+    normaliser = Normaliser(describe=str if registered else redact.type_name,
+                            max_text=None if registered else MAX_RAW_TEXT)
+    try:
+        collected = section.collect(context)
+    except BaseException as failure:
+        return {"error": _describe_failure(failure)}
+    try:
+        data = normaliser.plain(collected)
+        del collected
+        if registered:
+            size = len(json.dumps(data, allow_nan=False))
+            if size > section.max_bytes:
+                return {"error": f"section data truncated: {size} bytes is "
+                                 f"over the {section.max_bytes} byte limit"}
+    except (ValueError, RecursionError) as failure:  # JSON cannot hold it
+        return {"error": "section data cannot be written: "
+                         + redact.error_text(failure)}
+    except BaseException as failure:  # an object that cannot print itself
+        return {"error": _describe_failure(failure)}
+    return {"data": data, "notes": normaliser.notes()}
 
 
-def _run_with_budget(section: Section, context: ReportContext
-                     ) -> dict[str, Any] | None:
+def _run_isolated(name: str, work: Callable[[], Any], timeout: float,
+                  what: str) -> tuple[Any, str | None]:
+    """Run ``work()`` in a thread of its own; return (result, error).
+
+    ``name`` identifies the work across reports: while an earlier run is
+    still stuck, it is skipped.  ``what`` names it in the error.
+    """
+    started = time.monotonic()
+    if name in _stuck:
+        stuck_for = started - _stuck[name]
+        return None, (f"{what} skipped: still stuck in a previous report "
+                      f"(for {stuck_for:.1f} s)")
     done = _native.allocate_lock()
     done.acquire()
     outcome: dict[str, Any] = {}
@@ -168,42 +218,98 @@ def _run_with_budget(section: Section, context: ReportContext
         ident = _native.get_ident()
         section_threads.add(ident)
         try:
-            data = section.collect(context)
-            # Built-in sections return plain data by design; only what a
-            # registered generator returns needs converting.
-            if section.max_bytes is not None:
-                data = plain_data(data)
-            outcome["data"] = data
+            outcome["result"] = work()
         except BaseException as failure:
-            outcome["failure"] = failure
+            outcome["error"] = _describe_failure(failure)
         finally:
             section_threads.discard(ident)
-            _stuck.pop(section.name, None)
+            _stuck.pop(name, None)
             done.release()
 
-    _native.start_thread(run)
-    if done.acquire(timeout=max(context.section_timeout, 0.01)):
-        return outcome
-    _stuck.setdefault(section.name, time.monotonic())
-    if done.acquire(blocking=False):  # it finished just now after all
-        _stuck.pop(section.name, None)
-        return outcome
-    return None
+    lifecycle.start_thread("section", run)
+    finished = done.acquire(timeout=max(timeout, 0.01))
+    if not finished:
+        _stuck.setdefault(name, time.monotonic())
+        finished = done.acquire(blocking=False)  # it finished just now?
+        if finished:
+            _stuck.pop(name, None)
+    if not finished:
+        return None, f"{what} cut off: it took more than {timeout:g} s"
+    return outcome.get("result"), outcome.get("error")
+
+
+def read_secret_values(context: ReportContext) -> tuple[list[str], str | None]:
+    """Return the values of the conf's secret options, or why not.
+
+    Read in a thread of its own, within the section time budget: reading
+    a configuration runs its value parsing and interpolation.  The reason
+    never quotes an error message (it could hold a value).
+    """
+    conf = configuration.reported_conf(context)
+    if conf is None:
+        return [], None
+
+    def read() -> tuple[list[str], str | None]:
+        try:
+            return configuration.secret_values(conf), None
+        except Exception as failure:
+            return [], redact.type_name(failure)
+
+    outcome, error = _run_isolated(SECRET_VALUES, read,
+                                   context.section_timeout, "reading")
+    return outcome if outcome is not None else ([], error)
 
 
 def build(context: ReportContext, sections: Iterable[Section]) -> Report:
-    """Collect the header and every section into a ``Report``."""
-    return Report(
+    """Collect the header and every section into a masked ``Report``."""
+    sections = list(sections)
+    secrets, secrets_error = read_secret_values(context)
+    built = Report(
         header=collect_header(context),
         sections=[collect_section(section, context) for section in sections],
     )
+    if secrets_error is not None:
+        built.header["redaction"] = (
+            f"secret option values could not be read ({secrets_error}): "
+            "only credential patterns are masked")
+    mask(built, {section.name: section for section in sections}, secrets)
+    return built
+
+
+def mask(built: Report, sections: dict[str, Section], secrets: list[str]
+         ) -> None:
+    """Mask the secret values and credential patterns of a whole report."""
+    redactor = redact.Redactor(secrets)
+    built.header = redactor.data(built.header)
+    for result in built.sections:
+        section = sections.get(result.name)
+        patterns = section.mask_patterns if section is not None else True
+        limit = MAX_TEXT if section is not None and \
+            section.max_bytes is None else None
+        try:
+            redactor.cut_count = 0
+            result.data = redactor.data(result.data, patterns, limit)
+            if redactor.cut_count:
+                result.notes.append(
+                    f"{redactor.cut_count} strings longer than {limit} "
+                    "characters are cut")
+        except Exception as failure:  # withheld rather than shown unmasked
+            result.data = None
+            result.error = ("section withheld: its data could not be "
+                            f"masked ({redact.error_text(failure)})")
+        if result.error is not None:
+            result.error = redact.cut(redactor.text(result.error), MAX_ERROR)
+        result.notes = [redactor.text(note) for note in result.notes]
 
 
 def _describe_failure(failure: BaseException) -> str:
-    lines = traceback.format_exception(
-        type(failure), failure, failure.__traceback__
-    )
-    return "".join(lines).rstrip()
+    """Return a failure's traceback (in the thread that caught it)."""
+    try:
+        lines = traceback.format_exception(
+            type(failure), failure, failure.__traceback__)
+        return redact.cut("".join(lines).rstrip(), MAX_ERROR)
+    except BaseException:  # an exception that cannot even print itself
+        return redact.error_text(failure)
 
 
 def _one_line(error: BaseException) -> str:

@@ -48,6 +48,10 @@ class Section:
     format_lines: Callable[[Any], list[str]]
     #: Cap on the section's JSON data (None: built-in, sized by design).
     max_bytes: int | None = None
+    #: Whether the report masks credential patterns in the data (secret
+    #: values are masked in every section); False for a section that
+    #: masks them itself, as its options say.
+    mask_patterns: bool = True
 
 
 def builtin_sections() -> list[Section]:
@@ -64,26 +68,103 @@ def slug(title: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", title.lower()).strip("_") or "section"
 
 
-def plain_data(value: Any) -> Any:
-    """Return ``value`` as JSON-compatible data.
+#: Mappings and lists nested deeper than this are not JSON-compatible data.
+MAX_DEPTH = 64
+#: Longest string a built-in section keeps from application memory before
+#: masking (masking then cuts it shorter: see ``report.MAX_TEXT``).
+MAX_RAW_TEXT = 65536
+#: Integers JSON readers and ``str()`` refuse (Python's default limit).
+MAX_INT_DIGITS = 4300
+_NOT_FINITE = {"nan": "NaN", "inf": "Infinity", "-inf": "-Infinity"}
+#: Integers below this need no digit count.
+_LARGE = 10 ** 300
 
-    Strings, numbers, mappings and sequences keep their shape; anything
-    else (an oslo.reports model, an arbitrary object) becomes its ``str()``.
+
+class Normaliser:
+    """Turn what a section returns into strict JSON-compatible data.
+
+    ``describe`` names what is not plain data: ``str`` for registered
+    generators (oslo.reports models print themselves, in the section's
+    own thread), a type name for built-in sections.  NaN and infinities
+    become strings, as strict JSON has none; ``notes`` says so.  Raises
+    ValueError for what cannot be written at all (an integer of more than
+    ``MAX_INT_DIGITS`` digits, nesting deeper than ``MAX_DEPTH``).
     """
-    if value is None or isinstance(value, (bool, int, float, str)):
+
+    def __init__(self, describe: Callable[[Any], str] = str,
+                 max_text: int | None = None) -> None:
+        self.describe = describe
+        self.max_text = max_text
+        self.not_finite = 0
+
+    def notes(self) -> list[str]:
+        """Return what the data lost on its way to JSON."""
+        if not self.not_finite:
+            return []
+        return [f"{self.not_finite} numbers that JSON cannot hold (NaN, "
+                "Infinity) are shown as strings"]
+
+    def plain(self, value: Any, depth: int = 0) -> Any:
+        """Return ``value`` as JSON-compatible data (see the class)."""
+        kind = type(value)
+        if kind is str:
+            if self.max_text is not None and len(value) > self.max_text:
+                return value[:self.max_text]  # cut shorter once masked
+            return value
+        if value is None or kind is bool or (
+                kind is int and -_LARGE < value < _LARGE):
+            return value
+        if depth > MAX_DEPTH:
+            msg = f"data nested deeper than {MAX_DEPTH} levels"
+            raise ValueError(msg)
+        # issubclass(type(...)): isinstance() may ask the object itself.
+        if issubclass(kind, bool):
+            return bool(value)
+        if issubclass(kind, int):
+            return self._integer(int(value))
+        if issubclass(kind, float):
+            return self._float(float(value))
+        if issubclass(kind, Mapping):
+            return {self._key(key): self.plain(item, depth + 1)
+                    for key, item in value.items()}
+        if issubclass(kind, (list, tuple, set, frozenset)):
+            # Lists of ids (100,000 greenthreads) are passed over inline.
+            return [item if type(item) is int and -_LARGE < item < _LARGE
+                    else self.plain(item, depth + 1) for item in value]
+        return self.plain(self.describe(value), depth + 1)
+
+    def _integer(self, value: int) -> int:
+        if value.bit_length() > MAX_INT_DIGITS * 3.32:
+            msg = (f"an integer of about {int(value.bit_length() / 3.32)} "
+                   f"digits cannot be written (the limit is "
+                   f"{MAX_INT_DIGITS} digits)")
+            raise ValueError(msg)
         return value
-    if isinstance(value, Mapping):
-        return {str(key): plain_data(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple, set, frozenset)):
-        return [plain_data(item) for item in value]
-    return str(value)
+
+    def _float(self, value: float) -> float | str:
+        if value - value == 0.0:  # finite
+            return value
+        self.not_finite += 1
+        return _NOT_FINITE.get(str(value), str(value))
+
+    def _key(self, key: Any) -> str:
+        if type(key) is str:
+            return key
+        if key is None or issubclass(type(key), (bool, int, float)):
+            return json.dumps(self.plain(key))
+        return str(self.describe(key))
+
+
+def plain_data(value: Any) -> Any:
+    """Return ``value`` as strict JSON-compatible data (see Normaliser)."""
+    return Normaliser().plain(value)
 
 
 def generator_section(title: str, generator: Callable[[], Any]) -> Section:
     """Wrap an oslo.reports-style zero-argument generator as a section."""
 
     def collect(context: ReportContext) -> Any:
-        return plain_data(generator())
+        return generator()  # made plain data in its section's thread
 
     return Section(
         name=slug(title),

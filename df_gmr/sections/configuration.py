@@ -1,10 +1,21 @@
 """Configuration: every oslo.config option of the reported ``conf``.
 
 The ``conf`` given to ``setup_autorun`` is the one reported; the global
-``cfg.CONF`` only when none was given.  Options marked ``secret=True`` are
-masked whole, credentials inside other values are masked too (see
-``df_gmr.redact``), and an option whose value cannot be read (a bad value
-in a file) shows its own error while the rest of the section comes out.
+``cfg.CONF`` only when none was given.  An option whose value cannot be
+read (a bad value in a file) shows its own error while the rest of the
+section comes out.
+
+Masked whole: options marked ``secret=True``, and options whose name
+names a credential (``admin_password``, ``api_key``, ``fixed_key``: see
+``redact.is_credential_name``) unless their value is a boolean or a
+number.  Option and group names always show.
+Masked inside other values, unless ``[df_gmr] mask_url_credentials`` is
+off: URL passwords, ``password=...`` pairs and dict entries named as
+credentials (see ``df_gmr.redact``).  The report then masks every value
+of a secret option wherever it appears, here too: a value that holds one
+through ``$group.opt`` interpolation shows ``***`` in its place
+(``secret_values`` gives them).  An error message of a secret option is
+reduced to its type: it could quote the value.
 """
 
 from __future__ import annotations
@@ -23,7 +34,8 @@ if TYPE_CHECKING:
 DEFAULT_GROUP = "DEFAULT"
 
 
-def _conf(context: ReportContext) -> Any:
+def reported_conf(context: ReportContext) -> Any:
+    """Return the conf a report shows: the given one, else ``cfg.CONF``."""
     if context.conf is not None:
         return context.conf
     cfg = sys.modules.get("oslo_config.cfg")
@@ -45,18 +57,28 @@ def _options(conf: Any, group: str | None) -> list[Any]:
     return [info["opt"] for info in list(registered.values())]
 
 
+def _value(conf: Any, group: str | None, opt: Any) -> Any:
+    # conf[name], not getattr(): an option named like a ConfigOpts method
+    # (keys, get, items) would read the method.
+    owner = conf if group is None else conf[group]
+    return owner[opt.dest]
+
+
 def _read(conf: Any, group: str | None, opt: Any, mask_urls: bool
           ) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": opt.dest}
+    named = redact.is_credential_name(opt.dest)
     try:
-        owner = conf if group is None else getattr(conf, group)
-        value = getattr(owner, opt.dest)
+        value = _value(conf, group, opt)
     except Exception as error:
         # An error message may quote the bad value: never for a secret.
-        entry["error"] = (type(error).__name__ if opt.secret else
+        entry["error"] = (type(error).__name__ if opt.secret or named else
                           redact.mask_text(f"{type(error).__name__}: {error}"))
         return entry
-    if opt.secret and value is not None:
+    # A flag or a number named like a credential (mask_url_credentials,
+    # token_cache_time) is no credential.
+    number = isinstance(value, (bool, int, float))
+    if value is not None and (opt.secret or (named and not number)):
         entry["value"] = redact.MASK
         entry["masked"] = True
         return entry
@@ -69,18 +91,45 @@ def _read(conf: Any, group: str | None, opt: Any, mask_urls: bool
     return entry
 
 
+def _group_names(conf: Any) -> list[str | None]:
+    names: list[str | None] = [None]
+    names.extend(sorted(conf._groups))
+    return names
+
+
+def secret_values(conf: Any) -> list[str]:
+    """Return the string values of every ``secret=True`` option of ``conf``.
+
+    In every group, as the options read (interpolated); the strings of
+    list and dict values too.  An option that cannot be read is left out.
+    """
+    found: list[str] = []
+    for group in _group_names(conf):
+        for opt in _options(conf, group):
+            if not getattr(opt, "secret", False):
+                continue
+            try:
+                value = _value(conf, group, opt)
+            except Exception:
+                continue
+            if isinstance(value, dict):
+                value = list(value.values())
+            if not isinstance(value, (list, tuple)):
+                value = [value]
+            found.extend(item for item in value if isinstance(item, str))
+    return found
+
+
 def collect(context: ReportContext) -> dict[str, Any]:
     """Return every group's options with their (masked) values."""
-    conf = _conf(context)
+    conf = reported_conf(context)
     if conf is None:
         return {"available": False,
                 "reason": "oslo.config is not loaded and no conf was given",
                 "groups": {}}
     mask_urls = _mask_urls(conf)
     groups: dict[str, list[dict[str, Any]]] = {}
-    names: list[str | None] = [None]
-    names.extend(sorted(conf._groups))
-    for group in names:
+    for group in _group_names(conf):
         entries = [
             _read(conf, group, opt, mask_urls)
             for opt in _options(conf, group)
@@ -115,4 +164,7 @@ def _text(value: Any) -> str:
     return str(value)
 
 
-SECTION = Section("configuration", "Configuration", collect, format_lines)
+# mask_patterns=False: this section masks patterns itself, as
+# [df_gmr] mask_url_credentials says; the report masks secret values.
+SECTION = Section("configuration", "Configuration", collect, format_lines,
+                  mask_patterns=False)

@@ -134,3 +134,17 @@ def test_scalars_and_lists_under_credential_keys_are_masked():
         "keystone_authtoken": [{"name": "n", "value": "v"}],
         "verify_token": True}
 
+
+def test_redactor_masks_secret_values_everywhere_also_percent_encoded():
+    redactor = redact.Redactor(["s3 cr/et", "abc"])  # "abc": too short
+    data = {"k s3 cr/et": ["x s3 cr/et y", "s3%20cr%2Fet", "abc"], "n": 5}
+    assert redactor.data(data) == {
+        "k ***": ["x *** y", "***", "abc"], "n": 5}
+
+
+def test_redactor_cuts_long_strings_after_masking():
+    redactor = redact.Redactor(["SECRETVALUE"])
+    masked = redactor.data(["a" * 10 + "SECRETVALUE" + "b" * 100], limit=20)
+    assert masked == ["a" * 10 + "***" + "b" * 7 + "... [cut at 20 "
+                      "characters]"]
+    assert redactor.cut_count == 1
