@@ -74,10 +74,27 @@ df_gmr_opts = [
         "native_stacks_at_once",
         default=True,
         help=(
-            "On the report signal, write the native stacks of all threads "
-            "to stderr at once, from the C-level handler (as faulthandler "
+            "On the report signal, write the main thread's stack to "
+            "stderr at once, from the C-level handler (as faulthandler "
             "does), before the full report. This is what still comes out "
             "when the main thread holds the GIL in a long C call."
+        ),
+    ),
+    cfg.BoolOpt(
+        "propagate_to_workers",
+        default=False,
+        help=(
+            "When a parent (an oslo.service or cotyledon launcher) gets "
+            "the report signal, it also sends it to each of its live "
+            "workers, so that one signal to the main process (docker "
+            "kill -s USR2 under dumb-init --single-child, systemctl kill "
+            "-s USR2 --kill-whom=main) gives a report of every process. "
+            "Off by default: as in oslo.reports a signal reports one "
+            "process, and systemd's default kill-whom=all already "
+            "signals every worker (propagating then would double each "
+            "worker's report). Workers never propagate; reports asked "
+            "for by df-gmr report are not propagated (it asks the "
+            "workers itself)."
         ),
     ),
     cfg.IntOpt(

@@ -31,6 +31,7 @@ import glob
 import json
 import os
 import posix
+import signal
 import stat
 from typing import Any
 
@@ -290,6 +291,31 @@ def catches_signal(status: dict[str, str], signum: int) -> bool:
     except (KeyError, ValueError):
         return False
     return bool(mask & (1 << (signum - 1)))
+
+
+def signal_child(pid: int, signum: int) -> bool:
+    """Send ``signum`` to ``pid`` only if it is our child and safe to.
+
+    Safe: it catches the signal, or blocks it (a spawned worker before
+    its set-up); never a process that the signal would kill.  Through a
+    pidfd, checked after opening, so a reused pid is never signalled.
+    """
+    try:
+        pidfd = os.pidfd_open(pid)
+    except OSError:
+        return False
+    try:
+        status = process_status(pid)
+        blocked = int(status.get("SigBlk", "0"), 16) & (1 << (signum - 1))
+        if parent_pid(pid) != os.getpid() or not (
+                catches_signal(status, signum) or blocked):
+            return False
+        signal.pidfd_send_signal(pidfd, signum)
+        return True
+    except (OSError, ValueError):
+        return False
+    finally:
+        os.close(pidfd)
 
 
 def entry_is_current(entry: dict[str, Any]) -> bool:

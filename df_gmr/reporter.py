@@ -71,6 +71,13 @@ class Settings:
         """Say where reports go, for people and for ``df-gmr list``."""
         return self.log_dir or "stderr"
 
+    def propagates(self) -> bool:
+        """Say whether a parent passes the signal on to its workers."""
+        chosen = os.environ.get("DF_GMR_PROPAGATE", "").strip().lower()
+        if chosen:
+            return chosen in ("1", "true", "yes", "on")
+        return bool(self.option("propagate_to_workers", False))
+
     def worker_environment(self) -> dict[str, str]:
         """Return the variables that activate df_gmr in a spawned worker."""
         environment = {"DF_GMR_ENABLE": "1"}
@@ -197,6 +204,8 @@ class Reporter:
         """
         settings = self.settings or Settings(None, None, None, None)
         requests = self.listener.take_requests()
+        if not requests and trigger_label.startswith("signal "):
+            self._propagate(settings)
         if requests:
             askers = ", ".join(str(r.peer_pid) for r in requests)
             trigger_label += f"; df-gmr report from pid {askers}"
@@ -221,6 +230,20 @@ class Reporter:
             EXTENSIONS[fmt],
             datetime.datetime.fromisoformat(built.header["time"]))
         return output.deliver(text, settings.log_dir, name)
+
+    def _propagate(self, settings: Settings) -> None:
+        """Pass the report signal on to this parent's live workers.
+
+        Only a parent, only for a signal (never for df-gmr report, which
+        asks the workers itself), once per report, so never a loop and
+        never more than one signal per worker per report.
+        """
+        who = identity.current()
+        signum = getattr(signal, settings.signal_name or "", None)
+        if who.role != "parent" or not signum or not settings.propagates():
+            return
+        for pid in list(who.workers):
+            registry.signal_child(pid, signum)
 
     def announce(self) -> None:
         """Record this process as GMR-ready in the run directory."""

@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -123,3 +124,44 @@ def test_run_starts_an_activated_program(tmp_path):
                     "print(signal.getsignal(signal.SIGUSR2).__qualname__)")
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "Trigger.on_signal"
+
+
+def _roles(paths: list[str]) -> dict[int, str]:
+    roles = {}
+    for path in paths:
+        with open(path) as handle:
+            text = handle.read()
+        pid = int(re.search(r"^PID: (\d+)$", text, re.M)[1])
+        roles[pid] = re.search(r"^Role: (.+)$", text, re.M)[1]
+    return roles
+
+
+@pytest.mark.parametrize("launcher", ["process", "cotyledon"])
+def test_one_signal_to_the_parent_reports_every_worker(tmp_path, launcher):
+    script, args = (("service.py", ("--launcher", "process", "--workers",
+                                    "2", "--log-dir", str(tmp_path)))
+                    if launcher == "process" else
+                    ("cotyledon_direct.py", ("fork", "2", str(tmp_path))))
+    env = {"DF_GMR_PROPAGATE": "1"}
+    if launcher == "cotyledon":
+        env.update(DF_GMR_ENABLE="1", DF_GMR_LOG_DIR=str(tmp_path))
+    with running(script, *args, env=env, log_dir=str(tmp_path)) as daemon:
+        daemon.wait_ready(count=3, timeout=60)
+        workers = wait_for(lambda: len(daemon.workers()) >= 2 and
+                           daemon.workers(), 30, "2 workers", daemon)
+        daemon.signal()  # one signal, to the parent only
+        roles = _roles(daemon.wait_reports(3))
+        assert roles == {daemon.pid: "parent",
+                         **{pid: "worker" for pid in workers}}
+        time.sleep(1.0)  # and no more than one each
+        assert len(daemon.reports()) == 3, daemon.reports()
+
+
+def test_without_propagation_a_signal_reports_one_process(tmp_path):
+    with running("service.py", "--launcher", "process", "--workers", "2",
+                 "--log-dir", str(tmp_path), log_dir=str(tmp_path)) as daemon:
+        daemon.wait_ready(count=3)
+        daemon.signal()
+        daemon.wait_reports(1)
+        time.sleep(1.0)
+        assert _roles(daemon.reports()) == {daemon.pid: "parent"}
