@@ -22,6 +22,7 @@ from df_gmr import _native
 from df_gmr import exchange
 from df_gmr import greenlets
 from df_gmr import identity
+from df_gmr import journal
 from df_gmr import launchers
 from df_gmr import output
 from df_gmr import pools
@@ -229,7 +230,14 @@ class Reporter:
             built.header["service"], built.header["pid"],
             EXTENSIONS[fmt],
             datetime.datetime.fromisoformat(built.header["time"]))
-        return output.deliver(text, settings.log_dir, name)
+        where = output.deliver(text, settings.log_dir, name)
+        if where not in ("stderr",) and not where.startswith("nowhere"):
+            # Operators look at the service's log first: say where it is.
+            complain(f"Guru Meditation Report of pid "
+                     f"{built.header['pid']} written to {where}")
+        if journal.connected():
+            journal.send(journal.entry(built.header, where))
+        return where
 
     def _propagate(self, settings: Settings) -> None:
         """Pass the report signal on to this parent's live workers.

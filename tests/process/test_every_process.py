@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
 import time
 
 import pytest
 
+from tests.daemons import SCRIPTS
 from tests.daemons import SOURCE_ROOT
 from tests.daemons import running
 from tests.daemons import wait_for
@@ -165,3 +168,44 @@ def test_without_propagation_a_signal_reports_one_process(tmp_path):
         daemon.wait_reports(1)
         time.sleep(1.0)
         assert _roles(daemon.reports()) == {daemon.pid: "parent"}
+
+
+def test_journald_stream_gets_one_structured_entry_per_report(tmp_path):
+    journal_path = str(tmp_path / "journal.socket")
+    journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    journal.bind(journal_path)
+    journal.settimeout(20)
+    ours, theirs = socket.socketpair()  # stderr: a stream, as journald's
+    info = os.fstat(theirs.fileno())
+    log_dir = tmp_path / "reports"
+    env = dict(os.environ, PYTHONPATH=SOURCE_ROOT, PYTHONWARNINGS="ignore",
+               JOURNAL_STREAM=f"{info.st_dev}:{info.st_ino}",
+               DF_GMR_JOURNAL_SOCKET=journal_path)
+    env.pop("DF_GMR_ENABLE", None)
+    service = subprocess.Popen(
+        [sys.executable, os.path.join(SCRIPTS, "service.py"),
+         "--log-dir", str(log_dir)],
+        stdout=subprocess.PIPE, stderr=theirs, env=env,
+        start_new_session=True)
+    theirs.close()
+    try:
+        while b"READY" not in service.stdout.readline():
+            assert service.poll() is None
+        os.kill(service.pid, signal.SIGUSR2)
+        fields = dict(line.split("=", 1) for line in
+                      journal.recv(65536).decode().splitlines())
+        ours.settimeout(20)
+        said = b""
+        while b"written to" not in said:
+            said += ours.recv(4096)
+    finally:
+        service.kill()
+        service.wait(timeout=30)
+        journal.close()
+        ours.close()
+    assert fields["MESSAGE_ID"] == "5b3c4e8f2a9d4f6b8c1e7a0d9f2b6c41"
+    assert fields["DF_GMR_PID"] == str(service.pid)
+    [report] = os.listdir(log_dir)
+    assert fields["DF_GMR_REPORT"] == str(log_dir / report)
+    assert fields["DF_GMR_ROLE"] == "single process"
+    assert f"written to {log_dir / report}".encode() in said
