@@ -15,6 +15,17 @@ A hook stores a weak reference to the greenlet, with the code positions
 of its callers as the spawn site, in a dict: no per-switch tracing.
 Greenlets created with raw ``greenlet.greenlet()`` after set-up are
 still found through the hubs' timers and listeners.
+
+df_gmr's own threads (``lifecycle.own_threads()``: the reporting thread,
+section threads, watchers) are not the service's: they must not get a
+hub, and a hub one of them gets anyway is never listed.  A green
+``os.open`` there (eventlet's patched one, as writing a report file
+does) calls ``eventlet.hubs.notify_opened``, which would create a hub in
+the calling thread to tell it that an fd number was reused; that thread
+has no listener to tell, so df_gmr's hook skips the call in its own
+threads.  A hub created in one of them all the same (a green lock under
+contention, say) is kept out of ``hubs()``, and so are its greenlets out
+of every section.
 """
 
 from __future__ import annotations
@@ -31,6 +42,7 @@ import weakref
 
 from df_gmr import _imports
 from df_gmr import _native
+from df_gmr.lifecycle import lifecycle
 
 #: The registry: parallel lists, one entry per tracked greenlet: a weak
 #: reference (without callback: nothing runs when a greenlet dies) and its
@@ -51,6 +63,8 @@ _NO_LINES = (0,) * SITE_SLOTS
 _generation = 0
 _compact_at = 4096
 _hubs: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
+#: Hubs created in df_gmr's own threads: never the service's.
+_own_hubs: weakref.WeakSet[Any] = weakref.WeakSet()
 _installed_pid = 0
 _hub_callbacks: list[Any] = []
 
@@ -83,6 +97,7 @@ def install() -> None:
         _seed(greenlet.greenlet)
     _imports.when_imported("eventlet.greenthread", _hook_greenthread)
     _imports.when_imported("eventlet.hubs.hub", _hook_hub)
+    _imports.when_imported("eventlet.hubs", _hook_notify_opened)
 
 
 def _seed(greenlet_type: type) -> None:
@@ -171,13 +186,22 @@ def _compact() -> None:
     _compact_at = max(4096, 2 * len(_refs))
 
 
+def is_own_thread(ident: int) -> bool:
+    """Say whether the thread ``ident`` is one of df_gmr's own."""
+    return ident in lifecycle.own_threads()
+
+
 def _hook_hub(hub_module: ModuleType) -> None:
     hub_init = hub_module.BaseHub.__init__
 
     @functools.wraps(hub_init)
     def tracked_hub_init(self: Any, *args: Any, **kwargs: Any) -> None:
         hub_init(self, *args, **kwargs)
-        _hubs[self] = _native.get_ident()
+        ident = _native.get_ident()
+        if is_own_thread(ident):
+            _own_hubs.add(self)  # no heartbeat, no stamp: not a service hub
+            return
+        _hubs[self] = ident
         for callback in _hub_callbacks:
             try:
                 callback(self)
@@ -185,6 +209,18 @@ def _hook_hub(hub_module: ModuleType) -> None:
                 pass
 
     hub_module.BaseHub.__init__ = tracked_hub_init
+
+
+def _hook_notify_opened(hubs_module: ModuleType) -> None:
+    notify_opened = hubs_module.notify_opened
+
+    @functools.wraps(notify_opened)
+    def notify_opened_outside_df_gmr(fd: int) -> None:
+        # See the module docstring: no hub for df_gmr's threads.
+        if not is_own_thread(_native.get_ident()):
+            notify_opened(fd)
+
+    hubs_module.notify_opened = notify_opened_outside_df_gmr
 
 
 def bound_greenlet(callback: Any) -> Any:
@@ -284,5 +320,10 @@ def tracked() -> list[Any]:
 
 
 def hubs() -> list[tuple[Any, int]]:
-    """Return ``(hub, thread ident)`` for every known eventlet hub."""
-    return snapshot(_hubs.items)
+    """Return ``(hub, thread ident)`` for every known hub of the service.
+
+    Hubs of df_gmr's own threads are left out (see the module docstring).
+    """
+    own = set(map(id, snapshot(_own_hubs.__iter__)))
+    return [(hub, ident) for hub, ident in snapshot(_hubs.items)
+            if id(hub) not in own and not is_own_thread(ident)]
