@@ -3,7 +3,9 @@
 Prints a markdown table of medians and ratios on stdout (progress goes to
 stderr); with ``--write-results`` also writes it, with the machine's
 description, to ``benchmarks/RESULTS.md``.  ``--smoke`` is a seconds-long
-run with tiny sizes and one repetition, for CI.
+run with tiny sizes and one repetition: the benchmarks' own check (``tox
+-e bench -- --smoke``), which exits 0 only if every measurement gave its
+rows.
 """
 
 from __future__ import annotations
@@ -144,7 +146,7 @@ def results_document(rows: list[table.Row], command: str,
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmarks; return 1 if any child process failed."""
+    """Run the benchmarks; return 1 if a child failed or gave no rows."""
     arguments = parse_arguments(sys.argv[1:] if argv is None else argv)
     chosen = chosen_plan(arguments)
     try:
@@ -167,7 +169,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for number, step in steps:
             if number in arguments.only:
-                rows.extend(step())
+                produced = step()
+                name = suite.MEASUREMENT_NAMES[number - 1]
+                if not any(row.measurement.startswith(name)
+                           for row in produced):
+                    runner.failures.append(f"{name}: no rows")
+                rows.extend(produced)
     finally:
         runner.close()
     elapsed = time.monotonic() - started

@@ -22,8 +22,8 @@ MIB = 2**20
 GOAL_MIDDLE = 10_000
 GOAL_LARGE = 100_000
 
-#: Measurement names, as the first cell of their rows (the smoke test
-#: looks for these five).
+#: Measurement names, how the first cell of their rows begins (a run
+#: fails when a measurement it ran has no row of its name).
 REPORT_COST = "1. report cost"
 STALL = "2. stall"
 REST = "3. cost at rest"
