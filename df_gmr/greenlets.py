@@ -24,8 +24,10 @@ does) calls ``eventlet.hubs.notify_opened``, which would create a hub in
 the calling thread to tell it that an fd number was reused; that thread
 has no listener to tell, so df_gmr's hook skips the call in its own
 threads.  A hub created in one of them all the same (a green lock under
-contention, say) is kept out of ``hubs()``, and so are its greenlets out
-of every section.
+contention, say) is kept out of ``hubs()``, and with it the greenlets
+the sections find only through a hub (its loop, its thread's main
+greenlet).  Limit: df_gmr spawns no greenthread in its threads; one
+spawned there would be tracked as the service's.
 """
 
 from __future__ import annotations
