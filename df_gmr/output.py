@@ -18,9 +18,14 @@ import contextlib
 import datetime
 import errno
 import os
+import posix
 import stat
 
 from df_gmr import _native
+
+# posix.open and posix.read, never os.open and os.read: under eventlet's
+# monkey patching those are green, and would make a hub in the
+# reporting thread (see _native).
 from df_gmr.streams import stderr
 
 LOG_DIR_MODE = 0o700
@@ -50,7 +55,7 @@ def open_log_dir(log_dir: str) -> int:
     os.makedirs(log_dir, mode=LOG_DIR_MODE, exist_ok=True)
     flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
     try:
-        fd = os.open(log_dir, flags)
+        fd = posix.open(log_dir, flags)
     except OSError:
         if os.path.islink(log_dir):
             raise UnsafeLogDir("it is a symbolic link") from None
@@ -86,7 +91,7 @@ def write_to_log_dir(log_dir: str, name: str, text: str) -> str:
         temporary = f".{name}.{os.getpid()}.partial"
         flags = (os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW
                  | os.O_CLOEXEC)
-        fd = os.open(temporary, flags, FILE_MODE, dir_fd=directory)
+        fd = posix.open(temporary, flags, FILE_MODE, dir_fd=directory)
         try:
             try:
                 _native.write_all(fd, data)

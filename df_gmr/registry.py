@@ -37,6 +37,10 @@ from typing import Any
 
 from df_gmr import _native
 
+# posix.open and posix.read, never os.open and os.read: under eventlet's
+# monkey patching those are green, and would make a hub in the
+# reporting thread (see _native).
+
 DIRECTORY_MODE = 0o700
 FILE_MODE = 0o600
 #: An entry is a few hundred bytes; anything larger was not written by us.
@@ -72,7 +76,7 @@ class RunDir:
                 os.mkdir(path, DIRECTORY_MODE)
         flags = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
         try:
-            fd = os.open(path, flags)
+            fd = posix.open(path, flags)
         except OSError as error:
             reason = ("a symbolic link" if os.path.islink(path)
                       else error.strerror or str(error))
@@ -104,7 +108,7 @@ class RunDir:
         """
         flags = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
         try:
-            fd = os.open(name, flags, dir_fd=self.fd)
+            fd = posix.open(name, flags, dir_fd=self.fd)
         except OSError:
             return None
         try:
@@ -130,7 +134,7 @@ class RunDir:
                  | os.O_CLOEXEC)
         with contextlib.suppress(FileNotFoundError):
             os.unlink(partial, dir_fd=self.fd)
-        fd = os.open(partial, flags, FILE_MODE, dir_fd=self.fd)
+        fd = posix.open(partial, flags, FILE_MODE, dir_fd=self.fd)
         try:
             try:
                 _native.write_all(fd, json.dumps(data).encode())

@@ -174,7 +174,7 @@ class Stderr:
 def _reopen_nonblocking() -> int:
     # Reopening /proc/self/fd/2 gives a new open file description of the
     # same pipe, so O_NONBLOCK there leaves the service's stderr as it is.
-    return os.open("/proc/self/fd/2",
+    return posix.open("/proc/self/fd/2",
                    os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC)
 
 

@@ -611,7 +611,10 @@ def test_unsafe_log_dir_is_refused_with_the_reason(tmp_path, kind):
                               "a report in the sticky directory")
             assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
             time.sleep(0.2)
-            assert "df_gmr:" not in proc.errors()
+            said = [line for line in proc.errors().splitlines()
+                    if line.startswith("df_gmr:")]
+            assert said == [f"df_gmr: Guru Meditation Report of pid "
+                            f"{proc.pid} written to {path}"]
             return
         errors = proc.wait_for("==== Configuration", where="err")
         assert re.search(refusal_line(proc.pid, log_dir, REFUSALS[kind]),
