@@ -40,6 +40,8 @@ class Integration:
         self.role_listeners: list[Callable[[], None]] = []
         #: Returns the variables that activate df_gmr in a spawned worker.
         self.worker_environment: Callable[[], dict[str, str]] | None = None
+        #: Runs first in a spawned worker: (target, environment, *args).
+        self.worker_bootstrap: Callable[..., Any] | None = None
         #: The index the next forked worker takes; read by the child.
         self.next_index: int | None = None
         #: (service, index) -> how many times such a worker was started.
@@ -53,7 +55,8 @@ _integration = Integration()
 
 def install(on_role_change: Callable[[], None] | None = None,
             worker_environment: Callable[[], dict[str, str]] | None = None,
-            on_worker_exit: Callable[[], None] | None = None) -> None:
+            on_worker_exit: Callable[[], None] | None = None,
+            worker_bootstrap: Callable[..., Any] | None = None) -> None:
     """Wrap oslo.service's launchers once it is imported (idempotent)."""
     listeners = _integration.role_listeners
     if on_role_change is not None and on_role_change not in listeners:
@@ -63,6 +66,8 @@ def install(on_role_change: Callable[[], None] | None = None,
         exits.append(on_worker_exit)
     if worker_environment is not None:
         _integration.worker_environment = worker_environment
+    if worker_bootstrap is not None:
+        _integration.worker_bootstrap = worker_bootstrap
     _imports.when_imported(EVENTLET_SERVICE, _wrap_eventlet_backend)
     _imports.when_imported(THREADING_SERVICE, _wrap_threading_backend)
     _imports.when_imported(COTYLEDON_MANAGER, _wrap_cotyledon)
@@ -274,36 +279,21 @@ def _start_method(manager: Any) -> str:
 def _spawn_with_activation(original_spawn: Callable[..., Any],
                            target: Callable[..., Any], context: Any,
                            *args: Any, **kwargs: Any) -> Any:
-    """Spawn a worker whose own bootstrap activates df_gmr first.
+    """Spawn a worker whose own bootstrap sets df_gmr up first.
 
     The target travels to the new interpreter by reference, wrapped in
-    ``activated_worker``: unpickling it imports df_gmr, which sets itself
-    up before the worker runs, with or without the .pth file, and without
-    putting ``DF_GMR_ENABLE`` into the worker's environment (its own
-    children stay as they are).
+    the bootstrap the Reporter gave (``install``): unpickling it imports
+    df_gmr, which sets itself up before the worker runs, with or without
+    the .pth file, and without putting ``DF_GMR_ENABLE`` into the
+    worker's environment (its own children stay as they are).
     """
     provider = _integration.worker_environment
+    bootstrap = _integration.worker_bootstrap
     environment = provider() if provider is not None else {}
-    if not environment:
+    if not environment or bootstrap is None:
         return original_spawn(target, context, *args, **kwargs)
-    return original_spawn(activated_worker, context, target, environment,
+    return original_spawn(bootstrap, context, target, environment,
                           *args, **kwargs)
-
-
-def activated_worker(target: Callable[..., Any], environment: dict[str, str],
-                     *args: Any, **kwargs: Any) -> Any:
-    """Run in a spawned worker: set df_gmr up, then the worker itself."""
-    try:
-        from df_gmr import autostart
-
-        autostart.activate(
-            service_name=environment.get("DF_GMR_SERVICE_NAME"),
-            log_dir=environment.get("DF_GMR_LOG_DIR"))
-    except Exception as error:  # the worker runs regardless
-        from df_gmr.streams import complain
-
-        complain(f"cannot set up in the spawned worker: {error!r}")
-    return target(*args, **kwargs)
 
 
 def _wrap_cotyledon_worker(module: ModuleType) -> None:

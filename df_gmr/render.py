@@ -131,7 +131,7 @@ def _section_lines(
         lines = [f"Section failed: {result.title}"]
         lines.extend("  " + line for line in result.error.splitlines())
         return lines
-    renderer = section.format_lines if section is not None else format_data
+    renderer = section.lines if section is not None else format_data
     try:
         return renderer(result.data)
     except Exception as error:  # a renderer bug must not lose the report

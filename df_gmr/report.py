@@ -34,24 +34,23 @@ import socket
 import sys
 import time
 import traceback
-from types import FrameType
 from typing import Any
 
 import df_gmr
 from df_gmr import _native
+from df_gmr import confread
 from df_gmr import identity
 from df_gmr import redact
+from df_gmr.context import ReportContext
 from df_gmr.lifecycle import lifecycle
+from df_gmr.runtime import Snapshot
 from df_gmr.sections import MAX_RAW_TEXT
 from df_gmr.sections import Normaliser
 from df_gmr.sections import Section
-from df_gmr.sections import configuration
 
 SCHEMA_VERSION = 1
 
 
-#: Seconds a section may take when no ``[df_gmr] section_timeout`` says.
-DEFAULT_SECTION_TIMEOUT = 10.0
 #: Characters kept of one string a built-in section shows (after masking).
 MAX_TEXT = 4096
 #: Characters kept of a section's error (a traceback).
@@ -59,33 +58,17 @@ MAX_ERROR = 16384
 #: The pseudo-section name under which the secret values are read.
 SECRET_VALUES = "secret values"
 
-#: Idents of the threads that run sections (shown as df_gmr's own).
-section_threads: set[int] = set()
 #: Sections still running past their budget: name -> since (monotonic).
 _stuck: dict[str, float] = {}
 
 
-def _forget_threads_after_fork() -> None:
+def _forget_stuck_after_fork() -> None:
     # The section threads of the parent do not exist in a forked child:
     # a section stuck there is not stuck here.
-    section_threads.clear()
     _stuck.clear()
 
 
-lifecycle.reset_after_fork(_forget_threads_after_fork)
-
-
-@dataclasses.dataclass
-class ReportContext:
-    """What the sections may look at while a report is built."""
-
-    version: Any = None
-    conf: Any = None
-    service_name: str | None = None
-    trigger: str = "api"
-    builder_thread: int | None = None
-    signal_frame: FrameType | None = None
-    section_timeout: float = DEFAULT_SECTION_TIMEOUT
+lifecycle.reset_after_fork(_forget_stuck_after_fork)
 
 
 @dataclasses.dataclass
@@ -215,14 +198,11 @@ def _run_isolated(name: str, work: Callable[[], Any], timeout: float,
     outcome: dict[str, Any] = {}
 
     def run() -> None:
-        ident = _native.get_ident()
-        section_threads.add(ident)
         try:
             outcome["result"] = work()
         except BaseException as failure:
             outcome["error"] = _describe_failure(failure)
         finally:
-            section_threads.discard(ident)
             _stuck.pop(name, None)
             done.release()
 
@@ -245,13 +225,13 @@ def read_secret_values(context: ReportContext) -> tuple[list[str], str | None]:
     a configuration runs its value parsing and interpolation.  The reason
     never quotes an error message (it could hold a value).
     """
-    conf = configuration.reported_conf(context)
+    conf = confread.reported_conf(context.conf)
     if conf is None:
         return [], None
 
     def read() -> tuple[list[str], str | None]:
         try:
-            return configuration.secret_values(conf), None
+            return confread.secret_values(conf), None
         except Exception as failure:
             return [], redact.type_name(failure)
 
@@ -264,10 +244,15 @@ def build(context: ReportContext, sections: Iterable[Section]) -> Report:
     """Collect the header and every section into a masked ``Report``."""
     sections = list(sections)
     secrets, secrets_error = read_secret_values(context)
-    built = Report(
-        header=collect_header(context),
-        sections=[collect_section(section, context) for section in sections],
-    )
+    context.runtime = Snapshot(context.builder_thread)
+    try:
+        built = Report(
+            header=collect_header(context),
+            sections=[collect_section(section, context)
+                      for section in sections],
+        )
+    finally:
+        context.runtime.release()  # no live frame outlives the build
     if secrets_error is not None:
         built.header["redaction"] = (
             f"secret option values could not be read ({secrets_error}): "

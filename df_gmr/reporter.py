@@ -31,6 +31,8 @@ from df_gmr import render
 from df_gmr import report
 from df_gmr import trigger
 from df_gmr import watchers
+from df_gmr.context import DEFAULT_SECTION_TIMEOUT
+from df_gmr.context import ReportContext
 from df_gmr.lifecycle import lifecycle
 from df_gmr.sections import Section
 from df_gmr.sections import builtin_sections
@@ -158,7 +160,8 @@ class Reporter:
         self._hooked = True
         launchers.install(on_role_change=self.announce,
                           worker_environment=self._worker_environment,
-                          on_worker_exit=self.listener.forget_gone)
+                          on_worker_exit=self.listener.forget_gone,
+                          worker_bootstrap=spawned_worker)
         lifecycle.reset_after_fork(self.listener.forget_inherited)
         lifecycle.on_worker_start(self.announce)
         trigger.on_handler_replaced(self.announce)
@@ -176,17 +179,17 @@ class Reporter:
               builder_thread: int | None = None) -> report.Report:
         """Build one report (plain data) in the calling thread."""
         settings = self.settings
-        context = report.ReportContext(
+        context = ReportContext(
             version=version if settings is None else settings.version,
             conf=None if settings is None else settings.conf,
             service_name=None if settings is None else settings.service_name,
             trigger=trigger_label,
             builder_thread=(_native.get_ident() if builder_thread is None
                             else builder_thread),
-            section_timeout=(report.DEFAULT_SECTION_TIMEOUT
+            section_timeout=(DEFAULT_SECTION_TIMEOUT
                              if settings is None else settings.option(
                                  "section_timeout",
-                                 report.DEFAULT_SECTION_TIMEOUT)),
+                                 DEFAULT_SECTION_TIMEOUT)),
         )
         return report.build(context, self.sections())
 
@@ -277,3 +280,22 @@ class Reporter:
 
 #: The process's one Reporter.
 reporter = Reporter()
+
+
+def spawned_worker(target: Callable[..., Any], environment: dict[str, str],
+                   *args: Any, **kwargs: Any) -> Any:
+    """Run first in a spawned worker: set df_gmr up, then the worker.
+
+    Module-level, so that multiprocessing passes it by reference; the
+    settings come from the parent (``Settings.worker_environment``).
+    """
+    if reporter.settings is None:  # not yet: no .pth activated it
+        try:
+            reporter.set_up(Settings(
+                version=None,
+                service_name=environment.get("DF_GMR_SERVICE_NAME"),
+                log_dir=environment.get("DF_GMR_LOG_DIR"), conf=None),
+                None, True)
+        except Exception as error:  # the worker runs regardless
+            complain(f"cannot set up in the spawned worker: {error!r}")
+    return target(*args, **kwargs)

@@ -15,11 +15,12 @@ import dataclasses
 import importlib
 import json
 import re
+import textwrap
 from typing import TYPE_CHECKING
 from typing import Any
 
 if TYPE_CHECKING:
-    from df_gmr.report import ReportContext
+    from df_gmr.context import ReportContext
 
 #: Built-in sections, in the order a report shows them.
 BUILTIN: tuple[str, ...] = (
@@ -32,6 +33,11 @@ BUILTIN: tuple[str, ...] = (
     "configuration",
 )
 
+
+#: What sections about eventlet say in a process without it.
+EVENTLET_NOT_LOADED = "eventlet is not loaded in this process"
+#: Columns of the text rendering.
+WIDTH = 78
 
 #: A registered section's JSON data larger than this is replaced by a
 #: truncation note (a generator that returns a whole log, say).
@@ -53,6 +59,16 @@ class Section:
     #: masks them itself, as its options say.
     mask_patterns: bool = True
 
+    def lines(self, data: Any) -> list[str]:
+        """Render the section's data as text lines, whatever it holds.
+
+        A section that does not apply (``not_available``) reads the same
+        in every section: ``not available: <reason>``.
+        """
+        if not is_available(data):
+            return [f"not available: {data.get('reason')}"]
+        return self.format_lines(data)
+
 
 def builtin_sections() -> list[Section]:
     """Return the built-in sections, in report order."""
@@ -61,6 +77,22 @@ def builtin_sections() -> list[Section]:
         module = importlib.import_module(f"df_gmr.sections.{name}")
         sections.append(module.SECTION)
     return sections
+
+
+def not_available(reason: str, **empty: Any) -> dict[str, Any]:
+    """Return the data of a section that does not apply to this process.
+
+    One shape for every section, rendered the same everywhere (``render``
+    shows ``not available: <reason>`` in place of the section's lines):
+    ``{"available": false, "reason": ...}`` plus the section's empty
+    fields, so JSON readers find the keys they expect.
+    """
+    return {"available": False, "reason": reason, **empty}
+
+
+def is_available(data: Any) -> bool:
+    """Say whether a section's data is not a ``not_available`` one."""
+    return not (isinstance(data, Mapping) and data.get("available") is False)
 
 
 def slug(title: str) -> str:
@@ -204,3 +236,12 @@ def _scalar(value: Any) -> str:
     if isinstance(value, str):
         return value
     return json.dumps(value)
+
+
+def wrap(text: str, indent: str = "", more: str | None = None
+         ) -> list[str]:
+    """Return ``text`` as lines of at most 78 columns, indented."""
+    return textwrap.wrap(
+        text, width=WIDTH, initial_indent=indent,
+        subsequent_indent=more if more is not None else indent + "  ",
+        break_on_hyphens=False) or [indent]

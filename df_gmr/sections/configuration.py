@@ -14,32 +14,25 @@ off: URL passwords, ``password=...`` pairs and dict entries named as
 credentials (see ``df_gmr.redact``).  The report then masks every value
 of a secret option wherever it appears, here too: a value that holds one
 through ``$group.opt`` interpolation shows ``***`` in its place
-(``secret_values`` gives them).  An error message of a secret option is
-reduced to its type: it could quote the value.
+(``confread.secret_values`` gives them).  An error message of a secret
+option is reduced to its type: it could quote the value.
 """
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING
 from typing import Any
 
+from df_gmr import confread
 from df_gmr import redact
 from df_gmr.sections import Section
+from df_gmr.sections import not_available
 from df_gmr.sections import plain_data
 
 if TYPE_CHECKING:
-    from df_gmr.report import ReportContext
+    from df_gmr.context import ReportContext
 
 DEFAULT_GROUP = "DEFAULT"
-
-
-def reported_conf(context: ReportContext) -> Any:
-    """Return the conf a report shows: the given one, else ``cfg.CONF``."""
-    if context.conf is not None:
-        return context.conf
-    cfg = sys.modules.get("oslo_config.cfg")
-    return getattr(cfg, "CONF", None)
 
 
 def _mask_urls(conf: Any) -> bool:
@@ -49,27 +42,12 @@ def _mask_urls(conf: Any) -> bool:
         return True
 
 
-def _options(conf: Any, group: str | None) -> list[Any]:
-    if group is None:
-        registered = conf._opts
-    else:
-        registered = conf._groups[group]._opts
-    return [info["opt"] for info in list(registered.values())]
-
-
-def _value(conf: Any, group: str | None, opt: Any) -> Any:
-    # conf[name], not getattr(): an option named like a ConfigOpts method
-    # (keys, get, items) would read the method.
-    owner = conf if group is None else conf[group]
-    return owner[opt.dest]
-
-
 def _read(conf: Any, group: str | None, opt: Any, mask_urls: bool
           ) -> dict[str, Any]:
     entry: dict[str, Any] = {"name": opt.dest}
     named = redact.is_credential_name(opt.dest)
     try:
-        value = _value(conf, group, opt)
+        value = confread.value(conf, group, opt)
     except Exception as error:
         # An error message may quote the bad value: never for a secret.
         entry["error"] = (type(error).__name__ if opt.secret or named else
@@ -91,48 +69,18 @@ def _read(conf: Any, group: str | None, opt: Any, mask_urls: bool
     return entry
 
 
-def _group_names(conf: Any) -> list[str | None]:
-    names: list[str | None] = [None]
-    names.extend(sorted(conf._groups))
-    return names
-
-
-def secret_values(conf: Any) -> list[str]:
-    """Return the string values of every ``secret=True`` option of ``conf``.
-
-    In every group, as the options read (interpolated); the strings of
-    list and dict values too.  An option that cannot be read is left out.
-    """
-    found: list[str] = []
-    for group in _group_names(conf):
-        for opt in _options(conf, group):
-            if not getattr(opt, "secret", False):
-                continue
-            try:
-                value = _value(conf, group, opt)
-            except Exception:
-                continue
-            if isinstance(value, dict):
-                value = list(value.values())
-            if not isinstance(value, (list, tuple)):
-                value = [value]
-            found.extend(item for item in value if isinstance(item, str))
-    return found
-
-
 def collect(context: ReportContext) -> dict[str, Any]:
     """Return every group's options with their (masked) values."""
-    conf = reported_conf(context)
+    conf = confread.reported_conf(context.conf)
     if conf is None:
-        return {"available": False,
-                "reason": "oslo.config is not loaded and no conf was given",
-                "groups": {}}
+        return not_available(
+            "oslo.config is not loaded and no conf was given", groups={})
     mask_urls = _mask_urls(conf)
     groups: dict[str, list[dict[str, Any]]] = {}
-    for group in _group_names(conf):
+    for group in confread.group_names(conf):
         entries = [
             _read(conf, group, opt, mask_urls)
-            for opt in _options(conf, group)
+            for opt in confread.options(conf, group)
         ]
         if entries:
             entries.sort(key=lambda entry: entry["name"])
@@ -142,8 +90,6 @@ def collect(context: ReportContext) -> dict[str, Any]:
 
 def format_lines(data: dict[str, Any]) -> list[str]:
     """Render ``group:`` then ``  name = value`` lines."""
-    if not data.get("available", True):
-        return [f"not available: {data['reason']}"]
     lines: list[str] = []
     for group, entries in data["groups"].items():
         lines.append(f"{group}:")

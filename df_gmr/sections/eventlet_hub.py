@@ -1,15 +1,15 @@
 """Eventlet Hub: each hub's listeners, timers and whether it keeps up.
 
 One entry per hub df_gmr knows (``greenlets.hubs()``: one per native
-thread that ever ran eventlet), the main thread's first.  For each: its
+thread that ever ran eventlet), the main thread's first. For each: its
 class, whether it is the live hub of its thread or a stale one (replaced,
 or left over from before a fork), its running/stopping flags, what its
 thread does right now, every file descriptor it watches (with what the fd
 is, read from /proc and psutil, and the greenlet waiting on it) and its
 timers: how many, how many canceled, the next ones due and the overdue
-ones.  Timers overdue by more than ``LATE_AFTER`` seconds mean something
-keeps the hub from running: a greenthread that does not yield, or a
-blocking call that was not monkey-patched.  The report is built by a
+ones. Timers overdue by more than ``runtime.hubs.LATE_AFTER`` seconds mean
+something keeps the hub from running: a greenthread that does not yield,
+or a blocking call that was not monkey-patched. The report is built by a
 native thread of its own, so it comes out while the hub is blocked.
 
 Everything is read, nothing is called on the hub: no green call, no
@@ -18,10 +18,8 @@ socket object (eventlet's green socket would make the fd non-blocking).
 
 from __future__ import annotations
 
-import heapq
 import os
 import sys
-import textwrap
 import time
 from typing import TYPE_CHECKING
 from typing import Any
@@ -30,50 +28,37 @@ from df_gmr import greenlets
 from df_gmr import pools
 from df_gmr import redact
 from df_gmr import stacks
-from df_gmr import trigger
 from df_gmr import watchers
+from df_gmr.runtime.hubs import HubReading
+from df_gmr.runtime.hubs import Timer
+from df_gmr.sections import EVENTLET_NOT_LOADED
 from df_gmr.sections import Section
-from df_gmr.sections import green_threads
+from df_gmr.sections import not_available
+from df_gmr.sections import wrap
 
 if TYPE_CHECKING:
-    from df_gmr.report import ReportContext
+    from df_gmr.context import ReportContext
+    from df_gmr.runtime import Snapshot
 
 #: How many of the next due timers each hub lists.
 NEXT_TIMERS = 10
-#: Timers overdue by more than this many seconds mean a blocked hub.
-LATE_AFTER = 0.5
 #: Modules whose monkey patching the section reports.
 PATCHED_MODULES = ("thread", "socket", "time")
-WIDTH = 78
-
-NOT_LOADED = "eventlet is not loaded in this process"
 
 
 def collect(context: ReportContext) -> dict[str, Any]:
     """Return every known hub with its listeners and timers."""
     if "eventlet.hubs" not in sys.modules:
-        return {"available": False, "reason": NOT_LOADED}
+        return not_available(EVENTLET_NOT_LOADED)
     patcher = sys.modules.get("eventlet.patcher")
     is_patched = getattr(patcher, "is_monkey_patched", None)
     monkey_patched = {
         name: bool(is_patched(name)) if is_patched else False
         for name in PATCHED_MODULES
     }
-    known = greenlets.hubs()
-    main_ident = trigger.main_thread_ident()
-    frames = sys._current_frames()
-    newest: dict[int, Any] = {}
-    for hub, ident in known:
-        newest[ident] = hub  # registration order: the last one is live
-    sockets: dict[int, str] | None = None
-    if any(_has_listeners(hub) for hub, _ in known):
-        sockets = green_threads.socket_descriptions()
-    entries = []
-    for hub, ident in known:
-        status = _status(hub, ident, newest, frames)
-        entries.append(_describe_hub(hub, ident, status, main_ident,
-                                     frames, sockets or {}))
-    del frames
+    runtime = context.runtime
+    entries = [_describe_hub(reading, runtime)
+               for reading in runtime.hubs()]
     entries.sort(key=lambda entry: (not entry["main_thread"],
                                     entry["status"] != "live"))
     return {
@@ -83,33 +68,16 @@ def collect(context: ReportContext) -> dict[str, Any]:
     }
 
 
-def _has_listeners(hub: Any) -> bool:
-    listeners = getattr(hub, "listeners", None) or {}
-    return any(bool(bucket) for bucket in list(listeners.values()))
-
-
-def _status(hub: Any, ident: int, newest: dict[int, Any],
-            frames: dict[int, Any]) -> str:
-    if newest.get(ident) is not hub:
-        pid = pools.hub_pid(hub)
-        if pid is not None and pid != os.getpid():
-            return "stale (from before fork)"
-        return "stale (replaced by a newer hub)"
-    if ident not in frames:
-        return "stale (its thread is gone)"
-    return "live"
-
-
-def _describe_hub(hub: Any, ident: int, status: str,
-                  main_ident: int | None, frames: dict[int, Any],
-                  sockets: dict[int, str]) -> dict[str, Any]:
+def _describe_hub(reading: HubReading, runtime: Snapshot
+                  ) -> dict[str, Any]:
+    hub = reading.hub
     hub_type = type(hub)
     green = getattr(hub, "greenlet", None)
     entry: dict[str, Any] = {
         "class": f"{hub_type.__module__}.{hub_type.__qualname__}",
-        "thread": ident,
-        "main_thread": ident == main_ident,
-        "status": status,
+        "thread": reading.thread,
+        "main_thread": reading.thread == runtime.main_thread,
+        "status": reading.status,
         "created_by_pid": pools.hub_pid(hub),
         "running": bool(getattr(hub, "running", False)),
         "stopping": bool(getattr(hub, "stopping", False)),
@@ -120,10 +88,19 @@ def _describe_hub(hub: Any, ident: int, status: str,
         "running_at": None,
         "watchdog_beat_ago": _beat_ago(hub),
     }
-    if status == "live":
-        entry.update(_activity(hub, green, frames.get(ident)))
-    entry["listeners"] = _listeners(hub, sockets)
-    entry["timers"] = _timers(hub)
+    if reading.status == "live":
+        entry.update(_activity(hub, green,
+                               runtime.frames().get(reading.thread)))
+    entry["listeners"] = [{
+        "mode": listener.mode,
+        "fd": listener.fd,
+        "fd_is": runtime.fds.describe(listener.fd),
+        "greenlet": (id(listener.greenlet) if listener.greenlet is not None
+                     else None),
+        "secondary": listener.secondary,
+        "spent": listener.spent,
+    } for listener in reading.listeners]
+    entry["timers"] = _timers(reading)
     return entry
 
 
@@ -189,91 +166,32 @@ def _root(green: Any) -> Any:
     return green  # pragma: no cover - a cycle greenlet refuses anyway
 
 
-def _listeners(hub: Any, sockets: dict[int, str]) -> list[dict[str, Any]]:
-    found = []
-    sources = (("listeners", False), ("secondaries", True))
-    for attribute, secondary in sources:
-        buckets = getattr(hub, attribute, None) or {}
-        for mode, bucket in greenlets.snapshot(buckets.items):
-            for fileno, value in greenlets.snapshot(bucket.items):
-                listeners = value if secondary else [value]
-                for listener in list(listeners):
-                    green = getattr(listener, "greenlet", None)
-                    found.append({
-                        "mode": mode,
-                        "fd": fileno,
-                        "fd_is": green_threads.describe_fd(fileno, sockets),
-                        "greenlet": id(green) if green is not None
-                        else None,
-                        "secondary": secondary,
-                        "spent": bool(getattr(listener, "spent", False)),
-                    })
-    found.sort(key=lambda item: (item["fd"], item["mode"],
-                                 item["secondary"]))
-    return found
-
-
-def _pending(timer: Any) -> bool:
-    if getattr(timer, "called", False):
-        return False
-    # A LocalTimer whose greenlet died will never fire.
-    if "greenlet" in getattr(timer, "__dict__", {}):
-        green = timer.__dict__["greenlet"]
-        return green is not None and not green.dead
-    return True
-
-
-def _timer_entries(hub: Any) -> list[tuple[float, Any]]:
-    return (greenlets.snapshot(lambda: getattr(hub, "timers", ())) +
-            greenlets.snapshot(lambda: getattr(hub, "next_timers", ())))
-
-
-def _hub_now(hub: Any) -> float:
-    clock = getattr(hub, "clock", None)
-    try:
-        return float(clock()) if callable(clock) else 0.0
-    except Exception:
-        return 0.0
-
-
-def _timers(hub: Any) -> dict[str, Any]:
-    now = _hub_now(hub)
-    entries = _timer_entries(hub)
-    pending = [(due, timer) for due, timer in entries if _pending(timer)]
-    overdue = [due for due, _ in pending if due < now]
-    soonest = heapq.nsmallest(NEXT_TIMERS, pending, key=lambda item: item[0])
+def _timers(reading: HubReading) -> dict[str, Any]:
+    pending = reading.timers  # soonest first
+    overdue = reading.overdue()
     return {
-        "count": len(entries),
+        "count": reading.scheduled,
         "pending": len(pending),
-        "canceled": len(entries) - len(pending),
+        "canceled": reading.scheduled - len(pending),
         "overdue": len(overdue),
-        "max_overdue": round(now - min(overdue), 3) if overdue else 0.0,
-        "late": bool(overdue) and now - min(overdue) > LATE_AFTER,
-        "next": [_describe_timer(due, timer, now) for due, timer in soonest],
+        "max_overdue": round(-overdue[0].due_in, 3) if overdue else 0.0,
+        "late": reading.late(),
+        "next": [_describe_timer(timer) for timer in pending[:NEXT_TIMERS]],
     }
 
 
-def _describe_timer(due: float, timer: Any, now: float) -> dict[str, Any]:
-    callback, args = _timer_call(timer)
-    green = greenlets.bound_greenlet(callback)
+def _describe_timer(timer: Timer) -> dict[str, Any]:
+    green = timer.greenlet
     entry: dict[str, Any] = {
-        "due_in": round(due - now, 3),
-        "seconds": _number(getattr(timer, "seconds", None)),
-        "callback": redact.callable_name(callback) if callback is not None
-        else None,
+        "due_in": timer.due_in,
+        "seconds": timer.seconds,
+        "callback": redact.callable_name(timer.callback)
+        if timer.callback is not None else None,
         "greenlet": id(green) if green is not None else None,
     }
     if green is not None and greenlets.state(green) == "not started":
-        entry["starts"] = _start_target(green, args)
+        entry["starts"] = _start_target(green, timer.args)
     return entry
-
-
-def _timer_call(timer: Any) -> tuple[Any, tuple[Any, ...]]:
-    call = getattr(timer, "tpl", None)  # deleted when fired or canceled
-    if type(call) is not tuple or not call:
-        return None, ()
-    callback, args = call[0], call[1] if len(call) > 1 else ()
-    return callback, args if type(args) is tuple else ()
 
 
 def _start_target(green: Any, args: tuple[Any, ...]) -> str | None:
@@ -287,35 +205,8 @@ def _start_target(green: Any, args: tuple[Any, ...]) -> str | None:
     return name
 
 
-def _number(value: Any) -> float | None:
-    if type(value) in (int, float):
-        return value  # type: ignore[no-any-return]
-    return None
-
-
-def greenlet_wakeups() -> dict[int, float]:
-    """Map greenlet ids to seconds until a pending hub timer wakes them."""
-    wakeups: dict[int, float] = {}
-    for hub, _ in greenlets.hubs():
-        now = _hub_now(hub)
-        for due, timer in _timer_entries(hub):
-            if not _pending(timer):
-                continue
-            callback, _ = _timer_call(timer)
-            owner = greenlets.bound_greenlet(callback)
-            if owner is None:
-                continue
-            key = id(owner)
-            due_in = round(due - now, 3)
-            if key not in wakeups or due_in < wakeups[key]:
-                wakeups[key] = due_in
-    return wakeups
-
-
 def format_lines(data: dict[str, Any]) -> list[str]:
     """Render one headline per hub, its listeners and timers indented."""
-    if not data.get("available", True):
-        return [f"not available: {data['reason']}"]
     patched = ", ".join(
         f"{name} {'yes' if value else 'no'}"
         for name, value in data["monkey_patched"].items())
@@ -410,15 +301,6 @@ def _timer_action(timer: dict[str, Any]) -> str:
 
 def _yes(value: bool) -> str:
     return "yes" if value else "no"
-
-
-def wrap(text: str, indent: str = "", more: str | None = None
-         ) -> list[str]:
-    """Return ``text`` as lines of at most 78 columns, indented."""
-    return textwrap.wrap(
-        text, width=WIDTH, initial_indent=indent,
-        subsequent_indent=more if more is not None else indent + "  ",
-        break_on_hyphens=False) or [indent]
 
 
 SECTION = Section("eventlet_hub", "Eventlet Hub", collect, format_lines)

@@ -24,11 +24,13 @@ from df_gmr import greenlets
 from df_gmr import pools
 from df_gmr import redact
 from df_gmr import stacks
+from df_gmr.sections import EVENTLET_NOT_LOADED
 from df_gmr.sections import Section
-from df_gmr.sections import eventlet_hub
+from df_gmr.sections import not_available
+from df_gmr.sections import wrap
 
 if TYPE_CHECKING:
-    from df_gmr.report import ReportContext
+    from df_gmr.context import ReportContext
 
 #: Greenlet ids kept per pool in the JSON (running and waiting each).
 MAX_IDS = 1000
@@ -44,11 +46,10 @@ def collect(context: ReportContext) -> dict[str, Any]:
     """Return every tracked pool, pile, executor, group and looping call."""
     backend = _oslo_service_backend()
     if "eventlet" not in sys.modules:
-        reason = eventlet_hub.NOT_LOADED
+        reason = EVENTLET_NOT_LOADED
         if backend == "threading":
             reason += "; " + THREADING_BACKEND
-        return {"available": False, "reason": reason,
-                "oslo_service_backend": backend}
+        return not_available(reason, oslo_service_backend=backend)
     notes = []
     if not pools.installed():
         notes.append("df_gmr's pool tracking is not installed "
@@ -58,7 +59,7 @@ def collect(context: ReportContext) -> dict[str, Any]:
         notes.append(THREADING_BACKEND)
     found = pools.tracked()
     wrappers = stacks.wrapper_dirs()
-    wakeups = eventlet_hub.greenlet_wakeups()
+    wakeups = context.runtime.wakeups()
     pool_entries: dict[int, dict[str, Any]] = {}
 
     def pool_id(pool: Any) -> int | None:
@@ -302,8 +303,6 @@ def _tpool_task(frame: Any) -> str | None:
 
 def format_lines(data: dict[str, Any]) -> list[str]:
     """Render one headline per pool or owner, details indented."""
-    if not data.get("available", True):
-        return [f"not available: {data['reason']}"]
     pools_by_id = {pool["id"]: pool for pool in data["pools"]}
     owned = {entry["pool"] for kind in ("thread_groups", "executors",
                                         "piles")
@@ -314,7 +313,7 @@ def format_lines(data: dict[str, Any]) -> list[str]:
     loose_calls = [call for call in data["looping_calls"]
                    if call["id"] not in grouped]
     calls_by_id = {call["id"]: call for call in data["looping_calls"]}
-    lines = eventlet_hub.wrap(", ".join((
+    lines = wrap(", ".join((
         _count(len(data["pools"]), "green pool"),
         _count(len(data["piles"]), "pile"),
         _count(len(data["executors"]), "green executor"),
@@ -323,7 +322,7 @@ def format_lines(data: dict[str, Any]) -> list[str]:
     if data["oslo_service_backend"]:
         lines.append(f"oslo.service backend: {data['oslo_service_backend']}")
     for note in data["notes"]:
-        lines.extend(eventlet_hub.wrap(f"note: {note}"))
+        lines.extend(wrap(f"note: {note}"))
     for group in data["thread_groups"]:
         lines.append("")
         lines.extend(_group_lines(group, pools_by_id, calls_by_id))
@@ -361,7 +360,7 @@ def _created_lines(entry: dict[str, Any], indent: str) -> list[str]:
     site = entry.get("created_at")
     if not site:
         return []
-    return eventlet_hub.wrap(
+    return wrap(
         f"created at {site['file']}:{site['line']} in {site['function']}",
         indent)
 
@@ -377,16 +376,16 @@ def _pool_lines(pool: dict[str, Any] | None, indent: str, prefix: str
                 ) -> list[str]:
     if pool is None:
         return [f"{indent}{prefix}(none)"]
-    lines = eventlet_hub.wrap(
+    lines = wrap(
         f"{prefix}{_address(pool)}: size {pool['size']}, running "
         f"{pool['running']}, free {pool['free']}, waiting "
         f"{pool['waiting']}", indent)
     if pool["running"]:
-        lines.extend(eventlet_hub.wrap(
+        lines.extend(wrap(
             "running: " + _id_list(pool["running_ids"], pool["running"]),
             indent + "  "))
     if pool["waiting_ids"]:
-        lines.extend(eventlet_hub.wrap(
+        lines.extend(wrap(
             "waiting for a slot: " + _id_list(pool["waiting_ids"],
                                    len(pool["waiting_ids"])),
             indent + "  "))
@@ -395,7 +394,7 @@ def _pool_lines(pool: dict[str, Any] | None, indent: str, prefix: str
 
 def _group_lines(group: dict[str, Any], pools_by_id: dict[int, Any],
                  calls_by_id: dict[int, Any]) -> list[str]:
-    lines = eventlet_hub.wrap(
+    lines = wrap(
         f"{_address(group)}: {_count(group['threads'], 'thread')} "
         f"({group['alive']} alive), "
         f"{_count(len(group['looping_calls']), 'timer')}")
@@ -403,7 +402,7 @@ def _group_lines(group: dict[str, Any], pools_by_id: dict[int, Any],
     lines.extend(_pool_lines(pools_by_id.get(group["pool"]), "  ",
                              "pool "))
     if group["thread_ids"]:
-        lines.extend(eventlet_hub.wrap(
+        lines.extend(wrap(
             "threads: " + _id_list(group["thread_ids"], group["threads"]),
             "  "))
     for call_id in group["looping_calls"]:
@@ -418,7 +417,7 @@ def _group_lines(group: dict[str, Any], pools_by_id: dict[int, Any],
 def _call_lines(call: dict[str, Any], indent: str, prefix: str
                 ) -> list[str]:
     headline = f"{prefix}{call['function']}: {_schedule_text(call)}"
-    lines = eventlet_hub.wrap(headline, indent)
+    lines = wrap(headline, indent)
     details = [_address(call), call["state"]]
     next_run_in = call["next_run_in"]
     if next_run_in is not None and next_run_in < 0:
@@ -427,7 +426,7 @@ def _call_lines(call: dict[str, Any], indent: str, prefix: str
         details.append(f"next run in {next_run_in:.3f}s")
     if call["greenlet"] is not None:
         details.append(f"greenlet {call['greenlet']}")
-    lines.extend(eventlet_hub.wrap(", ".join(details), indent + "  "))
+    lines.extend(wrap(", ".join(details), indent + "  "))
     if not indent:
         lines.extend(_created_lines(call, "  "))
     return lines
@@ -451,7 +450,7 @@ def _schedule_text(call: dict[str, Any]) -> str:
 def _executor_lines(executor: dict[str, Any], pools_by_id: dict[int, Any]
                     ) -> list[str]:
     state = "shut down" if executor["shut_down"] else "alive"
-    lines = eventlet_hub.wrap(
+    lines = wrap(
         f"{_address(executor)}: max workers {executor['max_workers']}, "
         f"{executor['queued']} queued, {state}")
     lines.extend(_created_lines(executor, "  "))
@@ -469,7 +468,7 @@ def _executor_lines(executor: dict[str, Any], pools_by_id: dict[int, Any]
 
 def _pile_lines(pile: dict[str, Any], pools_by_id: dict[int, Any]
                 ) -> list[str]:
-    lines = eventlet_hub.wrap(
+    lines = wrap(
         f"{_address(pile)}: {pile['pending']} results pending "
         f"({pile['unfinished']} unfinished)")
     lines.extend(_created_lines(pile, "  "))
@@ -487,7 +486,7 @@ def _tpool_lines(tpool: dict[str, Any]) -> list[str]:
              f"{tpool['max_threads']}), {tpool['busy']} busy, "
              f"{tpool['queued']} queued requests"]
     for task in tpool["busy_in"]:
-        lines.extend(eventlet_hub.wrap(f"busy in {task}", "  "))
+        lines.extend(wrap(f"busy in {task}", "  "))
     return lines
 
 

@@ -17,7 +17,7 @@ from df_gmr import redact
 from df_gmr.sections import Section
 
 if TYPE_CHECKING:
-    from df_gmr.report import ReportContext
+    from df_gmr.context import ReportContext
 
 UNKNOWN = "unknown"
 

@@ -9,6 +9,7 @@ from typing import Any
 from df_gmr import identity
 from df_gmr import redact
 from df_gmr.sections import Section
+from df_gmr.sections import not_available
 
 # Imported with the section (at set-up), not in a report: a first import
 # costs ~0.1 s, and takes the import lock in the reporting thread.
@@ -18,7 +19,7 @@ except ImportError:  # the section says so
     psutil = None
 
 if TYPE_CHECKING:
-    from df_gmr.report import ReportContext
+    from df_gmr.context import ReportContext
 
 
 def _describe(process: Any) -> dict[str, Any]:
@@ -82,8 +83,8 @@ def _descendants(psutil: Any, me: Any) -> list[Any]:
 def collect(context: ReportContext) -> dict[str, Any]:
     """Return this process and each of its descendants."""
     if psutil is None:
-        return {"available": False,
-                "reason": "psutil is not installed", "pid": os.getpid()}
+        return not_available(f"psutil is not installed (pid {os.getpid()})",
+                             pid=os.getpid())
     me = psutil.Process()
     children = []
     for child in _descendants(psutil, me):
@@ -97,8 +98,6 @@ def collect(context: ReportContext) -> dict[str, Any]:
 
 def format_lines(data: dict[str, Any]) -> list[str]:
     """Render the process, then one block per child."""
-    if not data.get("available", True):
-        return [f"not available: {data['reason']} (pid {data['pid']})"]
     lines = _entry_lines(data["process"], "")
     lines.append(f"children: {len(data['children'])}")
     for child in data["children"]:

@@ -1,106 +1,101 @@
-"""Threads: every native OS thread with its Python stack.
+"""Threads: every native thread, grouped, with what it waits on.
 
 Only real threads are listed (those with a Python thread state), never
-greenlets dressed up as threads.  The thread that builds the report is
-marked, and its df_gmr frames are left out: they are not the
-application's stack.
+greenlets dressed up as threads.  Threads with the same stack, state and
+wait kind form one group, shown once with the ids, names and details of
+its members: 500 identical executor workers cost one stack.  A thread's
+wait is read from its stack (a queue's get, a condition or event, a
+future's result, a join, a selector, a subprocess, an idle executor
+worker, a looping call's sleep); ``running or in a C call`` says that the
+stack shows no known wait: the thread runs Python code, or waits inside a
+C call that df_gmr cannot see into (a lock's acquire, a blocking read).
+
+df_gmr's own threads (reporting, sections, watchers) are listed apart,
+never counted among the service's.  The thread that builds the report is
+marked, and its df_gmr frames are left out.
 """
 
 from __future__ import annotations
 
-import os
-import sys
 from typing import TYPE_CHECKING
 from typing import Any
 
-from df_gmr import report
 from df_gmr import stacks
-from df_gmr import trigger
+from df_gmr.runtime.natives import Natives
 from df_gmr.sections import Section
 
 if TYPE_CHECKING:
-    from df_gmr.report import ReportContext
+    from df_gmr.context import ReportContext
 
-#: Modules whose ``_active`` maps thread idents to Thread objects: the
-#: threading module in use and, under eventlet, its unpatched copy.
-THREADING_MODULES = ("threading", "__original_module_threading")
-
-
-def _known_threads() -> dict[int, Any]:
-    known: dict[int, Any] = {}
-    for module_name in THREADING_MODULES:
-        module = sys.modules.get(module_name)
-        active = getattr(module, "_active", None)
-        if isinstance(active, dict):
-            for ident, thread in list(active.items()):
-                known.setdefault(ident, thread)
-    return known
+#: Thread ids listed per group in the text (the JSON lists them all).
+TEXT_IDS = 8
+#: Threads whose details are listed per group in the text.
+TEXT_MEMBERS = 5
 
 
 def collect(context: ReportContext) -> dict[str, Any]:
-    """Return every native thread with its name, flags and stack."""
-    frames = sys._current_frames()
-    known = _known_threads()
-    reporter = trigger.reporting_thread_ident()
-    main_ident = trigger.main_thread_ident()
-    threads = []
-    for ident, frame in frames.items():
-        keys = stacks.frame_keys(frame)
-        thread = known.get(ident)
-        entry: dict[str, Any] = {
-            "ident": ident,
-            "native_id": getattr(thread, "native_id", None),
-            "name": getattr(thread, "name", None),
-            "daemon": getattr(thread, "daemon", None),
-            "role": None,
-        }
-        if ident == reporter:
-            entry["name"] = entry["name"] or "df_gmr-reporter"
-            entry["role"] = "df_gmr reporting thread"
-            keys = ()
-        elif ident in report.section_threads:
-            entry["name"] = entry["name"] or "df_gmr-section"
-            entry["role"] = "df_gmr section thread"
-            keys = ()
-        elif ident == context.builder_thread:
-            keys, _ = stacks.without_own_frames(keys)
-            entry["role"] = "building this report (df_gmr frames omitted)"
-        entry["stack"] = stacks.describe(keys)
-        threads.append(entry)
-    del frames, frame
-    for entry in threads:
-        if entry["ident"] == main_ident:
-            # Thread objects keep the native id they had before a fork;
-            # on Linux the main thread's native id is the pid.
-            entry["name"] = entry["name"] or "MainThread"
-            if sys.platform.startswith("linux"):
-                entry["native_id"] = os.getpid()
-    threads.sort(key=lambda entry: entry["role"] is not None)
-    return {"count": len(threads), "threads": threads}
+    """Return the service's threads grouped, and df_gmr's own apart."""
+    natives = Natives(context.runtime)
+    groups = natives.groups()
+    return {
+        "count": sum(group["count"] for group in groups),
+        "groups": groups,
+        "df_gmr_threads": natives.own_threads(),
+    }
 
 
 def format_lines(data: dict[str, Any]) -> list[str]:
-    """Render one block per thread: a headline, then its stack."""
-    lines = [f"{data['count']} native threads"]
-    for entry in data["threads"]:
-        flags = []
-        if entry["native_id"] is not None:
-            flags.append(f"native id {entry['native_id']}")
-        if entry["daemon"]:
-            flags.append("daemon")
-        if entry["role"]:
-            flags.append(entry["role"])
-        name = entry["name"] or "(unnamed)"
-        detail = f" [{', '.join(flags)}]" if flags else ""
-        lines.extend(("", f"Thread {entry['ident']} {name}{detail}"))
-        if entry["stack"]:
-            lines.extend(stacks.format_stack(entry["stack"]))
-        elif entry["role"] in ("df_gmr reporting thread",
-                               "df_gmr section thread"):
-            lines.append("  (building this report)")
-        else:
-            lines.append("  (no Python frames)")
+    """Render one headline per group, its stack once, a few members."""
+    own = data.get("df_gmr_threads", [])
+    lines = [f"{data['count']} native threads in {len(data['groups'])} "
+             f"groups (and {len(own)} of df_gmr's own, listed last)"]
+    for group in data["groups"]:
+        lines.extend(_group_lines(group))
+    if own:
+        lines.extend(("", "df_gmr's own threads:"))
+        lines.extend(f"  Thread {thread['ident']} "
+                     f"{thread['name'] or '(unnamed)'} [{thread['role']}]"
+                     for thread in own)
     return lines
+
+
+def _group_lines(group: dict[str, Any]) -> list[str]:
+    ids = group["ids"]
+    names = {member["id"]: member.get("name") for member in group["members"]}
+    shown = ", ".join(
+        f"{ident} ({names[ident]})" if names.get(ident) else str(ident)
+        for ident in ids[:TEXT_IDS])
+    if len(ids) > TEXT_IDS:
+        shown += f", ... {len(ids) - TEXT_IDS} more"
+    lines = ["", f"{group['count']} x {group['kind']}, {group['state']}: "
+                 f"{group['wait_kind']}"]
+    common = _details(group["wait"])
+    if common:
+        sampled = group.get("details_read")
+        lines.append(f"  {'first ' + str(sampled) if sampled else 'all'}: "
+                     f"{common}")
+    lines.append(f"  threads: {shown}")
+    for member in group["members"][:TEXT_MEMBERS]:
+        flags = [f"native id {member['native_id']}"
+                 if member.get("native_id") is not None else None,
+                 "daemon" if member.get("daemon") else None,
+                 member.get("role"), _details(member.get("wait", {}))]
+        lines.append(f"  - {member['id']} {member.get('name') or ''}: "
+                     + "; ".join(flag for flag in flags if flag))
+    if len(group["members"]) > TEXT_MEMBERS:
+        lines.append(f"  ... {len(group['members']) - TEXT_MEMBERS} more "
+                     "in the JSON report")
+    if group["stack"]:
+        lines.append("  stack (most recent call last):")
+        lines.extend(stacks.format_stack(group["stack"], "    "))
+    else:
+        lines.append("  (no Python frames)")
+    return lines
+
+
+def _details(wait: dict[str, Any]) -> str:
+    return "; ".join(f"{key} {value}" for key, value in wait.items()
+                     if key != "kind")
 
 
 SECTION = Section("threads", "Threads", collect, format_lines)

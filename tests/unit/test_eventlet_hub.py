@@ -28,7 +28,7 @@ def test_without_eventlet_the_section_says_why():
         "from df_gmr.report import ReportContext\n"
         "from df_gmr.sections import eventlet_hub as section\n"
         "data = section.collect(ReportContext())\n"
-        "print(section.format_lines(data)[0])\n"
+        "print(section.SECTION.lines(data)[0])\n"
         "print('eventlet' in sys.modules)\n"
     )
     assert run_python(code).stdout.splitlines() == [

@@ -31,7 +31,7 @@ def test_without_eventlet_the_section_says_why():
         "import sys\n"
         "from df_gmr.report import ReportContext\n"
         "from df_gmr.sections import green_pools as section\n"
-        "print(section.format_lines(section.collect(ReportContext()))[0])\n"
+        "print(section.SECTION.lines(section.collect(ReportContext()))[0])\n"
         "print('eventlet' in sys.modules)\n").stdout
     assert output.splitlines() == [
         "not available: eventlet is not loaded in this process", "False"]

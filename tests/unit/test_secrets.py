@@ -9,10 +9,10 @@ import sys
 from oslo_config import cfg
 import pytest
 
+from df_gmr import confread
 from df_gmr import render
 from df_gmr import report
 from df_gmr.sections import builtin_sections
-from df_gmr.sections import configuration
 from df_gmr.sections import generator_section
 
 DB_SECRET = "Db5 ecret,1"
@@ -44,7 +44,7 @@ def make_conf(mask_urls: bool = True) -> cfg.ConfigOpts:
 
 
 def test_secret_values_of_every_group_as_read():
-    assert sorted(configuration.secret_values(make_conf())) == sorted(
+    assert sorted(confread.secret_values(make_conf())) == sorted(
         [DB_SECRET, "ListOne", "ListTwo", "abc"])
 
 

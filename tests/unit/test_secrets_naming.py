@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from df_gmr import redact
-from df_gmr.sections import green_threads
+from df_gmr.runtime import waits
 
 
 def connect(host: str, password: str | None = None) -> None:
@@ -72,14 +72,14 @@ def waiting_on(owner: Any) -> Any:
 def test_tpool_wait_names_a_partial_without_its_arguments():
     frame = parked(functools.partial(connect, "db", password="s3cret"))
     next(frame)
-    details = green_threads._wait_details("tpool", frame.gi_frame)
+    details = waits.details("tpool", frame.gi_frame)
     assert details == {"calling": f"partial({__name__}.connect)"}
 
 
 def test_tpool_wait_never_prints_the_callable():
     frame = parked(Unprintable())
     next(frame)
-    details = green_threads._wait_details("tpool", frame.gi_frame)
+    details = waits.details("tpool", frame.gi_frame)
     assert details == {"calling": f"{__name__}.Unprintable"}
 
 
@@ -93,5 +93,5 @@ def test_semaphore_wait_reads_stored_attributes_only():
     owner.__dict__.update(counter=0, _waiters=[1, 2])
     frame = waiting_on(owner)
     next(frame)
-    details = green_threads._wait_details("semaphore", frame.gi_frame)
+    details = waits.details("semaphore", frame.gi_frame)
     assert details["balance"] == -2 and details["waiters"] == 2

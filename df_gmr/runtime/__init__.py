@@ -1,0 +1,120 @@
+"""One snapshot of the process's concurrency, read once per report.
+
+Every section reads the ``Snapshot`` of its report (``context.runtime``)
+instead of walking threads, greenlets, hubs and descriptors itself: the
+native threads and their frames, the hubs' timers and listeners, what
+each greenlet waits on in a hub, the request ids, the descriptors' and
+sockets' descriptions.  Each part is read on first use and kept for the
+rest of the report, so sections agree with one another and nothing is
+read twice.  Threads and greenlets are the same kind of thing there (a
+stack, a state, a wait, an origin), classified by ``waits`` and grouped
+by ``grouping``.
+
+A snapshot holds live frames while the report is built; ``release()``
+drops them (the builder calls it).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import time
+from types import FrameType
+from typing import Any
+
+from df_gmr import trigger
+from df_gmr.lifecycle import lifecycle
+from df_gmr.runtime import hubs as hub_reading
+from df_gmr.runtime import requests
+from df_gmr.runtime.fds import FdTable
+
+
+@dataclasses.dataclass
+class GreenletWaits:
+    """What greenlets wait on in hubs: a timer or a descriptor."""
+
+    waits: dict[int, dict[str, Any]] = dataclasses.field(
+        default_factory=dict)
+    greenlets: list[Any] = dataclasses.field(default_factory=list)
+    on_fd: set[int] = dataclasses.field(default_factory=set)
+
+
+class Snapshot:
+    """The concurrency of this process, as read for one report."""
+
+    def __init__(self, builder_thread: int | None = None) -> None:
+        #: The thread building the report (its df_gmr frames are left out).
+        self.builder_thread = builder_thread
+        self.main_thread = trigger.main_thread_ident()
+        self.fds = FdTable()
+        self._frames: dict[int, FrameType] | None = None
+        self._hubs: list[hub_reading.HubReading] | None = None
+        self._waits: GreenletWaits | None = None
+        self._request_ids: dict[int, str] | None = None
+
+    def frames(self) -> dict[int, FrameType]:
+        """Return every native thread's current frame (read once)."""
+        if self._frames is None:
+            self._frames = sys._current_frames()
+        return self._frames
+
+    def own_threads(self) -> dict[int, str]:
+        """Return df_gmr's own threads: ident -> role."""
+        return lifecycle.own_threads()
+
+    def hubs(self) -> list[hub_reading.HubReading]:
+        """Return every known hub, read once (see ``runtime.hubs``)."""
+        if self._hubs is None:
+            self._hubs = hub_reading.read(set(self.frames()))
+        return self._hubs
+
+    def greenlet_waits(self) -> GreenletWaits:
+        """Map greenlets to the hub timer or descriptor they wait on."""
+        if self._waits is None:
+            self._waits = self._read_greenlet_waits()
+        return self._waits
+
+    def _read_greenlet_waits(self) -> GreenletWaits:
+        found = GreenletWaits()
+        offset = time.monotonic()
+        for reading in self.hubs():
+            for timer in reading.timers:
+                green = timer.greenlet
+                if green is None or id(green) in found.waits:
+                    continue
+                entry: dict[str, Any] = {"due_in": timer.due_in}
+                if timer.seconds is not None:
+                    entry["since"] = offset + timer.due_in - timer.seconds
+                found.waits[id(green)] = entry
+                found.greenlets.append(green)
+            for listener in reading.listeners:
+                green = listener.greenlet
+                if green is None:
+                    continue
+                found.waits[id(green)] = {
+                    "fd": listener.fd, "mode": listener.mode,
+                    "fd_is": self.fds.describe(listener.fd)}
+                found.on_fd.add(id(green))
+                found.greenlets.append(green)
+        return found
+
+    def wakeups(self) -> dict[int, float]:
+        """Map greenlet ids to seconds until a hub timer wakes them."""
+        found: dict[int, float] = {}
+        for reading in self.hubs():
+            for timer in reading.timers:  # soonest first
+                if timer.greenlet is not None:
+                    found.setdefault(id(timer.greenlet), timer.due_in)
+        return found
+
+    def request_ids(self) -> dict[int, str]:
+        """Map greenlet ids to the oslo.context request id they serve."""
+        if self._request_ids is None:
+            self._request_ids = requests.request_ids()
+        return self._request_ids
+
+    def release(self) -> None:
+        """Drop the live frames and objects this snapshot holds."""
+        self._frames = None
+        self._hubs = None
+        self._waits = None

@@ -1,0 +1,203 @@
+"""Greenlets as threads of execution: gather, classify, describe.
+
+Every live greenlet comes from df_gmr's registry and the hubs' timers and
+listeners (never from a heap scan, see ``greenlets``), with the main and
+hub greenlet of each hub.  Gathering is kept to the minimum per greenlet
+(100,000 greenthreads): its stack as hashable keys, its state and kind,
+and its wait kind, which identical stacks share (classified once).
+Describing reads, for the first members of each group, what each waits
+on, since when, its spawn site and the request it serves.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+import os
+import sys
+import time
+from typing import TYPE_CHECKING
+from typing import Any
+
+from df_gmr import greenlets
+from df_gmr import stacks
+from df_gmr.runtime import grouping
+from df_gmr.runtime import waits
+from df_gmr.runtime.grouping import GroupKey
+
+if TYPE_CHECKING:
+    from df_gmr.runtime import Snapshot
+
+
+class Greens:
+    """The greenlets of one snapshot, gathered into groups."""
+
+    def __init__(self, snapshot: Snapshot) -> None:
+        self.snapshot = snapshot
+        self.everything: dict[int, Any] = {}
+        self.tracked: set[int] = set()
+        self.spawn_sites: dict[int, Any] = {}
+        self.classified: dict[stacks.StackKey, tuple[str, int | None]] = {}
+        self.hub_waits = snapshot.greenlet_waits()
+        self.sites: dict[Any, dict[str, Any] | None] = {}
+        self.wrappers = stacks.wrapper_dirs()
+        self.eventlet = waits.library_dirs(("eventlet",))
+
+    def groups(self) -> list[dict[str, Any]]:
+        """Return the greenlets grouped, biggest group first."""
+        gathered = self._gather()
+        self.request_ids = self.snapshot.request_ids()
+        self.now = time.monotonic()
+        built = grouping.build(gathered, self._describe, id, "spawn_site")
+        gathered.clear()
+        return built
+
+    def _collect(self) -> None:
+        for green, site in greenlets.tracked_with_sites():
+            self.everything[id(green)] = green
+            self.tracked.add(id(green))
+            if site:
+                self.spawn_sites[id(green)] = site
+        for green in self.hub_waits.greenlets:
+            self.everything.setdefault(id(green), green)
+        self.hub_greenlets = set()
+        for reading in self.snapshot.hubs():
+            hub_greenlet = getattr(reading.hub, "greenlet", None)
+            if hub_greenlet is None:
+                continue
+            self.hub_greenlets.add(id(hub_greenlet))
+            self.everything.setdefault(id(hub_greenlet), hub_greenlet)
+            main = hub_greenlet.parent
+            if main is not None:
+                self.everything.setdefault(id(main), main)
+
+    def _gather(self) -> dict[GroupKey, list[Any]]:
+        import greenlet
+
+        self._collect()
+        running_frames = self._running_frames()
+        gathered: dict[GroupKey, list[Any]] = defaultdict(list)
+        on_fd = self.hub_waits.on_fd
+        for ident, green in self.everything.items():
+            state = greenlets.state(green)
+            frame = running_frames.get(ident) if state == "running" \
+                else green.gr_frame
+            keys = stacks.frame_keys(frame)
+            del frame
+            if state == "running":
+                keys, _ = stacks.without_own_frames(keys)
+            kind = self._kind(green, ident, greenlet)
+            if keys not in self.classified:
+                self.classified[keys] = waits.classify(
+                    keys, waits.EVENTLET_WAITS, self.eventlet)
+            wait_kind = _wait_kind(state, kind, self.classified[keys][0],
+                                   ident in on_fd)
+            gathered[(state, kind, wait_kind, keys)].append(green)
+        self.everything.clear()
+        return gathered
+
+    def _kind(self, green: Any, ident: int, greenlet: Any) -> str:
+        if ident in self.hub_greenlets:
+            return "hub"
+        if green.parent is None:
+            return "main"
+        if type(green) is greenlet.greenlet:
+            return "greenlet"
+        return "greenthread"
+
+    def _running_frames(self) -> dict[int, Any]:
+        # A running greenlet has no gr_frame: its stack is its thread's.
+        # Eventlet services run greenthreads on the main thread: the
+        # running one there gets the main thread's current frames.
+        frame = self.snapshot.frames().get(self.snapshot.main_thread)
+        running: dict[int, Any] = {}
+        if frame is not None:
+            for ident in self.tracked:
+                green = self.everything[ident]
+                if not green.dead and green.gr_frame is None and \
+                        bool(green):
+                    running[ident] = frame
+        return running
+
+    def _describe(self, key: GroupKey, index: int, green: Any
+                  ) -> dict[str, Any] | None:
+        state, kind, wait_kind, keys = key
+        ident = id(green)
+        if index >= grouping.DETAILS_PER_GROUP:
+            if ident in self.request_ids:
+                return {"id": ident, "wait": {"kind": wait_kind},
+                        "request_id": self.request_ids[ident],
+                        "unread": True}
+            return None
+        wait = _wait(state, kind, wait_kind, self.hub_waits.waits.get(ident))
+        match = self.classified[keys][1]
+        if match is not None and state == "parked" and kind != "hub":
+            frame = green.gr_frame
+            if frame is not None:
+                wait.update(waits.details(
+                    wait_kind, waits.nth_back(frame, len(keys) - 1 - match)))
+            del frame
+        member: dict[str, Any] = {"id": ident, "wait": wait}
+        positions = self.spawn_sites.get(ident)
+        if positions:
+            if positions not in self.sites:
+                self.sites[positions] = _spawn_site(positions, self.wrappers)
+            member["spawn_site"] = self.sites[positions]
+        if ident in self.request_ids:
+            member["request_id"] = self.request_ids[ident]
+        if "since" in wait:
+            member["waiting_seconds"] = round(self.now - wait.pop("since"), 3)
+        return member
+
+
+def _wait_kind(state: str, kind: str, by_stack: str, on_fd: bool) -> str:
+    """Return the wait kind that groups a greenlet."""
+    if state == "running":
+        return "running"
+    if state in ("not started", "finished"):
+        return state
+    if kind == "hub":
+        return "hub loop"
+    if on_fd and by_stack in ("unknown", "no frames"):
+        return "fd"
+    return by_stack
+
+
+def _wait(state: str, kind: str, wait_kind: str,
+          hub_wait: dict[str, Any] | None) -> dict[str, Any]:
+    if state in ("running", "finished"):
+        return {"kind": state}
+    if state == "not started":
+        wait: dict[str, Any] = {"kind": "not started"}
+        if hub_wait and "due_in" in hub_wait:
+            wait["starts_in"] = hub_wait["due_in"]
+        return wait
+    if kind == "hub":
+        return {"kind": "hub loop"}
+    wait = {"kind": wait_kind}
+    if hub_wait:
+        if "fd" in hub_wait:
+            wait["fd"] = hub_wait["fd"]
+            wait["mode"] = hub_wait["mode"]
+            wait["fd_is"] = hub_wait["fd_is"]
+        elif "due_in" in hub_wait:
+            wait["due_in"] = hub_wait["due_in"]
+            if "since" in hub_wait:
+                wait["since"] = hub_wait["since"]
+    return wait
+
+
+def _spawn_site(positions: tuple[Any, ...], wrappers: tuple[str, ...]
+                ) -> dict[str, Any] | None:
+    """Describe the first spawning frame outside eventlet and friends."""
+    pairs = list(zip(positions[::2], positions[1::2], strict=True))
+    for code, lineno in pairs:
+        if not code.co_filename.startswith(wrappers):
+            return stacks.describe(((code, lineno),))[0]
+    return stacks.describe((pairs[-1],))[0]
+
+
+def package_dir(name: str) -> str | None:
+    """Return the directory of the loaded package ``name``, if any."""
+    module = sys.modules.get(name)
+    path = getattr(module, "__file__", None)
+    return os.path.dirname(path) + os.sep if path else None

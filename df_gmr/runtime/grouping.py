@@ -1,0 +1,114 @@
+"""One grouper for threads and greenlets: identical ones told once.
+
+Members with the same state, kind, wait kind and stack form a group; a
+group stores once what all its members share (the stack, the wait, the
+origin) and, per member, only what differs.  100,000 identical waiters
+cost one stack and one list of ids.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from df_gmr import stacks
+
+#: (state, kind, wait kind, stack keys): what makes members one group.
+GroupKey = tuple[str, str, str, stacks.StackKey]
+#: Members of a group whose details are read: a group of 100,000
+#: identical waiters is described from its first ones, and lists all ids.
+DETAILS_PER_GROUP = 1000
+_MISSING = object()
+
+
+def build(gathered: dict[GroupKey, list[Any]],
+          describe: Callable[[GroupKey, int, Any], dict[str, Any] | None],
+          ident: Callable[[Any], int], origin_key: str = "origin"
+          ) -> list[dict[str, Any]]:
+    """Turn gathered members into groups, biggest first.
+
+    ``describe(key, index, member)`` returns a member's details (``id``,
+    ``wait`` and optional ``origin_key`` -- where it was spawned or
+    started --, ``request_id``, ``waiting_seconds``, ``name``...), or None
+    past the details budget for a member with nothing of its own;
+    ``ident(member)`` its id.
+    """
+    built = []
+    for key, members in gathered.items():
+        detailed = [found for index, member in enumerate(members)
+                    if (found := describe(key, index, member)) is not None]
+        group = factor(key[0], key[1], stacks.describe(key[3]), detailed,
+                       [ident(member) for member in members], origin_key)
+        built.append((key, group))
+    built.sort(key=lambda item: (
+        -item[1]["count"], item[0][:3],
+        [(code.co_filename, line) for code, line in item[0][3]]))
+    return [group for _, group in built]
+
+
+def factor(state: str, kind: str, stack: list[dict[str, Any]],
+           members: list[dict[str, Any]], ids: list[int],
+           origin_key: str = "origin") -> dict[str, Any]:
+    """Factor out what all members share; members keep only their own.
+
+    ``members`` are the detailed ones (the first DETAILS_PER_GROUP, and
+    any later one with something of its own, marked ``unread``); ``ids``
+    lists every member.
+    """
+    read = [m for m in members if not m.get("unread")]
+    wait = dict((read or members)[0]["wait"]) if members else {"kind": "?"}
+    for member in read[1:]:
+        other = member["wait"]
+        for key in list(wait):
+            if other.get(key, _MISSING) != wait[key]:
+                del wait[key]
+        if len(wait) == 1:  # only the kind is common
+            break
+    first = members[0].get(origin_key) if members else None
+    common_origin = first if all(
+        m.get(origin_key) == first for m in members) else None
+    own_members = []
+    for member in members:
+        own = {key: value for key, value in member.items()
+               if key not in ("id", "wait", origin_key, "unread")}
+        own_wait = {k: v for k, v in member["wait"].items() if k not in wait}
+        if own_wait:
+            own["wait"] = own_wait
+        origin = member.get(origin_key)
+        if origin is not None and common_origin is None:
+            own[origin_key] = origin
+        if own:
+            own_members.append({"id": member["id"], **own})
+    group: dict[str, Any] = {
+        "count": len(ids),
+        "state": state,
+        "kind": kind,
+        "wait_kind": wait["kind"],
+        "wait": wait,
+        origin_key: common_origin,
+        "stack": stack,
+        "ids": ids,
+        "members": own_members,
+    }
+    if len(read) < len(ids):
+        group["details_read"] = len(read)
+    return group
+
+
+def expand(group: dict[str, Any], origin_key: str = "origin"
+           ) -> list[dict[str, Any]]:
+    """Return one full dict per member of a group (for JSON readers)."""
+    own = {member["id"]: member for member in group["members"]}
+    expanded = []
+    for ident in group["ids"]:
+        member = own.get(ident, {})
+        expanded.append({
+            **{key: value for key, value in member.items()
+               if key not in ("wait", origin_key)},
+            "id": ident,
+            "kind": group["kind"],
+            "state": group["state"],
+            "wait": {**group["wait"], **member.get("wait", {})},
+            origin_key: member.get(origin_key, group.get(origin_key)),
+        })
+    return expanded

@@ -1,0 +1,151 @@
+"""Each eventlet hub's timers and listeners, read once per report.
+
+Green Threads (who waits on which timer or descriptor), Eventlet Hub (the
+hubs themselves) and Green Pools (when a looping call runs next) read the
+same ``HubReading``: one copy of each hub's timer heap and listener
+buckets, taken with the same snapshot rule (the hub keeps running while
+the report is built), one clock reading per hub.
+
+Everything is read, nothing is called on the hub but its clock: no green
+call, no socket object.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Any
+
+from df_gmr import greenlets
+from df_gmr import pools
+
+#: Timers overdue by more than this many seconds mean a blocked hub.
+LATE_AFTER = 0.5
+
+
+@dataclasses.dataclass
+class Timer:
+    """One pending timer of a hub: when it is due and what it calls."""
+
+    due_in: float
+    seconds: float | None
+    callback: Any  # the bound method or function (named, never called)
+    args: tuple[Any, ...]
+    greenlet: Any  # the greenlet it wakes or starts, if any
+
+
+@dataclasses.dataclass
+class Listener:
+    """One descriptor a hub watches, and the greenlet waiting on it."""
+
+    fd: int
+    mode: str
+    greenlet: Any
+    secondary: bool
+    spent: bool
+
+
+@dataclasses.dataclass
+class HubReading:
+    """One hub as read for this report."""
+
+    hub: Any
+    thread: int
+    status: str  # live, or stale and why
+    timers: list[Timer]  # pending ones, soonest first
+    scheduled: int  # pending and canceled
+    listeners: list[Listener]
+
+    def overdue(self) -> list[Timer]:
+        """Return the pending timers already past due."""
+        return [timer for timer in self.timers if timer.due_in < 0]
+
+    def late(self) -> bool:
+        """Say whether timers are overdue enough to mean a blocked hub."""
+        overdue = self.overdue()
+        return bool(overdue) and -overdue[0].due_in > LATE_AFTER
+
+
+def read(live_threads: set[int]) -> list[HubReading]:
+    """Read every hub df_gmr knows; ``live_threads``: idents that run."""
+    known = greenlets.hubs()
+    newest: dict[int, Any] = {}
+    for hub, ident in known:
+        newest[ident] = hub  # registration order: the last one is live
+    return [_read_hub(hub, ident, _status(hub, ident, newest, live_threads))
+            for hub, ident in known]
+
+
+def _status(hub: Any, ident: int, newest: dict[int, Any],
+            live_threads: set[int]) -> str:
+    if newest.get(ident) is not hub:
+        pid = pools.hub_pid(hub)
+        if pid is not None and pid != os.getpid():
+            return "stale (from before fork)"
+        return "stale (replaced by a newer hub)"
+    if ident not in live_threads:
+        return "stale (its thread is gone)"
+    return "live"
+
+
+def _read_hub(hub: Any, ident: int, status: str) -> HubReading:
+    now = _hub_now(hub)
+    entries = (greenlets.snapshot(lambda: getattr(hub, "timers", ())) +
+               greenlets.snapshot(lambda: getattr(hub, "next_timers", ())))
+    timers = []
+    for due, timer in entries:
+        if not _pending(timer):
+            continue
+        callback, args = _timer_call(timer)
+        seconds = getattr(timer, "seconds", None)
+        timers.append(Timer(
+            due_in=round(due - now, 3),
+            seconds=seconds if type(seconds) in (int, float) else None,
+            callback=callback, args=args,
+            greenlet=greenlets.bound_greenlet(callback)))
+    timers.sort(key=lambda timer: timer.due_in)
+    return HubReading(hub=hub, thread=ident, status=status, timers=timers,
+                      scheduled=len(entries), listeners=_listeners(hub))
+
+
+def _hub_now(hub: Any) -> float:
+    clock = getattr(hub, "clock", None)
+    try:
+        return float(clock()) if callable(clock) else 0.0
+    except Exception:
+        return 0.0
+
+
+def _pending(timer: Any) -> bool:
+    if getattr(timer, "called", False):
+        return False
+    # A LocalTimer whose greenlet died will never fire.
+    if "greenlet" in getattr(timer, "__dict__", {}):
+        green = timer.__dict__["greenlet"]
+        return green is not None and not green.dead
+    return True
+
+
+def _timer_call(timer: Any) -> tuple[Any, tuple[Any, ...]]:
+    call = getattr(timer, "tpl", None)  # deleted when fired or canceled
+    if type(call) is not tuple or not call:
+        return None, ()
+    callback, args = call[0], call[1] if len(call) > 1 else ()
+    return callback, args if type(args) is tuple else ()
+
+
+def _listeners(hub: Any) -> list[Listener]:
+    found = []
+    for attribute, secondary in (("listeners", False),
+                                 ("secondaries", True)):
+        buckets = getattr(hub, attribute, None) or {}
+        for mode, bucket in greenlets.snapshot(buckets.items):
+            for fileno, value in greenlets.snapshot(bucket.items):
+                for listener in list(value if secondary else [value]):
+                    found.append(Listener(
+                        fd=fileno, mode=mode,
+                        greenlet=getattr(listener, "greenlet", None),
+                        secondary=secondary,
+                        spent=bool(getattr(listener, "spent", False))))
+    found.sort(key=lambda item: (item.fd, item.mode, item.secondary))
+    return found

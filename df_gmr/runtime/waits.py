@@ -1,0 +1,265 @@
+"""Why a thread of execution waits, read from its stack: one classifier.
+
+A wait is named by the outermost frame of a known waiting function on the
+stack: ``(file name, function)`` inside a known library directory (for
+greenlets: eventlet; for native threads: the standard library and the
+pools' libraries).  Identical stacks are classified once: the result is
+the wait kind and the index of the matching frame, whose locals then say
+what is waited on (``details``), for the first members of a group only.
+
+Details read only stored attributes of the standard library's and
+eventlet's own objects (``redact.stored_attribute``): no property,
+``__repr__`` or other code of the object waited on runs here.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from types import FrameType
+from typing import Any
+
+from df_gmr import redact
+from df_gmr.stacks import StackKey
+
+Table = dict[tuple[str, str], str]
+
+#: Greenlets: (file name, function) inside eventlet -> wait kind.
+EVENTLET_WAITS: Table = {
+    ("greenthread.py", "sleep"): "sleep",
+    ("event.py", "wait"): "event",
+    ("semaphore.py", "acquire"): "semaphore",
+    ("semaphore.py", "__enter__"): "semaphore",
+    ("lock.py", "acquire"): "lock",
+    ("queue.py", "get"): "queue get",
+    ("queue.py", "put"): "queue put",
+    ("greenthread.py", "wait"): "join",
+    ("tpool.py", "execute"): "tpool",
+    ("__init__.py", "trampoline"): "fd",
+    ("greenpool.py", "spawn"): "pool slot",
+    ("greenpool.py", "spawn_n"): "pool slot",
+    ("greenpool.py", "waitall"): "pool waitall",
+}
+
+#: Native threads: (file name, function) in the standard library or a
+#: pool library -> wait kind.  The outermost match names the wait (a
+#: queue's get waits in a Condition's wait: the queue is what counts).
+THREAD_WAITS: Table = {
+    ("threading.py", "wait"): "condition",
+    ("threading.py", "wait_for"): "condition",
+    ("threading.py", "join"): "join",
+    ("threading.py", "_wait_for_tstate_lock"): "join",
+    ("queue.py", "get"): "queue get",
+    ("queue.py", "put"): "queue put",
+    ("_base.py", "result"): "future",
+    ("_base.py", "wait"): "futures",
+    ("_base.py", "as_completed"): "futures",
+    ("selectors.py", "select"): "select",
+    ("socket.py", "accept"): "accept",
+    ("socket.py", "readinto"): "socket read",
+    ("subprocess.py", "wait"): "subprocess",
+    ("subprocess.py", "communicate"): "subprocess",
+    ("subprocess.py", "_wait"): "subprocess",
+    ("thread.py", "_worker"): "idle executor worker",
+    ("_thread.py", "_worker"): "idle executor worker",
+    ("loopingcall.py", "_sleep"): "looping call sleep",
+    ("loopingcall.py", "_run_loop"): "looping call",
+}
+
+#: Event.wait and Barrier.wait are Condition waits one frame out.
+_EVENT_OWNERS = {"Event": "event", "Barrier": "barrier"}
+
+
+def library_dirs(names: tuple[str, ...]) -> tuple[str, ...]:
+    """Return the directories of the loaded modules ``names``."""
+    dirs = []
+    for name in names:
+        path = getattr(sys.modules.get(name), "__file__", None)
+        if path:
+            dirs.append(os.path.dirname(path) + os.sep)
+    return tuple(dirs)
+
+
+def stdlib_dirs() -> tuple[str, ...]:
+    """Return the standard library's directories (threading's and below)."""
+    return library_dirs(("threading", "concurrent.futures._base",
+                         "__original_module_threading"))
+
+
+def classify(keys: StackKey, table: Table, inside: tuple[str, ...]
+             ) -> tuple[str, int | None]:
+    """Name a greenlet's wait: the outermost known waiting frame among
+    the library frames on top of its stack.
+
+    A parked greenlet's innermost frames are eventlet's (the hub switch,
+    then the primitive it waits in, then what called it): the outermost
+    known one of that run names the wait.  Returns the wait kind and the
+    index of that frame in ``keys`` (outermost first), or
+    ``("unknown", None)``.
+    """
+    found: tuple[str, int | None] = ("unknown" if keys else "no frames",
+                                     None)
+    for index in range(len(keys) - 1, -1, -1):  # innermost first
+        code = keys[index][0]
+        if inside and not code.co_filename.startswith(inside):
+            break
+        kind = table.get((os.path.basename(code.co_filename), code.co_name))
+        if kind is not None:
+            found = (kind, index)
+    return found
+
+
+def classify_chain(keys: StackKey, table: Table, inside: tuple[str, ...]
+                   ) -> tuple[str, int | None]:
+    """Name a native thread's wait: the chain of waiting frames on top.
+
+    Only consecutive known waiting frames from the innermost one count
+    (a queue's get in a condition's wait: the get names it); a thread
+    whose innermost frame is no known wait runs code, or sits in a C
+    call (a busy executor worker runs its task even though the worker
+    loop is on its stack).
+    """
+    found: tuple[str, int | None] = ("unknown" if keys else "no frames",
+                                     None)
+    for index in range(len(keys) - 1, -1, -1):  # innermost first
+        code = keys[index][0]
+        kind = table.get((os.path.basename(code.co_filename), code.co_name))
+        if kind is None or (inside and
+                            not code.co_filename.startswith(inside)):
+            break
+        found = (kind, index)
+    return found
+
+
+def nth_back(frame: FrameType, steps: int) -> FrameType:
+    """Return the frame ``steps`` calls out from ``frame``."""
+    for _ in range(steps):
+        if frame.f_back is None:
+            break
+        frame = frame.f_back
+    return frame
+
+
+def details(kind: str, frame: FrameType) -> dict[str, Any]:
+    """Read what the waiting frame waits on from its locals.
+
+    ``frame`` is the matching frame of ``classify``.  For a native thread
+    the frame is live: only what a local refers to is read, and a value
+    that changes meanwhile is at worst a moment old.
+    """
+    try:
+        local = frame.f_locals
+        owner = local.get("self")
+        found: dict[str, Any] = {}
+        if owner is not None and kind not in ("sleep", "tpool", "fd"):
+            found["object"] = f"{type(owner).__name__} {id(owner):#x}"
+        reader = _READERS.get(kind)
+        if reader is not None:
+            found.update(reader(owner, local, frame))
+        return found
+    except Exception as error:
+        return {"details_error": redact.error_text(error)}
+
+
+def _semaphore(owner: Any, local: dict[str, Any], frame: Any
+               ) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    if type(owner).__name__ == "Lock":
+        found["kind"] = "lock"
+    waiters = redact.stored_length(redact.stored_attribute(owner, "_waiters"))
+    counter = redact.stored_attribute(owner, "counter")
+    if type(counter) is int and waiters is not None:
+        found["balance"] = counter - waiters  # as Semaphore.balance
+    found["waiters"] = waiters
+    return found
+
+
+def _queue(owner: Any, local: dict[str, Any], frame: Any
+           ) -> dict[str, Any]:
+    maxsize = redact.stored_attribute(owner, "maxsize")
+    return {"size": redact.stored_length(
+                redact.stored_attribute(owner, "queue")),
+            "maxsize": maxsize if type(maxsize) is int else None}
+
+
+def _waiters(owner: Any, local: dict[str, Any], frame: Any
+             ) -> dict[str, Any]:
+    return {"waiters": redact.stored_length(
+        redact.stored_attribute(owner, "_waiters"))}
+
+
+def _join(owner: Any, local: dict[str, Any], frame: Any) -> dict[str, Any]:
+    found: dict[str, Any] = {"joining": id(owner)}
+    ident = redact.stored_attribute(owner, "_ident")
+    if type(ident) is int:
+        found["joining"] = ident
+        name = redact.stored_attribute(owner, "_name")
+        if type(name) is str:
+            found["thread_name"] = name
+    return found
+
+
+def _tpool(owner: Any, local: dict[str, Any], frame: Any
+           ) -> dict[str, Any]:
+    return {"calling": redact.callable_name(local.get("meth"))}
+
+
+def _sleep(owner: Any, local: dict[str, Any], frame: Any) -> dict[str, Any]:
+    seconds = local.get("seconds")
+    return {"seconds": seconds} if type(seconds) in (int, float) else {}
+
+
+def _condition(owner: Any, local: dict[str, Any], frame: Any
+               ) -> dict[str, Any]:
+    # Event.wait and Barrier.wait are named "wait" in threading.py too:
+    # the object whose wait it is says which.
+    found: dict[str, Any] = {}
+    timeout = local.get("timeout")
+    if type(timeout) in (int, float):
+        found["timeout"] = timeout
+    kind = _EVENT_OWNERS.get(type(owner).__name__)
+    if kind is not None:
+        found["kind"] = kind
+    return found
+
+
+def _future(owner: Any, local: dict[str, Any], frame: Any
+            ) -> dict[str, Any]:
+    state = redact.stored_attribute(owner, "_state")
+    found: dict[str, Any] = {}
+    if type(state) is str:
+        found["future_state"] = state
+    timeout = local.get("timeout")
+    if type(timeout) in (int, float):
+        found["timeout"] = timeout
+    return found
+
+
+def _subprocess(owner: Any, local: dict[str, Any], frame: Any
+                ) -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    pid = redact.stored_attribute(owner, "pid")
+    if type(pid) is int:
+        found["child_pid"] = pid
+    arguments = redact.stored_attribute(owner, "args")
+    if type(arguments) in (list, tuple) and all(
+            type(arg) is str for arg in arguments):
+        found["command"] = redact.mask_command_line(list(arguments))
+    elif type(arguments) is str:
+        found["command"] = redact.mask_text(arguments)
+    return found
+
+
+_READERS = {
+    "semaphore": _semaphore,
+    "lock": _semaphore,
+    "queue get": _queue,
+    "queue put": _queue,
+    "event": _waiters,
+    "join": _join,
+    "tpool": _tpool,
+    "sleep": _sleep,
+    "condition": _condition,
+    "future": _future,
+    "subprocess": _subprocess,
+}
