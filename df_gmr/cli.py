@@ -24,9 +24,9 @@ import time
 from typing import Any
 
 from df_gmr import __version__
+from df_gmr import ask
 from df_gmr import discovery
 from df_gmr import doctor
-from df_gmr import exchange
 from df_gmr import registry
 from df_gmr.exchange import Refusal
 
@@ -124,13 +124,13 @@ def command_report(args: argparse.Namespace) -> int:
     """Trigger reports and print each one to stdout."""
     known = discovery.known_processes()
     status = EXIT_OK
-    waiting: list[exchange.Asking] = []
+    waiting: list[ask.Asking] = []
     deadline = time.monotonic() + args.timeout
     for pid in _targets(args.pids, args.workers, known):
         try:
             found = _check_signallable(pid, known)
             wanted = "text" if args.format == "text" else "json"
-            waiting.append(exchange.ask(pid, found.entry, found.directory,
+            waiting.append(ask.ask(pid, found.entry, found.directory,
                                         wanted, args.timeout))
         except (Refusal, OSError) as error:
             print(printable(f"df-gmr: {error}"), file=sys.stderr)

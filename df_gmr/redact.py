@@ -1,4 +1,4 @@
-"""Mask credentials in a report, and name application objects safely.
+"""Mask credentials in a report.
 
 What is masked
 ==============
@@ -39,14 +39,7 @@ Limits
 * Masking can hide more than the credential (an ``@`` later on the same
   line extends a URL password): it errs on the side of hiding.
 
-Naming application objects
-==========================
-
-``callable_name``, ``type_name`` and ``error_text`` describe application
-objects by their type and qualified name only: they never call ``repr()``
-or ``str()`` on them, nor any attribute look-up an object could override,
-so a ``functools.partial(f, password=...)`` shows ``partial(module.f)``
-and a ``__repr__`` that hangs is never run.
+Application objects are named, never printed, by ``naming``.
 
 This module imports nothing at report time: it runs in the reporting
 thread, where a first import would take the import lock.
@@ -54,11 +47,9 @@ thread, where a first import would take the import lock.
 
 from __future__ import annotations
 
-import collections
 from collections.abc import Iterable
 import functools
 import re
-import types
 from typing import Any
 from urllib.parse import quote
 
@@ -356,102 +347,3 @@ class Redactor:
 
 
 _NUMBERS = (int, float, bool, type(None))
-
-
-# -- application objects ----------------------------------------------------
-
-
-def _qualified(module: Any, qualname: Any) -> str:
-    if type(module) is str and module != "builtins":
-        return f"{module}.{qualname}"
-    return str(qualname)
-
-
-def type_name(value: Any) -> str:
-    """Return ``module.Qualname`` of ``value``'s type (no user code)."""
-    kind = type(value)
-    return _qualified(kind.__module__, kind.__qualname__)
-
-
-_FUNCTION_TYPES = (types.FunctionType, types.BuiltinFunctionType,
-                   types.MethodDescriptorType, types.WrapperDescriptorType,
-                   types.ClassMethodDescriptorType, type)
-
-
-_BOUND_BUILTINS = (types.BuiltinMethodType, types.MethodWrapperType)
-
-
-def _owner_name(owner: Any) -> str:
-    if issubclass(type(owner), type):  # a class method: the class itself
-        return _qualified(owner.__module__, owner.__qualname__)
-    return type_name(owner)
-
-
-def callable_name(function: Any, depth: int = 0) -> str:
-    """Return ``module.qualname`` of a callable, never its arguments.
-
-    A ``functools.partial`` is ``partial(<its function>)``; a bound method
-    is its class's qualified name plus the method's name; any other
-    callable object is its type's name.  Only attributes that Python
-    itself defines for those types are read: no application code runs.
-    """
-    kind = type(function)
-    if depth > 10:
-        return type_name(function)
-    if issubclass(kind, functools.partial):
-        return f"partial({callable_name(function.func, depth + 1)})"
-    if kind is types.MethodType:
-        inner = function.__func__
-        name = inner.__name__ if type(inner) is types.FunctionType \
-            else callable_name(inner, depth + 1)
-        return f"{_owner_name(function.__self__)}.{name}"
-    if kind in _BOUND_BUILTINS and not issubclass(
-            type(function.__self__), (types.ModuleType, type(None))):
-        return f"{_owner_name(function.__self__)}.{function.__name__}"
-    if issubclass(kind, _FUNCTION_TYPES):
-        return _qualified(getattr(function, "__module__", None),
-                          function.__qualname__)
-    return type_name(function)
-
-
-def error_text(error: BaseException) -> str:
-    """Return ``Type: message`` without running an exception's own code.
-
-    The message shows when the exception's arguments are strings or small
-    numbers (most exceptions); otherwise only the type does.
-    """
-    arguments = error.args if type(error.args) is tuple else ()
-    shown = []
-    for item in arguments:
-        if type(item) is str:
-            shown.append(item)
-        elif type(item) in (int, float) and abs(item) < 1e300:
-            shown.append(str(item))
-        else:
-            return type_name(error)
-    if not shown:
-        return type_name(error)
-    return f"{type_name(error)}: {', '.join(shown)}"
-
-
-def stored_attribute(owner: Any, name: str, default: Any = None) -> Any:
-    """Return ``owner.name`` as stored in its ``__dict__``, else ``default``.
-
-    No property, ``__getattr__`` or ``__getattribute__`` of the owner's
-    class runs (an application subclass may define them).
-    """
-    try:
-        namespace = object.__getattribute__(owner, "__dict__")
-    except Exception:  # no __dict__ (slots), or an odd descriptor
-        return default
-    if type(namespace) is not dict:
-        return default
-    return namespace.get(name, default)
-
-
-_SIZED = (set, frozenset, list, tuple, dict, collections.deque)
-
-
-def stored_length(value: Any) -> int | None:
-    """Return ``len(value)`` of a built-in container, else None."""
-    return len(value) if type(value) in _SIZED else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from df_gmr import redact
+from df_gmr import naming
 from df_gmr import report as report_module
 from df_gmr.sections import Section
 from df_gmr.sections import format_data
@@ -92,7 +92,7 @@ def _writable(entry: dict[str, Any]) -> dict[str, Any]:
     except (TypeError, ValueError, RecursionError) as error:
         entry = {**entry, "data": None, "notes": [],
                  "error": ("section data cannot be written as JSON: "
-                           + redact.error_text(error))}
+                           + naming.error_text(error))}
     return entry
 
 
@@ -136,8 +136,8 @@ def _section_lines(
         return renderer(result.data)
     except Exception as error:  # a renderer bug must not lose the report
         fallback = ["Could not render this section as text: "
-                    + redact.error_text(error)]
+                    + naming.error_text(error)]
     try:
         return fallback + format_data(result.data)
     except Exception as error:
-        return [*fallback, "nor as data: " + redact.error_text(error)]
+        return [*fallback, "nor as data: " + naming.error_text(error)]

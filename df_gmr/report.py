@@ -40,6 +40,7 @@ import df_gmr
 from df_gmr import _native
 from df_gmr import confread
 from df_gmr import identity
+from df_gmr import naming
 from df_gmr import redact
 from df_gmr.context import ReportContext
 from df_gmr.lifecycle import lifecycle
@@ -159,7 +160,7 @@ def _plain_outcome(section: Section, context: ReportContext
     oslo.reports models do); built-in sections' are named by their type.
     """
     registered = section.max_bytes is not None
-    normaliser = Normaliser(describe=str if registered else redact.type_name,
+    normaliser = Normaliser(describe=str if registered else naming.type_name,
                             max_text=None if registered else MAX_RAW_TEXT)
     try:
         collected = section.collect(context)
@@ -175,7 +176,7 @@ def _plain_outcome(section: Section, context: ReportContext
                                  f"over the {section.max_bytes} byte limit"}
     except (ValueError, RecursionError) as failure:  # JSON cannot hold it
         return {"error": "section data cannot be written: "
-                         + redact.error_text(failure)}
+                         + naming.error_text(failure)}
     except BaseException as failure:  # an object that cannot print itself
         return {"error": _describe_failure(failure)}
     return {"data": data, "notes": normaliser.notes()}
@@ -233,7 +234,7 @@ def read_secret_values(context: ReportContext) -> tuple[list[str], str | None]:
         try:
             return confread.secret_values(conf), None
         except Exception as failure:
-            return [], redact.type_name(failure)
+            return [], naming.type_name(failure)
 
     outcome, error = _run_isolated(SECRET_VALUES, read,
                                    context.section_timeout, "reading")
@@ -281,7 +282,7 @@ def mask(built: Report, sections: dict[str, Section], secrets: list[str]
         except Exception as failure:  # withheld rather than shown unmasked
             result.data = None
             result.error = ("section withheld: its data could not be "
-                            f"masked ({redact.error_text(failure)})")
+                            f"masked ({naming.error_text(failure)})")
         if result.error is not None:
             result.error = redact.cut(redactor.text(result.error), MAX_ERROR)
         result.notes = [redactor.text(note) for note in result.notes]
@@ -294,7 +295,7 @@ def _describe_failure(failure: BaseException) -> str:
             type(failure), failure, failure.__traceback__)
         return redact.cut("".join(lines).rstrip(), MAX_ERROR)
     except BaseException:  # an exception that cannot even print itself
-        return redact.error_text(failure)
+        return naming.error_text(failure)
 
 
 def _one_line(error: BaseException) -> str:

@@ -29,6 +29,7 @@ from df_gmr import pools
 from df_gmr import registry
 from df_gmr import render
 from df_gmr import report
+from df_gmr import signals
 from df_gmr import trigger
 from df_gmr import watchers
 from df_gmr.context import DEFAULT_SECTION_TIMEOUT
@@ -147,7 +148,7 @@ class Reporter:
         elif setup_signal:
             chosen = signum or getattr(signal, "SIGUSR2", None)
             if chosen:
-                trigger.install_signal(chosen, native_stacks=settings.option(
+                signals.install_signal(chosen, native_stacks=settings.option(
                     "native_stacks_at_once", True))
                 settings.signal_name = signal.Signals(chosen).name
         watchers.start_watchdog(settings.option("watchdog_interval", 0),
@@ -164,7 +165,7 @@ class Reporter:
                           worker_bootstrap=spawned_worker)
         lifecycle.reset_after_fork(self.listener.forget_inherited)
         lifecycle.on_worker_start(self.announce)
-        trigger.on_handler_replaced(self.announce)
+        signals.on_handler_replaced(self.announce)
         # Before the signal's exit guard (atexit runs in reverse): a
         # report requested at exit is answered before the socket goes.
         import atexit
@@ -273,7 +274,7 @@ class Reporter:
             "launcher": who["launcher"],
             "destination": settings.destination(),
             "signal": settings.signal_name,
-            "handler": (trigger.handler_state(signum) if signum
+            "handler": (signals.handler_state(signum) if signum
                         else "no signal"),
         })
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from df_gmr import greenlets
-from df_gmr import redact
+from df_gmr import naming
 
 
 def request_ids() -> dict[int, str]:
@@ -26,7 +26,7 @@ def request_ids() -> dict[int, str]:
         if green is None:
             continue
         context = values.get("context") if type(values) is dict else None
-        request_id = redact.stored_attribute(context, "request_id")
+        request_id = naming.stored_attribute(context, "request_id")
         if type(request_id) is str and request_id:
             found[id(green)] = request_id
     return found

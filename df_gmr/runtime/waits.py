@@ -8,7 +8,7 @@ the wait kind and the index of the matching frame, whose locals then say
 what is waited on (``details``), for the first members of a group only.
 
 Details read only stored attributes of the standard library's and
-eventlet's own objects (``redact.stored_attribute``): no property,
+eventlet's own objects (``naming.stored_attribute``): no property,
 ``__repr__`` or other code of the object waited on runs here.
 """
 
@@ -19,6 +19,7 @@ import sys
 from types import FrameType
 from typing import Any
 
+from df_gmr import naming
 from df_gmr import redact
 from df_gmr.stacks import StackKey
 
@@ -158,7 +159,7 @@ def details(kind: str, frame: FrameType) -> dict[str, Any]:
             found.update(reader(owner, local, frame))
         return found
     except Exception as error:
-        return {"details_error": redact.error_text(error)}
+        return {"details_error": naming.error_text(error)}
 
 
 def _semaphore(owner: Any, local: dict[str, Any], frame: Any
@@ -166,8 +167,8 @@ def _semaphore(owner: Any, local: dict[str, Any], frame: Any
     found: dict[str, Any] = {}
     if type(owner).__name__ == "Lock":
         found["kind"] = "lock"
-    waiters = redact.stored_length(redact.stored_attribute(owner, "_waiters"))
-    counter = redact.stored_attribute(owner, "counter")
+    waiters = naming.stored_length(naming.stored_attribute(owner, "_waiters"))
+    counter = naming.stored_attribute(owner, "counter")
     if type(counter) is int and waiters is not None:
         found["balance"] = counter - waiters  # as Semaphore.balance
     found["waiters"] = waiters
@@ -176,24 +177,24 @@ def _semaphore(owner: Any, local: dict[str, Any], frame: Any
 
 def _queue(owner: Any, local: dict[str, Any], frame: Any
            ) -> dict[str, Any]:
-    maxsize = redact.stored_attribute(owner, "maxsize")
-    return {"size": redact.stored_length(
-                redact.stored_attribute(owner, "queue")),
+    maxsize = naming.stored_attribute(owner, "maxsize")
+    return {"size": naming.stored_length(
+                naming.stored_attribute(owner, "queue")),
             "maxsize": maxsize if type(maxsize) is int else None}
 
 
 def _waiters(owner: Any, local: dict[str, Any], frame: Any
              ) -> dict[str, Any]:
-    return {"waiters": redact.stored_length(
-        redact.stored_attribute(owner, "_waiters"))}
+    return {"waiters": naming.stored_length(
+        naming.stored_attribute(owner, "_waiters"))}
 
 
 def _join(owner: Any, local: dict[str, Any], frame: Any) -> dict[str, Any]:
     found: dict[str, Any] = {"joining": id(owner)}
-    ident = redact.stored_attribute(owner, "_ident")
+    ident = naming.stored_attribute(owner, "_ident")
     if type(ident) is int:
         found["joining"] = ident
-        name = redact.stored_attribute(owner, "_name")
+        name = naming.stored_attribute(owner, "_name")
         if type(name) is str:
             found["thread_name"] = name
     return found
@@ -201,7 +202,7 @@ def _join(owner: Any, local: dict[str, Any], frame: Any) -> dict[str, Any]:
 
 def _tpool(owner: Any, local: dict[str, Any], frame: Any
            ) -> dict[str, Any]:
-    return {"calling": redact.callable_name(local.get("meth"))}
+    return {"calling": naming.callable_name(local.get("meth"))}
 
 
 def _sleep(owner: Any, local: dict[str, Any], frame: Any) -> dict[str, Any]:
@@ -225,7 +226,7 @@ def _condition(owner: Any, local: dict[str, Any], frame: Any
 
 def _future(owner: Any, local: dict[str, Any], frame: Any
             ) -> dict[str, Any]:
-    state = redact.stored_attribute(owner, "_state")
+    state = naming.stored_attribute(owner, "_state")
     found: dict[str, Any] = {}
     if type(state) is str:
         found["future_state"] = state
@@ -238,10 +239,10 @@ def _future(owner: Any, local: dict[str, Any], frame: Any
 def _subprocess(owner: Any, local: dict[str, Any], frame: Any
                 ) -> dict[str, Any]:
     found: dict[str, Any] = {}
-    pid = redact.stored_attribute(owner, "pid")
+    pid = naming.stored_attribute(owner, "pid")
     if type(pid) is int:
         found["child_pid"] = pid
-    arguments = redact.stored_attribute(owner, "args")
+    arguments = naming.stored_attribute(owner, "args")
     if type(arguments) in (list, tuple) and all(
             type(arg) is str for arg in arguments):
         found["command"] = redact.mask_command_line(list(arguments))

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from df_gmr import greenlets
+from df_gmr import naming
 from df_gmr import pools
-from df_gmr import redact
 from df_gmr import stacks
 from df_gmr import watchers
 from df_gmr.runtime.hubs import HubReading
@@ -185,7 +185,7 @@ def _describe_timer(timer: Timer) -> dict[str, Any]:
     entry: dict[str, Any] = {
         "due_in": timer.due_in,
         "seconds": timer.seconds,
-        "callback": redact.callable_name(timer.callback)
+        "callback": naming.callable_name(timer.callback)
         if timer.callback is not None else None,
         "greenlet": id(green) if green is not None else None,
     }
@@ -198,10 +198,10 @@ def _start_target(green: Any, args: tuple[Any, ...]) -> str | None:
     # eventlet.spawn schedules gt.switch(func, args, kwargs) into
     # GreenThread.main; spawn_n and raw greenlets run ``green.run``.
     run = getattr(green, "run", None)
-    name = redact.callable_name(run) if run is not None else None
+    name = naming.callable_name(run) if run is not None else None
     if name is not None and name.endswith(".main") and args and \
             callable(args[0]):
-        return redact.callable_name(args[0])
+        return naming.callable_name(args[0])
     return name
 
 

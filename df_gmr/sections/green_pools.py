@@ -21,8 +21,8 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from df_gmr import greenlets
+from df_gmr import naming
 from df_gmr import pools
-from df_gmr import redact
 from df_gmr import stacks
 from df_gmr.sections import EVENTLET_NOT_LOADED
 from df_gmr.sections import Section
@@ -206,7 +206,7 @@ def _looping_call(call: Any, group: int | None, wakeups: dict[int, float],
     return {
         "id": id(call),
         "type": _type_name(call),
-        "function": redact.callable_name(function)
+        "function": naming.callable_name(function)
         if function is not None else None,
         "state": state,
         "running": _running(call),

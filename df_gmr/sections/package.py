@@ -13,7 +13,7 @@ import sys
 from typing import TYPE_CHECKING
 from typing import Any
 
-from df_gmr import redact
+from df_gmr import naming
 from df_gmr.sections import Section
 
 if TYPE_CHECKING:
@@ -61,7 +61,7 @@ def _call(owner: Any, name: str) -> str | None:
     try:
         value = function()
     except Exception as error:
-        return f"{UNKNOWN} ({name}() failed: {redact.error_text(error)})"
+        return f"{UNKNOWN} ({name}() failed: {naming.error_text(error)})"
     return None if value is None else str(value)
 
 

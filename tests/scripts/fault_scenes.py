@@ -23,7 +23,7 @@ and exits 1.  eventlet is monkey-patched (first) by the scenes marked (e).
                      SIGUSR2 set to SIG_IGN after set-up
   exit-report DIR    (plain) SIGUSR2 to itself, then exits at once;
                      '--slow S' adds an S s section, '--exit-wait W' sets
-                     trigger.EXIT_WAIT
+                     signals.EXIT_WAIT
   replaced           (e) the application sets its own SIGUSR2 handler
                      after set-up; it prints 'APP HANDLER <n>'; 'early':
                      through a signal() imported before set-up
@@ -257,7 +257,7 @@ def exit_storm():
 
 
 def exit_report():
-    from df_gmr import trigger
+    from df_gmr import signals
 
     log_dir = options[0]
     slow = float(option("--slow", 0))
@@ -265,7 +265,7 @@ def exit_report():
         section("Slow", lambda: original_sleep(slow) or "slow")
     setup(log_dir)
     if option("--exit-wait"):
-        trigger.EXIT_WAIT = float(option("--exit-wait"))
+        signals.EXIT_WAIT = float(option("--exit-wait"))
     os.kill(os.getpid(), signal.SIGUSR2)
     say("EXITING")
 
@@ -300,9 +300,9 @@ def full_stderr():
     say("FULL", written)
     say("READY", os.getpid())
     if "exit" in options:
-        from df_gmr import trigger
+        from df_gmr import signals
 
-        trigger.EXIT_WAIT = 0.5
+        signals.EXIT_WAIT = 0.5
         os.kill(os.getpid(), signal.SIGUSR2)
         pause(0.3)
         say("EXITING")

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from df_gmr import redact
+from df_gmr import naming
 from df_gmr.runtime import waits
 
 
@@ -49,12 +49,12 @@ NAMES = [
 @pytest.mark.parametrize(("function", "expected"), NAMES,
                          ids=[expected for _, expected in NAMES])
 def test_callables_are_named_without_their_arguments(function, expected):
-    assert redact.callable_name(function) == expected
+    assert naming.callable_name(function) == expected
 
 
 def test_error_text_never_prints_an_unprintable_argument():
-    assert redact.error_text(KeyError(Unprintable())) == "KeyError"
-    assert redact.error_text(OSError(2, "gone")) == (
+    assert naming.error_text(KeyError(Unprintable())) == "KeyError"
+    assert naming.error_text(OSError(2, "gone")) == (
         "FileNotFoundError: 2, gone")
 
 

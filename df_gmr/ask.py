@@ -1,0 +1,149 @@
+"""df-gmr's side of the exchange: connect, check, request, signal, read.
+
+See ``exchange`` for the threat model and the daemon's side.  Every check
+here is made on what the kernel says (the listener's credentials, the
+process's start time, user and signal mask, through a pidfd), never on
+what a file says alone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+from typing import Any
+
+from df_gmr import registry
+from df_gmr.exchange import MAX_ANSWER_BYTES
+from df_gmr.exchange import MAX_REQUEST_BYTES
+from df_gmr.exchange import PROTOCOL
+from df_gmr.exchange import SENDABLE_SIGNALS
+from df_gmr.exchange import Refusal
+from df_gmr.exchange import peer_credentials
+
+
+def ask(pid: int, entry: dict[str, Any], directory: registry.RunDir,
+        fmt: str, timeout: float) -> Asking:
+    """Connect to ``pid``'s socket, check who listens, request, signal.
+
+    Raises Refusal, saying why, when the process is not (or no longer)
+    the one its entry describes.
+    """
+    signal_name = entry.get("signal")
+    if signal_name not in SENDABLE_SIGNALS:
+        msg = (f"pid {pid}: reports on {signal_name or 'a file trigger'}, "
+               "not a signal df-gmr sends; not signalled")
+        raise Refusal(msg)
+    connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        connection.settimeout(timeout)
+        try:
+            connection.connect(directory.socket_path(
+                f"{pid}{registry.SOCKET_SUFFIX}"))
+            peer_pid, peer_uid, _ = peer_credentials(connection)
+        except OSError as error:
+            msg = (f"pid {pid}: its df_gmr socket does not answer "
+                   f"({error.strerror or error}); not signalled")
+            raise Refusal(msg) from None
+        if peer_pid != pid or peer_uid != directory.owner:
+            msg = (f"pid {pid}: the socket in {directory.path} belongs to "
+                   f"pid {peer_pid} uid {peer_uid}, not to it; not "
+                   "signalled")
+            raise Refusal(msg)
+        connection.sendall(f"{PROTOCOL} report {fmt}\n".encode())
+        _send_signal(pid, entry, getattr(signal, str(signal_name)),
+                     peer_uid)
+    except BaseException:
+        connection.close()
+        raise
+    return Asking(pid, connection)
+
+
+def _send_signal(pid: int, entry: dict[str, Any], signum: int,
+                 owner: int) -> None:
+    """Signal exactly the process of ``entry``, never a reused pid."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        msg = f"pid {pid}: exited before it could be signalled"
+        raise Refusal(msg) from None
+    try:
+        # The pidfd pins the process: checked after opening it, the start
+        # time proves it is the one whose socket answered.
+        status = registry.process_status(pid)
+        if (not registry.entry_is_current(entry)
+                or registry.effective_uid(status) != owner
+                or not registry.catches_signal(status, signum)):
+            msg = (f"pid {pid}: no longer the process of its entry (start "
+                   "time, user) or its signal handler is gone; not "
+                   "signalled")
+            raise Refusal(msg)
+        try:
+            signal.pidfd_send_signal(pidfd, signum)
+        except PermissionError:
+            msg = f"pid {pid}: not permitted to signal it (run as its user)"
+            raise Refusal(msg) from None
+        except ProcessLookupError:
+            msg = f"pid {pid}: exited before it could be signalled"
+            raise Refusal(msg) from None
+    finally:
+        os.close(pidfd)
+
+
+class Asking:
+    """A request sent to one process, whose answer is awaited."""
+
+    def __init__(self, pid: int, connection: Any) -> None:
+        self.pid = pid
+        self.connection = connection
+        self.buffer = b""
+
+    def fileno(self) -> int:
+        """Return the connection's descriptor (for select)."""
+        return int(self.connection.fileno())
+
+    def receive(self) -> str | None:
+        """Read what is available; return the report once complete.
+
+        Raises Refusal when the process closed without a full answer.
+        """
+        self.connection.setblocking(False)
+        try:
+            chunk = self.connection.recv(1 << 20)
+        except BlockingIOError:
+            return None
+        if not chunk:
+            msg = f"pid {self.pid}: closed the connection without a report"
+            raise Refusal(msg)
+        self.buffer += chunk
+        return self._complete()
+
+    def _complete(self) -> str | None:
+        header, newline, body = self.buffer.partition(b"\n")
+        if not newline:
+            if len(header) > MAX_REQUEST_BYTES:
+                self._bad("a malformed answer")
+            return None
+        words = header.decode("ascii", "replace").split()
+        if len(words) != 3 or words[:2] != [PROTOCOL, "ok"] \
+                or not words[2].isdigit():
+            self._bad("a malformed answer")
+        length = int(words[2])
+        if length > MAX_ANSWER_BYTES:
+            self._bad(f"an answer of {length} bytes (limit "
+                      f"{MAX_ANSWER_BYTES})")
+        if len(body) < length:
+            return None
+        self.close()
+        return body[:length].decode("utf-8", "replace")
+
+    def _bad(self, what: str) -> None:
+        self.close()
+        msg = f"pid {self.pid}: sent {what}"
+        raise Refusal(msg)
+
+    def close(self) -> None:
+        """Close the connection (idempotent)."""
+        with contextlib.suppress(OSError):
+            self.connection.close()

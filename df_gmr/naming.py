@@ -1,0 +1,113 @@
+"""Name application objects without running their code.
+
+A report describes what it finds in the service's memory: a callable by
+its qualified name (never its arguments: a ``functools.partial`` may hold
+a password), any other object by its type, an exception by its type and
+plain arguments.  Only attributes Python itself defines for those types,
+or values stored in an object's ``__dict__``, are read: no property,
+``__repr__``, ``__str__`` or ``__getattr__`` of the application runs, so
+nothing can hang, raise or leak through them.
+"""
+
+from __future__ import annotations
+
+import collections
+import functools
+import types
+from typing import Any
+
+
+def _qualified(module: Any, qualname: Any) -> str:
+    if type(module) is str and module != "builtins":
+        return f"{module}.{qualname}"
+    return str(qualname)
+
+
+def type_name(value: Any) -> str:
+    """Return ``module.Qualname`` of ``value``'s type (no user code)."""
+    kind = type(value)
+    return _qualified(kind.__module__, kind.__qualname__)
+
+
+_FUNCTION_TYPES = (types.FunctionType, types.BuiltinFunctionType,
+                   types.MethodDescriptorType, types.WrapperDescriptorType,
+                   types.ClassMethodDescriptorType, type)
+
+
+_BOUND_BUILTINS = (types.BuiltinMethodType, types.MethodWrapperType)
+
+
+def _owner_name(owner: Any) -> str:
+    if issubclass(type(owner), type):  # a class method: the class itself
+        return _qualified(owner.__module__, owner.__qualname__)
+    return type_name(owner)
+
+
+def callable_name(function: Any, depth: int = 0) -> str:
+    """Return ``module.qualname`` of a callable, never its arguments.
+
+    A ``functools.partial`` is ``partial(<its function>)``; a bound method
+    is its class's qualified name plus the method's name; any other
+    callable object is its type's name.  Only attributes that Python
+    itself defines for those types are read: no application code runs.
+    """
+    kind = type(function)
+    if depth > 10:
+        return type_name(function)
+    if issubclass(kind, functools.partial):
+        return f"partial({callable_name(function.func, depth + 1)})"
+    if kind is types.MethodType:
+        inner = function.__func__
+        name = inner.__name__ if type(inner) is types.FunctionType \
+            else callable_name(inner, depth + 1)
+        return f"{_owner_name(function.__self__)}.{name}"
+    if kind in _BOUND_BUILTINS and not issubclass(
+            type(function.__self__), (types.ModuleType, type(None))):
+        return f"{_owner_name(function.__self__)}.{function.__name__}"
+    if issubclass(kind, _FUNCTION_TYPES):
+        return _qualified(getattr(function, "__module__", None),
+                          function.__qualname__)
+    return type_name(function)
+
+
+def error_text(error: BaseException) -> str:
+    """Return ``Type: message`` without running an exception's own code.
+
+    The message shows when the exception's arguments are strings or small
+    numbers (most exceptions); otherwise only the type does.
+    """
+    arguments = error.args if type(error.args) is tuple else ()
+    shown = []
+    for item in arguments:
+        if type(item) is str:
+            shown.append(item)
+        elif type(item) in (int, float) and abs(item) < 1e300:
+            shown.append(str(item))
+        else:
+            return type_name(error)
+    if not shown:
+        return type_name(error)
+    return f"{type_name(error)}: {', '.join(shown)}"
+
+
+def stored_attribute(owner: Any, name: str, default: Any = None) -> Any:
+    """Return ``owner.name`` as stored in its ``__dict__``, else ``default``.
+
+    No property, ``__getattr__`` or ``__getattribute__`` of the owner's
+    class runs (an application subclass may define them).
+    """
+    try:
+        namespace = object.__getattribute__(owner, "__dict__")
+    except Exception:  # no __dict__ (slots), or an odd descriptor
+        return default
+    if type(namespace) is not dict:
+        return default
+    return namespace.get(name, default)
+
+
+_SIZED = (set, frozenset, list, tuple, dict, collections.deque)
+
+
+def stored_length(value: Any) -> int | None:
+    """Return ``len(value)`` of a built-in container, else None."""
+    return len(value) if type(value) in _SIZED else None
