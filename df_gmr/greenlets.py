@@ -168,7 +168,7 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
         return timer, green
 
     greenthread.GreenThread.__init__ = tracked_init
-    greenthread._spawn_n = tracked_spawn_n
+    greenthread._spawn_n = tracked_spawn_n  # type: ignore[attr-defined]
 
 
 def _compact() -> None:
@@ -222,7 +222,8 @@ def _hook_notify_opened(hubs_module: ModuleType) -> None:
         if not is_own_thread(_native.get_ident()):
             notify_opened(fd)
 
-    hubs_module.notify_opened = notify_opened_outside_df_gmr
+    hubs_module.notify_opened = (  # type: ignore[attr-defined]
+        notify_opened_outside_df_gmr)
 
 
 def bound_greenlet(callback: Any) -> Any:

@@ -175,7 +175,7 @@ def _caller_positions(frame: FrameType | None
 
 def _track_init(cls: type, kind: str) -> None:
     """Wrap ``cls.__init__`` to register each new instance under ``kind``."""
-    original = cls.__init__
+    original = cls.__init__  # type: ignore[misc]
     track = _registries[kind].add
     getframe = sys._getframe
 

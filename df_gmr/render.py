@@ -58,7 +58,7 @@ def as_text(
 
 def as_json(report: report_module.Report) -> str:
     """Return the report as a JSON document (schema version 1)."""
-    document = {
+    document: dict[str, Any] = {
         "schema_version": report.schema_version,
         "header": report.header,
         "sections": [_json_section(result) for result in report.sections],

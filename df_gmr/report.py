@@ -169,7 +169,7 @@ def _plain_outcome(section: Section, context: ReportContext
     try:
         data = normaliser.plain(collected)
         del collected
-        if registered:
+        if section.max_bytes is not None:
             size = len(json.dumps(data, allow_nan=False))
             if size > section.max_bytes:
                 return {"error": f"section data truncated: {size} bytes is "

@@ -108,7 +108,9 @@ class Greens:
         # A running greenlet has no gr_frame: its stack is its thread's.
         # Eventlet services run greenthreads on the main thread: the
         # running one there gets the main thread's current frames.
-        frame = self.snapshot.frames().get(self.snapshot.main_thread)
+        main = self.snapshot.main_thread
+        frame = self.snapshot.frames().get(main) if main is not None \
+            else None
         running: dict[int, Any] = {}
         if frame is not None:
             for ident in self.tracked:

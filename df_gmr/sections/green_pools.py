@@ -75,7 +75,7 @@ def collect(context: ReportContext) -> dict[str, Any]:
               for group in found["thread_groups"]]
     in_group = {call: group["id"] for group in groups
                 for call in group["looping_calls"]}
-    data = {
+    data: dict[str, Any] = {
         "available": True,
         "tracking": pools.installed(),
         "oslo_service_backend": backend,
@@ -263,7 +263,7 @@ def _tpool() -> dict[str, Any]:
     frames = sys._current_frames()
     busy_in = []
     for thread in threads:
-        frame = frames.get(getattr(thread, "ident", None))
+        frame = frames.get(getattr(thread, "ident", 0))
         task = _tpool_task(frame)
         if task is not None:
             busy_in.append(task)
