@@ -36,8 +36,8 @@ from df_gmr.context import DEFAULT_SECTION_TIMEOUT
 from df_gmr.context import ReportContext
 from df_gmr.lifecycle import lifecycle
 from df_gmr.sections import Section
-from df_gmr.sections import builtin_sections
 from df_gmr.sections import generator_section
+from df_gmr.sections import installed_sections
 from df_gmr.sections import package
 from df_gmr.streams import complain
 
@@ -119,7 +119,7 @@ class Reporter:
     def sections(self) -> list[Section]:
         """Return the sections of a report, in order."""
         if self._builtin is None:
-            self._builtin = builtin_sections()
+            self._builtin = installed_sections()
         return [*self._builtin,
                 *(generator_section(title, generator)
                   for title, generator in self.registered)]

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from collections.abc import Mapping
 import dataclasses
 import importlib
+import importlib.metadata
 import json
 import re
 import textwrap
@@ -77,6 +78,54 @@ def builtin_sections() -> list[Section]:
         module = importlib.import_module(f"df_gmr.sections.{name}")
         sections.append(module.SECTION)
     return sections
+
+
+def installed_sections() -> list[Section]:
+    """Return every section of the ``df_gmr.sections`` entry-point group.
+
+    Built-in and third-party sections register the same way: an entry
+    point names a ``Section`` (or a zero-argument generator, titled by
+    the entry point's name).  Built-ins come first, in report order, then
+    the others by name; a built-in missing from the installed metadata (a
+    source checkout) is taken from ``BUILTIN``.  One that cannot be
+    loaded shows why in its place; it never stops a set-up.  Resolved
+    once, at set-up (``Reporter.sections``).
+    """
+    found = {section.name: section for section in builtin_sections()}
+    others = []
+    for entry_point in sorted(_entry_points(), key=lambda ep: ep.name):
+        if entry_point.name in BUILTIN:
+            continue  # the built-ins above, from this very package
+        try:
+            loaded = entry_point.load()
+        except Exception as error:
+            others.append(_failed_section(entry_point.name, error))
+            continue
+        if isinstance(loaded, Section):
+            others.append(loaded)
+        elif callable(loaded):
+            others.append(generator_section(entry_point.name, loaded))
+        else:
+            others.append(_failed_section(entry_point.name, TypeError(
+                f"{type(loaded).__name__} is neither a Section nor a "
+                "generator")))
+    return [*(found[name] for name in BUILTIN), *others]
+
+
+def _entry_points() -> list[Any]:
+    try:
+        return list(importlib.metadata.entry_points(group="df_gmr.sections"))
+    except Exception:
+        return []
+
+
+def _failed_section(name: str, error: BaseException) -> Section:
+    reason = f"{type(error).__name__}: {error}"
+
+    def collect(context: ReportContext) -> Any:
+        return not_available(f"the section could not be loaded: {reason}")
+
+    return Section(slug(name), name, collect, format_data)
 
 
 def not_available(reason: str, **empty: Any) -> dict[str, Any]:
