@@ -24,6 +24,7 @@ from df_gmr import greenlets
 from df_gmr import identity
 from df_gmr import journal
 from df_gmr import launchers
+from df_gmr import origins
 from df_gmr import output
 from df_gmr import pools
 from df_gmr import registry
@@ -133,6 +134,7 @@ class Reporter:
         """
         greenlets.install()
         pools.install()
+        origins.install()
         # Import every section now, not in a signal's wake, and warm what
         # a report looks up once (installed versions).
         self.sections()

@@ -16,13 +16,20 @@ the report says so.
 
 from __future__ import annotations
 
+import _socket
+import _thread
 from collections import defaultdict
 import os
+import re
 import sys
+import types
 from typing import TYPE_CHECKING
 from typing import Any
 
+from df_gmr import naming
+from df_gmr import origins
 from df_gmr import stacks
+from df_gmr.runtime import callsite
 from df_gmr.runtime import grouping
 from df_gmr.runtime import waits
 from df_gmr.runtime.grouping import GroupKey
@@ -61,6 +68,7 @@ class Natives:
         self.own = snapshot.own_threads()
         self.inside = waits.library_dirs(WAIT_LIBRARIES)
         self.classified: dict[stacks.StackKey, tuple[str, int | None]] = {}
+        self.wrappers = origins.wrapper_dirs()
 
     def groups(self) -> list[dict[str, Any]]:
         """Return the service's threads grouped, biggest group first."""
@@ -86,9 +94,11 @@ class Natives:
                 self.classified[keys] = waits.classify_chain(
                     keys, waits.THREAD_WAITS, self.inside)
             wait_kind, match = self.classified[keys]
-            state = "waiting" if match is not None else "running"
-            if match is None:
-                wait_kind = "running or in a C call"
+            state = "waiting"
+            if ident == self.snapshot.builder_thread:
+                state, wait_kind = "running", "building this report"
+            elif match is None:
+                state, wait_kind = _current_call(frame)
             kind = "main" if ident == self.snapshot.main_thread \
                 else "thread"
             gathered[(state, kind, wait_kind, keys)].append((ident, frame))
@@ -111,14 +121,118 @@ class Natives:
         found["name"] = name
         found["native_id"] = native_id
         found["daemon"] = getattr(thread, "daemon", None)
+        if thread is not None:
+            found["origin"] = origins.origin(thread, self.wrappers)
+            target = naming.stored_attribute(thread, "_target")
+            found["target"] = (naming.callable_name(target) if target
+                               is not None else naming.type_name(thread)
+                               + ".run")
         if ident == self.snapshot.builder_thread:
             found["role"] = "building this report (df_gmr frames omitted)"
         match = self.classified[keys][1]
-        if match is not None and index < grouping.DETAILS_PER_GROUP:
-            found["wait"].update(waits.details(
-                wait_kind, waits.nth_back(frame, len(keys) - 1 - match)))
+        if index < grouping.DETAILS_PER_GROUP:
+            if match is not None:
+                found["wait"].update(waits.details(
+                    wait_kind, waits.nth_back(frame, len(keys) - 1 - match)))
+            elif frame is not None and wait_kind != "building this report":
+                found["wait"].update(self._call_details(frame))
         return found
+
+    def _call_details(self, frame: Any) -> dict[str, Any]:
+        """Say what a C call blocks on: the lock (and its owner), the
+        socket, the seconds of a sleep."""
+        call = callsite.decode(frame.f_code, frame.f_lasti)
+        if call is None:
+            return {}
+        kind, name, chain, constants = call
+        details: dict[str, Any] = {"calls": callsite.text(chain)}
+        try:
+            target = callsite.resolve(
+                frame, chain[:-1] if kind == "call" else chain)
+            bound = _bound_builtin(callsite.resolve(frame, chain)) \
+                if kind == "call" else None
+        except Exception:
+            return details
+        if bound is not None:  # Thread.run calling self._target, say
+            target, name = bound
+            details["calls"] = f"{naming.type_name(target)}.{name}"
+        if type(target) in LOCK_TYPES or issubclass(type(target), RLOCK_TYPE):
+            details.update(_lock(target, self.known))
+        elif issubclass(type(target), _socket.socket):
+            fd = _socket.socket.fileno(target)
+            details["fd"] = fd
+            details["fd_is"] = self.snapshot.fds.describe(fd)
+        elif name == "sleep" and constants and type(constants[0]) in (
+                int, float):
+            details["seconds"] = constants[0]
+        return details
 
 
 def _ident(member: tuple[int, Any]) -> int:
     return member[0]
+
+
+#: Calls into C that mean the thread waits, by the name called.
+C_WAITS = {"acquire": "lock", "__enter__": "lock", "sleep": "sleep",
+           "recv": "socket read", "recv_into": "socket read",
+           "recvfrom": "socket read", "accept": "accept",
+           "connect": "connect", "sendall": "socket write",
+           "send": "socket write", "select": "select", "poll": "select",
+           "waitpid": "subprocess", "read": "read", "readline": "read",
+           "get": "queue get"}
+LOCK_TYPES = (type(_thread.allocate_lock()),)
+RLOCK_TYPE = _thread.RLock
+_OWNER = re.compile(r"owner=(\d+) count=(\d+)")
+
+
+def _current_call(frame: Any) -> tuple[str, str]:
+    """Return (state, wait kind) from the call the innermost frame makes.
+
+    No call: the thread runs Python code.  A call into C: the thread is in
+    it (a frame of its own would exist for a Python callee); the name
+    called says whether that is a wait.
+    """
+    call = callsite.decode(frame.f_code, frame.f_lasti) \
+        if frame is not None else None
+    if call is None:
+        return "running", "running Python code"
+    kind, name, chain, _ = call
+    if kind == "call":
+        try:
+            bound = _bound_builtin(callsite.resolve(frame, chain))
+        except Exception:
+            bound = None
+        if bound is not None:
+            name = bound[1]
+    known = C_WAITS.get(name if kind == "call" else "__enter__")
+    if known is not None:
+        return "waiting", known
+    return "running", f"in C call {callsite.text(chain)}"
+
+
+def _bound_builtin(callee: Any) -> tuple[Any, str] | None:
+    """Return (object, method name) of a C method bound to an object."""
+    if type(callee) is not types.BuiltinMethodType:
+        return None
+    owner = callee.__self__
+    if owner is None or issubclass(type(owner), types.ModuleType):
+        return None
+    return owner, callee.__name__
+
+
+def _lock(lock: Any, known: dict[int, Any]) -> dict[str, Any]:
+    """Describe a real lock; an RLock's owner from its C repr (exact)."""
+    found: dict[str, Any] = {"lock": f"{type(lock).__name__} {id(lock):#x}"}
+    if issubclass(type(lock), RLOCK_TYPE):
+        # _thread.RLock.__repr__ is C code of the standard library, called
+        # on the C slot directly: a subclass's own __repr__ never runs.
+        match = _OWNER.search(RLOCK_TYPE.__repr__(lock))
+        if match and match[1] != "0":
+            owner = int(match[1])
+            found["owner"] = owner
+            found["owner_name"] = getattr(known.get(owner), "name", None)
+            found["count"] = int(match[2])
+            found["owner_is"] = "exact (the lock's own record)"
+    else:
+        found["locked"] = LOCK_TYPES[0].locked(lock)
+    return found

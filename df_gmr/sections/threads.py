@@ -74,12 +74,17 @@ def _group_lines(group: dict[str, Any]) -> list[str]:
         sampled = group.get("details_read")
         lines.append(f"  {'first ' + str(sampled) if sampled else 'all'}: "
                      f"{common}")
+    lines.append("  " + _origin(group))
     lines.append(f"  threads: {shown}")
     for member in group["members"][:TEXT_MEMBERS]:
         flags = [f"native id {member['native_id']}"
                  if member.get("native_id") is not None else None,
                  "daemon" if member.get("daemon") else None,
-                 member.get("role"), _details(member.get("wait", {}))]
+                 member.get("role"), _details(member.get("wait", {})),
+                 f"runs {member['target']}" if member.get("target")
+                 else None,
+                 _site("started at", member["origin"])
+                 if member.get("origin") else None]
         lines.append(f"  - {member['id']} {member.get('name') or ''}: "
                      + "; ".join(flag for flag in flags if flag))
     if len(group["members"]) > TEXT_MEMBERS:
@@ -91,6 +96,21 @@ def _group_lines(group: dict[str, Any]) -> list[str]:
     else:
         lines.append("  (no Python frames)")
     return lines
+
+
+def _origin(group: dict[str, Any]) -> str:
+    if group.get("origin"):
+        return _site("all started at", group["origin"])
+    if any(member.get("origin") for member in group["members"]):
+        return "started at: see each thread"
+    if group["kind"] == "main":
+        return "the main thread: started with the process"
+    return ("started at: unknown (before df_gmr was set up, or not through "
+            "threading.Thread.start)")
+
+
+def _site(label: str, frame: dict[str, Any]) -> str:
+    return f"{label} {frame['file']}:{frame['line']} in {frame['function']}"
 
 
 def _details(wait: dict[str, Any]) -> str:
