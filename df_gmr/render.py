@@ -14,6 +14,7 @@ from typing import Any
 
 from df_gmr import naming
 from df_gmr import report as report_module
+from df_gmr.runtime import fingerprint
 from df_gmr.sections import Section
 from df_gmr.sections import format_data
 
@@ -104,6 +105,11 @@ def _header_lines(header: dict[str, Any]) -> list[str]:
     lines = [f"{label}: {header.get(key)}" for key, label in HEADER_FIELDS]
     if header.get("redaction"):
         lines.append(f"Redaction: {header['redaction']}")
+    concurrency = header.get("concurrency") or {}
+    if concurrency:
+        lines.append("Concurrency: " + (
+            f"unavailable ({concurrency['error']})" if "error" in concurrency
+            else fingerprint.text(concurrency)))
     process = header.get("process") or {}
     if "error" in process:
         lines.append(f"Process identity: unavailable ({process['error']})")

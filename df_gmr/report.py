@@ -45,6 +45,7 @@ from df_gmr import redact
 from df_gmr.context import ReportContext
 from df_gmr.lifecycle import lifecycle
 from df_gmr.runtime import Snapshot
+from df_gmr.runtime import fingerprint
 from df_gmr.sections import MAX_RAW_TEXT
 from df_gmr.sections import Normaliser
 from df_gmr.sections import Section
@@ -125,6 +126,10 @@ def collect_header(context: ReportContext) -> dict[str, Any]:
         header["process"] = identity.describe()
     except Exception as error:  # the header must come out regardless
         header["process"] = {"error": _one_line(error)}
+    try:
+        header["concurrency"] = fingerprint.read(context.runtime)
+    except Exception as error:
+        header["concurrency"] = {"error": _one_line(error)}
     return header
 
 

@@ -36,6 +36,7 @@ from df_gmr import watchers
 from df_gmr.context import DEFAULT_SECTION_TIMEOUT
 from df_gmr.context import ReportContext
 from df_gmr.lifecycle import lifecycle
+from df_gmr.runtime import executors
 from df_gmr.sections import Section
 from df_gmr.sections import generator_section
 from df_gmr.sections import installed_sections
@@ -135,6 +136,7 @@ class Reporter:
         greenlets.install()
         pools.install()
         origins.install()
+        executors.install()
         # Import every section now, not in a signal's wake, and warm what
         # a report looks up once (installed versions).
         self.sections()

@@ -30,6 +30,7 @@ BUILTIN: tuple[str, ...] = (
     "green_threads",
     "eventlet_hub",
     "green_pools",
+    "thread_pools",
     "processes",
     "configuration",
 )
@@ -37,6 +38,9 @@ BUILTIN: tuple[str, ...] = (
 
 #: What sections about eventlet say in a process without it.
 EVENTLET_NOT_LOADED = "eventlet is not loaded in this process"
+#: ... and in a process that imports it without using it.
+EVENTLET_NOT_USED = ("eventlet is imported but not in use: no hub has run "
+                     "and no greenthread was spawned")
 #: Columns of the text rendering.
 WIDTH = 78
 

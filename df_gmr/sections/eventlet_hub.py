@@ -32,6 +32,7 @@ from df_gmr import watchers
 from df_gmr.runtime.hubs import HubReading
 from df_gmr.runtime.hubs import Timer
 from df_gmr.sections import EVENTLET_NOT_LOADED
+from df_gmr.sections import EVENTLET_NOT_USED
 from df_gmr.sections import Section
 from df_gmr.sections import not_available
 from df_gmr.sections import wrap
@@ -57,6 +58,8 @@ def collect(context: ReportContext) -> dict[str, Any]:
         for name in PATCHED_MODULES
     }
     runtime = context.runtime
+    if not runtime.hubs():
+        return not_available(EVENTLET_NOT_USED)
     entries = [_describe_hub(reading, runtime)
                for reading in runtime.hubs()]
     entries.sort(key=lambda entry: (not entry["main_thread"],

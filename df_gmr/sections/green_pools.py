@@ -25,6 +25,7 @@ from df_gmr import naming
 from df_gmr import pools
 from df_gmr import stacks
 from df_gmr.sections import EVENTLET_NOT_LOADED
+from df_gmr.sections import EVENTLET_NOT_USED
 from df_gmr.sections import Section
 from df_gmr.sections import not_available
 from df_gmr.sections import wrap
@@ -58,6 +59,13 @@ def collect(context: ReportContext) -> dict[str, Any]:
     if backend == "threading":
         notes.append(THREADING_BACKEND)
     found = pools.tracked()
+    tpool = _tpool()
+    if not any(found.values()) and not tpool.get("started") and \
+            not context.runtime.hubs():
+        return not_available(
+            EVENTLET_NOT_USED + ("; " + THREADING_BACKEND
+                                 if backend == "threading" else ""),
+            oslo_service_backend=backend)
     wrappers = stacks.wrapper_dirs()
     wakeups = context.runtime.wakeups()
     pool_entries: dict[int, dict[str, Any]] = {}
@@ -89,7 +97,7 @@ def collect(context: ReportContext) -> dict[str, Any]:
         "piles": [_pile(pile, pool_id, wrappers)
                   for pile in found["piles"]],
         "pools": sorted(pool_entries.values(), key=lambda pool: pool["id"]),
-        "tpool": _tpool(),
+        "tpool": tpool,
     }
     for kind in ("thread_groups", "looping_calls", "executors", "piles"):
         data[kind].sort(key=lambda entry: entry["id"])

@@ -15,6 +15,7 @@ df_gmr) and its oslo.context request id.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -22,6 +23,7 @@ from df_gmr import greenlets
 from df_gmr import stacks
 from df_gmr.runtime import grouping
 from df_gmr.runtime.greens import Greens
+from df_gmr.sections import EVENTLET_NOT_USED
 from df_gmr.sections import Section
 from df_gmr.sections import not_available
 
@@ -39,6 +41,10 @@ def collect(context: ReportContext) -> dict[str, Any]:
     reason = greenlets.available()
     if reason is not None:
         return not_available(reason, total=0, groups=[])
+    if not context.runtime.hubs() and all(
+            green.parent is None for green in greenlets.tracked()):
+        return not_available(EVENTLET_NOT_USED if "eventlet" in sys.modules
+                             else "no greenlet in use", total=0, groups=[])
     groups = Greens(context.runtime).groups()
     return {
         "available": True,

@@ -36,7 +36,7 @@ SCENES = os.path.join(SCRIPTS, "fault_scenes.py")
 DUMP = "(most recent call first)"
 REPORT_START = "==== Guru Meditation"
 TITLES = ["Package", "Threads", "Green Threads", "Eventlet Hub",
-          "Green Pools", "Processes", "Configuration"]
+          "Green Pools", "Thread Pools", "Processes", "Configuration"]
 
 
 def environment(run_dir: str | None = None, **extra: str) -> dict[str, str]:

@@ -20,7 +20,7 @@ from tests.daemons import running
 from tests.daemons import wait_for
 
 TITLES = ["Package", "Threads", "Green Threads", "Eventlet Hub",
-          "Green Pools", "Processes", "Configuration"]
+          "Green Pools", "Thread Pools", "Processes", "Configuration"]
 
 
 def titles(text: str) -> list[str]:

@@ -16,7 +16,8 @@ import pytest
 from tests.daemons import running
 
 SECTION_TITLES = ["Package", "Threads", "Green Threads", "Eventlet Hub",
-                  "Green Pools", "Processes", "Configuration", "Extra"]
+                  "Green Pools", "Thread Pools", "Processes",
+                  "Configuration", "Extra"]
 FILE_NAME = re.compile(r"^testsvc_gurumeditation_\d{20}_(\d+)\.(txt|json)$")
 
 
@@ -116,8 +117,8 @@ def test_json_report_validates_against_shipped_schema(tmp_path):
         jsonschema.validate(document, schema())
         names = [section["name"] for section in document["sections"]]
         assert names == ["package", "threads", "green_threads",
-                         "eventlet_hub", "green_pools", "processes",
-                         "configuration", "extra"]
+                         "eventlet_hub", "green_pools", "thread_pools",
+                         "processes", "configuration", "extra"]
         assert document["header"]["pid"] == daemon.pid
 
 

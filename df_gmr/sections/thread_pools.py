@@ -1,0 +1,91 @@
+"""Thread Pools: the service's pools of native threads and what they run.
+
+Executors of ``concurrent.futures`` and futurist (the RPC server's
+executor of oslo.messaging's threading mode, oslo.service's threading
+backend): size, workers, busy, queued, and each running task's function,
+how long it has run and the thread running it; oslo.service's
+threading-backend looping calls (function, fixed or dynamic interval,
+last run, next run, running now or sleeping); oslo.messaging's RPC
+servers, named by their target.  Read from where the libraries keep
+their workers (see ``runtime.executors``); a process without any says
+so in one line.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from typing import Any
+
+from df_gmr.runtime import executors
+from df_gmr.sections import Section
+from df_gmr.sections import not_available
+from df_gmr.sections import wrap
+
+if TYPE_CHECKING:
+    from df_gmr.context import ReportContext
+
+NONE_FOUND = ("no pool of native threads in use (no concurrent.futures or "
+              "futurist executor with workers, no oslo.messaging server)")
+
+
+def collect(context: ReportContext) -> dict[str, Any]:
+    """Return every executor, looping call and RPC server found."""
+    found = executors.read(context.runtime.frames())
+    if not any(found.values()):
+        return not_available(NONE_FOUND, executors=[], looping_calls=[],
+                             rpc_servers=[])
+    return {"available": True, **found}
+
+
+def format_lines(data: dict[str, Any]) -> list[str]:
+    """Render each server, executor and looping call, details indented."""
+    lines: list[str] = []
+    for server in data["rpc_servers"]:
+        lines.extend(wrap(
+            f"RPC server topic {server['topic']}, server "
+            f"{server['server']}, exchange {server['exchange']}: "
+            f"{server['type']} with {server['executor']}, polled by "
+            f"thread {server['poll_thread']}"))
+    for executor in data["executors"]:
+        lines.extend(_executor_lines(executor))
+    for call in data["looping_calls"]:
+        lines.extend(_call_lines(call))
+    return lines
+
+
+def _executor_lines(executor: dict[str, Any]) -> list[str]:
+    full = (executor["max_workers"] is not None
+            and executor["busy"] >= executor["max_workers"])
+    state = "FULL" if full else "not full"
+    name = f" {executor['name']}" if executor.get("name") else ""
+    lines = wrap(
+        f"{executor['type']}{name}: {executor['busy']} busy of "
+        f"{executor['max_workers']} ({state}), {executor['workers']} "
+        f"workers started, {executor['queued']} queued"
+        + (", shut down" if executor["shut_down"] else ""))
+    for task in executor["running"]:
+        age = (f"for {task['running_seconds']}s"
+               if task["running_seconds"] is not None
+               else "for an unknown time (started before df_gmr was set up)")
+        lines.extend(wrap(
+            f"running {task['function']} {age} in thread {task['thread']} "
+            f"({task['thread_name']})", "  "))
+    return lines
+
+
+def _call_lines(call: dict[str, Any]) -> list[str]:
+    interval = call["interval"]
+    details = [call["state"]]
+    if interval is not None:
+        details.append(f"sleeps {interval}s between runs")
+    if call.get("running_seconds") is not None:
+        details.append(f"running for {call['running_seconds']}s")
+    if call["last_run_seconds"] is not None:
+        details.append(f"last run took {call['last_run_seconds']}s")
+    if call["next_run_in"] is not None:
+        details.append(f"next run in {call['next_run_in']}s")
+    return wrap(f"{call['type']} {call['function']} in thread "
+                f"{call['thread']}: " + ", ".join(details))
+
+
+SECTION = Section("thread_pools", "Thread Pools", collect, format_lines)
