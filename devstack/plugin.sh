@@ -371,9 +371,24 @@ function _df_gmr_remove_sections {
 # Phases
 # ------
 
-# install_df_gmr - install df_gmr into DevStack's Python environment
+# install_df_gmr - install df_gmr into DevStack's Python environment, then
+# check that DF_GMR_ENABLE=1 activates it there (df-gmr doctor)
 function install_df_gmr {
     setup_develop "$DF_GMR_DIR"
+    _df_gmr_check_activation
+}
+
+# _df_gmr_check_activation - warn when DevStack's Python cannot activate
+# df_gmr (the services would then die of SIGUSR2 instead of reporting)
+function _df_gmr_check_activation {
+    local python=${PYTHON:-python3}
+    if [[ -n "${DEVSTACK_VENV:-}" && -x "$DEVSTACK_VENV/bin/python" ]]; then
+        python=$DEVSTACK_VENV/bin/python
+    fi
+    if ! "$python" -m df_gmr.cli doctor --python "$python"; then
+        warn "df_gmr is installed but DF_GMR_ENABLE=1 does not activate it" \
+            "in $python (see above): kill -USR2 would stop the services"
+    fi
 }
 
 # _df_gmr_check_settings - stop with a clear message on a wrong setting

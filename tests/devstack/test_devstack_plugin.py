@@ -135,7 +135,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Devstack:
     """Return a DevStack after its install phase, installed for real."""
     devstack = Devstack(root=tmp_path_factory.mktemp("installed"), variables={
         "ENABLED_SERVICES": "n-cpu", "FAKE_DEVSTACK_PYTHON": sys.executable})
-    devstack.run("stack", "install")
+    devstack.install_output = devstack.run("stack", "install")
     return devstack
 
 
@@ -163,6 +163,23 @@ def test_install_lets_df_gmr_enable_activate_devstacks_python(
         installed: Devstack) -> None:
     result = installed.python(ACTIVATION_PROBE, DF_GMR_ENABLE="1")
     assert result.stdout.split() == ["True", "True"]
+
+
+def test_install_checks_activation_with_doctor(installed: Devstack) -> None:
+    result = installed.install_output
+    assert "ready for Guru Meditation Reports" in result.stdout
+    assert "NOT ready" not in result.stdout
+    assert "WARNING" not in result.stderr
+
+
+def test_install_warns_when_activation_cannot_work(stack: Devstack) -> None:
+    # No real install here (the fake setup_develop only records): the
+    # doctor finds DevStack's Python unable to activate df_gmr, and says so
+    # without stopping the stack.
+    result = stack.run("stack", "install")
+    assert "NOT ready for Guru Meditation Reports" in result.stdout
+    assert "WARNING: df_gmr is installed but DF_GMR_ENABLE=1 does not " \
+        "activate it" in result.stderr
 
 
 # post-config: systemd drop-ins
