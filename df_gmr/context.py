@@ -23,6 +23,8 @@ class ReportContext:
     builder_thread: int | None = None
     signal_frame: FrameType | None = None
     section_timeout: float = DEFAULT_SECTION_TIMEOUT
+    #: Waits longer than this are findings (``[df_gmr] long_wait_threshold``).
+    long_wait_threshold: float = 60.0
     #: The process's threads, greenlets and hubs, read once for the
     #: report (set by the builder; see ``df_gmr.runtime``).
     runtime: Snapshot = dataclasses.field(default_factory=Snapshot)

@@ -97,6 +97,19 @@ df_gmr_opts = [
             "workers itself)."
         ),
     ),
+    cfg.FloatOpt(
+        "long_wait_threshold",
+        default=60.0,
+        min=0,
+        help=(
+            "Seconds after which a wait (for a lock, a semaphore, an "
+            "event, a future, a join, a pool slot) is reported among the "
+            "findings. The default is oslo.messaging's rpc_response_timeout: "
+            "a wait longer than an RPC call would have waited is worth a "
+            "look. Idle waits (sleeps, a worker waiting for work, a server "
+            "waiting for connections) never count. 0 turns it off."
+        ),
+    ),
     cfg.IntOpt(
         "watchdog_interval",
         default=0,

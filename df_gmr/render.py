@@ -17,6 +17,7 @@ from df_gmr import report as report_module
 from df_gmr.runtime import fingerprint
 from df_gmr.sections import Section
 from df_gmr.sections import format_data
+from df_gmr.sections import wrap
 
 WIDTH = 78
 RULE = "=" * WIDTH
@@ -49,6 +50,8 @@ def as_text(
     lines = [RULE, _centered(report.header.get("title", "Guru Meditation"))]
     lines.append(RULE)
     lines.extend(_header_lines(report.header))
+    lines.extend(("", RULE, _centered("Findings"), RULE))
+    lines.extend(finding_lines(report.findings))
     for result in report.sections:
         lines.extend(("", RULE, _centered(result.title), RULE))
         lines.extend(_section_lines(result, sections.get(result.name)))
@@ -57,11 +60,26 @@ def as_text(
     return "\n".join(lines)
 
 
+def finding_lines(findings: list[dict[str, Any]]) -> list[str]:
+    """Render the findings, the worst first, or say there are none."""
+    if not findings:
+        return ["no findings"]
+    lines = []
+    for finding in findings:
+        lines.extend(wrap(f"{finding['severity'].upper()} {finding['kind']}:"
+                          f" {finding['text']}", "", "  "))
+        evidence = ", ".join(str(item) for item in finding["evidence"])
+        if evidence:
+            lines.extend(wrap(f"evidence: {evidence}", "  "))
+    return lines
+
+
 def as_json(report: report_module.Report) -> str:
     """Return the report as a JSON document (schema version 1)."""
     document: dict[str, Any] = {
         "schema_version": report.schema_version,
         "header": report.header,
+        "findings": report.findings,
         "sections": [_json_section(result) for result in report.sections],
     }
     try:

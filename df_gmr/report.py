@@ -39,6 +39,7 @@ from typing import Any
 import df_gmr
 from df_gmr import _native
 from df_gmr import confread
+from df_gmr import findings
 from df_gmr import identity
 from df_gmr import naming
 from df_gmr import redact
@@ -93,6 +94,8 @@ class Report:
     header: dict[str, Any]
     sections: list[SectionResult]
     schema_version: int = SCHEMA_VERSION
+    #: What is wrong, derived from the sections (see ``findings``).
+    findings: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 NOT_PROGRAM_NAMES = ("", "-c", "-m", "__main__.py")
@@ -264,6 +267,15 @@ def build(context: ReportContext, sections: Iterable[Section]) -> Report:
             f"secret option values could not be read ({secrets_error}): "
             "only credential patterns are masked")
     mask(built, {section.name: section for section in sections}, secrets)
+    try:
+        built.findings = findings.derive(
+            {result.name: result.data for result in built.sections
+             if result.error is None}, context.long_wait_threshold)
+        built.findings.extend(findings.limits(built.sections))
+    except Exception as error:  # a finding never costs the report
+        built.findings = [{"kind": "report_limits", "severity": "warning",
+                           "text": "findings could not be derived: "
+                           + naming.error_text(error), "evidence": []}]
     return built
 
 

@@ -20,6 +20,7 @@ from typing import Any
 
 from df_gmr import _native
 from df_gmr import exchange
+from df_gmr import findings
 from df_gmr import greenlets
 from df_gmr import identity
 from df_gmr import journal
@@ -195,6 +196,10 @@ class Reporter:
                              if settings is None else settings.option(
                                  "section_timeout",
                                  DEFAULT_SECTION_TIMEOUT)),
+            long_wait_threshold=(findings.LONG_WAIT_THRESHOLD
+                                 if settings is None else settings.option(
+                                     "long_wait_threshold",
+                                     findings.LONG_WAIT_THRESHOLD)),
         )
         return report.build(context, self.sections())
 

@@ -690,8 +690,21 @@ def df_gmr_beside(attacker: User, attack: str, *args: str) -> Run:
                            capture_output=True, timeout=10)
     if probe.returncode != 0:
         pytest.skip("needs a private mount namespace (unshare --mount)")
+    # What this test run needs from the real /tmp (a checkout or a venv
+    # under /tmp, as CI's may be) is bound back into the private one.
+    keep = sorted({os.path.join("/tmp", path.split(os.sep)[2])
+                   for path in (sys.prefix, SOURCE_ROOT,
+                                os.path.realpath(sys.executable))
+                   if path.startswith("/tmp/")})
+    rebind = "".join(
+        f"mkdir -p {shlex.quote(path)} && mount --bind "
+        f"\"$old\"{shlex.quote(path[len('/tmp'):])} {shlex.quote(path)} "
+        "|| exit 97\n" for path in keep)
     script = (
+        "old=/run/dfgmr-real-tmp; mkdir -p \"$old\" || exit 97\n"
+        "mount --bind /tmp \"$old\" || exit 97\n"
         "mount -t tmpfs -o mode=1777 dfgmr-test /tmp || exit 97\n"
+        + rebind +
         f"{shlex.join([*attacker.setpriv(), 'sh', '-c', attack])} "
         "|| exit 98\n"
         f"exec {shlex.join([sys.executable, '-m', 'df_gmr.cli', *args])}\n")

@@ -35,7 +35,7 @@ from tests.daemons import wait_for
 SCENES = os.path.join(SCRIPTS, "fault_scenes.py")
 DUMP = "(most recent call first)"
 REPORT_START = "==== Guru Meditation"
-TITLES = ["Package", "Threads", "Green Threads", "Eventlet Hub",
+TITLES = ["Findings", "Package", "Threads", "Green Threads", "Eventlet Hub",
           "Green Pools", "Thread Pools", "Processes", "Configuration"]
 
 

@@ -19,7 +19,7 @@ from tests.daemons import run_python
 from tests.daemons import running
 from tests.daemons import wait_for
 
-TITLES = ["Package", "Threads", "Green Threads", "Eventlet Hub",
+TITLES = ["Findings", "Package", "Threads", "Green Threads", "Eventlet Hub",
           "Green Pools", "Thread Pools", "Processes", "Configuration"]
 
 

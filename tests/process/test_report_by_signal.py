@@ -15,8 +15,8 @@ import pytest
 
 from tests.daemons import running
 
-SECTION_TITLES = ["Package", "Threads", "Green Threads", "Eventlet Hub",
-                  "Green Pools", "Thread Pools", "Processes",
+SECTION_TITLES = ["Findings", "Package", "Threads", "Green Threads",
+                  "Eventlet Hub", "Green Pools", "Thread Pools", "Processes",
                   "Configuration", "Extra"]
 FILE_NAME = re.compile(r"^testsvc_gurumeditation_\d{20}_(\d+)\.(txt|json)$")
 

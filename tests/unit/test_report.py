@@ -57,7 +57,8 @@ def test_generator_results_of_every_shape():
 def test_json_rendering_has_the_documented_top_level():
     document = json.loads(render.as_json(build(
         generator_section("X", lambda: 1))))
-    assert set(document) == {"schema_version", "header", "sections"}
+    assert set(document) == {"schema_version", "header", "findings",
+                             "sections"}
     assert document["schema_version"] == 1
     assert set(document["sections"][0]) >= {"name", "title", "data", "error"}
 

@@ -47,6 +47,7 @@ def test_entry_point_sections_follow_the_built_ins(tmp_path):
     assert titles.endswith(
         "'Processes', 'Configuration', 'Plugin Generator', 'broken', "
         "'Plugin']"), titles
-    assert titles.startswith("['Guru Meditation', 'Package', 'Threads'")
+    assert titles.startswith(
+        "['Guru Meditation', 'Findings', 'Package', 'Threads'")
     assert ours == "ours"
     assert failed == "failed shown"

@@ -1,0 +1,210 @@
+"""Findings: what is wrong, first in every report, with its evidence.
+
+Derived from the report's own plain data once every section is
+collected (never from live objects): each finding has a kind, a
+severity, one line in plain words and the ids (threads, greenthreads,
+pools, hubs) that prove it, all of which appear in the same report.  A
+healthy process says "no findings".
+
+Kinds: ``hub_blocked`` (timers overdue past the late mark: something
+keeps the hub from running), ``timers_overdue``, ``pool_full`` (a green
+pool with greenthreads waiting for a slot, an executor with every worker
+busy and work queued), ``lock_contention`` (threads waiting for an RLock
+whose owner is known), ``deadlock`` (a cycle of threads each waiting for
+a lock another holds), ``long_wait`` (a wait longer than ``[df_gmr]
+long_wait_threshold``), ``report_limits`` (a section cut off, details
+read for the first members of a group only).  Each says how it knows:
+owners of RLocks are exact (the lock's own record); what is inferred
+says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+#: Default of ``[df_gmr] long_wait_threshold``: oslo.messaging's
+#: ``rpc_response_timeout`` (60 s): a wait longer than an RPC call would
+#: have waited is worth a look.
+LONG_WAIT_THRESHOLD = 60.0
+#: Waits that are idle by design, never "long".
+IDLE_WAITS = frozenset({"sleep", "looping call sleep", "hub loop",
+                        "idle executor worker", "accept", "select", "fd",
+                        "queue get", "running", "not started", "finished"})
+SEVERITIES = ("critical", "warning", "info")
+
+
+def derive(sections: dict[str, Any], long_wait: float = LONG_WAIT_THRESHOLD
+           ) -> list[dict[str, Any]]:
+    """Return the findings of a report's sections (name -> result data)."""
+    found = [
+        *_hubs(sections.get("eventlet_hub")),
+        *_green_pools(sections.get("green_pools")),
+        *_executors(sections.get("thread_pools")),
+        *_locks(sections.get("threads")),
+        *_long_waits(sections.get("green_threads"), long_wait),
+    ]
+    found.sort(key=lambda finding: SEVERITIES.index(finding["severity"]))
+    return found
+
+
+def limits(results: list[Any]) -> list[dict[str, Any]]:
+    """Return findings about df_gmr's own limits in this report."""
+    found = []
+    for result in results:
+        if result.error and "cut off" in result.error:
+            found.append(_finding(
+                "report_limits", "warning",
+                f"the {result.title} section was cut off: "
+                f"{result.error.splitlines()[0]}", [result.name]))
+        data = result.data if isinstance(result.data, dict) else {}
+        for group in data.get("groups") or []:
+            read = group.get("details_read")
+            if read is not None:
+                found.append(_finding(
+                    "report_limits", "info",
+                    f"{result.title}: details read for the first {read} "
+                    f"of {group['count']} members of one group (ids all "
+                    "listed)", group["ids"][:1]))
+    return found
+
+
+def _finding(kind: str, severity: str, text: str, evidence: list[Any]
+             ) -> dict[str, Any]:
+    return {"kind": kind, "severity": severity, "text": text,
+            "evidence": evidence}
+
+
+def _available(data: Any) -> bool:
+    return isinstance(data, dict) and data.get("available") is not False
+
+
+def _hubs(data: Any) -> Iterator[dict[str, Any]]:
+    if not _available(data):
+        return
+    for hub in data.get("hubs", []):
+        timers = hub["timers"]
+        if hub["status"] != "live" or not timers["overdue"]:
+            continue
+        where = hub.get("running_at")
+        at = (f"; now at {where['file']}:{where['line']} in "
+              f"{where['function']}" if where else "")
+        who = hub.get("running_greenlet")
+        if timers["late"]:
+            yield _finding(
+                "hub_blocked", "critical",
+                f"the hub of thread {hub['thread']} is blocked: "
+                f"{timers['overdue']} timers overdue by up to "
+                f"{timers['max_overdue']}s ({hub['activity']}"
+                + (f", greenlet {who}" if who is not None else "") + at
+                + ")", [hub["thread"], *([who] if who is not None else [])])
+        else:
+            yield _finding(
+                "timers_overdue", "info",
+                f"the hub of thread {hub['thread']} has "
+                f"{timers['overdue']} timers overdue by up to "
+                f"{timers['max_overdue']}s", [hub["thread"]])
+
+
+def _green_pools(data: Any) -> Iterator[dict[str, Any]]:
+    if not _available(data):
+        return
+    for pool in data.get("pools", []):
+        if pool["waiting"] > 0 and pool["free"] <= 0:
+            yield _finding(
+                "pool_full", "warning",
+                f"{pool['type']} {pool['id']:#x} is full: {pool['running']} "
+                f"of {pool['size']} running, {pool['waiting']} greenthreads "
+                "waiting for a slot",
+                [pool["id"], *pool["waiting_ids"][:10]])
+
+
+def _executors(data: Any) -> Iterator[dict[str, Any]]:
+    if not _available(data):
+        return
+    for executor in data.get("executors", []):
+        size = executor.get("max_workers")
+        queued = executor.get("queued") or 0
+        if size is not None and executor["busy"] >= size and queued > 0:
+            threads = [task["thread"] for task in executor["running"]]
+            yield _finding(
+                "pool_full", "warning",
+                f"{executor['type']} {executor['id']:#x} is full: all "
+                f"{size} workers busy, {queued} tasks queued",
+                [executor["id"], *threads])
+
+
+def _thread_members(data: Any) -> Iterator[dict[str, Any]]:
+    for group in data.get("groups", []):
+        shared = group["wait"]
+        own = {member["id"]: member for member in group["members"]}
+        for ident in group["ids"]:
+            member = own.get(ident, {})
+            yield {"id": ident, "name": member.get("name"),
+                   "wait": {**shared, **member.get("wait", {})}}
+
+
+def _locks(data: Any) -> Iterator[dict[str, Any]]:
+    """Lock contention and deadlocks among native threads (RLock owners)."""
+    if not isinstance(data, dict):
+        return
+    waiting: dict[int, dict[str, Any]] = {}
+    by_lock: dict[str, list[int]] = {}
+    for member in _thread_members(data):
+        wait = member["wait"]
+        if wait.get("kind") == "lock" and wait.get("owner") is not None:
+            waiting[member["id"]] = member
+            by_lock.setdefault(wait["lock"], []).append(member["id"])
+    cycles = _cycles({ident: member["wait"]["owner"]
+                      for ident, member in waiting.items()})
+    in_cycle = {ident for cycle in cycles for ident in cycle}
+    for cycle in cycles:
+        chain = "; ".join(
+            f"thread {ident} ({waiting[ident]['name']}) waits for "
+            f"{waiting[ident]['wait']['lock']} held by thread "
+            f"{waiting[ident]['wait']['owner']}" for ident in cycle)
+        yield _finding("deadlock", "critical",
+                       f"deadlock of {len(cycle)} threads: {chain} (owners "
+                       "exact: the locks' own records)", list(cycle))
+    for lock, idents in by_lock.items():
+        if set(idents) <= in_cycle:
+            continue
+        owner = waiting[idents[0]]["wait"]
+        yield _finding(
+            "lock_contention", "warning",
+            f"{len(idents)} threads wait for {lock} held by thread "
+            f"{owner['owner']} ({owner.get('owner_name')}) (owner exact: "
+            "the lock's own record)", [owner["owner"], *idents])
+
+
+def _cycles(waits_for: dict[int, int]) -> list[list[int]]:
+    """Return each cycle of a thread -> thread graph once."""
+    cycles, seen = [], set()
+    for start in waits_for:
+        path: list[int] = []
+        node: int | None = start
+        while node is not None and node not in seen and node not in path:
+            path.append(node)
+            node = waits_for.get(node)
+        if node is not None and node in path:
+            cycle = path[path.index(node):]
+            cycles.append(cycle)
+        seen.update(path)
+    return cycles
+
+
+def _long_waits(data: Any, threshold: float) -> Iterator[dict[str, Any]]:
+    if not _available(data) or threshold <= 0:
+        return
+    for group in data.get("groups", []):
+        if group["wait_kind"] in IDLE_WAITS:
+            continue
+        long = [member for member in group["members"]
+                if (member.get("waiting_seconds") or 0) > threshold]
+        if long:
+            worst = max(member["waiting_seconds"] for member in long)
+            yield _finding(
+                "long_wait", "warning",
+                f"{len(long)} greenthreads wait ({group['wait_kind']}) for "
+                f"more than {threshold:g}s, the longest {worst}s",
+                [member["id"] for member in long[:10]])

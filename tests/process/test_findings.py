@@ -1,0 +1,48 @@
+"""Findings first in every report: each kind from a real scene."""
+
+from __future__ import annotations
+
+import json
+
+from tests.daemons import run_python
+
+
+def findings(scene: str) -> tuple[list[dict], list[str]]:
+    result = json.loads(run_python("findings_scene.py", scene).stdout)
+    return result["findings"], result["text"]
+
+
+def test_healthy_service_says_no_findings():
+    found, text = findings("healthy")
+    assert found == []
+    assert text == ["no findings"]
+
+
+def test_two_threads_on_two_rlocks_are_a_deadlock():
+    found, text = findings("deadlock")
+    [deadlock] = [f for f in found if f["kind"] == "deadlock"]
+    assert deadlock["severity"] == "critical"
+    assert len(deadlock["evidence"]) == 2
+    assert "alpha" in deadlock["text"] and "beta" in deadlock["text"]
+    assert text[0].startswith("CRITICAL deadlock: deadlock of 2 threads")
+    assert not [f for f in found if f["kind"] == "lock_contention"]
+
+
+def test_lock_chain_names_the_holder():
+    found, _ = findings("contention")
+    [contention] = [f for f in found if f["kind"] == "lock_contention"]
+    assert contention["text"].startswith("3 threads wait for RLock")
+    assert "(holder)" in contention["text"]
+    assert len(contention["evidence"]) == 4  # the holder, then the waiters
+
+
+def test_saturated_futurist_executor():
+    found, _ = findings("full-executor")
+    [full] = [f for f in found if f["kind"] == "pool_full"]
+    assert "all 2 workers busy, 3 tasks queued" in full["text"]
+
+
+def test_saturated_green_pool():
+    found, _ = findings("full-green-pool")
+    [full] = [f for f in found if f["kind"] == "pool_full"]
+    assert "2 of 2 running, 3 greenthreads waiting for a slot" in full["text"]

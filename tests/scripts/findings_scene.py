@@ -1,0 +1,75 @@
+"""Scenes for the findings: a deadlock, contention, full pools, health.
+
+Usage: findings_scene.py healthy|deadlock|contention|full-executor|
+       full-green-pool
+Builds the scene, then prints the report's JSON (run() in this thread).
+"""
+import json
+import os
+import sys
+import threading
+import time
+
+from df_gmr import guru_meditation_report as gmr
+from df_gmr import render
+from df_gmr.reporter import reporter
+
+scene = sys.argv[1]
+if scene == "full-green-pool":
+    import eventlet
+
+    eventlet.monkey_patch()
+gmr.TextGuruMeditation.setup_autorun("1", service_name="findings")
+keep = []
+
+if scene == "deadlock":
+    first, second = threading.RLock(), threading.RLock()
+    both_hold = threading.Barrier(2)
+
+    def cross(mine, theirs):
+        with mine:
+            both_hold.wait()
+            with theirs:
+                pass
+
+    keep.append(threading.Thread(target=cross, args=(first, second),
+                                 name="alpha", daemon=True))
+    keep.append(threading.Thread(target=cross, args=(second, first),
+                                 name="beta", daemon=True))
+elif scene == "contention":
+    lock = threading.RLock()
+    held = threading.Event()
+
+    def hold():
+        with lock:
+            held.set()
+            time.sleep(60)
+
+    def want():
+        held.wait()
+        with lock:
+            pass
+
+    keep.append(threading.Thread(target=hold, name="holder", daemon=True))
+    keep.extend(threading.Thread(target=want, name=f"wanter-{n}",
+                                 daemon=True) for n in range(3))
+elif scene == "full-executor":
+    import futurist
+
+    executor = futurist.ThreadPoolExecutor(max_workers=2)
+    for _ in range(5):
+        executor.submit(time.sleep, 60)
+elif scene == "full-green-pool":
+    pool = eventlet.GreenPool(2)
+    for _ in range(2):
+        pool.spawn_n(eventlet.sleep, 60)
+    for _ in range(3):
+        eventlet.spawn(pool.spawn, eventlet.sleep, 60)
+    eventlet.sleep(0.2)
+for thread in keep:
+    thread.start()
+time.sleep(0.5)
+built = reporter.build("test")
+print(json.dumps({"findings": built.findings,
+                  "text": render.finding_lines(built.findings)}), flush=True)
+os._exit(0)  # the scene's threads block for good: no clean shutdown
