@@ -10,6 +10,10 @@ frame's locals, globals and builtins, and from module and instance
 ``__dict__``s only: no property, ``__getattr__`` or ``__repr__`` of the
 application runs.  Decoding is cached per (code, instruction).
 
+The call's arguments are read only when each is a constant or a variable
+(``time.sleep(5)``, ``time.sleep(pause)``): an expression's constants are
+not its value.
+
 What this cannot see: a callee built by an expression (a call result, a
 subscript) and arguments built as lists; those stay unnamed ("unknown").
 """
@@ -17,6 +21,7 @@ subscript) and arguments built as lists; those stay unnamed ("unknown").
 from __future__ import annotations
 
 import builtins
+import dataclasses
 import dis
 from types import CodeType
 from types import FrameType
@@ -34,7 +39,8 @@ _ROOTS = frozenset({"LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_NAME",
 _ATTRS = frozenset({"LOAD_ATTR", "LOAD_METHOD"})
 _MAX_CACHE = 4096
 
-#: (kind, name called, chain of (load kind, name), constant arguments)
+#: (kind, name called, chain of (load kind, name), arguments: each a
+#: constant, a ``Local`` or a ``Global``; none when one is an expression)
 Call = tuple[str, str, tuple[tuple[str, str], ...], tuple[Any, ...]]
 _cache: dict[tuple[CodeType, int], Call | None] = {}
 
@@ -110,10 +116,56 @@ def _decode_at(instructions: list[dis.Instruction], index: int
     chain = _chain_ending(instructions, position)
     if not chain:
         return None
-    constants = tuple(instruction.argval
-                      for instruction in instructions[position + 1:index]
-                      if instruction.opname == "LOAD_CONST")
-    return "call", chain[-1][1], chain, constants
+    return "call", chain[-1][1], chain, _simple_arguments(
+        instructions[position + 1:index], current.opname)
+
+
+@dataclasses.dataclass(frozen=True)
+class Local:
+    """A call's argument that is a local variable of the calling frame."""
+
+    name: str
+
+
+@dataclasses.dataclass(frozen=True)
+class Global:
+    """A call's argument that is a global name of the calling frame."""
+
+    name: str
+
+
+def _simple_arguments(region: list[dis.Instruction], opname: str
+                      ) -> tuple[Any, ...]:
+    """Return the call's positional arguments when each is one constant
+    or one variable (``time.sleep(5)``, ``time.sleep(pause)``); else
+    nothing: an expression's constants are not its value."""
+    loads = [instruction for instruction in region
+             if instruction.opname not in _SKIP]
+    if opname in ("CALL_FUNCTION_KW", "CALL_KW", "CALL_FUNCTION_EX") or \
+            any(instruction.opname == "KW_NAMES" for instruction in region):
+        return ()
+    found: list[Any] = []
+    for instruction in loads:
+        if instruction.opname == "LOAD_CONST":
+            found.append(instruction.argval)
+        elif instruction.opname in ("LOAD_FAST", "LOAD_FAST_CHECK",
+                                    "LOAD_DEREF"):
+            found.append(Local(str(instruction.argval)))
+        elif instruction.opname == "LOAD_GLOBAL":
+            found.append(Global(_name(instruction)))
+        else:
+            return ()
+    return tuple(found)
+
+
+def argument(frame: FrameType, value: Any) -> Any:
+    """Return an argument's value: the constant, or the frame's local or
+    global variable (read from the namespace's dict; no code runs)."""
+    if isinstance(value, Local):
+        return frame.f_locals.get(value.name)
+    if isinstance(value, Global):
+        return frame.f_globals.get(value.name)
+    return value
 
 
 def _namespace(owner: Any) -> dict[str, Any] | None:

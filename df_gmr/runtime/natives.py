@@ -136,7 +136,17 @@ class Natives:
                     wait_kind, waits.nth_back(frame, len(keys) - 1 - match)))
             elif frame is not None and wait_kind != "building this report":
                 found["wait"].update(self._call_details(frame))
+            self._describe_fds(found["wait"])
         return found
+
+    def _describe_fds(self, wait: dict[str, Any]) -> None:
+        """Say what the descriptors a wait names are (sockets' addresses)."""
+        if type(wait.get("fd")) is int and "fd_is" not in wait:
+            wait["fd_is"] = self.snapshot.fds.describe(wait["fd"])
+        fds = wait.get("fds")
+        if type(fds) is list and fds:
+            wait["watching"] = ", ".join(
+                f"fd {fd} {self.snapshot.fds.describe(fd)}" for fd in fds)
 
     def _call_details(self, frame: Any) -> dict[str, Any]:
         """Say what a C call blocks on: the lock (and its owner), the
@@ -144,27 +154,35 @@ class Natives:
         call = callsite.decode(frame.f_code, frame.f_lasti)
         if call is None:
             return {}
-        kind, name, chain, constants = call
+        kind, name, chain, arguments = call
         details: dict[str, Any] = {"calls": callsite.text(chain)}
+        if kind == "with":
+            details["calls"] = f"with {details['calls']}"
         try:
-            target = callsite.resolve(
-                frame, chain[:-1] if kind == "call" else chain)
-            bound = _bound_builtin(callsite.resolve(frame, chain)) \
-                if kind == "call" else None
+            owner_chain = chain[:-1] if kind == "call" else chain
+            target = callsite.resolve(frame, owner_chain) if owner_chain \
+                else None  # a plain function: no object it is called on
+            callee = callsite.resolve(frame, chain) if kind == "call" \
+                else None
         except Exception:
             return details
+        bound = _bound_builtin(callee)
+        function = _module_function(callee)
         if bound is not None:  # Thread.run calling self._target, say
             target, name = bound
             details["calls"] = f"{naming.type_name(target)}.{name}"
+        elif function is not None and function[0] != name:
+            # a C function called by another name: real_sleep = time.sleep
+            name = function[0]
+            details["calls"] += f" ({function[1]})"
         if type(target) in LOCK_TYPES or issubclass(type(target), RLOCK_TYPE):
             details.update(_lock(target, self.known))
-        elif issubclass(type(target), _socket.socket):
-            fd = _socket.socket.fileno(target)
-            details["fd"] = fd
-            details["fd_is"] = self.snapshot.fds.describe(fd)
-        elif name == "sleep" and constants and type(constants[0]) in (
-                int, float):
-            details["seconds"] = constants[0]
+        elif target is not None and issubclass(type(target), _socket.socket):
+            details["fd"] = _socket.socket.fileno(target)  # fd_is: below
+        elif name == "sleep" and len(arguments) == 1:
+            seconds = callsite.argument(frame, arguments[0])
+            if type(seconds) in (int, float):
+                details["seconds"] = seconds
         return details
 
 
@@ -199,11 +217,15 @@ def _current_call(frame: Any) -> tuple[str, str]:
     kind, name, chain, _ = call
     if kind == "call":
         try:
-            bound = _bound_builtin(callsite.resolve(frame, chain))
+            callee = callsite.resolve(frame, chain)
         except Exception:
-            bound = None
+            callee = None
+        bound = _bound_builtin(callee)
+        function = _module_function(callee)
         if bound is not None:
             name = bound[1]
+        elif function is not None:
+            name = function[0]
     known = C_WAITS.get(name if kind == "call" else "__enter__")
     if known is not None:
         return "waiting", known
@@ -218,6 +240,20 @@ def _bound_builtin(callee: Any) -> tuple[Any, str] | None:
     if owner is None or issubclass(type(owner), types.ModuleType):
         return None
     return owner, callee.__name__
+
+
+def _module_function(callee: Any) -> tuple[str, str] | None:
+    """Return (name, module.name) of a C function of a module, whatever
+    name it is called by (``real_sleep = time.sleep``)."""
+    if type(callee) is not types.BuiltinFunctionType:
+        return None
+    owner = callee.__self__
+    if owner is not None and not issubclass(type(owner), types.ModuleType):
+        return None
+    module = callee.__module__
+    qualified = f"{module}.{callee.__name__}" if type(module) is str \
+        else callee.__name__
+    return callee.__name__, qualified
 
 
 def _lock(lock: Any, known: dict[int, Any]) -> dict[str, Any]:

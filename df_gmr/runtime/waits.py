@@ -14,6 +14,7 @@ eventlet's own objects (``naming.stored_attribute``): no property,
 
 from __future__ import annotations
 
+import _socket
 import os
 import sys
 from types import FrameType
@@ -48,6 +49,11 @@ EVENTLET_WAITS: Table = {
 THREAD_WAITS: Table = {
     ("threading.py", "wait"): "condition",
     ("threading.py", "wait_for"): "condition",
+    # Barrier.wait waits in _wait (or, while the barrier drains, _enter):
+    # the chain must reach Barrier.wait for the barrier to name it.
+    ("threading.py", "_wait"): "condition",
+    ("threading.py", "_enter"): "condition",
+    ("threading.py", "acquire"): "semaphore",
     ("threading.py", "join"): "join",
     ("threading.py", "_wait_for_tstate_lock"): "join",
     ("queue.py", "get"): "queue get",
@@ -61,6 +67,7 @@ THREAD_WAITS: Table = {
     ("subprocess.py", "wait"): "subprocess",
     ("subprocess.py", "communicate"): "subprocess",
     ("subprocess.py", "_wait"): "subprocess",
+    ("subprocess.py", "_try_wait"): "subprocess",
     ("thread.py", "_worker"): "idle executor worker",
     ("_thread.py", "_worker"): "idle executor worker",
     ("loopingcall.py", "_sleep"): "looping call sleep",
@@ -167,6 +174,23 @@ def _semaphore(owner: Any, local: dict[str, Any], frame: Any
     found: dict[str, Any] = {}
     if type(owner).__name__ == "Lock":
         found["kind"] = "lock"
+    value = naming.stored_attribute(owner, "_value")
+    if type(value) is int:  # threading's Semaphore: waits in its Condition
+        found["value"] = value
+        initial = naming.stored_attribute(owner, "_initial_value")
+        if type(initial) is int:  # a BoundedSemaphore
+            found["bound"] = initial
+        found["waiters"] = naming.stored_length(naming.stored_attribute(
+            naming.stored_attribute(owner, "_cond"), "_waiters"))
+        return found
+    if type(naming.stored_attribute(owner, "_block")).__name__ == "lock":
+        # threading's pure-Python RLock (_PyRLock): a lock, owner recorded
+        found["kind"] = "lock"
+        holder = naming.stored_attribute(owner, "_owner")
+        if type(holder) is int:
+            found["owner"] = holder
+            found["count"] = naming.stored_attribute(owner, "_count")
+        return found
     waiters = naming.stored_length(naming.stored_attribute(owner, "_waiters"))
     counter = naming.stored_attribute(owner, "counter")
     if type(counter) is int and waiters is not None:
@@ -221,6 +245,19 @@ def _condition(owner: Any, local: dict[str, Any], frame: Any
     kind = _EVENT_OWNERS.get(type(owner).__name__)
     if kind is not None:
         found["kind"] = kind
+    if kind == "barrier":
+        parties = naming.stored_attribute(owner, "_parties")
+        count = naming.stored_attribute(owner, "_count")
+        if type(parties) is int and type(count) is int:
+            found["parties"] = parties
+            found["arrived"] = count  # waiting at it, this thread included
+        return found
+    condition = naming.stored_attribute(owner, "_cond") \
+        if kind == "event" else owner
+    waiters = naming.stored_length(naming.stored_attribute(condition,
+                                                           "_waiters"))
+    if waiters is not None:
+        found["waiters"] = waiters
     return found
 
 
@@ -251,6 +288,37 @@ def _subprocess(owner: Any, local: dict[str, Any], frame: Any
     return found
 
 
+#: Descriptors listed per selector wait.
+MAX_FDS = 16
+
+
+def _socket_fd(owner: Any, local: dict[str, Any], frame: Any
+               ) -> dict[str, Any]:
+    # socket.accept's self is the socket; SocketIO.readinto's holds it.
+    sock = owner if issubclass(type(owner), _socket.socket) else \
+        naming.stored_attribute(owner, "_sock")
+    if not issubclass(type(sock), _socket.socket):
+        return {}
+    fd = _socket.socket.fileno(sock)  # C, of the standard library
+    return {"fd": fd} if fd >= 0 else {}
+
+
+def _selector(owner: Any, local: dict[str, Any], frame: Any
+              ) -> dict[str, Any]:
+    registered = naming.stored_attribute(owner, "_fd_to_key")
+    if type(registered) is not dict:
+        return {}
+    fds = sorted(fd for fd in list(registered) if type(fd) is int)
+    found: dict[str, Any] = {"fds": fds[:MAX_FDS]}
+    if len(fds) > MAX_FDS:
+        found["fds_more"] = len(fds) - MAX_FDS
+    timeout = local.get("timeout")  # selectors make None -1: forever
+    if isinstance(timeout, (int, float)) and type(timeout) is not bool \
+            and timeout >= 0:
+        found["timeout"] = timeout
+    return found
+
+
 _READERS = {
     "semaphore": _semaphore,
     "lock": _semaphore,
@@ -263,4 +331,7 @@ _READERS = {
     "condition": _condition,
     "future": _future,
     "subprocess": _subprocess,
+    "accept": _socket_fd,
+    "socket read": _socket_fd,
+    "select": _selector,
 }

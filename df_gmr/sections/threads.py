@@ -4,11 +4,13 @@ Only real threads are listed (those with a Python thread state), never
 greenlets dressed up as threads.  Threads with the same stack, state and
 wait kind form one group, shown once with the ids, names and details of
 its members: 500 identical executor workers cost one stack.  A thread's
-wait is read from its stack (a queue's get, a condition or event, a
-future's result, a join, a selector, a subprocess, an idle executor
-worker, a looping call's sleep); ``running or in a C call`` says that the
-stack shows no known wait: the thread runs Python code, or waits inside a
-C call that df_gmr cannot see into (a lock's acquire, a blocking read).
+wait is read from its stack (a queue's get, a condition, event, barrier
+or semaphore, a future's result, a join, a selector and its descriptors,
+an accept or read with the socket's addresses, a subprocess with its pid
+and command, an idle executor worker, a looping call's sleep), or from
+the C call its innermost frame makes (a lock's acquire with an RLock's
+owner, a socket's recv, a sleep with its seconds); ``running`` with ``in
+C call X`` says that neither shows a known wait.
 
 df_gmr's own threads (reporting, sections, watchers) are listed apart,
 never counted among the service's.  The thread that builds the report is
