@@ -58,8 +58,10 @@ def limits(results: list[Any]) -> list[dict[str, Any]]:
                 f"the {result.title} section was cut off: "
                 f"{result.error.splitlines()[0]}", [result.name]))
         data = result.data if isinstance(result.data, dict) else {}
-        for group in data.get("groups") or []:
-            read = group.get("details_read")
+        groups = data.get("groups")
+        for group in groups if isinstance(groups, list) else []:
+            read = group.get("details_read") if isinstance(group, dict) \
+                else None
             if read is not None:
                 found.append(_finding(
                     "report_limits", "info",

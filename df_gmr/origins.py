@@ -85,7 +85,8 @@ def origin(thread: Any, wrappers: tuple[str, ...]) -> dict[str, Any] | None:
     """Describe where ``thread`` was started: the first outside caller.
 
     None when nothing was recorded (started before set-up, or not through
-    ``Thread.start``).
+    ``Thread.start``), or when the recorded callers are all libraries (or
+    df_gmr itself): the report then says "unknown", never a library's line.
     """
     try:
         positions = object.__getattribute__(thread, "__dict__").get(
@@ -97,6 +98,7 @@ def origin(thread: Any, wrappers: tuple[str, ...]) -> dict[str, Any] | None:
     pairs: list[tuple[CodeType, int]] = list(
         zip(positions[::2], positions[1::2], strict=True))
     chosen = next((pair for pair in pairs
-                   if not pair[0].co_filename.startswith(wrappers)),
-                  pairs[-1])
+                   if not pair[0].co_filename.startswith(wrappers)), None)
+    if chosen is None:
+        return None  # only libraries (or df_gmr) started it: unknown
     return stacks.describe((chosen,))[0]
