@@ -1,69 +1,189 @@
-"""What a file descriptor is: a socket's addresses, a path, a pipe.
+"""What a file descriptor is: a socket's addresses and state, a path, a pipe.
 
-Sockets are read once per report from /proc (through psutil: creating
-socket objects here would go through eventlet's green socket, which makes
-the shared descriptor non-blocking).  Every section that names a
-descriptor asks the one ``FdTable`` of the report's snapshot.
+Every section that names a descriptor asks the one ``FdTable`` of the
+report's snapshot.  A descriptor is resolved through its link in
+``/proc/self/fd``: a socket links to ``socket:[INODE]``, and the inode
+is looked up in the kernel's socket tables of the process's network
+namespace (``/proc/self/net/tcp``, ``tcp6``, ``udp``, ``udp6``,
+``unix``), read once per report and keyed by inode.  Keyed by inode,
+not by descriptor: a socket duplicated with ``dup()`` (oslo.service's
+WSGI server dups its listening socket; a forked worker inherits it) has
+several descriptors and one inode, and every one of them reads the
+same.  No socket object is created here (eventlet's green socket would
+make the shared descriptor non-blocking).
+
+Wording: ``tcp socket listening on 127.0.0.1:8774``, ``tcp socket
+127.0.0.1:8774 -> 127.0.0.1:50312 (connected)``, the same for ``tcp6``
+(``[::1]:8774``) and ``udp``/``udp6`` (``bound to``), ``unix socket
+listening on /run/x.sock``, ``unix socket /run/x.sock (connected)``,
+``unix socket unnamed (connected)``; another TCP state is named in
+words (``close wait``, ``time wait``...).
 """
 
 from __future__ import annotations
 
+import _socket
 import os
-from typing import Any
+import re
+import struct
 
-#: psutil's socket families and types (AF_UNIX, AF_INET, AF_INET6; DGRAM).
-_FAMILIES = {1: "unix", 2: "tcp", 10: "tcp6"}
-_DGRAM = 2
+#: /proc/self/net tables: file -> (kind shown, address family).
+_INET_TABLES = (
+    ("tcp", "tcp", _socket.AF_INET),
+    ("tcp6", "tcp6", _socket.AF_INET6),
+    ("udp", "udp", _socket.AF_INET),
+    ("udp6", "udp6", _socket.AF_INET6),
+)
+#: TCP states (include/net/tcp_states.h), as /proc prints them.
+_TCP_STATES = {
+    "01": "connected", "02": "syn sent", "03": "syn received",
+    "04": "fin wait 1", "05": "fin wait 2", "06": "time wait",
+    "07": "closed", "08": "close wait", "09": "last ack",
+    "0A": "listening", "0B": "closing", "0C": "new syn received",
+}
+#: UNIX socket states (SS_*) and types, as /proc/self/net/unix prints them.
+_UNIX_STATES = {"01": "unconnected", "02": "connecting", "03": "connected",
+                "04": "disconnecting"}
+_UNIX_TYPES = {"0001": "unix socket", "0002": "unix datagram socket",
+               "0005": "unix seqpacket socket"}
+#: __SO_ACCEPTCON: a UNIX socket that listens.
+_ACCEPTING = 0x10000
+_SOCKET_LINK = re.compile(r"socket:\[(\d+)\]\Z")
+#: Why a socket inode has no entry in the tables.
+NOT_LISTED = ("not in /proc/self/net's tcp, udp or unix tables: neither "
+              "listening nor connected yet, or of another family")
 
 
 class FdTable:
     """Descriptions of this process's descriptors, read once."""
 
     def __init__(self) -> None:
-        self._sockets: dict[int, str] | None = None
+        self._by_inode: dict[int, str] | None = None
 
     def describe(self, fd: int) -> str:
-        """Say what ``fd`` is: ``tcp socket a:1 -> b:2``, a path, ..."""
-        sockets = self.sockets()
-        if fd in sockets:
-            return sockets[fd]
+        """Say what ``fd`` is: ``tcp socket listening on a:1``, a path..."""
         try:
-            return os.readlink(f"/proc/self/fd/{fd}")
-        except OSError:
-            return "unknown"
+            link = os.readlink(f"/proc/self/fd/{fd}")
+        except FileNotFoundError:
+            return "not open now (closed since)"
+        except OSError as error:
+            return f"unknown ({error.strerror or error})"
+        inode = socket_inode(link)
+        if inode is None:
+            return link
+        described = self.by_inode().get(inode)
+        return described if described is not None else \
+            f"{link} ({NOT_LISTED})"
 
     def sockets(self) -> dict[int, str]:
-        """Map socket descriptors to their description (read once)."""
-        if self._sockets is None:
-            self._sockets = _read_sockets()
-        return self._sockets
+        """Map every socket descriptor of the process to its description."""
+        found = {}
+        for fd in _open_fds():
+            try:
+                link = os.readlink(f"/proc/self/fd/{fd}")
+            except OSError:
+                continue
+            if socket_inode(link) is not None:
+                found[fd] = self.describe(fd)
+        return found
+
+    def by_inode(self) -> dict[int, str]:
+        """Map socket inodes to their description (read once)."""
+        if self._by_inode is None:
+            self._by_inode = read_socket_tables()
+        return self._by_inode
 
 
-def _read_sockets() -> dict[int, str]:
+def socket_inode(link: str) -> int | None:
+    """Return the inode of a ``socket:[INODE]`` link, else None."""
+    match = _SOCKET_LINK.match(link)
+    return int(match.group(1)) if match else None
+
+
+def _open_fds() -> list[int]:
     try:
-        import psutil
-
-        connections = psutil.Process().net_connections(kind="all")
-    except Exception:
-        return {}
-    described = {}
-    for connection in connections:
-        kind = _FAMILIES.get(int(connection.family), "socket")
-        if int(connection.type) == _DGRAM and kind != "unix":
-            kind = kind.replace("tcp", "udp")
-        local = _address(connection.laddr) or "(unnamed)"
-        peer = _address(connection.raddr)
-        described[connection.fd] = (
-            f"{kind} socket {local} -> {peer}" if peer
-            else f"{kind} socket {local} "
-            f"({connection.status or 'unconnected'})"
-        )
-    return described
+        return sorted(int(name) for name in os.listdir("/proc/self/fd")
+                      if name.isdigit())
+    except OSError:
+        return []
 
 
-def _address(address: Any) -> str | None:
-    if not address:
-        return None
-    if isinstance(address, tuple):
-        return f"{address[0]}:{address[1]}"
-    return str(address)
+def read_socket_tables(root: str = "/proc/self/net") -> dict[int, str]:
+    """Describe every socket of the network namespace, by inode.
+
+    Only the process's own sockets are kept (their inodes are read from
+    ``/proc/self/fd`` first): a busy host lists many more.
+    """
+    own = set()
+    for fd in _open_fds():
+        try:
+            inode = socket_inode(os.readlink(f"/proc/self/fd/{fd}"))
+        except OSError:
+            continue
+        if inode is not None:
+            own.add(inode)
+    found: dict[int, str] = {}
+    if not own:
+        return found
+    for name, kind, family in _INET_TABLES:
+        for fields in _rows(os.path.join(root, name)):
+            if len(fields) > 9 and fields[9].isdigit() and \
+                    int(fields[9]) in own:
+                found.setdefault(int(fields[9]),
+                                 _inet(kind, family, fields))
+    for fields in _rows(os.path.join(root, "unix")):
+        if len(fields) > 6 and fields[6].isdigit() and int(fields[6]) in own:
+            found.setdefault(int(fields[6]), _unix(fields))
+    return found
+
+
+def _rows(path: str) -> list[list[str]]:
+    try:
+        with open(path, encoding="ascii", errors="replace") as table:
+            next(table, None)  # the header
+            return [line.split() for line in table]
+    except OSError:
+        return []
+
+
+def _inet(kind: str, family: int, fields: list[str]) -> str:
+    local = _inet_address(fields[1], family)
+    peer = _inet_address(fields[2], family)
+    state = fields[3].upper()
+    if kind.startswith("udp"):
+        if state == "01":
+            return f"{kind} socket {local} -> {peer} (connected)"
+        return f"{kind} socket bound to {local}"
+    words = _TCP_STATES.get(state, f"state {state}")
+    if state == "0A":
+        return f"{kind} socket listening on {local}"
+    return f"{kind} socket {local} -> {peer} ({words})"
+
+
+def _inet_address(text: str, family: int) -> str:
+    """Decode /proc's ``HEX:PORT`` (host-order 32-bit words) address."""
+    address, _, port = text.partition(":")
+    try:
+        words = [int(address[i:i + 8], 16)
+                 for i in range(0, len(address), 8)]
+        packed = struct.pack(f"={len(words)}I", *words)
+        host = _socket.inet_ntop(family, packed)
+        number = int(port, 16)
+    except (ValueError, struct.error, OSError):
+        return text
+    if family == _socket.AF_INET6:
+        return f"[{host}]:{number}"
+    return f"{host}:{number}"
+
+
+def _unix(fields: list[str]) -> str:
+    kind = _UNIX_TYPES.get(fields[4], "unix socket")
+    path = " ".join(fields[7:]) if len(fields) > 7 else ""
+    try:
+        listening = int(fields[3], 16) & _ACCEPTING
+    except ValueError:
+        listening = 0
+    if listening:
+        return f"{kind} listening on {path or 'an unnamed address'}"
+    state = _UNIX_STATES.get(fields[5], f"state {fields[5]}")
+    return f"{kind} {path or 'unnamed'} ({state})"

@@ -1,0 +1,115 @@
+"""Descriptors named by what they are, whichever descriptor of a socket.
+
+Real sockets of this process (no eventlet needed): ``FdTable`` resolves
+each descriptor through /proc/self/fd to its socket inode.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+import os
+import socket
+
+import pytest
+
+from df_gmr.runtime.fds import FdTable
+
+
+@pytest.fixture
+def closing() -> Iterator[list[socket.socket]]:
+    opened: list[socket.socket] = []
+    yield opened
+    for sock in opened:
+        sock.close()
+
+
+def listening(family: int, host: str, closing: list) -> socket.socket:
+    server = socket.socket(family)
+    closing.append(server)
+    server.bind((host, 0))
+    server.listen()
+    return server
+
+
+def connected_pair(server: socket.socket, closing: list
+                   ) -> tuple[socket.socket, socket.socket]:
+    client = socket.create_connection(server.getsockname()[:2])
+    accepted, _ = server.accept()
+    closing.extend((client, accepted))
+    return client, accepted
+
+
+def test_every_duplicate_of_a_listening_socket_reads_listening(closing):
+    server = listening(socket.AF_INET, "127.0.0.1", closing)
+    duplicate = os.dup(server.fileno())  # as oslo.service's Server does
+    try:
+        port = server.getsockname()[1]
+        table = FdTable()
+        expected = f"tcp socket listening on 127.0.0.1:{port}"
+        assert table.describe(server.fileno()) == expected
+        assert table.describe(duplicate) == expected
+    finally:
+        os.close(duplicate)
+
+
+def test_connected_tcp_sockets_name_both_ends(closing):
+    server = listening(socket.AF_INET, "127.0.0.1", closing)
+    client, accepted = connected_pair(server, closing)
+    near = f"127.0.0.1:{client.getsockname()[1]}"
+    far = f"127.0.0.1:{server.getsockname()[1]}"
+    table = FdTable()
+    assert table.describe(client.fileno()) == \
+        f"tcp socket {near} -> {far} (connected)"
+    assert table.describe(accepted.fileno()) == \
+        f"tcp socket {far} -> {near} (connected)"
+
+
+def test_tcp6_sockets_read_the_same(closing):
+    if not socket.has_ipv6 or not os.path.exists("/proc/net/if_inet6"):
+        pytest.skip("no IPv6 here")
+    try:
+        server = listening(socket.AF_INET6, "::1", closing)
+    except OSError as error:
+        pytest.skip(f"no IPv6 loopback: {error}")
+    client, _ = connected_pair(server, closing)
+    port = server.getsockname()[1]
+    table = FdTable()
+    assert table.describe(server.fileno()) == \
+        f"tcp6 socket listening on [::1]:{port}"
+    assert table.describe(client.fileno()) == (
+        f"tcp6 socket [::1]:{client.getsockname()[1]} -> [::1]:{port} "
+        "(connected)")
+
+
+def test_unix_sockets_by_path_or_unnamed(closing, tmp_path):
+    path = str(tmp_path / "service.sock")
+    server = socket.socket(socket.AF_UNIX)
+    closing.append(server)
+    server.bind(path)
+    server.listen()
+    duplicate = os.dup(server.fileno())
+    left, right = socket.socketpair()
+    closing.extend((left, right))
+    try:
+        table = FdTable()
+        assert table.describe(server.fileno()) == \
+            f"unix socket listening on {path}"
+        assert table.describe(duplicate) == f"unix socket listening on {path}"
+        assert table.describe(left.fileno()) == \
+            "unix socket unnamed (connected)"
+    finally:
+        os.close(duplicate)
+
+
+def test_a_bound_udp_socket_and_a_closed_descriptor(closing):
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    closing.append(udp)
+    udp.bind(("127.0.0.1", 0))
+    table = FdTable()
+    assert table.describe(udp.fileno()) == \
+        f"udp socket bound to 127.0.0.1:{udp.getsockname()[1]}"
+    read_end, write_end = os.pipe()
+    os.close(write_end)
+    os.close(read_end)
+    assert table.describe(read_end) == "not open now (closed since)"
+    assert "socket:[" not in " ".join(table.sockets().values())
