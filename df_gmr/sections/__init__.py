@@ -16,6 +16,7 @@ import importlib
 import importlib.metadata
 import json
 import re
+import sys
 import textwrap
 from typing import TYPE_CHECKING
 from typing import Any
@@ -245,19 +246,76 @@ def plain_data(value: Any) -> Any:
     return Normaliser().plain(value)
 
 
+#: ``rendered_by`` of a registered section's data that is the text an
+#: oslo.reports model's own view made.
+OSLO_REPORTS_VIEW = "oslo.reports text view"
+
+
 def generator_section(title: str, generator: Callable[[], Any]) -> Section:
-    """Wrap an oslo.reports-style zero-argument generator as a section."""
+    """Wrap an oslo.reports-style zero-argument generator as a section.
+
+    An oslo.reports model it returns is rendered by its own text view, as
+    oslo.reports renders it (see ``oslo_reports_text``); anything else is
+    shown as data.
+    """
 
     def collect(context: ReportContext) -> Any:
-        return generator()  # made plain data in its section's thread
+        # Made plain data in its section's thread, views run there too.
+        return oslo_reports_text(generator())
 
     return Section(
         name=slug(title),
         title=title,
         collect=collect,
-        format_lines=format_data,
+        format_lines=format_registered,
         max_bytes=MAX_REGISTERED_BYTES,
     )
+
+
+def oslo_reports_text(result: Any) -> Any:
+    """Render an oslo.reports model as oslo.reports does; else return it.
+
+    oslo.reports' text report asks the model for its text view
+    (``set_current_view_type("text")``, which a model with default views
+    answers by attaching it) and prints ``str(model)``: the attached view
+    called on the model, nested models printed by their own views first.
+    Done the same here, unflattened: ``{"rendered_by": OSLO_REPORTS_VIEW,
+    "model": type, "text": what the view made, "data": the model's data
+    as plain data (or None and ``data_error``)}``.  A model without a view
+    (oslo.reports would fail the section) is shown as its data.
+    """
+    base = sys.modules.get("oslo_reports.models.base")
+    model_type = getattr(base, "ReportModel", None)
+    if not isinstance(model_type, type) or \
+            not issubclass(type(result), model_type):
+        return result
+    try:
+        result.set_current_view_type("text")
+    except AttributeError:
+        pass
+    if getattr(result, "attached_view", None) is None:
+        return result
+    kind = type(result)
+    rendered: dict[str, Any] = {
+        "rendered_by": OSLO_REPORTS_VIEW,
+        "model": f"{kind.__module__}.{kind.__qualname__}",
+        "text": str(result),
+    }
+    try:
+        rendered["data"] = Normaliser().plain(result.data)
+    except Exception as error:
+        rendered["data"] = None
+        rendered["data_error"] = f"{type(error).__name__}: {error}"
+    return rendered
+
+
+def format_registered(data: Any) -> list[str]:
+    """Render a registered section: a view's text as is, else the data."""
+    text = data.get("text") if isinstance(data, Mapping) and \
+        data.get("rendered_by") == OSLO_REPORTS_VIEW else None
+    if isinstance(text, str):
+        return text.splitlines()
+    return format_data(data)
 
 
 def format_data(data: Any, indent: str = "") -> list[str]:
