@@ -4,16 +4,31 @@ The ``[oslo_reports]`` options are declared exactly as oslo.reports
 declares them (same names, types, defaults and help), because oslo.config
 accepts a second registration of an option only when it is identical:
 a service may load both libraries, in either order.
+
+For ``oslo-config-generator`` (entry-point group ``oslo.config.opts``):
+
+* namespace ``df_gmr`` (``list_opts``): ``[oslo_reports]`` and
+  ``[df_gmr]``, for a configuration-generator file written for df_gmr;
+* namespace ``oslo.reports`` (``list_oslo_reports_opts``), so that a
+  service that swapped oslo.reports for df_gmr and kept ``namespace =
+  oslo.reports`` in its file does not lose ``[oslo_reports]`` from its
+  sample: it lists the group only when oslo.reports itself is not
+  installed (when it is, oslo.reports' own entry point of that name lists
+  it, and df_gmr's lists nothing: the group is never listed twice by the
+  ``oslo.reports`` namespace).  A file that names both namespaces shows
+  ``[oslo_reports]`` from each: name one of them.
 """
 
 from __future__ import annotations
 
 import copy
+import importlib.metadata
 from typing import Any
 
 from oslo_config import cfg
 
-__all__ = ["list_opts", "register", "set_defaults"]
+__all__ = ["list_opts", "list_oslo_reports_opts", "register",
+           "set_defaults"]
 
 OSLO_REPORTS_GROUP = "oslo_reports"
 DF_GMR_GROUP = "df_gmr"
@@ -142,6 +157,32 @@ def list_opts() -> list[tuple[str, list[cfg.Opt]]]:
         (OSLO_REPORTS_GROUP, copy.deepcopy(oslo_reports_opts)),
         (DF_GMR_GROUP, copy.deepcopy(df_gmr_opts)),
     ]
+
+
+#: df_gmr's entry point in the ``oslo.reports`` namespace.
+OSLO_REPORTS_ENTRY_POINT = "df_gmr.opts:list_oslo_reports_opts"
+
+
+def list_oslo_reports_opts() -> list[tuple[str, list[cfg.Opt]]]:
+    """Return ``[oslo_reports]`` unless oslo.reports lists it itself.
+
+    Published as the ``oslo.reports`` namespace of ``oslo.config.opts``
+    (see the module docstring).
+    """
+    if oslo_reports_lists_its_options():
+        return []
+    return [(OSLO_REPORTS_GROUP, copy.deepcopy(oslo_reports_opts))]
+
+
+def oslo_reports_lists_its_options() -> bool:
+    """Say whether another ``oslo.reports`` entry point is installed."""
+    try:
+        found = importlib.metadata.entry_points(group="oslo.config.opts",
+                                                name="oslo.reports")
+    except Exception:
+        return False
+    return any(entry.value.replace(" ", "") != OSLO_REPORTS_ENTRY_POINT
+               for entry in found)
 
 
 def register(conf: Any) -> None:
