@@ -33,6 +33,7 @@ spawned there would be tracked as the service's.
 from __future__ import annotations
 
 import array
+import dataclasses
 import functools
 import gc
 import os
@@ -69,6 +70,85 @@ _hubs: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 _own_hubs: weakref.WeakSet[Any] = weakref.WeakSet()
 _installed_pid = 0
 _hub_callbacks: list[Any] = []
+
+
+@dataclasses.dataclass
+class HeapScan:
+    """What one heap scan found, held weakly."""
+
+    greenlets: list[weakref.ref[Any]]
+    #: (hub, thread ident or None when the scan cannot tell)
+    hubs: list[tuple[weakref.ref[Any], int | None]]
+    #: Objects frozen by gc.freeze() at the time: the scan misses them.
+    frozen: int
+
+
+#: The last heap scan, for a process without the registry.
+_scan: HeapScan | None = None
+
+
+def installed() -> bool:
+    """Say whether the registry was installed (here or before a fork)."""
+    return _installed_pid != 0
+
+
+def found_by() -> str:
+    """Say how greenlets are found: ``registry`` or ``heap scan``."""
+    return "registry" if installed() else "heap scan"
+
+
+def last_scan() -> HeapScan | None:
+    """Return the last heap scan (None with the registry, or none yet)."""
+    return None if installed() else _scan
+
+
+def scan_heap() -> None:
+    """Find every greenlet and hub by one heap scan (no registry only).
+
+    Called once per report, when the registry is not installed; the
+    registry's readers (``tracked()``, ``hubs()``) then answer from it.
+    A hub's thread is known for the scanning thread's own hub only.
+    Threads that are gone but not yet collected are left out (their
+    finished hub and main greenlets).
+    """
+    global _scan
+    if installed():
+        return
+    greenlet = sys.modules.get("greenlet")
+    greenlet_type = getattr(greenlet, "greenlet", None)
+    hub_module = sys.modules.get("eventlet.hubs.hub")
+    hub_type = getattr(hub_module, "BaseHub", None)
+    if greenlet_type is None:
+        _scan = HeapScan([], [], gc.get_freeze_count())
+        return
+    greens = []
+    hubs_found = []
+    for candidate in gc.get_objects():
+        kind = type(candidate)
+        if issubclass(kind, greenlet_type):
+            greens.append(candidate)
+        elif hub_type is not None and issubclass(kind, hub_type):
+            hubs_found.append(candidate)
+    # A finished hub greenlet or main greenlet is a thread that is gone
+    # (df_gmr's section threads of earlier reports among them), not yet
+    # collected: not the service's, left out.
+    gone = {id(getattr(hub, "greenlet", None)) for hub in hubs_found
+            if getattr(getattr(hub, "greenlet", None), "dead", False)}
+    hubs_found = [hub for hub in hubs_found
+                  if id(getattr(hub, "greenlet", None)) not in gone]
+    found = [weakref.ref(green) for green in greens
+             if not (green.dead and (green.parent is None
+                                     or id(green) in gone))]
+    del greens
+    local = getattr(sys.modules.get("eventlet.hubs"), "_threadlocal", None)
+    own_hub = getattr(local, "hub", None)
+    ident = _native.get_ident()
+    _scan = HeapScan(
+        found,
+        [(weakref.ref(hub), ident if hub is own_hub and
+          not is_own_thread(ident) else None)
+         for hub in hubs_found],
+        gc.get_freeze_count())
 
 
 def on_new_hub(callback: Any) -> None:
@@ -286,8 +366,16 @@ def tracked_with_sites() -> list[tuple[Any, tuple[Any, ...] | None]]:
     """Return ``(greenlet, spawn site)`` for every live tracked greenlet.
 
     The spawn site is a flat ``(code, lineno, ...)`` tuple, innermost
-    caller first, or None when the greenlet predates set-up.
+    caller first, or None when the greenlet predates set-up.  Without
+    the registry: every greenlet of the last heap scan, without site.
     """
+    if not installed():
+        scan = _scan
+        if scan is None:
+            return []
+        return [(green, None) for green in
+                (reference() for reference in scan.greenlets)
+                if green is not None]
     for _ in range(100):
         before = _generation
         if before % 2:
@@ -326,7 +414,16 @@ def hubs() -> list[tuple[Any, int]]:
     """Return ``(hub, thread ident)`` for every known hub of the service.
 
     Hubs of df_gmr's own threads are left out (see the module docstring).
+    Without the registry: the hubs of the last heap scan, with thread
+    ident 0 where the scan could not tell (see ``scan_heap``).
     """
+    if not installed():
+        scan = _scan
+        if scan is None:
+            return []
+        return [(hub, ident or 0) for hub, ident in
+                ((reference(), ident) for reference, ident in scan.hubs)
+                if hub is not None]
     own = set(map(id, snapshot(_own_hubs.__iter__)))
     return [(hub, ident) for hub, ident in snapshot(_hubs.items)
             if id(hub) not in own and not is_own_thread(ident)]

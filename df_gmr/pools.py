@@ -16,7 +16,10 @@ registries, filled
   - ``oslo_service.backend._eventlet.threadgroup``: ``ThreadGroup``;
   - ``oslo_service.backend._eventlet.loopingcall``: ``LoopingCallBase``
     (every looping call), whose ``_start`` is also wrapped to keep the
-    schedule closure that holds the interval, since no attribute does;
+    schedule closure that holds the interval, since no attribute does,
+    and the callers of ``start()``: the looping call's greenthread is
+    spawned several library frames below the application (``start``,
+    ``ThreadGroup.add_timer``...), deeper than a spawn records;
 
 and, through ``greenlets.on_new_hub`` (the greenlet registry's hub hook),
 each new hub is stamped with the pid that created it, so a report can tell
@@ -46,6 +49,12 @@ from df_gmr import greenlets
 CREATED_ATTR = "_df_gmr_created"
 #: Attribute set on a started looping call: its ``idle_for`` closure.
 SCHEDULE_ATTR = "_df_gmr_schedule"
+#: Attribute set on a started looping call: ``(code, lineno)`` pairs of
+#: the frames that called its ``_start``, innermost first.
+STARTED_ATTR = "_df_gmr_started"
+#: Frames a start records: ``start``, ``add_timer_args``, ``add_timer``
+#: (or ``add_dynamic_timer``) and the application's call, plus one.
+START_DEPTH = 5
 #: How many caller frames a creation records: enough to look past the
 #: constructors of ThreadGroup, GreenPile, the executor and the timers
 #: that ThreadGroup.add_timer creates (each frame costs ~0.3 us).
@@ -115,12 +124,25 @@ def creation_site(instance: Any) -> tuple[tuple[CodeType, int], ...]:
     return getattr(instance, CREATED_ATTR, None) or ()
 
 
+def start_site(looping_call: Any) -> tuple[tuple[CodeType, int], ...]:
+    """Return the recorded callers of a looping call's start (maybe empty)."""
+    return getattr(looping_call, STARTED_ATTR, None) or ()
+
+
+def schedule_known(looping_call: Any) -> bool:
+    """Say whether the call was started while ``_start`` was wrapped."""
+    return getattr(looping_call, SCHEDULE_ATTR, None) is not None
+
+
 def schedule(looping_call: Any) -> dict[str, float]:
     """Return the numbers a started looping call's schedule closes over.
 
     ``{"interval": 1.0}`` for a fixed interval call,
     ``{"periodic_interval_max": 60}`` for a dynamic one, the back-off
-    bounds for a back-off call; empty when not started since ``install()``.
+    bounds for a back-off call; empty when not started since ``install()``
+    (``schedule_known`` tells) or when the schedule holds no number (a
+    dynamic call without ``periodic_interval_max``: its function alone
+    decides each sleep).
     """
     idle_for = getattr(looping_call, SCHEDULE_ATTR, None)
     code = getattr(idle_for, "__code__", None)
@@ -162,10 +184,10 @@ def _seed_hub() -> None:
         _hub_pids[hub] = os.getpid()
 
 
-def _caller_positions(frame: FrameType | None
+def _caller_positions(frame: FrameType | None, depth: int = CREATION_DEPTH
                       ) -> tuple[tuple[CodeType, int], ...]:
     positions = []
-    for _ in range(CREATION_DEPTH):
+    for _ in range(depth):
         if frame is None:
             break
         positions.append((frame.f_code, frame.f_lineno))
@@ -211,11 +233,17 @@ def _hook_loopingcall(loopingcall: ModuleType) -> None:
     base = loopingcall.LoopingCallBase
     _track_init(base, "looping_calls")
     original_start = base._start
+    getframe = sys._getframe
 
     @functools.wraps(original_start)
     def tracked_start(self: Any, idle_for: Any, *args: Any, **kwargs: Any
                       ) -> Any:
-        setattr(self, SCHEDULE_ATTR, idle_for)
+        try:
+            setattr(self, SCHEDULE_ATTR, idle_for)
+            setattr(self, STARTED_ATTR,
+                    _caller_positions(getframe(1), START_DEPTH))
+        except Exception:  # never break the service's start
+            pass
         return original_start(self, idle_for, *args, **kwargs)
 
     base._start = tracked_start

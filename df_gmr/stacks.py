@@ -31,19 +31,68 @@ REPORT_MACHINERY = tuple(
 )
 
 
-#: Libraries whose frames stand between an application and its spawn or
-#: creation call: a spawn site is the first frame outside them.
-WRAPPER_PACKAGES = ("eventlet", "oslo_service", "futurist", "greenlet")
+#: Libraries whose frames stand between an application and the call that
+#: spawned or created something (spawn functions, pools, launchers,
+#: decorators, deprecation shims): an origin (a spawn site, a creation
+#: site) is the first frame outside them and outside df_gmr itself.
+#: Module name -> the name a report gives it.
+WRAPPER_LIBRARIES = {
+    "eventlet": "eventlet",
+    "greenlet": "greenlet",
+    "oslo_service": "oslo.service",
+    "futurist": "futurist",
+    "debtcollector": "debtcollector",
+    "functools": "functools",
+    "oslo_utils": "oslo.utils",
+}
 
 
-def wrapper_dirs() -> tuple[str, ...]:
-    """Return the directories of df_gmr and of the loaded wrapper libraries."""
-    dirs = [PACKAGE_DIR]
-    for name in WRAPPER_PACKAGES:
-        path = getattr(sys.modules.get(name), "__file__", None)
-        if path:
-            dirs.append(os.path.dirname(path) + os.sep)
-    return tuple(dirs)
+def wrapper_prefixes() -> dict[str, str]:
+    """Map the file prefixes of df_gmr and the wrappers to their names.
+
+    A package's prefix is its directory; a single module (``functools``)
+    is its file alone, never the whole standard library beside it.
+    """
+    prefixes = {PACKAGE_DIR: "df_gmr"}
+    for module_name, shown in WRAPPER_LIBRARIES.items():
+        path = getattr(sys.modules.get(module_name), "__file__", None)
+        if not path:
+            continue
+        if os.path.basename(path).startswith("__init__."):
+            prefixes[os.path.dirname(path) + os.sep] = shown
+        else:
+            prefixes[path] = shown
+    return prefixes
+
+
+def origin(pairs: tuple[FrameKey, ...] | list[FrameKey],
+           prefixes: dict[str, str], what: str = "spawned"
+           ) -> dict[str, Any]:
+    """Describe the first recorded frame outside the wrappers.
+
+    ``pairs``: recorded ``(code, lineno)`` callers, innermost first.
+    When every one is df_gmr's or a wrapper's, return ``{"unknown":
+    why}`` instead: the report never names a wrapper as an origin.
+    """
+    if not pairs:
+        return {"unknown": f"nothing recorded of where it was {what}"}
+    wrappers = tuple(prefixes)
+    for code, lineno in pairs:
+        if not code.co_filename.startswith(wrappers):
+            return describe(((code, lineno),))[0]
+    libraries = []
+    for code, _ in pairs:
+        for prefix, shown in prefixes.items():
+            if code.co_filename.startswith(prefix) and shown != "df_gmr" \
+                    and shown not in libraries:
+                libraries.append(shown)
+    count = len(pairs)
+    callers = f"{count} recorded caller" + ("" if count == 1 else "s")
+    if not libraries:
+        return {"unknown": f"{what} by df_gmr's own code"}
+    return {"unknown": f"{what} by library code only ("
+                       f"{', '.join(libraries)}): no application frame "
+                       f"among its {callers}"}
 
 
 def frame_keys(frame: FrameType | None, limit: int = 200) -> StackKey:

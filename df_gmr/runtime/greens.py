@@ -1,12 +1,20 @@
 """Greenlets as threads of execution: gather, classify, describe.
 
 Every live greenlet comes from df_gmr's registry and the hubs' timers and
-listeners (never from a heap scan, see ``greenlets``), with the main and
-hub greenlet of each hub.  Gathering is kept to the minimum per greenlet
-(100,000 greenthreads): its stack as hashable keys, its state and kind,
-and its wait kind, which identical stacks share (classified once).
+listeners (a heap scan only where df_gmr was not set up, see
+``greenlets``), with the main and hub greenlet of each hub.  Gathering is
+kept to the minimum per greenlet (100,000 greenthreads): its stack as
+hashable keys, its state and kind, and its wait kind, which identical
+stacks share (classified once).
 Describing reads, for the first members of each group, what each waits
 on, since when, its spawn site and the request it serves.
+
+Every statement is observed or says why it is not known: a spawn site is
+the first recorded caller outside df_gmr and the wrapper libraries
+(``stacks.WRAPPER_LIBRARIES``), else ``{"unknown": why}``; a greenlet
+whose timer or descriptor is in a stale hub (from before a fork,
+replaced, or of a thread that is gone) is "stranded": that hub never
+runs again, so neither does the greenlet, whatever its timer says.
 """
 
 from __future__ import annotations
@@ -19,13 +27,24 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from df_gmr import greenlets
+from df_gmr import pools
 from df_gmr import stacks
 from df_gmr.runtime import grouping
+from df_gmr.runtime import hubs as hub_reading
 from df_gmr.runtime import waits
 from df_gmr.runtime.grouping import GroupKey
+from df_gmr.runtime.hubs import STALE_HUBS
 
 if TYPE_CHECKING:
     from df_gmr.runtime import Snapshot
+
+#: Why a greenlet has no recorded spawn site.
+NOT_RECORDED = {
+    "scan": "df_gmr was not set up: spawn sites are recorded from set-up on",
+    "before": ("spawned before df_gmr was set up, or from a greenlet's "
+               "first frame: not recorded"),
+    "bare": "a bare greenlet.greenlet(), not spawned through eventlet",
+}
 
 
 class Greens:
@@ -38,9 +57,12 @@ class Greens:
         self.spawn_sites: dict[int, Any] = {}
         self.classified: dict[stacks.StackKey, tuple[str, int | None]] = {}
         self.hub_waits = snapshot.greenlet_waits()
-        self.sites: dict[Any, dict[str, Any] | None] = {}
-        self.wrappers = stacks.wrapper_dirs()
+        self.sites: dict[Any, dict[str, Any]] = {}
+        self.prefixes = stacks.wrapper_prefixes()
         self.eventlet = waits.library_dirs(("eventlet",))
+        self.found_by = greenlets.found_by()
+        self.stranded = _stranded(snapshot.hubs())
+        self.looping_starts = _looping_starts()
 
     def groups(self) -> list[dict[str, Any]]:
         """Return the greenlets grouped, biggest group first."""
@@ -120,6 +142,28 @@ class Greens:
                     running[ident] = frame
         return running
 
+    def _spawn_site(self, ident: int) -> dict[str, Any]:
+        """Describe where a greenlet was spawned, or why that is unknown."""
+        positions = self.spawn_sites.get(ident) or ()
+        started = self.looping_starts.get(ident, ())
+        key: tuple[Any, ...]
+        if positions or started:
+            key = ("recorded", positions, started)
+        elif self.found_by == "heap scan":
+            key = ("scan",)
+        elif ident in self.tracked:
+            key = ("before",)
+        else:
+            key = ("bare",)
+        if key not in self.sites:
+            if key[0] == "recorded":
+                pairs = [*zip(positions[::2], positions[1::2], strict=True),
+                         *started]
+                self.sites[key] = stacks.origin(pairs, self.prefixes)
+            else:
+                self.sites[key] = {"unknown": NOT_RECORDED[key[0]]}
+        return self.sites[key]
+
     def _describe(self, key: GroupKey, index: int, green: Any
                   ) -> dict[str, Any] | None:
         state, kind, wait_kind, keys = key
@@ -130,7 +174,8 @@ class Greens:
                         "request_id": self.request_ids[ident],
                         "unread": True}
             return None
-        wait = _wait(state, kind, wait_kind, self.hub_waits.waits.get(ident))
+        wait = _wait(state, kind, wait_kind, self.hub_waits.waits.get(ident),
+                     self.stranded.get(ident))
         match = self.classified[keys][1]
         if match is not None and state == "parked" and kind != "hub":
             frame = green.gr_frame
@@ -139,11 +184,8 @@ class Greens:
                     wait_kind, waits.nth_back(frame, len(keys) - 1 - match)))
             del frame
         member: dict[str, Any] = {"id": ident, "wait": wait}
-        positions = self.spawn_sites.get(ident)
-        if positions:
-            if positions not in self.sites:
-                self.sites[positions] = _spawn_site(positions, self.wrappers)
-            member["spawn_site"] = self.sites[positions]
+        if kind not in ("main", "hub"):
+            member["spawn_site"] = self._spawn_site(ident)
         if ident in self.request_ids:
             member["request_id"] = self.request_ids[ident]
         if "since" in wait:
@@ -165,37 +207,66 @@ def _wait_kind(state: str, kind: str, by_stack: str, on_fd: bool) -> str:
 
 
 def _wait(state: str, kind: str, wait_kind: str,
-          hub_wait: dict[str, Any] | None) -> dict[str, Any]:
+          hub_wait: dict[str, Any] | None, stranded: str | None = None
+          ) -> dict[str, Any]:
     if state in ("running", "finished"):
         return {"kind": state}
     if state == "not started":
         wait: dict[str, Any] = {"kind": "not started"}
-        if hub_wait and "due_in" in hub_wait:
+        if stranded:
+            wait["stranded"] = stranded
+        elif hub_wait and "due_in" in hub_wait:
             wait["starts_in"] = hub_wait["due_in"]
         return wait
     if kind == "hub":
-        return {"kind": "hub loop"}
+        return {"kind": "hub loop", "stranded": stranded} if stranded \
+            else {"kind": "hub loop"}
     wait = {"kind": wait_kind}
     if hub_wait:
         if "fd" in hub_wait:
             wait["fd"] = hub_wait["fd"]
             wait["mode"] = hub_wait["mode"]
             wait["fd_is"] = hub_wait["fd_is"]
-        elif "due_in" in hub_wait:
+        elif "due_in" in hub_wait and not stranded:
             wait["due_in"] = hub_wait["due_in"]
-            if "since" in hub_wait:
-                wait["since"] = hub_wait["since"]
+        if "since" in hub_wait:
+            wait["since"] = hub_wait["since"]
+    if stranded:
+        wait["stranded"] = stranded
     return wait
 
 
-def _spawn_site(positions: tuple[Any, ...], wrappers: tuple[str, ...]
-                ) -> dict[str, Any] | None:
-    """Describe the first spawning frame outside eventlet and friends."""
-    pairs = list(zip(positions[::2], positions[1::2], strict=True))
-    for code, lineno in pairs:
-        if not code.co_filename.startswith(wrappers):
-            return stacks.describe(((code, lineno),))[0]
-    return stacks.describe((pairs[-1],))[0]
+def _stranded(readings: list[hub_reading.HubReading]) -> dict[int, str]:
+    """Map greenlets waiting in a stale hub to why they never run."""
+    found: dict[int, str] = {}
+    for reading in readings:
+        where = STALE_HUBS.get(reading.status)
+        if where is None:
+            continue
+        loop = getattr(reading.hub, "greenlet", None)
+        if loop is not None:
+            found[id(loop)] = f"the loop of {where}, it will never run"
+        for timer in reading.timers:
+            if timer.greenlet is not None:
+                found.setdefault(id(timer.greenlet), (
+                    f"its timer is in {where}, it will never run"))
+        for listener in reading.listeners:
+            if listener.greenlet is not None:
+                found.setdefault(id(listener.greenlet), (
+                    f"it waits on fd {listener.fd} in {where}, it will "
+                    "never run"))
+    return found
+
+
+def _looping_starts() -> dict[int, tuple[Any, ...]]:
+    """Map looping calls' greenlets to the recorded callers of start()."""
+    found = {}
+    for call in pools.tracked()["looping_calls"]:
+        green = getattr(call, "_thread", None)
+        site = pools.start_site(call)
+        if green is not None and site:
+            found[id(green)] = site
+    return found
 
 
 def package_dir(name: str) -> str | None:

@@ -66,18 +66,40 @@ class HubReading:
         return bool(overdue) and -overdue[0].due_in > LATE_AFTER
 
 
+#: Where a greenlet waits when its timer or descriptor is in a stale hub,
+#: by the hub's status: a stale hub never runs again, nor what waits in it.
+STALE_HUBS = {
+    "stale (from before fork)": "a hub from before fork",
+    "stale (replaced by a newer hub)": "a hub that was replaced",
+    "stale (its thread is gone)": "a hub whose thread is gone",
+}
+#: The status of a hub found by a heap scan whose thread is not known.
+THREAD_UNKNOWN = ("thread unknown (found by a heap scan: df_gmr was not set "
+                  "up)")
+
+
 def read(live_threads: set[int]) -> list[HubReading]:
-    """Read every hub df_gmr knows; ``live_threads``: idents that run."""
+    """Read every hub df_gmr knows; ``live_threads``: idents that run.
+
+    The first reading of every report: in a process where df_gmr was not
+    set up (no registry), the one heap scan of the report happens here
+    (see ``greenlets.scan_heap``).
+    """
+    if not greenlets.installed():
+        greenlets.scan_heap()
     known = greenlets.hubs()
     newest: dict[int, Any] = {}
     for hub, ident in known:
-        newest[ident] = hub  # registration order: the last one is live
+        if ident:
+            newest[ident] = hub  # registration order: the last one is live
     return [_read_hub(hub, ident, _status(hub, ident, newest, live_threads))
             for hub, ident in known]
 
 
 def _status(hub: Any, ident: int, newest: dict[int, Any],
             live_threads: set[int]) -> str:
+    if not ident:
+        return THREAD_UNKNOWN
     if newest.get(ident) is not hub:
         pid = pools.hub_pid(hub)
         if pid is not None and pid != os.getpid():

@@ -82,7 +82,10 @@ def _describe_hub(reading: HubReading, runtime: Snapshot
         "main_thread": reading.thread == runtime.main_thread,
         "status": reading.status,
         "created_by_pid": pools.hub_pid(hub),
-        "running": bool(getattr(hub, "running", False)),
+        # A stale hub's flag is a copy (from before fork, say): it does
+        # not run here, whatever the flag says.
+        "running": reading.status == "live" and bool(
+            getattr(hub, "running", False)),
         "stopping": bool(getattr(hub, "stopping", False)),
         "greenlet": {"id": id(green) if green is not None else None,
                      "state": greenlets.state(green)},
@@ -178,7 +181,9 @@ def _timers(reading: HubReading) -> dict[str, Any]:
         "canceled": reading.scheduled - len(pending),
         "overdue": len(overdue),
         "max_overdue": round(-overdue[0].due_in, 3) if overdue else 0.0,
-        "late": reading.late(),
+        # Only a live hub can be blocked: a stale one's timers are all
+        # overdue sooner or later, as it never runs.
+        "late": reading.status == "live" and reading.late(),
         "next": [_describe_timer(timer) for timer in pending[:NEXT_TIMERS]],
     }
 
@@ -228,7 +233,7 @@ def format_lines(data: dict[str, Any]) -> list[str]:
 
 def _hub_lines(hub: dict[str, Any]) -> list[str]:
     lines = wrap(f"Hub {hub['class']}: {hub['status']}")
-    thread = f"thread {hub['thread']}"
+    thread = f"thread {hub['thread']}" if hub["thread"] else "thread unknown"
     if hub["main_thread"]:
         thread += " (main thread)"
     lines.extend(wrap(
@@ -260,29 +265,39 @@ def _hub_lines(hub: dict[str, Any]) -> list[str]:
             head += ", spent"
         lines.extend(wrap(head, "    "))
         lines.extend(wrap(listener["fd_is"], "      "))
-    lines.extend(_timer_lines(hub["timers"]))
+    stale = hub["status"].startswith("stale")
+    if stale and (listeners or hub["timers"]["pending"]):
+        lines.extend(wrap(
+            "this hub never runs again: its timers never fire and its "
+            "descriptors are never served (what waits here is stranded)",
+            "  "))
+    lines.extend(_timer_lines(hub["timers"], stale))
     return lines
 
 
-def _timer_lines(timers: dict[str, Any]) -> list[str]:
+def _timer_lines(timers: dict[str, Any], stale: bool = False
+                 ) -> list[str]:
     summary = (f"timers: {timers['count']} scheduled, {timers['pending']} "
                f"pending, {timers['canceled']} canceled")
-    if timers["overdue"]:
+    if timers["overdue"] and not stale:
         summary += (f", {timers['overdue']} overdue (by up to "
                     f"{timers['max_overdue']:.3f}s)")
     lines = wrap(summary, "  ")
-    if timers["late"]:
+    if timers["late"] and not stale:
         lines.extend(wrap(
             f"LATE: timers overdue by up to {timers['max_overdue']:.3f}s: "
             "something blocks this hub (a greenthread that does not "
             "yield, or a blocking call)", "    "))
     if timers["next"]:
         shown = len(timers["next"])
-        lines.append(f"    next due ({shown} of {timers['pending']}):")
+        label = "never due" if stale else "next due"
+        lines.append(f"    {label} ({shown} of {timers['pending']}):")
     for timer in timers["next"]:
         due_in = timer["due_in"]
         when = (f"overdue {-due_in:.3f}s" if due_in < 0
                 else f"in {due_in:.3f}s")
+        if stale:
+            when = "never"
         lines.extend(wrap(f"{when:>16}  {_timer_action(timer)}", "      ",
                            "                        "))
     return lines

@@ -24,6 +24,7 @@ from df_gmr import greenlets
 from df_gmr import naming
 from df_gmr import pools
 from df_gmr import stacks
+from df_gmr.runtime.hubs import STALE_HUBS
 from df_gmr.sections import EVENTLET_NOT_LOADED
 from df_gmr.sections import EVENTLET_NOT_USED
 from df_gmr.sections import Section
@@ -66,8 +67,8 @@ def collect(context: ReportContext) -> dict[str, Any]:
             EVENTLET_NOT_USED + ("; " + THREADING_BACKEND
                                  if backend == "threading" else ""),
             oslo_service_backend=backend)
-    wrappers = stacks.wrapper_dirs()
-    wakeups = context.runtime.wakeups()
+    wrappers = stacks.wrapper_prefixes()
+    wakeups = _wakeups(context.runtime.hubs())
     pool_entries: dict[int, dict[str, Any]] = {}
 
     def pool_id(pool: Any) -> int | None:
@@ -110,13 +111,31 @@ def _oslo_service_backend() -> str | None:
     return getattr(chosen, "value", None)
 
 
-def _created_at(instance: Any, wrappers: tuple[str, ...]
+def _created_at(instance: Any, wrappers: dict[str, str]
                 ) -> dict[str, Any] | None:
+    """The first recorded creator outside the wrappers, or why unknown.
+
+    None: nothing recorded (created before df_gmr was set up).
+    """
     positions = pools.creation_site(instance)
-    for code, lineno in positions:
-        if not code.co_filename.startswith(wrappers):
-            return stacks.describe(((code, lineno),))[0]
-    return None
+    if not positions:
+        return None
+    return stacks.origin(positions, wrappers, "created")
+
+
+def _wakeups(readings: list[Any]) -> dict[int, dict[str, Any]]:
+    """Map greenlets to their soonest hub timer: due, length, stranded."""
+    found: dict[int, dict[str, Any]] = {}
+    for reading in readings:
+        stale = STALE_HUBS.get(reading.status)
+        for timer in reading.timers:  # soonest first
+            if timer.greenlet is None or id(timer.greenlet) in found:
+                continue
+            found[id(timer.greenlet)] = {
+                "due_in": timer.due_in, "seconds": timer.seconds,
+                "stranded": (f"its timer is in {stale}, it will never run"
+                             if stale else None)}
+    return found
 
 
 def _type_name(instance: Any) -> str:
@@ -128,7 +147,7 @@ def _ids(greens: list[Any]) -> list[int]:
     return [id(green) for green in greens[:MAX_IDS]]
 
 
-def _pool(pool: Any, wrappers: tuple[str, ...]) -> dict[str, Any]:
+def _pool(pool: Any, wrappers: dict[str, str]) -> dict[str, Any]:
     semaphore = getattr(pool, "sem", None)
     counter = getattr(semaphore, "counter", 0)
     waiters = greenlets.snapshot(lambda: getattr(semaphore, "_waiters", ()))
@@ -148,7 +167,7 @@ def _pool(pool: Any, wrappers: tuple[str, ...]) -> dict[str, Any]:
     }
 
 
-def _pile(pile: Any, pool_id: Any, wrappers: tuple[str, ...]
+def _pile(pile: Any, pool_id: Any, wrappers: dict[str, str]
           ) -> dict[str, Any]:
     queue = getattr(getattr(pile, "waiters", None), "queue", ())
     spawned = greenlets.snapshot(lambda: queue)
@@ -163,7 +182,7 @@ def _pile(pile: Any, pool_id: Any, wrappers: tuple[str, ...]
     }
 
 
-def _executor(executor: Any, pool_id: Any, wrappers: tuple[str, ...]
+def _executor(executor: Any, pool_id: Any, wrappers: dict[str, str]
               ) -> dict[str, Any]:
     backlog = getattr(getattr(executor, "_delayed_work", None), "queue", ())
     gatherer = getattr(executor, "_gatherer", None)
@@ -183,7 +202,7 @@ def _executor(executor: Any, pool_id: Any, wrappers: tuple[str, ...]
     }
 
 
-def _thread_group(group: Any, pool_id: Any, wrappers: tuple[str, ...]
+def _thread_group(group: Any, pool_id: Any, wrappers: dict[str, str]
                   ) -> dict[str, Any]:
     threads = greenlets.snapshot(lambda: getattr(group, "threads", ()))
     greens = [getattr(thread, "thread", None) for thread in threads]
@@ -202,14 +221,20 @@ def _thread_group(group: Any, pool_id: Any, wrappers: tuple[str, ...]
     }
 
 
-def _looping_call(call: Any, group: int | None, wakeups: dict[int, float],
-                  wrappers: tuple[str, ...]) -> dict[str, Any]:
+def _looping_call(call: Any, group: int | None,
+                  wakeups: dict[int, dict[str, Any]],
+                  wrappers: dict[str, str]) -> dict[str, Any]:
     green = getattr(call, "_thread", None)
     schedule = pools.schedule(call)
     state = _looping_state(call, green)
-    next_run_in = None
-    if state == "sleeping" and green is not None:
-        next_run_in = wakeups.get(id(green))
+    next_run_in = sleeping_for = stranded = None
+    wakeup = wakeups.get(id(green)) if green is not None else None
+    if wakeup is not None and wakeup["stranded"]:
+        stranded = wakeup["stranded"]
+    elif state == "sleeping" and wakeup is not None:
+        next_run_in = wakeup["due_in"]
+        seconds = wakeup["seconds"]
+        sleeping_for = round(seconds, 3) if seconds is not None else None
     function = getattr(call, "f", None)
     return {
         "id": id(call),
@@ -221,7 +246,10 @@ def _looping_call(call: Any, group: int | None, wakeups: dict[int, float],
         "greenlet": id(green) if green is not None else None,
         "interval": schedule.get("interval"),
         "schedule": schedule,
+        "schedule_known": pools.schedule_known(call),
         "next_run_in": next_run_in,
+        "sleeping_for": sleeping_for,
+        "stranded": stranded,
         "thread_group": group,
         "created_at": _created_at(call, wrappers),
     }
@@ -367,7 +395,10 @@ def _address(entry: dict[str, Any]) -> str:
 def _created_lines(entry: dict[str, Any], indent: str) -> list[str]:
     site = entry.get("created_at")
     if not site:
-        return []
+        return wrap("created at: unknown (created before df_gmr was set up)",
+                    indent)
+    if "unknown" in site:
+        return wrap(f"created at: unknown ({site['unknown']})", indent)
     return wrap(
         f"created at {site['file']}:{site['line']} in {site['function']}",
         indent)
@@ -428,6 +459,10 @@ def _call_lines(call: dict[str, Any], indent: str, prefix: str
     lines = wrap(headline, indent)
     details = [_address(call), call["state"]]
     next_run_in = call["next_run_in"]
+    if call.get("stranded"):
+        details.append(f"stranded: {call['stranded']}")
+    if call.get("sleeping_for") is not None:
+        details.append(f"this sleep {call['sleeping_for']:g}s")
     if next_run_in is not None and next_run_in < 0:
         details.append(f"next run overdue by {-next_run_in:.3f}s")
     elif next_run_in is not None:
@@ -442,6 +477,10 @@ def _call_lines(call: dict[str, Any], indent: str, prefix: str
 
 def _schedule_text(call: dict[str, Any]) -> str:
     schedule = call["schedule"]
+    if not call.get("schedule_known", True):
+        if call["state"] == "not started":
+            return "interval unknown (not started)"
+        return "interval unknown (started before df_gmr was set up)"
     if call["interval"] is not None:
         return f"every {call['interval']}s"
     if "periodic_interval_max" in schedule:
@@ -450,9 +489,9 @@ def _schedule_text(call: dict[str, Any]) -> str:
     if "max_interval" in schedule:
         return (f"back-off from {schedule.get('starting_interval')}s to "
                 f"{schedule['max_interval']}s")
-    if schedule:
-        return "dynamic interval"
-    return "interval unknown (started before df_gmr was set up)"
+    if schedule or "Dynamic" in call["type"]:
+        return "dynamic interval, chosen by its function at each run"
+    return "interval unknown (its schedule holds no number)"
 
 
 def _executor_lines(executor: dict[str, Any], pools_by_id: dict[int, Any]

@@ -1,16 +1,20 @@
 """Green Threads: every live greenlet, why it waits, and who spawned it.
 
 Collected from df_gmr's greenlet registry and the hubs' timers and
-listeners (never from a heap scan).  Greenlets with the same stack, state
+listeners; in a process where df_gmr was not set up (oslo.reports'
+on-demand ``run()``), from one heap scan per report instead, and the
+section says which (``found_by``).  Greenlets with the same stack, state
 and wait kind form one group; the text shows each group's stack once, so
 10,000 identical waiters cost one stack, not 10,000.
 
 For each greenlet: the id eventlet's green ``thread.get_ident()`` returns
 (what log lines show), its kind (main, hub, greenthread, greenlet), its
 state (running, parked, not started, finished), its wait reason (kind
-plus details), since when it waits when a timer says so, its spawn site
-(the first caller frame outside eventlet, oslo.service, futurist and
-df_gmr) and its oslo.context request id.
+plus details), since when it waits when a timer says so, whether it is
+stranded in a stale hub (it will never run), its spawn site (the first
+recorded caller outside df_gmr and the wrapper libraries, or "unknown"
+and why) and the oslo.context request id it serves (see
+``runtime.requests`` for which greenlets can serve one).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from df_gmr.runtime.greens import Greens
 from df_gmr.sections import EVENTLET_NOT_USED
 from df_gmr.sections import Section
 from df_gmr.sections import not_available
+from df_gmr.sections import wrap
 
 if TYPE_CHECKING:
     from df_gmr.context import ReportContext
@@ -34,6 +39,12 @@ if TYPE_CHECKING:
 TEXT_IDS = 12
 #: Greenlets whose details are listed per group in the text.
 TEXT_MEMBERS = 5
+#: How the greenlets were found, in words.
+FOUND_BY = {
+    "registry": "registry (df_gmr's spawn hooks, and the hubs' timers and "
+                "listeners)",
+    "heap scan": "a heap scan (df_gmr was not set up)",
+}
 
 
 def collect(context: ReportContext) -> dict[str, Any]:
@@ -46,11 +57,17 @@ def collect(context: ReportContext) -> dict[str, Any]:
         return not_available(EVENTLET_NOT_USED if "eventlet" in sys.modules
                              else "no greenlet in use", total=0, groups=[])
     groups = Greens(context.runtime).groups()
-    return {
+    data: dict[str, Any] = {
         "available": True,
+        "found_by": greenlets.found_by(),
         "total": sum(group["count"] for group in groups),
         "groups": groups,
     }
+    scan = greenlets.last_scan()
+    if scan is not None and scan.frozen:
+        data["not_seen"] = (f"{scan.frozen} objects frozen by gc.freeze() "
+                            "(a heap scan does not see them)")
+    return data
 
 
 def expand(group: dict[str, Any]) -> list[dict[str, Any]]:
@@ -66,6 +83,10 @@ def expand(group: dict[str, Any]) -> list[dict[str, Any]]:
 def format_lines(data: dict[str, Any]) -> list[str]:
     """Render one headline per group, its stack once, a few members."""
     lines = [f"{data['total']} greenlets in {len(data['groups'])} groups"]
+    lines.append("found by: " + FOUND_BY.get(str(data.get("found_by")),
+                                             "unknown"))
+    if data.get("not_seen"):
+        lines.extend(wrap(f"not seen: {data['not_seen']}"))
     for group in data["groups"]:
         ids = group["ids"]
         shown = ", ".join(str(ident) for ident in ids[:TEXT_IDS])
@@ -96,11 +117,14 @@ def format_lines(data: dict[str, Any]) -> list[str]:
 def _details(wait: dict[str, Any], site: dict[str, Any] | None,
              waiting: float | None = None, request_id: str | None = None
              ) -> str:
-    details = [f"{key} {value}" for key, value in wait.items()
+    details = [f"stranded: {value}" if key == "stranded"
+               else f"{key} {value}" for key, value in wait.items()
                if key != "kind"]
     if waiting is not None:
         details.append(f"waiting {waiting}s")
-    if site:
+    if site and "unknown" in site:
+        details.append(f"spawned at: unknown ({site['unknown']})")
+    elif site:
         details.append(f"spawned at {site['file']}:{site['line']}")
     if request_id:
         details.append(f"request {request_id}")
