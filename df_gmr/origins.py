@@ -71,22 +71,22 @@ def _wrap(thread_class: type) -> None:
     setattr(thread_class, _WRAPPED, True)
 
 
-def wrapper_dirs() -> tuple[str, ...]:
-    """Return the directories of the loaded wrapper libraries and df_gmr."""
-    dirs = [stacks.PACKAGE_DIR]
+def wrapper_prefixes() -> dict[str, str]:
+    """Map the file prefixes of df_gmr and the wrapper libraries to names."""
+    prefixes = stacks.wrapper_prefixes()
     for name in WRAPPER_MODULES:
         path = getattr(sys.modules.get(name), "__file__", None)
         if path:
-            dirs.append(os.path.dirname(path) + os.sep)
-    return tuple(dirs)
+            prefixes.setdefault(os.path.dirname(path) + os.sep, name)
+    return prefixes
 
 
-def origin(thread: Any, wrappers: tuple[str, ...]) -> dict[str, Any] | None:
+def origin(thread: Any, prefixes: dict[str, str]) -> dict[str, Any] | None:
     """Describe where ``thread`` was started: the first outside caller.
 
     None when nothing was recorded (started before set-up, or not through
-    ``Thread.start``), or when the recorded callers are all libraries (or
-    df_gmr itself): the report then says "unknown", never a library's line.
+    ``Thread.start``); ``{"unknown": why}`` when the recorded callers are
+    all libraries (or df_gmr itself): never a library's line.
     """
     try:
         positions = object.__getattribute__(thread, "__dict__").get(
@@ -97,8 +97,4 @@ def origin(thread: Any, wrappers: tuple[str, ...]) -> dict[str, Any] | None:
         return None
     pairs: list[tuple[CodeType, int]] = list(
         zip(positions[::2], positions[1::2], strict=True))
-    chosen = next((pair for pair in pairs
-                   if not pair[0].co_filename.startswith(wrappers)), None)
-    if chosen is None:
-        return None  # only libraries (or df_gmr) started it: unknown
-    return stacks.describe((chosen,))[0]
+    return stacks.origin(pairs, prefixes, "started")

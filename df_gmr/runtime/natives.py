@@ -68,7 +68,7 @@ class Natives:
         self.own = snapshot.own_threads()
         self.inside = waits.library_dirs(WAIT_LIBRARIES)
         self.classified: dict[stacks.StackKey, tuple[str, int | None]] = {}
-        self.wrappers = origins.wrapper_dirs()
+        self.wrappers = origins.wrapper_prefixes()
 
     def groups(self) -> list[dict[str, Any]]:
         """Return the service's threads grouped, biggest group first."""

@@ -112,6 +112,8 @@ def _origin(group: dict[str, Any]) -> str:
 
 
 def _site(label: str, frame: dict[str, Any]) -> str:
+    if "unknown" in frame:
+        return f"{label}: unknown ({frame['unknown']})"
     return f"{label} {frame['file']}:{frame['line']} in {frame['function']}"
 
 

@@ -66,10 +66,10 @@ def test_listeners_show_fd_peer_address_and_waiting_greenlet(hub_pools_scene):
     by_fd = {item["fd"]: item for item in hubs(scene)[0]["listeners"]}
     listening = by_fd[facts["server_fd"]]
     assert listening["mode"] == "read"
-    assert listening["fd_is"] == f"tcp socket {facts['server']} (LISTEN)"
+    assert listening["fd_is"] == f"tcp socket listening on {facts['server']}"
     accepted = by_fd[facts["accepted_fd"]]
     assert accepted["fd_is"] == (f"tcp socket {facts['server']} -> "
-                                 f"{facts['client']}")
+                                 f"{facts['client']} (connected)")
     assert isinstance(accepted["greenlet"], int)
     assert f"tcp socket {facts['server']} -> {facts['client']}" in \
         text(scene)
