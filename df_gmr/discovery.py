@@ -74,12 +74,12 @@ def _problem(entry: dict[str, Any], status: dict[str, str],
              directory: registry.RunDir) -> str | None:
     """Say why df-gmr report would refuse this process, or None."""
     name = entry.get("signal")
+    if name not in exchange.SENDABLE_SIGNALS:
+        return f"reports on {name or 'a file trigger'}, not a signal"
     if entry.get("handler") != "df_gmr":
         return (f"the application replaced df_gmr's {name} handler "
                 f"({entry.get('handler')}); kill -{name} would not make "
                 "a report")
-    if name not in exchange.SENDABLE_SIGNALS:
-        return f"reports on {name or 'a file trigger'}, not a signal"
     if not registry.catches_signal(status, getattr(signal, str(name))):
         return f"does not catch {name} (handler gone)"
     info = directory.lstat(f"{entry['pid']}{registry.SOCKET_SUFFIX}")

@@ -30,7 +30,8 @@ LONG_WAIT_THRESHOLD = 60.0
 #: Waits that are idle by design, never "long".
 IDLE_WAITS = frozenset({"sleep", "looping call sleep", "hub loop",
                         "idle executor worker", "accept", "select", "fd",
-                        "queue get", "running", "not started", "finished"})
+                        "queue get", "event", "condition", "running",
+                        "not started", "finished"})
 SEVERITIES = ("critical", "warning", "info")
 
 
@@ -43,6 +44,7 @@ def derive(sections: dict[str, Any], long_wait: float = LONG_WAIT_THRESHOLD
         *_executors(sections.get("thread_pools")),
         *_locks(sections.get("threads")),
         *_long_waits(sections.get("green_threads"), long_wait),
+        *_stranded(sections.get("green_threads")),
     ]
     found.sort(key=lambda finding: SEVERITIES.index(finding["severity"]))
     return found
@@ -127,7 +129,8 @@ def _executors(data: Any) -> Iterator[dict[str, Any]]:
     for executor in data.get("executors", []):
         size = executor.get("max_workers")
         queued = executor.get("queued") or 0
-        if size is not None and executor["busy"] >= size and queued > 0:
+        if size is not None and executor["busy"] >= size and queued > 0 \
+                and not executor.get("looping_call"):
             threads = [task["thread"] for task in executor["running"]]
             yield _finding(
                 "pool_full", "warning",
@@ -195,11 +198,25 @@ def _cycles(waits_for: dict[int, int]) -> list[list[int]]:
     return cycles
 
 
+def _stranded(data: Any) -> Iterator[dict[str, Any]]:
+    """Greenlets in a hub copied from the parent at fork: never to run."""
+    if not _available(data):
+        return
+    ids = [ident for group in data.get("groups", [])
+           if group["wait"].get("stranded") and group["kind"] != "hub"
+           for ident in group["ids"]]
+    if ids:
+        yield _finding(
+            "stranded", "info",
+            f"{len(ids)} greenlets are stranded in a hub from before fork "
+            "(copied from the parent): they will never run", ids[:10])
+
+
 def _long_waits(data: Any, threshold: float) -> Iterator[dict[str, Any]]:
     if not _available(data) or threshold <= 0:
         return
     for group in data.get("groups", []):
-        if group["wait_kind"] in IDLE_WAITS:
+        if group["wait_kind"] in IDLE_WAITS or group["wait"].get("stranded"):
             continue
         long = [member for member in group["members"]
                 if (member.get("waiting_seconds") or 0) > threshold]

@@ -93,6 +93,8 @@ def read(frames: dict[int, FrameType]) -> dict[str, list[dict[str, Any]]]:
     for library, thread in workers:
         ident = naming.stored_attribute(thread, "_ident")
         frame = frames.get(ident) if type(ident) is int else None
+        if frame is None:
+            continue  # listed, but not running here (a parent's, before fork)
         executor = _executor_of(library, thread, frame)
         if executor is None:
             continue
@@ -107,6 +109,7 @@ def read(frames: dict[int, FrameType]) -> dict[str, list[dict[str, Any]]]:
             if call is not None:
                 call["thread"] = ident
                 looping.append(call)
+                entry["looping_call"] = True
     for entry in executors.values():
         entry["busy"] = len(entry["running"])
     return {"executors": sorted(executors.values(),
@@ -150,6 +153,9 @@ def _describe_executor(library: str, executor: Any) -> dict[str, Any]:
         "shut_down": bool(naming.stored_attribute(executor, "_shutdown")),
         "running": [],
         "busy": 0,
+        # oslo.service runs each looping call in an executor of its own,
+        # busy for the call's whole life: never "full" in any useful sense.
+        "looping_call": False,
     }
 
 

@@ -60,6 +60,9 @@ class Greens:
         self.sites: dict[Any, dict[str, Any]] = {}
         self.prefixes = stacks.wrapper_prefixes()
         self.eventlet = waits.library_dirs(("eventlet",))
+        # Under monkey patching, threading's Event, Condition and Queue
+        # wait in eventlet's primitives: their own frames name the wait.
+        self.stdlib = waits.library_dirs(("threading", "queue"))
         self.found_by = greenlets.found_by()
         self.stranded = _stranded(snapshot.hubs())
         self.looping_starts = _looping_starts()
@@ -109,8 +112,9 @@ class Greens:
                 keys, _ = stacks.without_own_frames(keys)
             kind = self._kind(green, ident, greenlet)
             if keys not in self.classified:
-                self.classified[keys] = waits.classify(
-                    keys, waits.EVENTLET_WAITS, self.eventlet)
+                self.classified[keys] = waits.outward(keys, waits.classify(
+                    keys, waits.EVENTLET_WAITS, self.eventlet),
+                    waits.THREAD_WAITS, self.stdlib)
             wait_kind = _wait_kind(state, kind, self.classified[keys][0],
                                    ident in on_fd)
             gathered[(state, kind, wait_kind, keys)].append(green)

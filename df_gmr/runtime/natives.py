@@ -182,7 +182,7 @@ class Natives:
         elif name == "sleep" and len(arguments) == 1:
             seconds = callsite.argument(frame, arguments[0])
             if type(seconds) in (int, float):
-                details["seconds"] = seconds
+                details["seconds"] = round(seconds, 3)
         return details
 
 

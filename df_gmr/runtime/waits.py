@@ -139,6 +139,25 @@ def classify_chain(keys: StackKey, table: Table, inside: tuple[str, ...]
     return found
 
 
+def outward(keys: StackKey, found: tuple[str, int | None], table: Table,
+            inside: tuple[str, ...]) -> tuple[str, int | None]:
+    """Extend a classification outward through consecutive known waits.
+
+    A monkey-patched ``threading.Event.wait`` waits in eventlet's lock:
+    the threading frames just outside name what is waited for.
+    """
+    kind, index = found
+    if index is None:
+        return found
+    for outer in range(index - 1, -1, -1):
+        code = keys[outer][0]
+        name = table.get((os.path.basename(code.co_filename), code.co_name))
+        if name is None or not code.co_filename.startswith(inside):
+            break
+        kind, index = name, outer
+    return kind, index
+
+
 def nth_back(frame: FrameType, steps: int) -> FrameType:
     """Return the frame ``steps`` calls out from ``frame``."""
     for _ in range(steps):
@@ -230,8 +249,10 @@ def _tpool(owner: Any, local: dict[str, Any], frame: Any
 
 
 def _sleep(owner: Any, local: dict[str, Any], frame: Any) -> dict[str, Any]:
-    seconds = local.get("seconds")
-    return {"seconds": seconds} if type(seconds) in (int, float) else {}
+    seconds: Any = local.get("seconds")
+    if type(seconds) not in (int, float):
+        return {}
+    return {"seconds": round(seconds, 3)}
 
 
 def _condition(owner: Any, local: dict[str, Any], frame: Any

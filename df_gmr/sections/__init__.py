@@ -356,3 +356,8 @@ def wrap(text: str, indent: str = "", more: str | None = None
         text, width=WIDTH, initial_indent=indent,
         subsequent_indent=more if more is not None else indent + "  ",
         break_on_hyphens=False) or [indent]
+
+
+def plural(count: int, noun: str, nouns: str | None = None) -> str:
+    """Return ``1 thread``, ``2 threads`` (``nouns`` for odd plurals)."""
+    return f"{count} {noun if count == 1 else (nouns or noun + 's')}"

@@ -31,7 +31,7 @@ def _describe(process: Any) -> dict[str, Any]:
             "user": _safe(process.username),
             "status": _safe(process.status),
             "command_line": _safe(
-                lambda: redact.mask_command_line(process.cmdline())),
+                lambda: redact.mask_command_line(_arguments(process))),
             "rss_bytes": _safe(lambda: process.memory_info().rss),
             "cpu_user_seconds": round(times.user, 3),
             "cpu_system_seconds": round(times.system, 3),
@@ -78,6 +78,15 @@ def _descendants(psutil: Any, me: Any) -> list[Any]:
             continue
         pending.extend(_child_pids(pid) or [])
     return found
+
+
+def _arguments(process: Any) -> list[str]:
+    """Return a command line as the process shows it, without the padding
+    a retitled process leaves (setproctitle: one argument, then blanks)."""
+    arguments = [argument.rstrip() for argument in process.cmdline()]
+    while arguments and not arguments[-1]:
+        arguments.pop()
+    return arguments
 
 
 def collect(context: ReportContext) -> dict[str, Any]:

@@ -57,6 +57,8 @@ def _executor_lines(executor: dict[str, Any]) -> list[str]:
     full = (executor["max_workers"] is not None
             and executor["busy"] >= executor["max_workers"])
     state = "FULL" if full else "not full"
+    if executor.get("looping_call"):
+        state = "a looping call's own executor"
     name = f" {executor['name']}" if executor.get("name") else ""
     lines = wrap(
         f"{executor['type']}{name}: {executor['busy']} busy of "

@@ -25,6 +25,7 @@ from typing import Any
 from df_gmr import stacks
 from df_gmr.runtime.natives import Natives
 from df_gmr.sections import Section
+from df_gmr.sections import plural
 
 if TYPE_CHECKING:
     from df_gmr.context import ReportContext
@@ -49,8 +50,9 @@ def collect(context: ReportContext) -> dict[str, Any]:
 def format_lines(data: dict[str, Any]) -> list[str]:
     """Render one headline per group, its stack once, a few members."""
     own = data.get("df_gmr_threads", [])
-    lines = [f"{data['count']} native threads in {len(data['groups'])} "
-             f"groups (and {len(own)} of df_gmr's own, listed last)"]
+    lines = [f"{plural(data['count'], 'native thread')} in "
+             f"{plural(len(data['groups']), 'group')} (and {len(own)} of "
+             "df_gmr's own, listed last)"]
     for group in data["groups"]:
         lines.extend(_group_lines(group))
     if own:
