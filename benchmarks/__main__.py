@@ -16,6 +16,7 @@ import os
 import sys
 import time
 
+from benchmarks import native_suite
 from benchmarks import plan as plans
 from benchmarks import suite
 from benchmarks import table
@@ -29,8 +30,9 @@ NOTES = """\
 - Every figure is the median of the runs counted in the last column; each
   run is a fresh `python -m benchmarks.child` process (monkey-patched
   eventlet, the tool set up as a service does it, the greenthreads
-  spawned, then one measurement).  Slow oslo.reports cases run fewer
-  times (a case stops repeating after ~{budget:.0f} s).
+  spawned, then one measurement; measurements 6 and 7 without eventlet).
+  Slow oslo.reports cases run fewer times (a case stops repeating after
+  ~{budget:.0f} s).
 - The mix: 49% identical Event waiters, 25% sleepers (half `spawn_n`,
   half periodic loops), 1% socket readers with live peers (half unix
   socketpairs, half loopback TCP), a saturated GreenPool (10% workers,
@@ -56,6 +58,26 @@ NOTES = """\
 - Latency: a greenthread blocks the hub; the driver (another process)
   sends SIGUSR2 {settle:g} s after the block began and times until the
   report file exists.
+- Native threads report (threading mode: no eventlet in the process):
+  the tool is set up, then the native threads park: half in `get` of one
+  `queue.Queue`, a tenth each in `Event.wait`, `time.sleep` (a C call),
+  `Lock.acquire` and a `ThreadPoolExecutor`'s busy workers, a twentieth
+  each in `RLock.acquire` and a socket read.  Each run, a fresh process,
+  first times the bare walk (`sys._current_frames()`, `(f_code,
+  f_lineno)` of every frame, identical stacks grouped), then one of:
+  df_gmr's Threads section alone (`collect` with a fresh `Snapshot`, then
+  `format_lines`), df_gmr's whole report, oslo.reports' whole report
+  (`TextGuruMeditation(version).run()`).  The section's ratio to the walk
+  is paired within each process.  "worst" is the slowest run (the
+  highest ratio).
+- Native hooks at rest: each round runs, for each workload, a process
+  with df_gmr's hook installed and one without (both import the hook's
+  module; the order alternates round by round); each process warms up,
+  then keeps the best of {hook_inner} timed repetitions.  The share is
+  with / without, paired within a round: the median and the worst
+  (lowest) over rounds.  The hook's own work is timed apart, in the
+  hooked process: the same wrapper around a method that does nothing,
+  best of many calls, minus the bare method.
 """
 
 
@@ -68,13 +90,17 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                         help="a seconds-long run: tiny sizes, 1 repetition")
     parser.add_argument("--write-results", action="store_true",
                         help="also write the table to benchmarks/RESULTS.md")
-    parser.add_argument("--only", default="1,2,3,4,5",
+    parser.add_argument("--only", default="1,2,3,4,5,6,7",
                         help="measurements to run, e.g. 1,3 (default all)")
     parser.add_argument("--sizes",
                         help="greenthreads of the report cost mix, e.g. "
                         "1000,10000")
     parser.add_argument("--heap-mb", type=int,
                         help="the copy-on-write heap, in MB")
+    parser.add_argument("--native-runs", type=int,
+                        help="fresh processes per native threads report "
+                        "case, and rounds of the native hooks at rest "
+                        "(measurements 6 and 7)")
     parser.add_argument("--oslo-max-size", type=int,
                         help="extrapolate oslo.reports' report cost "
                         "linearly above this many greenthreads instead of "
@@ -89,9 +115,11 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     try:
         arguments.only = {int(part) for part in arguments.only.split(",")}
     except ValueError:
-        parser.error(f"--only takes numbers 1-5, not {arguments.only!r}")
-    if not arguments.only or not arguments.only <= {1, 2, 3, 4, 5}:
-        parser.error(f"--only takes numbers 1-5, not {arguments.only!r}")
+        parser.error(f"--only takes numbers 1-7, not {arguments.only!r}")
+    if not arguments.only or not arguments.only <= set(range(1, 8)):
+        parser.error(f"--only takes numbers 1-7, not {arguments.only!r}")
+    if arguments.native_runs is not None and arguments.native_runs < 1:
+        parser.error("--native-runs takes a number >= 1")
     if arguments.sizes:
         try:
             arguments.sizes = tuple(int(part)
@@ -109,6 +137,9 @@ def chosen_plan(arguments: argparse.Namespace) -> plans.Plan:
         changes["sizes"] = arguments.sizes
     if arguments.heap_mb:
         changes["heap_mb"] = arguments.heap_mb
+    if arguments.native_runs:
+        changes["native_runs"] = arguments.native_runs
+        changes["hook_rounds"] = arguments.native_runs
     if changes:
         import dataclasses
 
@@ -136,7 +167,8 @@ def results_document(rows: list[table.Row], command: str,
         "",
         table.markdown(rows),
         "",
-        NOTES.format(budget=chosen.slow_budget, settle=BLOCK_SETTLE),
+        NOTES.format(budget=chosen.slow_budget, settle=BLOCK_SETTLE,
+                     hook_inner=chosen.hook_inner),
     ]
     if failures:
         lines.extend(["## Failed cases", ""])
@@ -163,6 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         (3, measurements.rest),
         (4, measurements.copy_on_write),
         (5, measurements.latency),
+        (6, lambda: native_suite.native_report(measurements)),
+        (7, lambda: native_suite.hooks_at_rest(measurements)),
     ]
     started = time.monotonic()
     rows: list[table.Row] = []

@@ -3,7 +3,9 @@
 Run by the driver as ``python -m benchmarks.child MEASUREMENT PARAMS``
 (PARAMS is a JSON object); prints ``RESULT <json>`` as its last line.
 Nothing here imports eventlet, df_gmr or oslo.reports before
-``eventlet.monkey_patch()`` has run, as in a service.
+``eventlet.monkey_patch()`` has run, as in a service.  The threading-mode
+measurements (``NATIVE``, in ``benchmarks.native``) never import eventlet
+nor monkey-patch: their processes are services of native threads.
 """
 
 from __future__ import annotations
@@ -492,13 +494,31 @@ def measure_latency(params: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def measure_native_report(params: dict[str, Any]) -> dict[str, Any]:
+    """A threading-mode process's report (``benchmarks.native``)."""
+    from benchmarks import native
+
+    return native.measure_native_report(params, set_up, BenchVersion())
+
+
+def measure_hook_rest(params: dict[str, Any]) -> dict[str, Any]:
+    """A native-threads hook's cost at rest (``benchmarks.native``)."""
+    from benchmarks import native
+
+    return native.measure_hook_rest(params)
+
+
 MEASUREMENTS = {
     "report_cost": measure_report_cost,
     "stall": measure_stall,
     "rest": measure_rest,
     "copy_on_write": measure_copy_on_write,
     "latency": measure_latency,
+    "native_report": measure_native_report,
+    "hook_rest": measure_hook_rest,
 }
+#: Measurements of threading-mode processes: no eventlet at all.
+NATIVE = ("native_report", "hook_rest")
 
 
 def main(argv: list[str]) -> int:
@@ -508,7 +528,8 @@ def main(argv: list[str]) -> int:
         print(f"usage: python -m benchmarks.child {{{names}}} PARAMS_JSON",
               file=sys.stderr)
         return 2
-    monkey_patch()
+    if argv[0] not in NATIVE:
+        monkey_patch()
     result = MEASUREMENTS[argv[0]](json.loads(argv[1]))
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0

@@ -36,6 +36,20 @@ class Plan:
     latency_size: int
     latency_block: float
     latency_runs: int
+    #: Native threads of the threading-mode process (measurement 6).
+    native_size: int
+    #: Fresh processes per case of measurement 6.
+    native_runs: int
+    #: Rounds of measurement 7 (each: one process without the hook, one
+    #: with it, for every workload; the order alternates).
+    hook_rounds: int
+    #: Timed repetitions inside each of its processes (the best counts:
+    #: many short ones, so that some run undisturbed on a busy machine).
+    hook_inner: int
+    #: ``Thread.start(); join()`` per repetition.
+    thread_starts: int
+    #: Tasks submitted (and waited for) per repetition, per pool.
+    pool_tasks: int
     #: Seconds a single child may take before it is given up.
     child_timeout: float
 
@@ -59,6 +73,12 @@ FULL = Plan(
     latency_size=1_000,
     latency_block=5.0,
     latency_runs=3,
+    native_size=1_000,
+    native_runs=5,
+    hook_rounds=5,
+    hook_inner=40,
+    thread_starts=200,
+    pool_tasks=2_000,
     child_timeout=1800.0,
 )
 
@@ -81,5 +101,11 @@ SMOKE = Plan(
     latency_size=100,
     latency_block=1.0,
     latency_runs=1,
+    native_size=200,
+    native_runs=1,
+    hook_rounds=1,
+    hook_inner=3,
+    thread_starts=100,
+    pool_tasks=1_000,
     child_timeout=100.0,
 )

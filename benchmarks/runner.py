@@ -249,7 +249,8 @@ def parse_result(returncode: int, stdout: str, stderr: str
 def describe_params(params: dict[str, Any]) -> str:
     """Return the interesting parameters of a case, briefly."""
     shown = []
-    for key in ("workload", "size", "heap_mb", "variant", "spawns"):
+    for key in ("workload", "size", "heap_mb", "variant", "spawns",
+                "part"):
         if key in params:
             shown.append(f"{key}={params[key]}")
     return " ".join(shown)
@@ -257,11 +258,13 @@ def describe_params(params: dict[str, Any]) -> str:
 
 SUMMARY_KEYS: dict[str, Callable[[Any], str]] = {
     "seconds": lambda value: f"report {value:.3f} s",
+    "floor_seconds": lambda value: f"walk {value * 1000:.1f} ms",
     "max_gap": lambda value: f"max gap {value * 1000:.0f} ms",
     "spawn_seconds": lambda value: f"spawn {value * 1e6:.2f} us",
     "switch_rate": lambda value: f"{value:,.0f} switches/s",
     "growth": lambda value: f"private +{value / 2**20:.1f} MiB",
     "latency": lambda value: f"latency {value:.3f} s",
+    "rate": lambda value: f"{value:,.0f}/s",
 }
 
 

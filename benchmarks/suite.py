@@ -1,4 +1,7 @@
-"""The five measurements: run their cases, turn the medians into rows."""
+"""Measurements 1-5: run their cases, turn the medians into rows.
+
+Measurements 6 and 7 (threading mode) are in ``native_suite``.
+"""
 
 from __future__ import annotations
 
@@ -29,7 +32,11 @@ STALL = "2. stall"
 REST = "3. cost at rest"
 COPY_ON_WRITE = "4. copy-on-write"
 LATENCY = "5. latency when blocked"
-MEASUREMENT_NAMES = (REPORT_COST, STALL, REST, COPY_ON_WRITE, LATENCY)
+#: Threading-mode processes (``benchmarks.native_suite``).
+NATIVE_REPORT = "6. native threads report"
+REST_HOOKS = "7. native hooks at rest"
+MEASUREMENT_NAMES = (REPORT_COST, STALL, REST, COPY_ON_WRITE, LATENCY,
+                     NATIVE_REPORT, REST_HOOKS)
 
 
 def size_label(size: int) -> str:
