@@ -225,12 +225,18 @@ def _rpc_servers(frames: dict[int, FrameType], now: float
         if server is None:
             continue
         target = naming.stored_attribute(server, "_target")
+        if target is None:  # a notification listener: its first target
+            targets = naming.stored_attribute(server, "targets")
+            target = targets[0] if type(targets) in (list, tuple) and \
+                targets else None
+        exchange = naming.stored_attribute(target, "exchange")
         servers.setdefault(id(server), {
             "id": id(server),
             "type": naming.type_name(server),
             "topic": naming.stored_attribute(target, "topic"),
             "server": naming.stored_attribute(target, "server"),
-            "exchange": naming.stored_attribute(target, "exchange"),
+            # None: the transport's control_exchange (the service's name)
+            "exchange": exchange,
             "executor": naming.type_name(naming.stored_attribute(
                 server, "_work_executor")),
             "poll_thread": ident,

@@ -41,9 +41,10 @@ def format_lines(data: dict[str, Any]) -> list[str]:
     """Render each server, executor and looping call, details indented."""
     lines: list[str] = []
     for server in data["rpc_servers"]:
+        exchange = server["exchange"] or "the transport's control exchange"
         lines.extend(wrap(
             f"RPC server topic {server['topic']}, server "
-            f"{server['server']}, exchange {server['exchange']}: "
+            f"{server['server'] or 'any'}, exchange {exchange}: "
             f"{server['type']} with {server['executor']}, polled by "
             f"thread {server['poll_thread']}"))
     for executor in data["executors"]:
