@@ -324,8 +324,8 @@ def hook_own_cost(variant: str) -> float | None:
     The hook wraps the method of a subclass of the real class (a
     ``Thread``, a work item), overridden to do nothing, as ``install()``
     wraps ``Thread.start`` or a work item's ``run``; each call is on a new
-    object, as in a service.  The best of many timings, wrapped minus
-    bare, is the hook's own work, free of the thread switches that make
+    object, as in a service.  The best of 20 alternated timings, wrapped
+    minus bare, is the hook's own work, free of the thread switches that make
     throughput noisy.  (This uses df_gmr's private wrapping functions:
     None if they are gone.)
     """
@@ -369,12 +369,11 @@ def hook_own_cost(variant: str) -> float | None:
         wrap(wrapped)
     else:
         stamp("Wrapped", types.SimpleNamespace(Wrapped=wrapped))
-    number = 20_000
-
-    def best(cls: Any) -> float:
-        def call() -> None:
-            getattr(cls(*arguments), method)()
-
-        return min(timeit.repeat(call, number=number, repeat=7)) / number
-
-    return statistics.median(best(wrapped) - best(plain) for _ in range(3))
+    number = 5_000 if variant == "thread_start" else 20_000
+    calls = {cls: (lambda cls=cls: getattr(cls(*arguments), method)())
+             for cls in (plain, wrapped)}
+    best = dict.fromkeys(calls, float("inf"))
+    for _ in range(20):  # alternated, so that both meet the same noise
+        for cls, call in calls.items():
+            best[cls] = min(best[cls], timeit.timeit(call, number=number))
+    return (best[wrapped] - best[plain]) / number
