@@ -81,20 +81,31 @@ def wrapper_prefixes() -> dict[str, str]:
     return prefixes
 
 
-def origin(thread: Any, prefixes: dict[str, str]) -> dict[str, Any] | None:
-    """Describe where ``thread`` was started: the first outside caller.
+def positions(thread: Any) -> tuple[Any, ...] | None:
+    """Return the caller positions recorded when ``thread`` started."""
+    try:
+        recorded = object.__getattribute__(thread, "__dict__").get(
+            ORIGIN_ATTR)
+    except Exception:
+        return None
+    return recorded if type(recorded) is tuple and recorded else None
+
+
+def describe(recorded: tuple[Any, ...] | None, prefixes: dict[str, str]
+             ) -> dict[str, Any] | None:
+    """Describe where a thread was started: the first outside caller.
 
     None when nothing was recorded (started before set-up, or not through
     ``Thread.start``); ``{"unknown": why}`` when the recorded callers are
     all libraries (or df_gmr itself): never a library's line.
     """
-    try:
-        positions = object.__getattribute__(thread, "__dict__").get(
-            ORIGIN_ATTR)
-    except Exception:
-        return None
-    if type(positions) is not tuple or not positions:
+    if recorded is None:
         return None
     pairs: list[tuple[CodeType, int]] = list(
-        zip(positions[::2], positions[1::2], strict=True))
+        zip(recorded[::2], recorded[1::2], strict=True))
     return stacks.origin(pairs, prefixes, "started")
+
+
+def origin(thread: Any, prefixes: dict[str, str]) -> dict[str, Any] | None:
+    """Describe where ``thread`` was started (see ``describe``)."""
+    return describe(positions(thread), prefixes)

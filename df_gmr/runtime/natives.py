@@ -69,6 +69,8 @@ class Natives:
         self.inside = waits.library_dirs(WAIT_LIBRARIES)
         self.classified: dict[stacks.StackKey, tuple[str, int | None]] = {}
         self.wrappers = origins.wrapper_prefixes()
+        self.origins: dict[Any, dict[str, Any] | None] = {}
+        self.targets: dict[int, str] = {}
 
     def groups(self) -> list[dict[str, Any]]:
         """Return the service's threads grouped, biggest group first."""
@@ -122,11 +124,8 @@ class Natives:
         found["native_id"] = native_id
         found["daemon"] = getattr(thread, "daemon", None)
         if thread is not None:
-            found["origin"] = origins.origin(thread, self.wrappers)
-            target = naming.stored_attribute(thread, "_target")
-            found["target"] = (naming.callable_name(target) if target
-                               is not None else naming.type_name(thread)
-                               + ".run")
+            found["origin"] = self._origin(thread)
+            found["target"] = self._target(thread)
         if ident == self.snapshot.builder_thread:
             found["role"] = "building this report (df_gmr frames omitted)"
         match = self.classified[keys][1]
@@ -147,6 +146,24 @@ class Natives:
         if type(fds) is list and fds:
             wait["watching"] = ", ".join(
                 f"fd {fd} {self.snapshot.fds.describe(fd)}" for fd in fds)
+
+    def _origin(self, thread: Any) -> dict[str, Any] | None:
+        # Threads started from one place share their recorded positions:
+        # described once per report (500 identical workers, one origin).
+        positions = origins.positions(thread)
+        if positions not in self.origins:
+            self.origins[positions] = origins.describe(positions,
+                                                       self.wrappers)
+        return self.origins[positions]
+
+    def _target(self, thread: Any) -> str:
+        target = naming.stored_attribute(thread, "_target")
+        if target is None:
+            return naming.type_name(thread) + ".run"
+        key = id(target)  # the target lives as long as this report
+        if key not in self.targets:
+            self.targets[key] = naming.callable_name(target)
+        return self.targets[key]
 
     def _call_details(self, frame: Any) -> dict[str, Any]:
         """Say what a C call blocks on: the lock (and its owner), the
