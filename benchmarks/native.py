@@ -191,7 +191,7 @@ def measure_native_report(params: dict[str, Any],
                              "counts": workload.counts}
     profiler = None
     if params.get("profile"):
-        from benchmarks.child import start_profile
+        from benchmarks.profiling import start_profile
 
         profiler = start_profile()
     started = time.perf_counter()
@@ -210,7 +210,7 @@ def measure_native_report(params: dict[str, Any],
         found["report_bytes"] = len(text.encode("utf-8"))
         found["listed"] = threads_in_report(tool, text)
     if profiler is not None:
-        from benchmarks.child import print_profile
+        from benchmarks.profiling import print_profile
 
         print_profile(profiler, params["profile"])
     if params.get("keep_text"):
