@@ -86,7 +86,24 @@ class GuruMeditation:
                           or os.environ.get("DF_GMR_SERVICE_NAME") or None),
             log_dir=log_dir or os.environ.get("DF_GMR_LOG_DIR") or None,
             conf=conf)
-        reporter.set_up(settings, signum, setup_signal)
+        watched = conf.oslo_reports.file_event_handler if conf else None
+        reporter.set_up(settings, signum, setup_signal, file_trigger=False)
+        if not signum and watched:
+            cls._setup_file_watcher(
+                watched, conf.oslo_reports.file_event_handler_interval,
+                version, service_name, log_dir)
+
+    @classmethod
+    def _setup_file_watcher(cls, filepath: str, interval: float,
+                            version: Any, service_name: str | None,
+                            log_dir: str | None) -> None:
+        """Report whenever ``filepath`` changes (oslo.reports' name for it).
+
+        Polled by df_gmr's own OS thread, not a ``threading.Thread``
+        (green under monkey patching), so it works while the hub is
+        blocked; version, service name and log_dir are the set-up's.
+        """
+        reporter.watch_file(filepath, interval)
 
     @classmethod
     def handle_signal(cls, version: Any, service_name: str | None,

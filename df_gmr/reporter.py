@@ -128,8 +128,11 @@ class Reporter:
                   for title, generator in self.registered)]
 
     def set_up(self, settings: Settings, signum: int | None,
-               setup_signal: bool) -> None:
+               setup_signal: bool, file_trigger: bool = True) -> None:
         """Make reports on the signal (or file trigger), from now on.
+
+        ``file_trigger=False``: the caller watches the file itself (the
+        facade's ``_setup_file_watcher``, as oslo.reports names it).
 
         Must be called from the main thread (signal handlers can only be
         set there).
@@ -148,8 +151,9 @@ class Reporter:
         conf = settings.conf
         watched = conf.oslo_reports.file_event_handler if conf else None
         if not signum and watched:
-            watchers.watch_file(
-                watched, conf.oslo_reports.file_event_handler_interval)
+            if file_trigger:
+                self.watch_file(
+                    watched, conf.oslo_reports.file_event_handler_interval)
         elif setup_signal:
             chosen = signum or getattr(signal, "SIGUSR2", None)
             if chosen:
@@ -159,6 +163,10 @@ class Reporter:
         watchers.start_watchdog(settings.option("watchdog_interval", 0),
                                 settings.option("watchdog_min_gap", 300))
         self.announce()
+
+    def watch_file(self, path: str, interval: float) -> None:
+        """Report whenever ``path`` changes (polled by a real thread)."""
+        watchers.watch_file(path, interval)
 
     def _hook_once(self) -> None:
         if self._hooked:
