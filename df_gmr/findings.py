@@ -43,6 +43,7 @@ def derive(sections: dict[str, Any], long_wait: float = LONG_WAIT_THRESHOLD
         *_green_pools(sections.get("green_pools")),
         *_executors(sections.get("thread_pools")),
         *_locks(sections.get("threads")),
+        *_named_locks(sections.get("threads"), sections.get("green_threads")),
         *_long_waits(sections.get("green_threads"), long_wait),
         *_stranded(sections.get("green_threads")),
     ]
@@ -180,6 +181,52 @@ def _locks(data: Any) -> Iterator[dict[str, Any]]:
             f"{len(idents)} threads wait for {lock} held by thread "
             f"{owner['owner']} ({owner.get('owner_name')}) (owner exact: "
             "the lock's own record)", [owner["owner"], *idents])
+
+
+def _named_members(data: Any, what: str) -> Iterator[tuple[str, int, Any]]:
+    if not _available(data):
+        return
+    for group in data.get("groups", []):
+        for member in group["members"]:
+            lock = member.get("named_lock")
+            if isinstance(lock, dict):
+                yield what, member["id"], lock
+
+
+def _named_locks(threads: Any, greens: Any) -> Iterator[dict[str, Any]]:
+    """oslo.concurrency named locks: who holds, who waits, any cycle."""
+    members = [*_named_members(threads, "thread"),
+               *_named_members(greens, "greenthread")]
+    holders: dict[str, tuple[str, int, Any]] = {}
+    waiters: dict[str, list[tuple[str, int, Any]]] = {}
+    for what, ident, lock in members:
+        if lock.get("holding"):
+            holders[lock["name"]] = (what, ident, lock)
+        else:
+            waiters.setdefault(lock["name"], []).append((what, ident, lock))
+    waits_for = {ident: holders[name][1] for name, found in waiters.items()
+                 if name in holders for _, ident, _ in found}
+    cycles = _cycles(waits_for)
+    for cycle in cycles:
+        yield _finding("deadlock", "critical",
+                       f"possible deadlock of {len(cycle)} on lockutils "
+                       "named locks (inferred from the stacks): "
+                       + "; ".join(f"{ident} waits for a lock held by "
+                                   f"{waits_for[ident]}" for ident in cycle),
+                       list(cycle))
+    for name, found in waiters.items():
+        holder = holders.get(name)
+        who = (f"held by {holder[0]} {holder[1]} for "
+               f"{holder[2].get('seconds')}s in {holder[2].get('function')}"
+               if holder else "holder not seen (a 'with lockutils.lock()' "
+               "block, or another process for an external lock)")
+        longest = max((lock.get("seconds") or 0) for _, _, lock in found)
+        yield _finding(
+            "lock_contention", "warning",
+            f"{len(found)} waiting for lockutils lock \"{name}\" (the "
+            f"longest {longest}s), {who}; found by the stacks (inside "
+            "@synchronized)",
+            ([holder[1]] if holder else []) + [ident for _, ident, _ in found])
 
 
 def _cycles(waits_for: dict[int, int]) -> list[list[int]]:

@@ -31,6 +31,7 @@ from df_gmr import pools
 from df_gmr import stacks
 from df_gmr.runtime import grouping
 from df_gmr.runtime import hubs as hub_reading
+from df_gmr.runtime import locks
 from df_gmr.runtime import waits
 from df_gmr.runtime.grouping import GroupKey
 from df_gmr.runtime.hubs import STALE_HUBS
@@ -188,6 +189,10 @@ class Greens:
                     wait_kind, waits.nth_back(frame, len(keys) - 1 - match)))
             del frame
         member: dict[str, Any] = {"id": ident, "wait": wait}
+        if state == "parked" and kind == "greenthread":
+            lock = locks.named_lock(green.gr_frame)
+            if lock is not None:
+                member["named_lock"] = lock
         if kind not in ("main", "hub"):
             member["spawn_site"] = self._spawn_site(ident)
         if ident in self.request_ids:

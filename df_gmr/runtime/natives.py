@@ -31,6 +31,7 @@ from df_gmr import origins
 from df_gmr import stacks
 from df_gmr.runtime import callsite
 from df_gmr.runtime import grouping
+from df_gmr.runtime import locks
 from df_gmr.runtime import waits
 from df_gmr.runtime.grouping import GroupKey
 
@@ -128,6 +129,10 @@ class Natives:
             found["target"] = self._target(thread)
         if ident == self.snapshot.builder_thread:
             found["role"] = "building this report (df_gmr frames omitted)"
+        if index < grouping.DETAILS_PER_GROUP and frame is not None:
+            lock = locks.named_lock(frame)
+            if lock is not None:
+                found["named_lock"] = lock
         match = self.classified[keys][1]
         if index < grouping.DETAILS_PER_GROUP:
             if match is not None:

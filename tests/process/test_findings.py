@@ -46,3 +46,13 @@ def test_saturated_green_pool():
     found, _ = findings("full-green-pool")
     [full] = [f for f in found if f["kind"] == "pool_full"]
     assert "2 of 2 running, 3 greenthreads waiting for a slot" in full["text"]
+
+
+def test_greenthreads_waiting_for_a_named_lock_name_its_holder():
+    found, _ = findings("named-lock")
+    [contention] = [f for f in found if f["kind"] == "lock_contention"]
+    assert contention["text"].startswith(
+        '20 waiting for lockutils lock "compute_resources"')
+    assert "held by greenthread" in contention["text"]
+    assert "in __main__.update" in contention["text"]
+    assert len(contention["evidence"]) == 21  # the holder, then the waiters

@@ -15,7 +15,7 @@ from df_gmr import render
 from df_gmr.reporter import reporter
 
 scene = sys.argv[1]
-if scene == "full-green-pool":
+if scene in ("full-green-pool", "named-lock"):
     import eventlet
 
     eventlet.monkey_patch()
@@ -53,6 +53,21 @@ elif scene == "contention":
     keep.append(threading.Thread(target=hold, name="holder", daemon=True))
     keep.extend(threading.Thread(target=want, name=f"wanter-{n}",
                                  daemon=True) for n in range(3))
+elif scene == "named-lock":
+    # Twenty greenthreads wait for the lockutils lock one of them holds,
+    # as nova's compute_resources.
+    import eventlet
+    from oslo_concurrency import lockutils
+
+    @lockutils.synchronized("compute_resources")
+    def update(seconds):
+        eventlet.sleep(seconds)
+
+    eventlet.spawn(update, 60)
+    eventlet.sleep(0.1)
+    for _ in range(20):
+        eventlet.spawn(update, 0)
+    eventlet.sleep(0.3)
 elif scene == "full-executor":
     import futurist
 

@@ -1,0 +1,56 @@
+"""oslo.concurrency's named locks, as a thread's or greenthread's stack
+shows them.
+
+``@lockutils.synchronized(name)`` runs the decorated function inside
+``inner``, whose frame holds the lock's ``name``, when it started waiting
+(``t1``) and, once acquired, when it got the lock (``t2``): a stack with
+that frame, past the acquire, *holds* the lock; before it, *waits* for
+it.  Found by the stack (a holder is the one whose stack is inside the
+locked block); a ``with lockutils.lock(name):`` block runs outside the
+generator's frame and is not seen.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from types import FrameType
+from typing import Any
+
+LOCKUTILS = "lockutils.py"
+#: Frames looked at from the innermost, at most.
+DEPTH = 60
+
+
+def named_lock(frame: FrameType | None) -> dict[str, Any] | None:
+    """Return the innermost named lock a stack holds or waits for."""
+    depth = 0
+    while frame is not None and depth < DEPTH:
+        code = frame.f_code
+        if code.co_name == "inner" and \
+                os.path.basename(code.co_filename) == LOCKUTILS and \
+                "oslo_concurrency" in code.co_filename:
+            return _read(frame)
+        frame = frame.f_back
+        depth += 1
+    return None
+
+
+def _read(frame: FrameType) -> dict[str, Any] | None:
+    local = frame.f_locals
+    name = local.get("name")
+    if type(name) is not str:
+        return None
+    acquired = local.get("t2")
+    started = local.get("t1")
+    now = time.monotonic()  # oslo.utils' timeutils.now()
+    found: dict[str, Any] = {"name": name,
+                             "holding": type(acquired) is float,
+                             "found_by": "the stack (inside @synchronized)"}
+    since = acquired if type(acquired) is float else started
+    if type(since) is float:
+        found["seconds"] = round(now - since, 3)
+    function = local.get("f_name")
+    if type(function) is str:
+        found["function"] = function
+    return found
