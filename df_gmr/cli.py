@@ -258,6 +258,36 @@ def command_demo(args: argparse.Namespace) -> int:
     return demo.tour(args.workers)
 
 
+def _read_one(path: str) -> dict[str, Any]:
+    """Return the one report a file holds (else say why and raise)."""
+    from df_gmr import analysis
+
+    reports = analysis.read(path)
+    if len(reports) != 1:
+        msg = (f"{path}: holds {len(reports)} reports; give a file of one "
+               "report")
+        raise analysis.ReportError(msg)
+    return reports[0]
+
+
+def command_diff(args: argparse.Namespace) -> int:
+    """Say what changed between two reports of one process."""
+    from df_gmr import analysis
+    from df_gmr.analysis import compare
+
+    try:
+        result = compare.diff(_read_one(args.old), _read_one(args.new),
+                              force=args.force)
+    except analysis.ReportError as error:
+        print(printable(f"df-gmr diff: {error}"), file=sys.stderr)
+        return EXIT_FAILED
+    if args.format == "json":
+        print(json.dumps(result, indent=1))
+    else:
+        sys.stdout.write(printable(compare.text(result)))
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``df-gmr``."""
     main_parser = argparse.ArgumentParser(
@@ -304,6 +334,17 @@ def parser() -> argparse.ArgumentParser:
                            help="check this interpreter (default: the one "
                                 "running df-gmr)")
     doctoring.set_defaults(handler=command_doctor)
+
+    diffing = commands.add_parser(
+        "diff", help="what changed between two JSON reports of a process")
+    diffing.add_argument("old", metavar="OLD",
+                         help="the older report (a JSON file; - for stdin)")
+    diffing.add_argument("new", metavar="NEW", help="the newer report")
+    diffing.add_argument("--format", choices=("text", "json"),
+                         default="text")
+    diffing.add_argument("--force", action="store_true",
+                         help="compare reports of different processes")
+    diffing.set_defaults(handler=command_diff)
 
     demo = commands.add_parser(
         "demo", help="start a demo daemon, signal it, show its reports")
