@@ -82,7 +82,10 @@ def text(found: dict[str, Any]) -> str:
         green = (f"eventlet {found['eventlet']} (monkey-patched: {patched}; "
                  f"hub: {hubs or 'none has run'})")
     backend = found["oslo_service_backend"] or "not chosen or not used"
+    threads = found["native_threads"]
+    greenlets_count = found["greenlets"]
     return (f"{green}; oslo.service backend {backend}; "
-            f"{found['started_by']}; {found['native_threads']} native "
-            f"threads (+{found['df_gmr_threads']} of df_gmr's), "
-            f"{found['greenlets']} greenlets")
+            f"{found['started_by']}; {threads} native "
+            f"thread{'' if threads == 1 else 's'} "
+            f"(+{found['df_gmr_threads']} of df_gmr's), {greenlets_count} "
+            f"greenthread{'' if greenlets_count == 1 else 's'} tracked")
