@@ -179,6 +179,18 @@ def _print_report(text: str, fmt: str, documents: list[Any]) -> None:
     if fmt == "json":
         documents.append(document)
         return
+    if fmt == "folded":
+        from df_gmr import analysis
+        from df_gmr.analysis import folded
+
+        if analysis.is_report(document):
+            sys.stdout.writelines(printable(line) + "\n"
+                                  for line in folded.lines([document]))
+        else:
+            print(printable(f"df-gmr: {document.get('error')}"),
+                  file=sys.stderr)
+        sys.stdout.flush()
+        return
     try:  # jsonl: one report per line, strict, ASCII
         line = json.dumps(document)
     except (ValueError, RecursionError):
@@ -288,6 +300,55 @@ def command_diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_convert(args: argparse.Namespace) -> int:
+    """Write reports as folded stacks or a speedscope file."""
+    from df_gmr import analysis
+    from df_gmr.analysis import folded
+
+    skipped: list[str] = []
+    try:
+        reports = analysis.read(args.report, skipped)
+    except analysis.ReportError as error:
+        print(printable(f"df-gmr convert: {error}"), file=sys.stderr)
+        return EXIT_FAILED
+    for problem in skipped:
+        print(printable(f"df-gmr convert: skipped {problem}"),
+              file=sys.stderr)
+    if args.to == "folded":
+        output = "".join(line + "\n" for line in folded.lines(reports))
+    else:
+        output = json.dumps(folded.speedscope(reports), indent=1) + "\n"
+    if args.output in (None, "-"):
+        sys.stdout.write(output)
+        return EXIT_OK
+    try:
+        with open(args.output, "w", encoding="utf-8") as stream:
+            stream.write(output)
+    except OSError as error:
+        print(printable(f"df-gmr convert: cannot write {args.output}: "
+                        f"{error.strerror or error}"), file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK
+
+
+def command_show(args: argparse.Namespace) -> int:
+    """Render JSON reports as text."""
+    from df_gmr import analysis
+    from df_gmr.analysis import show
+
+    skipped: list[str] = []
+    try:
+        reports = analysis.read(args.report, skipped)
+    except analysis.ReportError as error:
+        print(printable(f"df-gmr show: {error}"), file=sys.stderr)
+        return EXIT_FAILED
+    for problem in skipped:
+        print(printable(f"df-gmr show: skipped {problem}"), file=sys.stderr)
+    for document in reports:
+        sys.stdout.write(printable(show.text(document)))
+    return EXIT_OK
+
+
 def parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``df-gmr``."""
     main_parser = argparse.ArgumentParser(
@@ -311,9 +372,11 @@ def parser() -> argparse.ArgumentParser:
     reporting.add_argument("--workers", action="store_true",
                            help="also every worker of each PID")
     reporting.add_argument(
-        "--format", choices=("text", "json", "jsonl"), default="text",
+        "--format", choices=("text", "json", "jsonl", "folded"),
+        default="text",
         help="text (default); json: one JSON array of all the reports; "
-             "jsonl: one JSON report per line, as each arrives")
+             "jsonl: one JSON report per line, as each arrives; folded: "
+             "folded stacks (flamegraph.pl, inferno, speedscope)")
     reporting.add_argument("--timeout", type=float, default=10.0,
                            metavar="SECONDS",
                            help="how long to wait for all the reports, "
@@ -345,6 +408,23 @@ def parser() -> argparse.ArgumentParser:
     diffing.add_argument("--force", action="store_true",
                          help="compare reports of different processes")
     diffing.set_defaults(handler=command_diff)
+
+    converting = commands.add_parser(
+        "convert", help="JSON reports as folded stacks or a speedscope file")
+    converting.add_argument("report", metavar="REPORT",
+                            help="a JSON report file (one, an array or "
+                                 "JSON Lines; - for stdin)")
+    converting.add_argument("--to", choices=("folded", "speedscope"),
+                            required=True)
+    converting.add_argument("-o", "--output", metavar="FILE",
+                            help="write there instead of stdout")
+    converting.set_defaults(handler=command_convert)
+
+    showing = commands.add_parser(
+        "show", help="render JSON reports as text")
+    showing.add_argument("report", metavar="REPORT",
+                         help="a JSON report file (- for stdin)")
+    showing.set_defaults(handler=command_show)
 
     demo = commands.add_parser(
         "demo", help="start a demo daemon, signal it, show its reports")
