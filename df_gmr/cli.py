@@ -349,6 +349,33 @@ def command_show(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def command_summarize(args: argparse.Namespace) -> int:
+    """Summarize many JSON reports: shared stacks, merged findings."""
+    from df_gmr import analysis
+    from df_gmr.analysis import fleet
+
+    skipped: list[str] = []
+    reports: list[dict[str, Any]] = []
+    status = EXIT_OK
+    for path in args.reports:
+        try:
+            reports.extend(analysis.read(path, skipped))
+        except analysis.ReportError as error:
+            print(printable(f"df-gmr summarize: {error}"), file=sys.stderr)
+            status = EXIT_FAILED
+    for problem in skipped:
+        print(printable(f"df-gmr summarize: skipped {problem}"),
+              file=sys.stderr)
+    if not reports:
+        return EXIT_FAILED
+    result = fleet.summarize(reports)
+    if args.format == "json":
+        print(json.dumps(result, indent=1))
+    else:
+        sys.stdout.write(printable(fleet.text(result, args.top)))
+    return status
+
+
 def parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``df-gmr``."""
     main_parser = argparse.ArgumentParser(
@@ -425,6 +452,18 @@ def parser() -> argparse.ArgumentParser:
     showing.add_argument("report", metavar="REPORT",
                          help="a JSON report file (- for stdin)")
     showing.set_defaults(handler=command_show)
+
+    summarizing = commands.add_parser(
+        "summarize", help="many JSON reports at once: shared stacks, "
+                          "findings merged")
+    summarizing.add_argument("reports", metavar="REPORT", nargs="+",
+                             help="JSON report files (each one report, an "
+                                  "array or JSON Lines)")
+    summarizing.add_argument("--format", choices=("text", "json"),
+                             default="text")
+    summarizing.add_argument("--top", type=int, default=20, metavar="N",
+                             help="stacks shown in the text (default 20)")
+    summarizing.set_defaults(handler=command_summarize)
 
     demo = commands.add_parser(
         "demo", help="start a demo daemon, signal it, show its reports")

@@ -210,4 +210,6 @@ def moment(report: dict[str, Any]) -> datetime.datetime | None:
 
 def plural(count: int, word: str) -> str:
     """Return ``1 thread`` or ``2 threads``."""
-    return f"{count} {word}{'' if count == 1 else 's'}"
+    if count == 1:
+        return f"{count} {word}"
+    return f"{count} {word}{'es' if word.endswith('s') else 's'}"

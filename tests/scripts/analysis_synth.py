@@ -39,13 +39,16 @@ def report(greenthreads: int = 1000, groups: int = 20, *, pid: int = 4242,
            host: str = "host-0", service: str = "nova-compute",
            seconds: float = 0.0, moved: bool = False,
            extra_group: bool = False, drop_group: bool = False,
+           options: int = 0, rich: bool = False,
            findings: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """Return one report of ``greenthreads`` greenthreads in ``groups``.
 
     ``seconds``: taken that long after START (waits that many seconds
     older); ``moved``: the odd groups' members replaced and their waits
     begun since; ``extra_group``/``drop_group``: one group more / the
-    last group gone.
+    last group gone; ``options``: a Configuration section of that many
+    options (a real report's bulk); ``rich``: every member with its own
+    details (wait age, spawn site), the worst case for readers.
     """
     green_groups = []
     per_group, rest = divmod(greenthreads, groups)
@@ -59,11 +62,13 @@ def report(greenthreads: int = 1000, groups: int = 20, *, pid: int = 4242,
         ids = list(range(first, first + count))
         shared: dict[str, Any] = {"kind": wait}
         members: list[dict[str, Any]] = []
-        if wait == "sleep":
+        if wait == "sleep" or rich:
             shared["seconds"] = 3600
             age = 0.01 if moved and odd else 1.0 + seconds
             members = [{"id": ident, "waiting_seconds": round(age, 3),
-                        "wait": {"due_in": round(3600 - age, 3)}}
+                        "wait": {"due_in": round(3600 - age, 3)},
+                        "spawn_site": frame("/opt/app/service.py",
+                                            ident % 97, "start")}
                        for ident in ids]
         else:
             shared["object"] = f"{wait.title()} {0x7f0000 + index:#x}"
@@ -126,6 +131,19 @@ def report(greenthreads: int = 1000, groups: int = 20, *, pid: int = 4242,
                  "pools": pools, "piles": [], "executors": [],
                  "thread_groups": [], "looping_calls": [],
                  "tpool": {"loaded": False}}},
+            {"name": "configuration", "title": "Configuration",
+             "error": None, "seconds": 0.01, "data": {
+                 "available": True, "groups": {
+                     f"group_{first // 50}": [
+                         {"name": f"option_{number}",
+                          "value": f"value {number} " * 4}
+                         for number in range(first, min(first + 50,
+                                                        options))]
+                     for first in range(0, options, 50)}}}
+            if options else
+            {"name": "configuration", "title": "Configuration",
+             "error": None, "seconds": 0.0, "data": {
+                 "available": False, "reason": "none", "groups": {}}},
             {"name": "custom_thing", "title": "Custom Thing",
              "error": None, "seconds": 0.0, "data": {"answer": 42}},
         ],
@@ -146,14 +164,17 @@ def main() -> int:
     parser.add_argument("--groups", type=int, default=20)
     parser.add_argument("--hosts", type=int, default=10)
     parser.add_argument("--pair", action="store_true")
+    parser.add_argument("--options", type=int, default=0)
+    parser.add_argument("--rich", action="store_true")
     args = parser.parse_args()
     os.makedirs(args.directory, exist_ok=True)
     started = time.monotonic()
     if args.pair:
         for name, data in (
                 ("old.json", report(args.greenthreads, args.groups,
-                                    drop_group=False)),
+                                    rich=args.rich, options=args.options)),
                 ("new.json", report(args.greenthreads, args.groups,
+                                    rich=args.rich, options=args.options,
                                     seconds=5.0, moved=True,
                                     extra_group=True, drop_group=True))):
             with open(os.path.join(args.directory, name), "w") as stream:
@@ -162,6 +183,7 @@ def main() -> int:
         data = report(args.greenthreads, args.groups, pid=1000 + number,
                       host=f"host-{number % args.hosts}",
                       service=("nova-compute", "nova-conductor")[number % 2],
+                      options=args.options, rich=args.rich,
                       findings=[long_wait(number % 7 + 1, 61.5 + number)])
         with open(os.path.join(args.directory, f"report-{number:04d}.json"),
                   "w") as stream:
