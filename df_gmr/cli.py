@@ -15,6 +15,7 @@ found that activation cannot work; 2 usage error.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator
 import json
 import os
 import re
@@ -354,21 +355,25 @@ def command_summarize(args: argparse.Namespace) -> int:
     from df_gmr import analysis
     from df_gmr.analysis import fleet
 
-    skipped: list[str] = []
-    reports: list[dict[str, Any]] = []
-    status = EXIT_OK
-    for path in args.reports:
-        try:
-            reports.extend(analysis.read(path, skipped))
-        except analysis.ReportError as error:
-            print(printable(f"df-gmr summarize: {error}"), file=sys.stderr)
-            status = EXIT_FAILED
-    for problem in skipped:
-        print(printable(f"df-gmr summarize: skipped {problem}"),
-              file=sys.stderr)
-    if not reports:
+    failed: list[str] = []
+
+    def reports() -> Iterator[dict[str, Any]]:
+        # One file at a time: 1,000 reports never all in memory at once.
+        for path in args.reports:
+            skipped: list[str] = []
+            try:
+                yield from analysis.read(path, skipped)
+            except analysis.ReportError as error:
+                failed.append(str(error))
+            failed.extend(f"skipped {problem}" for problem in skipped)
+
+    result = fleet.summarize(reports())
+    for problem in failed:
+        print(printable(f"df-gmr summarize: {problem}"), file=sys.stderr)
+    status = EXIT_FAILED if any(not problem.startswith("skipped ")
+                                for problem in failed) else EXIT_OK
+    if not result["reports"]:
         return EXIT_FAILED
-    result = fleet.summarize(reports)
     if args.format == "json":
         print(json.dumps(result, indent=1))
     else:
