@@ -34,6 +34,8 @@ from df_gmr.exchange import Refusal
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: The longest pause ``report --watch`` takes between two rounds.
+MAX_WATCH = 3600.0
 
 
 #: Terminal control characters (C0 but tab and newline, DEL, C1) and
@@ -123,6 +125,8 @@ def _targets(pids: list[int], with_workers: bool,
 
 def command_report(args: argparse.Namespace) -> int:
     """Trigger reports and print each one to stdout."""
+    if args.watch is not None or args.count is not None:
+        return command_watch(args)
     known = discovery.known_processes()
     status = EXIT_OK
     waiting: list[ask.Asking] = []
@@ -163,6 +167,121 @@ def command_report(args: argparse.Namespace) -> int:
         print(f"df-gmr: pid {asking.pid}: no report within "
               f"{args.timeout:g} s", file=sys.stderr)
         status = EXIT_FAILED
+    return status
+
+
+def _ask_round(args: argparse.Namespace) -> tuple[int, list[dict[str, Any]]]:
+    """Ask every target once for its JSON report (one deadline for all)."""
+    from df_gmr import analysis
+
+    known = discovery.known_processes()
+    status = EXIT_OK
+    waiting: list[ask.Asking] = []
+    deadline = time.monotonic() + args.timeout
+    for pid in _targets(args.pids, args.workers, known):
+        try:
+            found = _check_signallable(pid, known)
+            waiting.append(ask.ask(pid, found.entry, found.directory,
+                                   "json", args.timeout))
+        except (Refusal, OSError) as error:
+            print(printable(f"df-gmr: {error}"), file=sys.stderr)
+            status = EXIT_FAILED
+    reports: list[dict[str, Any]] = []
+    while waiting and time.monotonic() < deadline:
+        readable, _, _ = select.select(
+            waiting, [], [], max(deadline - time.monotonic(), 0))
+        for asking in readable:
+            try:
+                text = asking.receive()
+            except (Refusal, OSError) as error:
+                print(printable(f"df-gmr: {error}"), file=sys.stderr)
+                waiting.remove(asking)
+                status = EXIT_FAILED
+                continue
+            if text is None:
+                continue
+            waiting.remove(asking)
+            try:
+                document = json.loads(text)
+            except (ValueError, RecursionError):
+                document = None
+            if analysis.is_report(document):
+                reports.append(document)
+            else:
+                print(f"df-gmr: pid {asking.pid}: the process sent "
+                      "invalid JSON", file=sys.stderr)
+                status = EXIT_FAILED
+    for asking in waiting:
+        asking.close()
+        print(f"df-gmr: pid {asking.pid}: no report within "
+              f"{args.timeout:g} s", file=sys.stderr)
+        status = EXIT_FAILED
+    return status, sorted(reports, key=lambda report: str(
+        report["header"].get("pid")))
+
+
+def command_watch(args: argparse.Namespace) -> int:
+    """Take N reports SECONDS apart; print them, then what changed."""
+    from df_gmr import analysis
+    from df_gmr.analysis import compare
+    from df_gmr.analysis import folded
+    from df_gmr.analysis import show
+
+    if args.watch is None or args.count is None or args.count < 2 \
+            or not 0 < args.watch <= MAX_WATCH:
+        print("df-gmr report: --watch SECONDS (positive, at most "
+              f"{MAX_WATCH:g}) goes with --count N (N >= 2)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    status = EXIT_OK
+    first: dict[tuple[Any, Any], dict[str, Any]] = {}
+    last: dict[tuple[Any, Any], dict[str, Any]] = {}
+    documents: list[dict[str, Any]] = []
+    start = time.monotonic()
+    try:
+        for index in range(args.count):
+            # Rounds on a fixed schedule (a slow round shortens the
+            # next pause, never the count); each pause at most SECONDS.
+            time.sleep(min(max(start + index * args.watch
+                               - time.monotonic(), 0), args.watch))
+            round_status, reports = _ask_round(args)
+            status = max(status, round_status)
+            for report in reports:
+                head = analysis.header(report)
+                who = (head.get("host"), head.get("pid"))
+                first.setdefault(who, report)
+                last[who] = report
+                if args.format == "text" and args.all:
+                    sys.stdout.write(printable(show.text(report)))
+                elif args.format == "text":
+                    print(printable(f"[{index + 1}/{args.count}] "
+                                    + compare.summary_line(report)))
+                elif args.format == "json":
+                    documents.append(report)
+                elif args.format == "jsonl":
+                    print(json.dumps(report))
+                else:
+                    sys.stdout.writelines(
+                        printable(line) + "\n"
+                        for line in folded.lines([report]))
+                sys.stdout.flush()
+    except KeyboardInterrupt:
+        print("df-gmr: interrupted; what changed so far:", file=sys.stderr)
+        status = EXIT_FAILED
+    if args.format == "json":
+        print(json.dumps(documents, indent=1))
+    # The diff is for people: on stdout with the text, else on stderr, so
+    # that stdout stays the machine-readable format it says.
+    stream = sys.stdout if args.format == "text" else sys.stderr
+    for who, report in first.items():
+        if last[who] is report:
+            print(f"df-gmr: pid {who[1]}: one report only, nothing to "
+                  "compare", file=sys.stderr)
+            status = EXIT_FAILED
+            continue
+        stream.write("\n" + printable(compare.text(
+            compare.diff(report, last[who]))))
+    stream.flush()
     return status
 
 
@@ -413,6 +532,16 @@ def parser() -> argparse.ArgumentParser:
                            metavar="SECONDS",
                            help="how long to wait for all the reports, "
                                 "from the first signal (default 10)")
+    reporting.add_argument(
+        "--watch", type=float, metavar="SECONDS",
+        help="take --count reports SECONDS apart, then say what changed "
+             "between the first and the last (df-gmr diff)")
+    reporting.add_argument("--count", type=int, metavar="N",
+                           help="with --watch: how many rounds (N >= 2)")
+    reporting.add_argument(
+        "--all", action="store_true",
+        help="with --watch and the text format: every report in full, "
+             "not one line each")
     reporting.set_defaults(handler=command_report)
 
     running = commands.add_parser(

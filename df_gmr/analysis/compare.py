@@ -108,9 +108,11 @@ def _describe(key: Key) -> dict[str, Any]:
 def _stuck(key: Key, old: _Group, new: _Group, interval: float | None
            ) -> tuple[dict[str, Any] | None, int]:
     """Return the stuck members of a key (or None) and how many moved."""
+    if key[3] in NOT_WAITS or (key[0], key[2]) == ("greenthreads",
+                                                   "running"):
+        return None, 0  # no wait to be stuck in, nor to move through
     common = set(old.ids).intersection(new.ids)
-    if not common or key[3] in NOT_WAITS or (
-            key[0] == "greenthreads" and key[2] == "running"):
+    if not common:
         return None, new.count
     old_members, new_members = old.members(), new.members()
     slack = 0.05 + 0.1 * (interval or 0)
