@@ -7,6 +7,13 @@ one line per process.  ``df-gmr doctor`` says whether a process or an
 interpreter is ready, and what to do if not.  ``df-gmr run`` starts a
 command with df_gmr activated, after checking that activation works.
 
+On JSON reports already taken (files, or what ``report --format json``
+printed), see ``df_gmr.analysis``: ``df-gmr diff OLD NEW`` says what
+changed and what is stuck (``report PID --watch SECONDS --count N``
+takes the reports and says it), ``df-gmr convert`` writes folded stacks
+or a speedscope file (``report --format folded`` too), ``df-gmr show``
+renders a JSON report as text, ``df-gmr summarize`` sums up many.
+
 Exit codes: 0 success; 1 a report did not come (a process refused,
 vanished or did not answer in time), or doctor found a problem, or run
 found that activation cannot work; 2 usage error.

@@ -90,11 +90,23 @@ def _index(report: dict[str, Any]) -> dict[Key, _Group]:
     return groups
 
 
-def _identity(shared: dict[str, Any], own: dict[str, Any]
-              ) -> tuple[Any, ...]:
+_IDENTITY = frozenset(IDENTITY)
+
+
+def _identity(shared: dict[str, Any], own: dict[str, Any],
+              cache: dict[int, tuple[str, ...]]) -> tuple[str, ...]:
+    """Return what a member waits for (its group's, or its own)."""
     wait = own.get("wait")
-    wait = {**shared, **wait} if isinstance(wait, dict) else shared
-    return tuple(str(wait.get(field)) for field in IDENTITY)
+    if isinstance(wait, dict) and not _IDENTITY.isdisjoint(wait):
+        merged = {**shared, **wait}
+        return tuple(str(merged.get(field)) for field in IDENTITY)
+    # Most members wait for what their whole group does: once per group
+    # (the dicts outlive the cache, so their ids are theirs).
+    found = cache.get(id(shared))
+    if found is None:
+        found = cache[id(shared)] = tuple(str(shared.get(field))
+                                          for field in IDENTITY)
+    return found
 
 
 def _describe(key: Key) -> dict[str, Any]:
@@ -117,12 +129,14 @@ def _stuck(key: Key, old: _Group, new: _Group, interval: float | None
     old_members, new_members = old.members(), new.members()
     slack = 0.05 + 0.1 * (interval or 0)
     stuck, ages = [], []
+    cache: dict[int, tuple[str, ...]] = {}
     for ident in new.ids:
         if ident not in common:
             continue
         old_shared, old_own = old_members[ident]
         new_shared, new_own = new_members[ident]
-        if _identity(old_shared, old_own) != _identity(new_shared, new_own):
+        if _identity(old_shared, old_own, cache) != _identity(
+                new_shared, new_own, cache):
             continue
         age = new_own.get("waiting_seconds")
         if isinstance(age, (int, float)) and interval is not None \
