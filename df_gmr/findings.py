@@ -188,9 +188,9 @@ def _named_members(data: Any, what: str) -> Iterator[tuple[str, int, Any]]:
         return
     for group in data.get("groups", []):
         for member in group["members"]:
-            lock = member.get("named_lock")
-            if isinstance(lock, dict):
-                yield what, member["id"], lock
+            for lock in member.get("named_locks") or []:
+                if isinstance(lock, dict):
+                    yield what, member["id"], lock
 
 
 def _named_locks(threads: Any, greens: Any) -> Iterator[dict[str, Any]]:

@@ -190,9 +190,9 @@ class Greens:
             del frame
         member: dict[str, Any] = {"id": ident, "wait": wait}
         if state == "parked" and kind == "greenthread":
-            lock = locks.named_lock(green.gr_frame)
-            if lock is not None:
-                member["named_lock"] = lock
+            named = locks.named_locks(green.gr_frame)
+            if named:
+                member["named_locks"] = named
         if kind not in ("main", "hub"):
             member["spawn_site"] = self._spawn_site(ident)
         if ident in self.request_ids:

@@ -22,18 +22,25 @@ LOCKUTILS = "lockutils.py"
 DEPTH = 60
 
 
-def named_lock(frame: FrameType | None) -> dict[str, Any] | None:
-    """Return the innermost named lock a stack holds or waits for."""
+def named_locks(frame: FrameType | None) -> list[dict[str, Any]]:
+    """Return the named locks a stack holds or waits for, innermost first.
+
+    A stack inside ``@synchronized("a")`` that calls into
+    ``@synchronized("b")`` holds "a" and waits for (or holds) "b".
+    """
+    found = []
     depth = 0
     while frame is not None and depth < DEPTH:
         code = frame.f_code
         if code.co_name == "inner" and \
                 os.path.basename(code.co_filename) == LOCKUTILS and \
                 "oslo_concurrency" in code.co_filename:
-            return _read(frame)
+            lock = _read(frame)
+            if lock is not None:
+                found.append(lock)
         frame = frame.f_back
         depth += 1
-    return None
+    return found
 
 
 def _read(frame: FrameType) -> dict[str, Any] | None:

@@ -17,7 +17,6 @@ the report says so.
 from __future__ import annotations
 
 import _socket
-import _thread
 from collections import defaultdict
 import os
 import re
@@ -26,6 +25,7 @@ import types
 from typing import TYPE_CHECKING
 from typing import Any
 
+from df_gmr import _native
 from df_gmr import naming
 from df_gmr import origins
 from df_gmr import stacks
@@ -130,9 +130,9 @@ class Natives:
         if ident == self.snapshot.builder_thread:
             found["role"] = "building this report (df_gmr frames omitted)"
         if index < grouping.DETAILS_PER_GROUP and frame is not None:
-            lock = locks.named_lock(frame)
-            if lock is not None:
-                found["named_lock"] = lock
+            named = locks.named_locks(frame)
+            if named:
+                found["named_locks"] = named
         match = self.classified[keys][1]
         if index < grouping.DETAILS_PER_GROUP:
             if match is not None:
@@ -197,7 +197,7 @@ class Natives:
             # a C function called by another name: real_sleep = time.sleep
             name = function[0]
             details["calls"] += f" ({function[1]})"
-        if type(target) in LOCK_TYPES or issubclass(type(target), RLOCK_TYPE):
+        if type(target) in LOCK_TYPES or issubclass(type(target), RLOCK_TYPES):
             details.update(_lock(target, self.known))
         elif target is not None and issubclass(type(target), _socket.socket):
             details["fd"] = _socket.socket.fileno(target)  # fd_is: below
@@ -220,8 +220,29 @@ C_WAITS = {"acquire": "lock", "__enter__": "lock", "sleep": "sleep",
            "send": "socket write", "select": "select", "poll": "select",
            "waitpid": "subprocess", "read": "read", "readline": "read",
            "get": "queue get"}
-LOCK_TYPES = (type(_thread.allocate_lock()),)
-RLOCK_TYPE = _thread.RLock
+
+
+def _real_lock_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """Return the C lock and RLock types, of every copy of ``_thread``.
+
+    eventlet's patcher imports its own copy of ``_thread`` for the real
+    threads, and a new copy of a C module brings new type objects: both
+    the module in use and that copy count (green locks, which are Python
+    classes, never do).
+    """
+    locks: list[type] = []
+    rlocks: list[type] = []
+    for module in (sys.modules.get("_thread"), _native.original("_thread")):
+        for found, kinds in ((getattr(module, "allocate_lock", None), locks),
+                             (getattr(module, "RLock", None), rlocks)):
+            kind = type(found()) if found is not None else None
+            if kind is not None and kind.__module__ == "_thread" and \
+                    kind not in kinds:
+                kinds.append(kind)
+    return tuple(locks), tuple(rlocks)
+
+
+LOCK_TYPES, RLOCK_TYPES = _real_lock_types()
 _OWNER = re.compile(r"owner=(\d+) count=(\d+)")
 
 
@@ -281,10 +302,12 @@ def _module_function(callee: Any) -> tuple[str, str] | None:
 def _lock(lock: Any, known: dict[int, Any]) -> dict[str, Any]:
     """Describe a real lock; an RLock's owner from its C repr (exact)."""
     found: dict[str, Any] = {"lock": f"{type(lock).__name__} {id(lock):#x}"}
-    if issubclass(type(lock), RLOCK_TYPE):
+    if issubclass(type(lock), RLOCK_TYPES):
         # _thread.RLock.__repr__ is C code of the standard library, called
         # on the C slot directly: a subclass's own __repr__ never runs.
-        match = _OWNER.search(RLOCK_TYPE.__repr__(lock))
+        c_type: Any = next(kind for kind in type(lock).__mro__
+                           if kind in RLOCK_TYPES)
+        match = _OWNER.search(c_type.__repr__(lock))
         if match and match[1] != "0":
             owner = int(match[1])
             found["owner"] = owner
@@ -292,5 +315,5 @@ def _lock(lock: Any, known: dict[int, Any]) -> dict[str, Any]:
             found["count"] = int(match[2])
             found["owner_is"] = "exact (the lock's own record)"
     else:
-        found["locked"] = LOCK_TYPES[0].locked(lock)
+        found["locked"] = type(lock).locked(lock)
     return found

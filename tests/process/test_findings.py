@@ -56,3 +56,22 @@ def test_greenthreads_waiting_for_a_named_lock_name_its_holder():
     assert "held by greenthread" in contention["text"]
     assert "in __main__.update" in contention["text"]
     assert len(contention["evidence"]) == 21  # the holder, then the waiters
+
+
+def test_two_greenthreads_on_two_named_locks_are_a_deadlock():
+    found, _ = findings("green-deadlock")
+    [deadlock] = [f for f in found if f["kind"] == "deadlock"]
+    assert "lockutils named locks (inferred from the stacks)" in \
+        deadlock["text"]
+    assert len(deadlock["evidence"]) == 2
+
+
+def test_the_first_lines_say_who_holds_what_and_what_is_deadlocked():
+    # The "done when": a greenthread holds a named lock twenty
+    # others wait for, and two threads are deadlocked.
+    _, text = findings("done-when")
+    head = " ".join(" ".join(text[:8]).split())
+    assert text[0].startswith("CRITICAL deadlock: deadlock of 2 threads")
+    assert "alpha" in head and "beta" in head
+    assert '20 waiting for lockutils lock "compute_resources"' in head
+    assert "held by greenthread" in head and "in __main__.update" in head

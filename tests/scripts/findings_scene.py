@@ -15,7 +15,8 @@ from df_gmr import render
 from df_gmr.reporter import reporter
 
 scene = sys.argv[1]
-if scene in ("full-green-pool", "named-lock"):
+if scene in ("full-green-pool", "named-lock", "green-deadlock",
+             "done-when"):
     import eventlet
 
     eventlet.monkey_patch()
@@ -58,6 +59,62 @@ elif scene == "named-lock":
     # as nova's compute_resources.
     import eventlet
     from oslo_concurrency import lockutils
+
+    @lockutils.synchronized("compute_resources")
+    def update(seconds):
+        eventlet.sleep(seconds)
+
+    eventlet.spawn(update, 60)
+    eventlet.sleep(0.1)
+    for _ in range(20):
+        eventlet.spawn(update, 0)
+    eventlet.sleep(0.3)
+elif scene == "green-deadlock":
+    # Two greenthreads, each inside one lockutils lock, wanting the other.
+    import eventlet
+    from oslo_concurrency import lockutils
+
+    @lockutils.synchronized("b")
+    def second():
+        pass
+
+    @lockutils.synchronized("a")
+    def first_a():
+        eventlet.sleep(0.1)
+        second()
+
+    @lockutils.synchronized("a")
+    def inner_a():
+        pass
+
+    @lockutils.synchronized("b")
+    def first_b():
+        eventlet.sleep(0.1)
+        inner_a()
+
+    eventlet.spawn(first_a)
+    eventlet.spawn(first_b)
+    eventlet.sleep(0.4)
+elif scene == "done-when":
+    # The scene: a greenthread holds a named lock twenty others
+    # wait for, and two native threads are deadlocked on two RLocks.
+    import eventlet
+    from oslo_concurrency import lockutils
+
+    real = eventlet.patcher.original("threading")
+    first, second = real.RLock(), real.RLock()
+    both_hold = real.Barrier(2)
+
+    def cross(mine, theirs):
+        with mine:
+            both_hold.wait()
+            with theirs:
+                pass
+
+    real.Thread(target=cross, args=(first, second), name="alpha",
+                daemon=True).start()
+    real.Thread(target=cross, args=(second, first), name="beta",
+                daemon=True).start()
 
     @lockutils.synchronized("compute_resources")
     def update(seconds):
