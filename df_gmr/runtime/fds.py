@@ -131,6 +131,8 @@ def read_socket_tables(root: str = "/proc/self/net") -> dict[int, str]:
                     int(fields[9]) in own:
                 found.setdefault(int(fields[9]),
                                  _inet(kind, family, fields))
+        if len(found) == len(own):
+            return found  # every socket named: no other table to read
     for fields in _rows(os.path.join(root, "unix")):
         if len(fields) > 6 and fields[6].isdigit() and int(fields[6]) in own:
             found.setdefault(int(fields[6]), _unix(fields))

@@ -38,6 +38,10 @@ from df_gmr.runtime.grouping import GroupKey
 if TYPE_CHECKING:
     from df_gmr.runtime import Snapshot
 
+#: Members of a group whose waits are read from their frames: 500
+#: identical executor workers are described from their first ones (every
+#: id, name and native id is still listed).
+DETAILS_PER_GROUP = 100
 #: Modules whose ``_active`` maps thread idents to Thread objects: the
 #: threading module in use and, under eventlet, its unpatched copy.
 THREADING_MODULES = ("threading", "__original_module_threading")
@@ -129,18 +133,20 @@ class Natives:
             found["target"] = self._target(thread)
         if ident == self.snapshot.builder_thread:
             found["role"] = "building this report (df_gmr frames omitted)"
-        if index < grouping.DETAILS_PER_GROUP and frame is not None:
+        if index >= DETAILS_PER_GROUP:
+            found["unread"] = True  # the group says how many were read
+            return found
+        if frame is not None:
             named = locks.named_locks(frame)
             if named:
                 found["named_locks"] = named
         match = self.classified[keys][1]
-        if index < grouping.DETAILS_PER_GROUP:
-            if match is not None:
-                found["wait"].update(waits.details(
-                    wait_kind, waits.nth_back(frame, len(keys) - 1 - match)))
-            elif frame is not None and wait_kind != "building this report":
-                found["wait"].update(self._call_details(frame))
-            self._describe_fds(found["wait"])
+        if match is not None:
+            found["wait"].update(waits.details(
+                wait_kind, waits.nth_back(frame, len(keys) - 1 - match)))
+        elif frame is not None and wait_kind != "building this report":
+            found["wait"].update(self._call_details(frame))
+        self._describe_fds(found["wait"])
         return found
 
     def _describe_fds(self, wait: dict[str, Any]) -> None:
