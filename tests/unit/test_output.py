@@ -29,7 +29,8 @@ def test_file_name_format():
 def test_new_file_is_private_and_log_dir_created_private(tmp_path):
     log_dir = tmp_path / "new"
     path = output.write_to_log_dir(str(log_dir), "r.txt", "hello")
-    assert open(path).read() == "hello"
+    with open(path) as handle:
+        assert handle.read() == "hello"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
     assert stat.S_IMODE(os.stat(log_dir).st_mode) == 0o700
     assert os.listdir(log_dir) == ["r.txt"]
@@ -40,7 +41,8 @@ def test_existing_file_is_never_overwritten(tmp_path):
     path = output.write_to_log_dir(str(tmp_path), "r.txt", "second")
     assert (tmp_path / "r.txt").read_text() == "first"
     assert path.endswith("r-1.txt")
-    assert open(path).read() == "second"
+    with open(path) as handle:
+        assert handle.read() == "second"
 
 
 def test_planted_symlink_is_not_followed(tmp_path):
@@ -75,5 +77,6 @@ def test_vanished_log_dir_is_created_again(tmp_path):
         path.unlink()
     log_dir.rmdir()
     path = output.write_to_log_dir(str(log_dir), "b.txt", "two")
-    assert open(path).read() == "two"
+    with open(path) as handle:
+        assert handle.read() == "two"
     assert stat.S_IMODE(os.stat(log_dir).st_mode) == 0o700
