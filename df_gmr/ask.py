@@ -9,9 +9,11 @@ what a file says alone.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import signal
 import socket
+import stat
 from typing import Any
 
 from df_gmr import registry
@@ -39,8 +41,7 @@ def ask(pid: int, entry: dict[str, Any], directory: registry.RunDir,
     try:
         connection.settimeout(timeout)
         try:
-            connection.connect(directory.socket_path(
-                f"{pid}{registry.SOCKET_SUFFIX}"))
+            _connect(connection, directory, f"{pid}{registry.SOCKET_SUFFIX}")
             peer_pid, peer_uid, _ = peer_credentials(connection)
         except OSError as error:
             msg = (f"pid {pid}: its df_gmr socket does not answer "
@@ -58,6 +59,26 @@ def ask(pid: int, entry: dict[str, Any], directory: registry.RunDir,
         connection.close()
         raise
     return Asking(pid, connection)
+
+
+def _connect(connection: Any, directory: registry.RunDir, name: str) -> None:
+    """Connect to the socket ``name`` of ``directory``, never through a link.
+
+    connect() follows a symbolic link in the last component: the name is
+    opened first with O_PATH|O_NOFOLLOW through the directory's
+    descriptor, checked to be a socket of the directory's owner, and
+    connected to through that descriptor.
+    """
+    flags = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
+    fd = os.open(name, flags, dir_fd=directory.fd)
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISSOCK(info.st_mode) or info.st_uid != directory.owner:
+            msg = f"{name} is not a socket of uid {directory.owner}"
+            raise OSError(errno.EPERM, msg)
+        connection.connect(f"/proc/self/fd/{fd}")
+    finally:
+        os.close(fd)
 
 
 def _send_signal(pid: int, entry: dict[str, Any], signum: int,

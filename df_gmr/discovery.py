@@ -67,6 +67,8 @@ def known_processes() -> dict[int, Known]:
             entry["ppid"] = registry.parent_pid(pid)
             known[pid] = Known(entry, directory,
                                _problem(entry, status, directory))
+        if not any(found.directory is directory for found in known.values()):
+            directory.close()  # nothing kept from it: its fd goes now
     return known
 
 

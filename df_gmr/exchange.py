@@ -133,7 +133,10 @@ class Listener:
         self.pid = 0
         self.directory: registry.RunDir | None = None
         self.socket: Any = None
-        self.problem: str | None = None
+        #: start() and announce() come from the main thread (launchers,
+        #: handler changes) and from the reporting thread (listening
+        #: anew): one at a time.
+        self._lock = _native.allocate_lock()
         self._identities: tuple[Any, Any] = (None, None)
         #: The entry last announced, written again after listening anew.
         self._entry: dict[str, Any] | None = None
@@ -155,7 +158,6 @@ class Listener:
         try:
             directory = registry.open_own_run_dir()
         except (registry.UnsafeDirectory, OSError) as error:
-            self.problem = str(error)
             complain(f"df-gmr cannot reach this process: {error}")
             return
         directory.fd = move_high(directory.fd)
@@ -171,8 +173,8 @@ class Listener:
             listening.setblocking(False)
         except OSError as error:
             listening.close()
-            self.problem = f"cannot listen in {directory.path}: {error}"
-            complain(f"df-gmr cannot reach this process: {self.problem}")
+            complain(f"df-gmr cannot reach this process: cannot listen in "
+                     f"{directory.path}: {error}")
             return
         self.socket = listening
         self._identities = (identity(listening.fileno()),
@@ -198,6 +200,10 @@ class Listener:
 
     def announce(self, entry: dict[str, Any]) -> None:
         """Write (or rewrite) this process's entry; never raises."""
+        with self._lock:
+            self._announce(entry)
+
+    def _announce(self, entry: dict[str, Any]) -> None:
         self._entry = entry
         try:
             if self.pid == os.getpid():
@@ -211,9 +217,10 @@ class Listener:
 
     def take_requests(self) -> list[Request]:
         """Accept every pending request (non-blocking; reporting thread)."""
-        if self.pid == os.getpid() and not self._intact() and \
-                self._entry is not None:
-            self.announce(self._entry)
+        if self.pid == os.getpid() and self._entry is not None:
+            with self._lock:
+                if not self._intact():
+                    self._announce(self._entry)
         if not self.listening():
             return []
         requests: list[Request] = []
@@ -226,6 +233,12 @@ class Listener:
             if request is not None:
                 requests.append(request)
         return requests
+
+    def after_fork(self) -> None:
+        """In a forked child (inside fork): a fresh lock, the parent's
+        socket dropped (the lock may have been copied held)."""
+        self._lock = _native.allocate_lock()
+        self.forget_inherited()
 
     def forget_inherited(self) -> None:
         """In a forked child: drop the parent's socket, never unlink it.

@@ -158,7 +158,8 @@ def _locks(data: Any) -> Iterator[dict[str, Any]]:
     by_lock: dict[str, list[int]] = {}
     for member in _thread_members(data):
         wait = member["wait"]
-        if wait.get("kind") == "lock" and wait.get("owner") is not None:
+        if wait.get("kind") == "lock" and wait.get("owner") is not None \
+                and wait["owner"] != member["id"]:
             waiting[member["id"]] = member
             by_lock.setdefault(wait["lock"], []).append(member["id"])
     cycles = _cycles({ident: member["wait"]["owner"]

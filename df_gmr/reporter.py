@@ -176,7 +176,7 @@ class Reporter:
                           worker_environment=self._worker_environment,
                           on_worker_exit=self.listener.forget_gone,
                           worker_bootstrap=spawned_worker)
-        lifecycle.reset_after_fork(self.listener.forget_inherited)
+        lifecycle.reset_after_fork(self.listener.after_fork)
         lifecycle.on_worker_start(self.announce)
         signals.on_handler_replaced(self.announce)
         # Before the signal's exit guard (atexit runs in reverse): a
@@ -231,17 +231,19 @@ class Reporter:
         if requests:
             askers = ", ".join(str(r.peer_pid) for r in requests)
             trigger_label += f"; df-gmr report from pid {askers}"
-        built = self.build(trigger_label,
-                           builder_thread=trigger.reporting_thread_ident())
-        rendered: dict[str, str] = {}
         try:
+            built = self.build(trigger_label,
+                               builder_thread=trigger.reporting_thread_ident())
+            rendered: dict[str, str] = {}
             for request in requests:
-                if request.format not in rendered:
-                    rendered[request.format] = self.render(built,
-                                                           request.format)
-                request.answer(rendered[request.format])
-        except Exception as error:
-            complain(f"cannot answer df-gmr report: {error!r}")
+                try:  # one requester gone never costs the others theirs
+                    if request.format not in rendered:
+                        rendered[request.format] = self.render(
+                            built, request.format)
+                    request.answer(rendered[request.format])
+                except Exception as error:
+                    complain(f"cannot answer df-gmr report from pid "
+                             f"{request.peer_pid}: {error!r}")
         finally:
             for request in requests:
                 request.close()

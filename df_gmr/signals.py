@@ -142,11 +142,17 @@ class SignalOwner:
         def watched_signal(signalnum: Any, handler: Any) -> Any:
             ours = (int(signalnum) in trigger.signal_names
                     and handler != trigger.on_signal)
-            if ours and signalnum in self._dumping():
+            unarmed = ours and signalnum in self._dumping()
+            if unarmed:
                 # First: unregistering restores the handler faulthandler
                 # chained to, which must not override theirs.
                 faulthandler.unregister(signalnum)
-            previous = original(signalnum, handler)
+            try:
+                previous = original(signalnum, handler)
+            except BaseException:
+                if unarmed:  # refused (not the main thread, a bad handler)
+                    self._arm_native_dump(int(signalnum))
+                raise
             if ours:
                 self._replaced(int(signalnum), handler)
             return previous

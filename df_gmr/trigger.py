@@ -157,22 +157,23 @@ class Trigger:
                 return  # a stale thread in a forked child
             if sys.is_finalizing():
                 return  # the interpreter is going away
-            for hook in self.wake_hooks:
-                try:
-                    hook()
-                except Exception as error:
-                    complain(f"wake hook failed: {error!r}")
-            merged, self.requests = self.requests, 0
-            label = self.last_trigger or "request"
-            if merged > 1:
-                label += f" ({merged} requests merged)"
-            producer = self.producer
-            if producer is None:
-                continue
+            # Building is marked before the requests are taken: the exit
+            # guard never sees neither (a report it would not wait for).
             self.building.acquire()
             try:
-                with self._collection_deferred():
-                    producer(label)
+                for hook in self.wake_hooks:
+                    try:
+                        hook()
+                    except Exception as error:
+                        complain(f"wake hook failed: {error!r}")
+                merged, self.requests = self.requests, 0
+                label = self.last_trigger or "request"
+                if merged > 1:
+                    label += f" ({merged} requests merged)"
+                producer = self.producer
+                if producer is not None:
+                    with self._collection_deferred():
+                        producer(label)
             except BaseException as error:
                 complain(f"report failed: {error!r}")
             finally:
@@ -238,6 +239,3 @@ def main_thread_ident() -> int | None:
             return getattr(module.main_thread(), "ident", None)
     return None
 
-
-#: Kept for the modules that register their after-fork resets here.
-reset_after_fork = lifecycle.reset_after_fork

@@ -48,6 +48,8 @@ def _read(frame: FrameType) -> dict[str, Any] | None:
     name = local.get("name")
     if type(name) is not str:
         return None
+    if type(local.get("t3")) is float:
+        return None  # in the finally after the block: already released
     acquired = local.get("t2")
     started = local.get("t1")
     now = time.monotonic()  # oslo.utils' timeutils.now()

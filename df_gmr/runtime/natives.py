@@ -85,7 +85,8 @@ class Natives:
     def own_threads(self) -> list[dict[str, Any]]:
         """Return df_gmr's own threads (kept apart from the service's)."""
         return [{"ident": ident, "role": f"df_gmr {role}",
-                 "name": getattr(self.known.get(ident), "name", None)}
+                 "name": naming.stored_attribute(self.known.get(ident),
+                                                 "_name")}
                 for ident, role in sorted(self.own.items())
                 if ident in self.snapshot.frames()]
 
@@ -105,7 +106,7 @@ class Natives:
             if ident == self.snapshot.builder_thread:
                 state, wait_kind = "running", "building this report"
             elif match is None:
-                state, wait_kind = _current_call(frame)
+                state, wait_kind = _current_call(frame, ident)
             kind = "main" if ident == self.snapshot.main_thread \
                 else "thread"
             gathered[(state, kind, wait_kind, keys)].append((ident, frame))
@@ -117,8 +118,10 @@ class Natives:
         ident, frame = member
         thread = self.known.get(ident)
         found: dict[str, Any] = {"id": ident, "wait": {"kind": wait_kind}}
-        name = getattr(thread, "name", None)
-        native_id = getattr(thread, "native_id", None)
+        # The Thread's stored fields, never its properties (a subclass of
+        # the application could make them run code).
+        name = naming.stored_attribute(thread, "_name")
+        native_id = naming.stored_attribute(thread, "_native_id")
         if kind == "main":
             # Thread objects keep the native id they had before a fork;
             # on Linux the main thread's native id is the pid.
@@ -127,7 +130,7 @@ class Natives:
                 native_id = os.getpid()
         found["name"] = name
         found["native_id"] = native_id
-        found["daemon"] = getattr(thread, "daemon", None)
+        found["daemon"] = naming.stored_attribute(thread, "_daemonic")
         if thread is not None:
             found["origin"] = self._origin(thread)
             found["target"] = self._target(thread)
@@ -219,13 +222,16 @@ def _ident(member: tuple[int, Any]) -> int:
 
 
 #: Calls into C that mean the thread waits, by the name called.
-C_WAITS = {"acquire": "lock", "__enter__": "lock", "sleep": "sleep",
-           "recv": "socket read", "recv_into": "socket read",
-           "recvfrom": "socket read", "accept": "accept",
+C_WAITS = {"recv": "socket read", "recv_into": "socket read",
+           "recvfrom": "socket read", "_accept": "accept",
            "connect": "connect", "sendall": "socket write",
-           "send": "socket write", "select": "select", "poll": "select",
-           "waitpid": "subprocess", "read": "read", "readline": "read",
-           "get": "queue get"}
+           "send": "socket write"}
+SOCKET_CALLS = frozenset(C_WAITS)
+#: (module, function) calls into C that block by nature.
+MODULE_WAITS = {("time", "sleep"): "sleep", ("select", "select"): "select",
+                ("select", "poll"): "select", ("os", "waitpid"): "subprocess",
+                ("posix", "waitpid"): "subprocess", ("os", "read"): "read",
+                ("posix", "read"): "read"}
 
 
 def _real_lock_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
@@ -252,33 +258,67 @@ LOCK_TYPES, RLOCK_TYPES = _real_lock_types()
 _OWNER = re.compile(r"owner=(\d+) count=(\d+)")
 
 
-def _current_call(frame: Any) -> tuple[str, str]:
+def _current_call(frame: Any, ident: int) -> tuple[str, str]:
     """Return (state, wait kind) from the call the innermost frame makes.
 
     No call: the thread runs Python code.  A call into C: the thread is in
-    it (a frame of its own would exist for a Python callee); the name
-    called says whether that is a wait.
+    it, or has just returned from it (CPython may pause a thread right
+    after a C call, its last instruction still that call): so a call is
+    a wait only when what it is called on blocks by nature (a real lock
+    not held by this thread, a socket, a SimpleQueue, time.sleep,
+    select, os.waitpid, a file read); anything else is "in C call".
     """
     call = callsite.decode(frame.f_code, frame.f_lasti) \
         if frame is not None else None
     if call is None:
         return "running", "running Python code"
     kind, name, chain, _ = call
-    if kind == "call":
-        try:
-            callee = callsite.resolve(frame, chain)
-        except Exception:
-            callee = None
-        bound = _bound_builtin(callee)
-        function = _module_function(callee)
-        if bound is not None:
-            name = bound[1]
-        elif function is not None:
-            name = function[0]
-    known = C_WAITS.get(name if kind == "call" else "__enter__")
+    try:
+        owner, name = _owner_and_name(frame, kind, name, chain)
+    except Exception:
+        owner = None
+    known = _blocking_kind(owner, name, ident)
     if known is not None:
         return "waiting", known
     return "running", f"in C call {callsite.text(chain)}"
+
+
+def _owner_and_name(frame: Any, kind: str, name: str,
+                    chain: tuple[tuple[str, str], ...]) -> tuple[Any, str]:
+    """Return what a call is made on (a lock, a socket, a module) and the
+    name it really has (``real_sleep = time.sleep`` is ``sleep``)."""
+    if kind == "with":
+        return callsite.resolve(frame, chain), "__enter__"
+    callee = callsite.resolve(frame, chain)
+    bound = _bound_builtin(callee)
+    if bound is not None:
+        return bound
+    function = _module_function(callee)
+    if function is not None:
+        return sys.modules.get(callee.__module__ or ""), function[0]
+    return (callsite.resolve(frame, chain[:-1]) if len(chain) > 1
+            else None), name
+
+
+def _blocking_kind(owner: Any, name: str, ident: int) -> str | None:
+    kind = type(owner)
+    if name in ("acquire", "__enter__"):
+        if kind in LOCK_TYPES:
+            return "lock"
+        if issubclass(kind, RLOCK_TYPES):
+            holder = _rlock_owner(owner)
+            return None if holder == ident else "lock"
+        return None
+    if issubclass(kind, _socket.socket):
+        return C_WAITS.get(name) if name in SOCKET_CALLS else None
+    if kind.__name__ == "SimpleQueue" and kind.__module__ == "_queue":
+        return "queue get" if name == "get" else None
+    if issubclass(kind, types.ModuleType):
+        return MODULE_WAITS.get((owner.__name__, name))
+    if kind.__module__ == "_io" and name in ("read", "readline",
+                                             "readinto"):
+        return "read"
+    return None
 
 
 def _bound_builtin(callee: Any) -> tuple[Any, str] | None:
@@ -305,20 +345,31 @@ def _module_function(callee: Any) -> tuple[str, str] | None:
     return callee.__name__, qualified
 
 
+def _rlock_owner(lock: Any) -> int | None:
+    """Return the ident owning a real RLock, or None (free or unknown)."""
+    # _thread.RLock.__repr__ is C code of the standard library, called on
+    # the C slot directly: a subclass's own __repr__ never runs.
+    c_type: Any = next((kind for kind in type(lock).__mro__
+                        if kind in RLOCK_TYPES), None)
+    match = _OWNER.search(c_type.__repr__(lock)) if c_type else None
+    if match and match[1] != "0":
+        return int(match[1])
+    return None
+
+
 def _lock(lock: Any, known: dict[int, Any]) -> dict[str, Any]:
-    """Describe a real lock; an RLock's owner from its C repr (exact)."""
+    """Describe a real lock; an RLock's owner from its C record (exact)."""
     found: dict[str, Any] = {"lock": f"{type(lock).__name__} {id(lock):#x}"}
     if issubclass(type(lock), RLOCK_TYPES):
-        # _thread.RLock.__repr__ is C code of the standard library, called
-        # on the C slot directly: a subclass's own __repr__ never runs.
-        c_type: Any = next(kind for kind in type(lock).__mro__
-                           if kind in RLOCK_TYPES)
-        match = _OWNER.search(c_type.__repr__(lock))
-        if match and match[1] != "0":
-            owner = int(match[1])
+        owner = _rlock_owner(lock)
+        if owner is not None:
+            c_type: Any = next(kind for kind in type(lock).__mro__
+                               if kind in RLOCK_TYPES)
+            match = _OWNER.search(c_type.__repr__(lock))
             found["owner"] = owner
-            found["owner_name"] = getattr(known.get(owner), "name", None)
-            found["count"] = int(match[2])
+            found["owner_name"] = naming.stored_attribute(known.get(owner),
+                                                          "_name")
+            found["count"] = int(match[2]) if match else None
             found["owner_is"] = "exact (the lock's own record)"
     else:
         found["locked"] = type(lock).locked(lock)
