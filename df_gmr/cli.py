@@ -22,10 +22,8 @@ found that activation cannot work; 2 usage error.
 from __future__ import annotations
 
 import argparse
-from collections.abc import Iterator
 import json
 import os
-import re
 import select
 import sys
 import time
@@ -36,26 +34,15 @@ from df_gmr import ask
 from df_gmr import discovery
 from df_gmr import doctor
 from df_gmr import registry
+from df_gmr.analysis import commands as reading
 from df_gmr.exchange import Refusal
+from df_gmr.terminal import EXIT_FAILED
+from df_gmr.terminal import EXIT_OK
+from df_gmr.terminal import EXIT_USAGE
+from df_gmr.terminal import printable
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
 #: The longest pause ``report --watch`` takes between two rounds.
 MAX_WATCH = 3600.0
-
-
-#: Terminal control characters (C0 but tab and newline, DEL, C1) and
-#: the bidirectional overrides that reorder what a terminal shows.
-_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f"
-                      "\u202a-\u202e\u2066-\u2069]")
-
-
-def printable(text: str) -> str:
-    """Return ``text`` with terminal control sequences made visible."""
-    return _CONTROL.sub(lambda match: f"\\x{ord(match.group()):02x}"
-                        if ord(match.group()) < 0x100
-                        else f"\\u{ord(match.group()):04x}", text)
 
 
 def command_list(args: argparse.Namespace) -> int:
@@ -397,116 +384,6 @@ def command_demo(args: argparse.Namespace) -> int:
     return demo.tour(args.workers)
 
 
-def _read_one(path: str) -> dict[str, Any]:
-    """Return the one report a file holds (else say why and raise)."""
-    from df_gmr import analysis
-
-    reports = analysis.read(path)
-    if len(reports) != 1:
-        msg = (f"{path}: holds {len(reports)} reports; give a file of one "
-               "report")
-        raise analysis.ReportError(msg)
-    return reports[0]
-
-
-def command_diff(args: argparse.Namespace) -> int:
-    """Say what changed between two reports of one process."""
-    from df_gmr import analysis
-    from df_gmr.analysis import compare
-
-    try:
-        result = compare.diff(_read_one(args.old), _read_one(args.new),
-                              force=args.force)
-    except analysis.ReportError as error:
-        print(printable(f"df-gmr diff: {error}"), file=sys.stderr)
-        return EXIT_FAILED
-    if args.format == "json":
-        print(json.dumps(result, indent=1))
-    else:
-        sys.stdout.write(printable(compare.text(result)))
-    return EXIT_OK
-
-
-def command_convert(args: argparse.Namespace) -> int:
-    """Write reports as folded stacks or a speedscope file."""
-    from df_gmr import analysis
-    from df_gmr.analysis import folded
-
-    skipped: list[str] = []
-    try:
-        reports = analysis.read(args.report, skipped)
-    except analysis.ReportError as error:
-        print(printable(f"df-gmr convert: {error}"), file=sys.stderr)
-        return EXIT_FAILED
-    for problem in skipped:
-        print(printable(f"df-gmr convert: skipped {problem}"),
-              file=sys.stderr)
-    if args.to == "folded":
-        output = "".join(line + "\n" for line in folded.lines(reports))
-    else:
-        output = json.dumps(folded.speedscope(reports), indent=1) + "\n"
-    if args.output in (None, "-"):
-        sys.stdout.write(output)
-        return EXIT_OK
-    try:
-        with open(args.output, "w", encoding="utf-8") as stream:
-            stream.write(output)
-    except OSError as error:
-        print(printable(f"df-gmr convert: cannot write {args.output}: "
-                        f"{error.strerror or error}"), file=sys.stderr)
-        return EXIT_FAILED
-    return EXIT_OK
-
-
-def command_show(args: argparse.Namespace) -> int:
-    """Render JSON reports as text."""
-    from df_gmr import analysis
-    from df_gmr.analysis import show
-
-    skipped: list[str] = []
-    try:
-        reports = analysis.read(args.report, skipped)
-    except analysis.ReportError as error:
-        print(printable(f"df-gmr show: {error}"), file=sys.stderr)
-        return EXIT_FAILED
-    for problem in skipped:
-        print(printable(f"df-gmr show: skipped {problem}"), file=sys.stderr)
-    for document in reports:
-        sys.stdout.write(printable(show.text(document)))
-    return EXIT_OK
-
-
-def command_summarize(args: argparse.Namespace) -> int:
-    """Summarize many JSON reports: shared stacks, merged findings."""
-    from df_gmr import analysis
-    from df_gmr.analysis import fleet
-
-    failed: list[str] = []
-
-    def reports() -> Iterator[dict[str, Any]]:
-        # One file at a time: 1,000 reports never all in memory at once.
-        for path in args.reports:
-            skipped: list[str] = []
-            try:
-                yield from analysis.read(path, skipped)
-            except analysis.ReportError as error:
-                failed.append(str(error))
-            failed.extend(f"skipped {problem}" for problem in skipped)
-
-    result = fleet.summarize(reports())
-    for problem in failed:
-        print(printable(f"df-gmr summarize: {problem}"), file=sys.stderr)
-    status = EXIT_FAILED if any(not problem.startswith("skipped ")
-                                for problem in failed) else EXIT_OK
-    if not result["reports"]:
-        return EXIT_FAILED
-    if args.format == "json":
-        print(json.dumps(result, indent=1))
-    else:
-        sys.stdout.write(printable(fleet.text(result, args.top)))
-    return status
-
-
 def parser() -> argparse.ArgumentParser:
     """Return the argument parser of ``df-gmr``."""
     main_parser = argparse.ArgumentParser(
@@ -575,7 +452,7 @@ def parser() -> argparse.ArgumentParser:
                          default="text")
     diffing.add_argument("--force", action="store_true",
                          help="compare reports of different processes")
-    diffing.set_defaults(handler=command_diff)
+    diffing.set_defaults(handler=reading.diff)
 
     converting = commands.add_parser(
         "convert", help="JSON reports as folded stacks or a speedscope file")
@@ -586,13 +463,13 @@ def parser() -> argparse.ArgumentParser:
                             required=True)
     converting.add_argument("-o", "--output", metavar="FILE",
                             help="write there instead of stdout")
-    converting.set_defaults(handler=command_convert)
+    converting.set_defaults(handler=reading.convert)
 
     showing = commands.add_parser(
         "show", help="render JSON reports as text")
     showing.add_argument("report", metavar="REPORT",
                          help="a JSON report file (- for stdin)")
-    showing.set_defaults(handler=command_show)
+    showing.set_defaults(handler=reading.show)
 
     summarizing = commands.add_parser(
         "summarize", help="many JSON reports at once: shared stacks, "
@@ -604,7 +481,7 @@ def parser() -> argparse.ArgumentParser:
                              default="text")
     summarizing.add_argument("--top", type=int, default=20, metavar="N",
                              help="stacks shown in the text (default 20)")
-    summarizing.set_defaults(handler=command_summarize)
+    summarizing.set_defaults(handler=reading.summarize)
 
     demo = commands.add_parser(
         "demo", help="start a demo daemon, signal it, show its reports")
