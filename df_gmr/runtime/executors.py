@@ -23,6 +23,7 @@ import sys
 import time
 from types import FrameType
 from typing import Any
+import weakref
 
 from df_gmr import _imports
 from df_gmr import naming
@@ -33,11 +34,35 @@ WORK_ITEMS = (("concurrent.futures.thread", "_WorkItem"),
               ("futurist._utils", "WorkItem"))
 
 
+#: oslo.messaging servers, registered as they are created (whatever
+#: their executor: a poll greenthread under eventlet has no thread frame
+#: to be found by).
+_servers: weakref.WeakSet[Any] = weakref.WeakSet()
+
+
 def install() -> None:
-    """Stamp work items' start, once their modules load (idempotent)."""
+    """Stamp work items' start and register oslo.messaging servers, once
+    their modules load (idempotent)."""
     for module_name, class_name in WORK_ITEMS:
         _imports.when_imported(
             module_name, functools.partial(_stamp_runs, class_name))
+    _imports.when_imported("oslo_messaging.server", _track_servers)
+
+
+def _track_servers(module: Any) -> None:
+    server_class = getattr(module, "MessageHandlingServer", None)
+    if server_class is None or getattr(server_class, "_df_gmr_tracked",
+                                       False):
+        return
+    init = server_class.__init__
+
+    @functools.wraps(init)
+    def tracked_init(self: Any, *args: Any, **kwargs: Any) -> None:
+        init(self, *args, **kwargs)
+        _servers.add(self)
+
+    server_class.__init__ = tracked_init
+    server_class._df_gmr_tracked = True
 
 
 def _stamp_runs(class_name: str, module: Any) -> None:
@@ -222,23 +247,33 @@ def _rpc_servers(frames: dict[int, FrameType], now: float
         callback = naming.stored_attribute(listener, "on_incoming_callback")
         server = getattr(callback, "__self__", None) \
             if type(callback).__name__ == "method" else None
-        if server is None:
-            continue
-        target = naming.stored_attribute(server, "_target")
-        if target is None:  # a notification listener: its first target
-            targets = naming.stored_attribute(server, "targets")
-            target = targets[0] if type(targets) in (list, tuple) and \
-                targets else None
-        exchange = naming.stored_attribute(target, "exchange")
-        servers.setdefault(id(server), {
-            "id": id(server),
-            "type": naming.type_name(server),
-            "topic": naming.stored_attribute(target, "topic"),
-            "server": naming.stored_attribute(target, "server"),
-            # None: the transport's control_exchange (the service's name)
-            "exchange": exchange,
-            "executor": naming.type_name(naming.stored_attribute(
-                server, "_work_executor")),
-            "poll_thread": ident,
-        })
+        if server is not None:
+            servers.setdefault(id(server), _describe_server(server, ident))
+    for server in list(_servers):  # the others: polled by greenthreads,
+        servers.setdefault(id(server), _describe_server(server, None))
     return sorted(servers.values(), key=lambda entry: entry["id"])
+
+
+def _describe_server(server: Any, poll_thread: int | None
+                     ) -> dict[str, Any]:
+    """Name a server by its target, its executor and how it is polled."""
+    target = naming.stored_attribute(server, "_target")
+    if target is None:  # a notification listener: its first target
+        targets = naming.stored_attribute(server, "targets")
+        target = targets[0] if type(targets) in (list, tuple) and \
+            targets else None
+    exchange = naming.stored_attribute(target, "exchange")
+    executor = naming.stored_attribute(server, "_work_executor")
+    kind = naming.stored_attribute(server, "executor_type")
+    return {
+        "id": id(server),
+        "type": naming.type_name(server),
+        "topic": naming.stored_attribute(target, "topic"),
+        "server": naming.stored_attribute(target, "server"),
+        # None: the transport's control_exchange (the service's name)
+        "exchange": exchange,
+        "executor": naming.type_name(executor) if executor is not None
+        else f"{kind or 'unknown'} executor (none made yet)",
+        "started": bool(naming.stored_attribute(server, "_started")),
+        "poll_thread": poll_thread,
+    }

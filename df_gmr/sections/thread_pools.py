@@ -45,13 +45,21 @@ def format_lines(data: dict[str, Any]) -> list[str]:
         lines.extend(wrap(
             f"RPC server topic {server['topic']}, server "
             f"{server['server'] or 'any'}, exchange {exchange}: "
-            f"{server['type']} with {server['executor']}, polled by "
-            f"thread {server['poll_thread']}"))
+            f"{server['type']} with {server['executor']}, "
+            f"{_polled_by(server)}"))
     for executor in data["executors"]:
         lines.extend(_executor_lines(executor))
     for call in data["looping_calls"]:
         lines.extend(_call_lines(call))
     return lines
+
+
+def _polled_by(server: dict[str, Any]) -> str:
+    if server["poll_thread"] is not None:
+        return f"polled by thread {server['poll_thread']}"
+    if not server.get("started", True):
+        return "not started"
+    return "started, no polling thread (polled by a greenthread, or stopped)"
 
 
 def _executor_lines(executor: dict[str, Any]) -> list[str]:

@@ -20,6 +20,7 @@ import pytest
 from df_gmr.sections import eventlet_hub
 from df_gmr.sections import green_pools
 from df_gmr.sections import green_threads
+from df_gmr.sections import thread_pools
 from tests.daemons import SCRIPTS
 from tests.daemons import run_python
 from tests.daemons import running
@@ -204,3 +205,13 @@ def test_run_without_set_up_finds_every_greenlet_by_a_heap_scan():
     assert "10000 x greenthread, parked, waiting: event" in shown
     # The hubs of earlier reports' section threads are not the service's.
     assert "1 hub known, 1 live" in shown
+
+
+def test_an_eventlet_rpc_server_is_listed_though_no_thread_polls_it(reports):
+    [document] = reports["worker"][-1:]
+    [server] = data(document, "thread_pools")["rpc_servers"]
+    assert (server["topic"], server["server"], server["started"],
+            server["poll_thread"]) == ("truthful", "host-1", True, None)
+    shown = text(document, thread_pools)
+    assert "RPC server topic truthful, server host-1" in shown, shown
+    assert "polled by thread" not in shown, shown
