@@ -351,11 +351,15 @@ def _scalar(value: Any) -> str:
 
 def wrap(text: str, indent: str = "", more: str | None = None
          ) -> list[str]:
-    """Return ``text`` as lines of at most 78 columns, indented."""
+    """Return ``text`` as lines of at most 78 columns, indented.
+
+    A word longer than a line (a path, a dotted name, a request id) is
+    kept whole on a line of its own: an operator copies and greps it.
+    """
     return textwrap.wrap(
         text, width=WIDTH, initial_indent=indent,
         subsequent_indent=more if more is not None else indent + "  ",
-        break_on_hyphens=False) or [indent]
+        break_on_hyphens=False, break_long_words=False) or [indent]
 
 
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
