@@ -22,6 +22,7 @@ found that activation cannot work; 2 usage error.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 import json
 import os
 import select
@@ -121,34 +122,14 @@ def command_report(args: argparse.Namespace) -> int:
     """Trigger reports and print each one to stdout."""
     if args.watch is not None or args.count is not None:
         return command_watch(args)
-    known = discovery.known_processes()
-    status = EXIT_OK
-    waiting: list[ask.Asking] = []
-    deadline = time.monotonic() + args.timeout
-    for pid in _targets(args.pids, args.workers, known):
-        try:
-            found = _check_signallable(pid, known)
-            wanted = "text" if args.format == "text" else "json"
-            waiting.append(ask.ask(pid, found.entry, found.directory,
-                                        wanted, args.timeout))
-        except (Refusal, OSError) as error:
-            print(printable(f"df-gmr: {error}"), file=sys.stderr)
-            status = EXIT_FAILED
     documents: list[Any] = []
-    while waiting and time.monotonic() < deadline:
-        readable, _, _ = select.select(
-            waiting, [], [], max(deadline - time.monotonic(), 0))
-        for asking in readable:
-            try:
-                text = asking.receive()
-            except (Refusal, OSError) as error:
-                print(printable(f"df-gmr: {error}"), file=sys.stderr)
-                waiting.remove(asking)
-                status = EXIT_FAILED
-                continue
-            if text is not None:
-                waiting.remove(asking)
-                _print_report(text, args.format, documents)
+
+    def print_report(pid: int, text: str) -> bool:
+        _print_report(text, args.format, documents)
+        return True
+
+    status = _gather(args, "text" if args.format == "text" else "json",
+                     print_report)
     if args.format == "json":  # one document: an array of the reports
         try:
             print(json.dumps(documents, indent=1))
@@ -156,11 +137,6 @@ def command_report(args: argparse.Namespace) -> int:
             print(f"df-gmr: cannot write the reports as JSON: {error}",
                   file=sys.stderr)
             status = EXIT_FAILED
-    for asking in waiting:
-        asking.close()
-        print(f"df-gmr: pid {asking.pid}: no report within "
-              f"{args.timeout:g} s", file=sys.stderr)
-        status = EXIT_FAILED
     return status
 
 
@@ -168,6 +144,32 @@ def _ask_round(args: argparse.Namespace) -> tuple[int, list[dict[str, Any]]]:
     """Ask every target once for its JSON report (one deadline for all)."""
     from df_gmr import analysis
 
+    reports: list[dict[str, Any]] = []
+
+    def keep_report(pid: int, text: str) -> bool:
+        try:
+            document = json.loads(text)
+        except (ValueError, RecursionError):
+            document = None
+        if not analysis.is_report(document):
+            print(f"df-gmr: pid {pid}: the process sent invalid JSON",
+                  file=sys.stderr)
+            return False
+        reports.append(document)
+        return True
+
+    status = _gather(args, "json", keep_report)
+    return status, sorted(reports, key=lambda report: str(
+        report["header"].get("pid")))
+
+
+def _gather(args: argparse.Namespace, wanted: str,
+            received: Callable[[int, str], bool]) -> int:
+    """Ask every target for a report; hand each to ``received`` as it comes.
+
+    One deadline for all (``--timeout``); ``received`` returns False for
+    a report it refuses.  Returns the exit status.
+    """
     known = discovery.known_processes()
     status = EXIT_OK
     waiting: list[ask.Asking] = []
@@ -176,11 +178,10 @@ def _ask_round(args: argparse.Namespace) -> tuple[int, list[dict[str, Any]]]:
         try:
             found = _check_signallable(pid, known)
             waiting.append(ask.ask(pid, found.entry, found.directory,
-                                   "json", args.timeout))
+                                   wanted, args.timeout))
         except (Refusal, OSError) as error:
             print(printable(f"df-gmr: {error}"), file=sys.stderr)
             status = EXIT_FAILED
-    reports: list[dict[str, Any]] = []
     while waiting and time.monotonic() < deadline:
         readable, _, _ = select.select(
             waiting, [], [], max(deadline - time.monotonic(), 0))
@@ -195,23 +196,14 @@ def _ask_round(args: argparse.Namespace) -> tuple[int, list[dict[str, Any]]]:
             if text is None:
                 continue
             waiting.remove(asking)
-            try:
-                document = json.loads(text)
-            except (ValueError, RecursionError):
-                document = None
-            if analysis.is_report(document):
-                reports.append(document)
-            else:
-                print(f"df-gmr: pid {asking.pid}: the process sent "
-                      "invalid JSON", file=sys.stderr)
+            if not received(asking.pid, text):
                 status = EXIT_FAILED
     for asking in waiting:
         asking.close()
         print(f"df-gmr: pid {asking.pid}: no report within "
               f"{args.timeout:g} s", file=sys.stderr)
         status = EXIT_FAILED
-    return status, sorted(reports, key=lambda report: str(
-        report["header"].get("pid")))
+    return status
 
 
 def command_watch(args: argparse.Namespace) -> int:

@@ -46,17 +46,25 @@ def diff(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def convert(args: argparse.Namespace) -> int:
-    """Write reports as folded stacks or a speedscope file."""
+def _read_saying(path: str, command: str) -> list[dict[str, Any]] | None:
+    """Read reports, saying on stderr what was skipped; None: unreadable."""
     skipped: list[str] = []
     try:
-        reports = read(args.report, skipped)
+        reports = read(path, skipped)
     except ReportError as error:
-        print(printable(f"df-gmr convert: {error}"), file=sys.stderr)
-        return EXIT_FAILED
+        print(printable(f"df-gmr {command}: {error}"), file=sys.stderr)
+        return None
     for problem in skipped:
-        print(printable(f"df-gmr convert: skipped {problem}"),
+        print(printable(f"df-gmr {command}: skipped {problem}"),
               file=sys.stderr)
+    return reports
+
+
+def convert(args: argparse.Namespace) -> int:
+    """Write reports as folded stacks or a speedscope file."""
+    reports = _read_saying(args.report, "convert")
+    if reports is None:
+        return EXIT_FAILED
     if args.to == "folded":
         output = "".join(line + "\n" for line in folded.lines(reports))
     else:
@@ -76,14 +84,9 @@ def convert(args: argparse.Namespace) -> int:
 
 def show(args: argparse.Namespace) -> int:
     """Render JSON reports as text."""
-    skipped: list[str] = []
-    try:
-        reports = read(args.report, skipped)
-    except ReportError as error:
-        print(printable(f"df-gmr show: {error}"), file=sys.stderr)
+    reports = _read_saying(args.report, "show")
+    if reports is None:
         return EXIT_FAILED
-    for problem in skipped:
-        print(printable(f"df-gmr show: skipped {problem}"), file=sys.stderr)
     for document in reports:
         sys.stdout.write(printable(rendering.text(document)))
     return EXIT_OK
