@@ -48,6 +48,11 @@ code runs anywhere until it returns: the C-level stack comes at once, the
 full report when the call returns.  Only the main thread is dumped at C
 level: dumping the other threads means reading frames that they are
 changing, which crashed a process under a signal storm in our tests.
+The main thread's own dump is not free of that either: under a storm of
+hundreds of SIGUSR2 a second while the process exits, faulthandler's
+dump has crashed (SIGSEGV, reading a frame's line) in about one of a few
+hundred test processes.  ``native_stacks_at_once = false`` removes the
+C-level dump and that risk; see tests/process/test_faults.py.
 """
 
 from __future__ import annotations
