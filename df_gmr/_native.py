@@ -38,6 +38,7 @@ def original(name: str) -> ModuleType:
 _thread_module = original("_thread")
 _start_new_thread = _thread_module.start_new_thread
 _allocate_lock = _thread_module.allocate_lock
+_RLock = _thread_module.RLock
 _get_ident = _thread_module.get_ident
 _posix_write = posix.write  # posix itself is never patched
 
@@ -45,6 +46,11 @@ _posix_write = posix.write  # posix itself is never patched
 def allocate_lock() -> Any:
     """Return a real (OS-level) lock, never a green one."""
     return _allocate_lock()
+
+
+def allocate_rlock() -> Any:
+    """Return a real (OS-level) re-entrant lock, never a green one."""
+    return _RLock()
 
 
 def start_thread(function: Any, args: tuple[Any, ...] = ()) -> int:

@@ -92,7 +92,9 @@ df_gmr_opts = [
             "On the report signal, write the main thread's stack to "
             "stderr at once, from the C-level handler (as faulthandler "
             "does), before the full report. This is what still comes out "
-            "when the main thread holds the GIL in a long C call."
+            "when the main thread holds the GIL in a long C call. Once "
+            "per report (every signal while the GIL stays held), never "
+            "during the interpreter's exit."
         ),
     ),
     cfg.BoolOpt(

@@ -5,8 +5,10 @@ own handler, the interpreter's exit.
 module installs that handler and keeps it honest:
 
 * faulthandler's C-level handler, armed first, writes the main thread's
-  stack to stderr at once (see ``streams`` for the descriptor), and is
-  re-checked at every wake of the reporting thread;
+  stack to stderr at once (see ``streams`` for the descriptor), once per
+  report: the Python-level handler disarms it, the reporting thread
+  re-arms it after the report (and re-checks its descriptor at every
+  wake); from the start of the interpreter's exit it stays disarmed;
 * an application that installs its own handler for the signal wins,
   visibly: once it does (gunicorn re-executes itself on SIGUSR2), df_gmr
   says so on stderr and stops claiming the process is ready;
@@ -24,6 +26,7 @@ import faulthandler
 import functools
 import os
 import signal
+import sys
 import time
 from typing import Any
 
@@ -49,6 +52,21 @@ class SignalOwner:
         self.listeners: list[Callable[[], None]] = []
         self.original_signal: Any = None
         self.exit_guard = False
+        #: The signals whose C-level dump is registered with faulthandler
+        #: now (a wanted one is disarmed while a report is pending).
+        self.armed: set[int] = set()
+        #: Held while arming or disarming: the main thread (set-up, the
+        #: handler, the application's signal.signal) and the reporting
+        #: thread both do.  Re-entrant: a handler may nest in the main
+        #: thread; never held across anything that waits.
+        self.dump_lock = _native.allocate_rlock()
+        #: Set when the interpreter's exit begins: no more C-level dumps.
+        self.exiting = False
+        lifecycle.reset_after_fork(self._after_fork_in_child)
+
+    def _after_fork_in_child(self) -> None:
+        # Inside fork: the reporting thread may have held the lock.
+        self.dump_lock = _native.allocate_rlock()
 
     def install_signal(self, signum: int, native_stacks: bool = True
                        ) -> None:
@@ -70,13 +88,16 @@ class SignalOwner:
             stderr.capture()
         lifecycle.remember_main_thread()
         self.watch_handler_changes()
-        if native_stacks:
-            faulthandler.unregister(signum)  # so the chained one is ours
-        self._set_handler(signum, trigger.on_signal)
-        self.native_stacks[signum] = native_stacks
-        self.replaced.pop(signum, None)
-        if native_stacks:
-            self._arm_native_dump(signum)
+        trigger.signal_hook = self.pause_native_dump
+        with self.dump_lock:
+            if native_stacks:
+                self._disarm(signum)
+                faulthandler.unregister(signum)  # so the chained one is ours
+            self._set_handler(signum, trigger.on_signal)
+            self.native_stacks[signum] = native_stacks
+            self.replaced.pop(signum, None)
+            if native_stacks and not self.exiting:
+                self._arm_native_dump(signum)
         self._arm_exit_guard()
         # A process started with the signal blocked (a spawned worker, see
         # launchers) gets it unblocked once the handler is in place.
@@ -87,14 +108,52 @@ class SignalOwner:
         # the signal or are df_gmr's own) is dumped.  all_threads=True
         # reads other threads' frames without the GIL while they run;
         # under a signal storm that crashed the process in our tests.
+        # Called with dump_lock held.
         fd = stderr.dump_fd()
         if fd is not None:  # None: no stderr at set-up
             faulthandler.register(signum, file=fd, all_threads=False,
                                   chain=True)
+            self.armed.add(signum)
+
+    def _disarm(self, signum: int) -> None:
+        # Called with dump_lock held.  Unregistering puts back the handler
+        # faulthandler chained to: the Python-level one.
+        if signum in self.armed:
+            self.armed.discard(signum)
+            faulthandler.unregister(signum)
 
     def _dumping(self) -> list[int]:
         return [signum for signum, wanted in self.native_stacks.items()
                 if wanted and signum not in self.replaced]
+
+    def pause_native_dump(self, signum: int) -> None:
+        """Disarm the C-level dump until the report is done.
+
+        Called by the Python-level handler (the handler's contract
+        holds: O(1), never waits).  That handler runs, so the main thread
+        is not stuck in a C call: the C-level stack has nothing to add
+        until the report, which has them all.  And every C-level dump
+        reads the main thread's frames from inside a signal handler:
+        under a storm of hundreds of signals a second at exit, one of a
+        few hundred processes crashed there (SIGSEGV) when each signal
+        dumped.  Once per report keeps the dump for a hung main thread
+        and takes the storm away.
+        """
+        if signum not in self.armed or not self.dump_lock.acquire(False):
+            return  # the reporting thread re-arms now: one more dump
+        try:
+            self._disarm(signum)
+        finally:
+            self.dump_lock.release()
+
+    def resume_native_dumps(self) -> None:
+        """Re-arm the C-level dumps after a report (the reporting thread).
+        """
+        with self.dump_lock:
+            if not self.exiting:
+                for signum in self._dumping():
+                    if signum not in self.armed:
+                        self._arm_native_dump(signum)
 
     def rearm_native_dumps(self) -> None:
         """Disarm the C-level dump if its descriptor is no longer stderr.
@@ -103,11 +162,14 @@ class SignalOwner:
         """
         if stderr.dump_fd_is_current():
             return
-        for signum in self._dumping():
-            faulthandler.unregister(signum)
-        stderr.forget_dump_fd()
-        for signum in self._dumping():
-            self._arm_native_dump(signum)
+        with self.dump_lock:
+            armed = sorted(self.armed)
+            for signum in armed:
+                self._disarm(signum)
+            stderr.forget_dump_fd()
+            if not self.exiting:
+                for signum in armed:
+                    self._arm_native_dump(signum)
 
     def _set_handler(self, signum: int, handler: Any) -> Any:
         if self.original_signal is None:
@@ -142,18 +204,19 @@ class SignalOwner:
         def watched_signal(signalnum: Any, handler: Any) -> Any:
             ours = (int(signalnum) in trigger.signal_names
                     and handler != trigger.on_signal)
-            unarmed = ours and signalnum in self._dumping()
-            if unarmed:
+            if not ours:
+                return original(signalnum, handler)
+            with self.dump_lock:
+                unarmed = int(signalnum) in self.armed
                 # First: unregistering restores the handler faulthandler
                 # chained to, which must not override theirs.
-                faulthandler.unregister(signalnum)
-            try:
-                previous = original(signalnum, handler)
-            except BaseException:
-                if unarmed:  # refused (not the main thread, a bad handler)
-                    self._arm_native_dump(int(signalnum))
-                raise
-            if ours:
+                self._disarm(int(signalnum))
+                try:
+                    previous = original(signalnum, handler)
+                except BaseException:
+                    if unarmed:  # refused (not the main thread, bad handler)
+                        self._arm_native_dump(int(signalnum))
+                    raise
                 self._replaced(int(signalnum), handler)
             return previous
 
@@ -188,16 +251,27 @@ class SignalOwner:
         application set to the default action is left as it is.
         """
         try:
+            self.exit_begins()
             if trigger.thread_pid == os.getpid():
                 self._wait_for_report(EXIT_WAIT)
             for signum in list(trigger.signal_names):
                 current = signal.getsignal(signum)
-                if signum in self._dumping():
-                    faulthandler.unregister(signum)
                 if current is not signal.SIG_DFL:
                     self._set_handler(signum, signal.SIG_IGN)
         except Exception as error:
             complain(f"cannot guard the exit: {error!r}")
+
+    def exit_begins(self) -> None:
+        """Disarm the C-level dumps for good: the interpreter exits.
+
+        Registered with threading's own exit hooks, which run first in
+        the interpreter's exit (before the application's atexit
+        functions), and called again by ``at_exit``.
+        """
+        with self.dump_lock:
+            self.exiting = True
+            for signum in sorted(self.armed):
+                self._disarm(signum)
 
     def _wait_for_report(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -209,9 +283,19 @@ class SignalOwner:
                      f"{seconds:g} s; it is lost")
 
     def _arm_exit_guard(self) -> None:
-        if not self.exit_guard:
-            atexit.register(self.at_exit)
-            self.exit_guard = True
+        if self.exit_guard:
+            return
+        atexit.register(self.at_exit)
+        self.exit_guard = True
+        # threading's hooks run at the very start of the exit; the module
+        # eventlet patches is the one the interpreter calls (in place).
+        threading = sys.modules.get("threading")
+        register = getattr(threading, "_register_atexit", None)
+        if register is not None:
+            try:
+                register(self.exit_begins)
+            except RuntimeError:  # set up while the interpreter exits
+                self.exit_begins()
 
 
 def _describe_handler(handler: Any) -> str:
@@ -227,6 +311,7 @@ def _describe_handler(handler: Any) -> str:
 #: The process's one owner of the report signals.
 owner = SignalOwner()
 trigger.wake_hooks.append(owner.rearm_native_dumps)
+trigger.done_hooks.append(owner.resume_native_dumps)
 install_signal = owner.install_signal
 handler_state = owner.handler_state
 

@@ -428,18 +428,8 @@ def show(results: list[tuple[int, float, str]]) -> str:
                          ids=["handler", "application-ignores"])
 def test_signal_storm_during_shutdown_keeps_the_exit_status(options):
     results = storm_at_exit(options)
-    # A known limit (df_gmr/trigger.py): faulthandler's C-level dump,
-    # fired hundreds of times a second, rarely crashes while it reads the
-    # exiting main thread's frame.  Only that crash is let through: the
-    # dump it was writing is on stderr, cut short.  Any other exit status
-    # (SIGUSR2's default action: -12) fails.
-    crashed = [not options and code == -signal.SIGSEGV
-               and "Stack (most recent call first)" in output
-               for code, _, output in results]
-    other = [code for (code, _, _), dumping in zip(results, crashed,
-                                                       strict=True)
-             if code != 3 and not dumping]
-    assert other == [] and sum(crashed) <= 1, show(results)
+    assert [code for code, _, _ in results] == [3] * len(results), \
+        show(results)
     assert not any("Traceback" in output for _, _, output in results), \
         show(results)
 

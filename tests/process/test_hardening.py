@@ -54,10 +54,16 @@ def test_native_stacks_come_at_once_while_gil_is_held(tmp_path):
         time.sleep(0.2)
         assert "DONE" not in daemon.text(), "the C call ended too soon"
         daemon.signal()
+        daemon.wait_text("(most recent call first)", timeout=10)
+        # The Python-level handler has not run: a second signal dumps
+        # again (the dump is paused only once that handler ran).
+        daemon.signal()
+        wait_for(lambda: daemon.text().count("(most recent call first)")
+                 >= 2, 10, "a second C-level dump", daemon)
         output = daemon.wait_text("DONE", timeout=60)
         # The stacks came while the C call still held the GIL.
         during = output.split("DONE", 1)[0]
-        assert "(most recent call first)" in during
+        assert during.count("(most recent call first)") == 2, output
         assert 'scenes.py", line' in during  # the C call's caller
         [path] = daemon.wait_reports(1)  # the full report follows
         assert titles(read(path)) == TITLES
@@ -88,6 +94,10 @@ def test_signal_storm_survives_and_merges(tmp_path):
             int(m.group(1)) if m else 1 for m in
             (re.search(r"\((\d+) requests merged\)", t) for t in texts))
         assert len(texts) <= handled <= 1000
+        # The C-level dump comes once per report, not once per signal:
+        # the handler pauses it, the reporting thread re-arms it.
+        dumps = daemon.text().count("Stack (most recent call first)")
+        assert 1 <= dumps <= len(texts) + 1, daemon.text()[-3000:]
 
 
 def test_two_processes_on_one_stderr_pipe_do_not_tear():
