@@ -21,6 +21,7 @@ from df_gmr.exchange import MAX_ANSWER_BYTES
 from df_gmr.exchange import MAX_REQUEST_BYTES
 from df_gmr.exchange import PROTOCOL
 from df_gmr.exchange import SENDABLE_SIGNALS
+from df_gmr.exchange import STACK_SIGNAL
 from df_gmr.exchange import Refusal
 from df_gmr.exchange import peer_credentials
 
@@ -58,7 +59,7 @@ def ask(pid: int, entry: dict[str, Any], directory: registry.RunDir,
     except BaseException:
         connection.close()
         raise
-    return Asking(pid, connection)
+    return Asking(pid, connection, entry, peer_uid)
 
 
 def _connect(connection: Any, directory: registry.RunDir, name: str) -> None:
@@ -115,10 +116,27 @@ def _send_signal(pid: int, entry: dict[str, Any], signum: int,
 class Asking:
     """A request sent to one process, whose answer is awaited."""
 
-    def __init__(self, pid: int, connection: Any) -> None:
+    def __init__(self, pid: int, connection: Any, entry: dict[str, Any],
+                 owner: int) -> None:
         self.pid = pid
         self.connection = connection
+        self.entry = entry
+        self.owner = owner
         self.buffer = b""
+
+    def ask_for_stack(self) -> str | None:
+        """Send the stack signal, once the report is late; say what it does.
+
+        Returns None when the process has no C-level stack dump (its
+        entry names none).  Raises Refusal as ``ask`` does.
+        """
+        name = self.entry.get("stack_signal")
+        if name != STACK_SIGNAL.name:
+            return None
+        _send_signal(self.pid, self.entry, STACK_SIGNAL, self.owner)
+        return (f"sent {name}: it writes its main thread's Python stack "
+                "to its stderr at once, even while that thread holds the "
+                "GIL in a C call")
 
     def fileno(self) -> int:
         """Return the connection's descriptor (for select)."""

@@ -44,6 +44,8 @@ from df_gmr.terminal import printable
 
 #: The longest pause ``report --watch`` takes between two rounds.
 MAX_WATCH = 3600.0
+#: After how many seconds without a report df-gmr asks for the stack.
+STACK_AFTER = 3.0
 
 
 def command_list(args: argparse.Namespace) -> int:
@@ -182,9 +184,16 @@ def _gather(args: argparse.Namespace, wanted: str,
         except (Refusal, OSError) as error:
             print(printable(f"df-gmr: {error}"), file=sys.stderr)
             status = EXIT_FAILED
+    late = deadline - args.timeout + args.stack_after \
+        if 0 < args.stack_after < args.timeout else None
     while waiting and time.monotonic() < deadline:
+        if late is not None and time.monotonic() >= late:
+            late = None
+            for asking in waiting:
+                _ask_for_stack(asking, args.stack_after)
+        until = deadline if late is None else late
         readable, _, _ = select.select(
-            waiting, [], [], max(deadline - time.monotonic(), 0))
+            waiting, [], [], max(until - time.monotonic(), 0))
         for asking in readable:
             try:
                 text = asking.receive()
@@ -204,6 +213,17 @@ def _gather(args: argparse.Namespace, wanted: str,
               f"{args.timeout:g} s", file=sys.stderr)
         status = EXIT_FAILED
     return status
+
+
+def _ask_for_stack(asking: ask.Asking, after: float) -> None:
+    try:
+        said = asking.ask_for_stack()
+    except Refusal as error:
+        print(printable(f"df-gmr: {error}"), file=sys.stderr)
+        return
+    if said is not None:
+        print(printable(f"df-gmr: pid {asking.pid}: no report after "
+                        f"{after:g} s; {said}"), file=sys.stderr)
 
 
 def command_watch(args: argparse.Namespace) -> int:
@@ -409,6 +429,13 @@ def parser() -> argparse.ArgumentParser:
                            help="how long to wait for all the reports, "
                                 "from the first signal (default 10)")
     reporting.add_argument(
+        "--stack-after", type=float, default=STACK_AFTER,
+        metavar="SECONDS",
+        help="when a report is this late, ask the process for its main "
+             "thread's stack, written at once to its own stderr even "
+             f"while the GIL is held (SIGURG; default {STACK_AFTER:g}, "
+             "0: never)")
+    reporting.add_argument(
         "--watch", type=float, metavar="SECONDS",
         help="take --count reports SECONDS apart, then say what changed "
              "between the first and the last (df-gmr diff)")
@@ -485,6 +512,9 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Run ``df-gmr``."""
     args = parser().parse_args(argv)
+    if getattr(args, "stack_after", 0.0) < 0:
+        print("df-gmr: --stack-after must not be negative", file=sys.stderr)
+        return EXIT_USAGE
     if getattr(args, "timeout", 1.0) <= 0:
         print("df-gmr: --timeout must be positive", file=sys.stderr)
         return EXIT_USAGE

@@ -39,8 +39,11 @@ peer's credentials, started by a signal)
    proves that PID set df_gmr up; a file alone proves nothing.
 3. It sends one request line (the wanted format), then SIGUSR2 (or
    SIGUSR1, whichever the process's entry names and the kernel says it
-   catches; never another signal) through a pidfd opened after checking
-   the process's start time, so a reused pid is never signalled.
+   catches) through a pidfd opened after checking the process's start
+   time, so a reused pid is never signalled.  Only when the report is
+   late, SIGURG the same way (faulthandler's stack dump, see
+   ``signals``; ignored by default, caught only while the dump is
+   armed); never another signal.
 4. The daemon's handler wakes its reporting thread, which accepts the
    pending connections, checks each peer's credentials (its own uid or
    root only), builds one report, answers every request first (before
@@ -57,6 +60,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import struct
 from typing import Any
 
@@ -69,6 +73,9 @@ from df_gmr.streams import move_high
 PROTOCOL = "df_gmr/1"
 #: Signals df-gmr may send: only those df_gmr itself can listen on.
 SENDABLE_SIGNALS = ("SIGUSR2", "SIGUSR1")
+#: faulthandler's C-level dump of the main thread's stack (see signals):
+#: ignored by default, so it harms no process that lost the dump.
+STACK_SIGNAL = signal.SIGURG
 FORMATS = ("text", "json")
 MAX_REQUEST_BYTES = 128
 MAX_PENDING = 32

@@ -89,12 +89,12 @@ df_gmr_opts = [
         "native_stacks_at_once",
         default=True,
         help=(
-            "On the report signal, write the main thread's stack to "
-            "stderr at once, from the C-level handler (as faulthandler "
-            "does), before the full report. This is what still comes out "
-            "when the main thread holds the GIL in a long C call. Once "
-            "per report (every signal while the GIL stays held), never "
-            "during the interpreter's exit."
+            "On SIGURG, write the main thread's Python stack to stderr "
+            "at once, from faulthandler's C-level handler. This is what "
+            "still comes out when the main thread holds the GIL in a "
+            "long C call; df-gmr report sends SIGURG when a report is "
+            "late. SIGURG is ignored by default, so the signal harms "
+            "nothing when this is off."
         ),
     ),
     cfg.BoolOpt(

@@ -295,6 +295,7 @@ class Reporter:
             "signal": settings.signal_name,
             "handler": (signals.handler_state(signum) if signum
                         else "no signal"),
+            "stack_signal": signals.stack_signal(),
         })
 
 

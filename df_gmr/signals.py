@@ -1,20 +1,30 @@
-"""Owning the report signal: set-up, the C-level dump, the application's
+"""Owning the report signal: set-up, the stack signal, the application's
 own handler, the interpreter's exit.
 
 ``trigger`` holds the handler's contract and the reporting thread; this
 module installs that handler and keeps it honest:
 
-* faulthandler's C-level handler, armed first, writes the main thread's
-  stack to stderr at once (see ``streams`` for the descriptor), once per
-  report: the Python-level handler disarms it, the reporting thread
-  re-arms it after the report (and re-checks its descriptor at every
-  wake); from the start of the interpreter's exit it stays disarmed;
-* an application that installs its own handler for the signal wins,
+* the report signal (SIGUSR2) has a Python-level handler only;
+* a second signal, SIGURG, is faulthandler's C-level dump of the main
+  thread's stack to stderr (see ``streams`` for the descriptor): it comes
+  at once, without the GIL, when the main thread holds the GIL in a long
+  C call and no report can be built.  ``df-gmr report`` sends it when a
+  report is late; an operator can with ``kill -URG``.  SIGURG is ignored
+  by default: sent to a process that lost the dump, it does nothing.
+  Why not on the report signal itself: faulthandler can only pass a
+  signal on to the Python-level handler by re-raising it with the signal
+  unblocked (``chain=True``), and under a burst of signals those dumps
+  nest on the small alternate signal stack until it overflows: with
+  CPython 3.11 and no df_gmr at all, ten SIGUSR2 sent back to back to a
+  process holding the GIL crashed it (SIGSEGV) one time in two.
+  Unchained, the kernel blocks the signal while the dump runs: nothing
+  nests (see tests/process/test_faults.py);
+* an application that installs its own handler for either signal wins,
   visibly: once it does (gunicorn re-executes itself on SIGUSR2), df_gmr
-  says so on stderr and stops claiming the process is ready;
+  says so on stderr and stops claiming what it no longer does;
 * at interpreter exit, a report already requested is finished (bounded),
-  then the signal is ignored: it never changes the exit status or
-  reaches a finalized interpreter.
+  then the report signal is ignored and the dump disarmed: neither
+  changes the exit status or reaches a finalized interpreter.
 """
 
 from __future__ import annotations
@@ -31,6 +41,7 @@ import time
 from typing import Any
 
 from df_gmr import _native
+from df_gmr.exchange import STACK_SIGNAL
 from df_gmr.lifecycle import lifecycle
 from df_gmr.streams import complain
 from df_gmr.streams import stderr
@@ -40,28 +51,28 @@ from df_gmr.trigger import trigger
 EXIT_WAIT = 5.0
 
 
+
 class SignalOwner:
-    """The report signals' handlers, dumps and exit guard."""
+    """The report signals' handlers, the stack dump and the exit guard."""
 
     def __init__(self) -> None:
-        #: signal -> whether faulthandler's C-level dump was asked for.
-        self.native_stacks: dict[int, bool] = {}
+        #: Whether the C-level stack dump was asked for.
+        self.stack_dump = False
+        #: Whether it is registered with faulthandler now.
+        self.armed = False
         #: signal -> the application's handler that replaced ours.
         self.replaced: dict[int, str] = {}
-        #: Called when the application replaces our handler.
+        #: Called when the application replaces one of our handlers.
         self.listeners: list[Callable[[], None]] = []
         self.original_signal: Any = None
         self.exit_guard = False
-        #: The signals whose C-level dump is registered with faulthandler
-        #: now (a wanted one is disarmed while a report is pending).
-        self.armed: set[int] = set()
-        #: Held while arming or disarming: the main thread (set-up, the
-        #: handler, the application's signal.signal) and the reporting
-        #: thread both do.  Re-entrant: a handler may nest in the main
-        #: thread; never held across anything that waits.
-        self.dump_lock = _native.allocate_rlock()
-        #: Set when the interpreter's exit begins: no more C-level dumps.
+        #: Set when the interpreter's exit begins: no more stack dumps.
         self.exiting = False
+        #: Held while arming or disarming the dump: the main thread (set-up,
+        #: the application's signal.signal, the exit) and the reporting
+        #: thread (a new stderr) both do.  Re-entrant: a handler may nest
+        #: in the main thread; never held across anything that waits.
+        self.dump_lock = _native.allocate_rlock()
         lifecycle.reset_after_fork(self._after_fork_in_child)
 
     def _after_fork_in_child(self) -> None:
@@ -73,12 +84,11 @@ class SignalOwner:
         """Answer ``signum`` with a report, from now on and in forked
         children.
 
-        With ``native_stacks``, faulthandler's C-level handler first
-        writes the main thread's Python stack to stderr, at once and
-        without the GIL, then chains to the Python-level handler: when
-        the main thread holds the GIL in a long C call, that stack (the
-        call that holds it) is what an operator gets right away; the full
-        report follows when the call returns.
+        With ``native_stacks``, SIGURG makes faulthandler write the main
+        thread's Python stack to stderr, at once and without the GIL:
+        when the main thread holds the GIL in a long C call, that stack
+        (the call that holds it) is what an operator gets right away;
+        the full report follows when the call returns.
 
         Raises ValueError when called outside the main thread (as
         ``signal.signal`` does) or for a signal that cannot be caught.
@@ -88,88 +98,68 @@ class SignalOwner:
             stderr.capture()
         lifecycle.remember_main_thread()
         self.watch_handler_changes()
-        trigger.signal_hook = self.pause_native_dump
-        with self.dump_lock:
-            if native_stacks:
-                self._disarm(signum)
-                faulthandler.unregister(signum)  # so the chained one is ours
-            self._set_handler(signum, trigger.on_signal)
-            self.native_stacks[signum] = native_stacks
-            self.replaced.pop(signum, None)
-            if native_stacks and not self.exiting:
-                self._arm_native_dump(signum)
+        self._set_handler(signum, trigger.on_signal)
+        self.replaced.pop(signum, None)
+        if native_stacks:
+            self.arm_stack_dump()
         self._arm_exit_guard()
         # A process started with the signal blocked (a spawned worker, see
         # launchers) gets it unblocked once the handler is in place.
         signal.pthread_sigmask(signal.SIG_UNBLOCK, {signum})
 
-    def _arm_native_dump(self, signum: int) -> None:
-        # Only the interrupted thread (the main thread: the others block
-        # the signal or are df_gmr's own) is dumped.  all_threads=True
-        # reads other threads' frames without the GIL while they run;
-        # under a signal storm that crashed the process in our tests.
-        # Called with dump_lock held.
+    def arm_stack_dump(self) -> None:
+        """Make SIGURG dump the main thread's stack, unless the
+        application handles SIGURG itself."""
+        with self.dump_lock:
+            if self.armed or self.exiting:
+                return
+            self.stack_dump = True
+            current = signal.getsignal(STACK_SIGNAL)
+            if callable(current):  # the application's: it stays
+                self.replaced[STACK_SIGNAL] = _describe_handler(current)
+                complain(f"SIGURG has the application's handler "
+                         f"({self.replaced[STACK_SIGNAL]}): df_gmr's "
+                         "C-level stack dump is off")
+                return
+            self.replaced.pop(STACK_SIGNAL, None)
+            self._register()
+
+    def _register(self) -> None:
+        # With dump_lock held.  Only the interrupted thread is dumped (the
+        # main thread: Linux gives a process-directed signal to it first);
+        # all_threads=True reads other threads' frames without the GIL
+        # while they run, which crashed a process in our tests.  chain=False:
+        # see the module's docstring.
         fd = stderr.dump_fd()
         if fd is not None:  # None: no stderr at set-up
-            faulthandler.register(signum, file=fd, all_threads=False,
-                                  chain=True)
-            self.armed.add(signum)
+            faulthandler.register(STACK_SIGNAL, file=fd, all_threads=False,
+                                  chain=False)
+            self.armed = True
 
-    def _disarm(self, signum: int) -> None:
-        # Called with dump_lock held.  Unregistering puts back the handler
-        # faulthandler chained to: the Python-level one.
-        if signum in self.armed:
-            self.armed.discard(signum)
-            faulthandler.unregister(signum)
+    def _disarm(self) -> None:
+        # With dump_lock held.  Unregistering puts back the handler that
+        # was there before: the default action (ignore).
+        if self.armed:
+            self.armed = False
+            faulthandler.unregister(STACK_SIGNAL)
 
-    def _dumping(self) -> list[int]:
-        return [signum for signum, wanted in self.native_stacks.items()
-                if wanted and signum not in self.replaced]
-
-    def pause_native_dump(self, signum: int) -> None:
-        """Disarm the C-level dump until the report is done.
-
-        Called by the Python-level handler (the handler's contract
-        holds: O(1), never waits).  That handler runs, so the main thread
-        is not stuck in a C call: the C-level stack has nothing to add
-        until the report, which has them all.  And every C-level dump
-        reads the main thread's frames from inside a signal handler:
-        under a storm of hundreds of signals a second at exit, one of a
-        few hundred processes crashed there (SIGSEGV) when each signal
-        dumped.  Once per report keeps the dump for a hung main thread
-        and takes the storm away.
-        """
-        if signum not in self.armed or not self.dump_lock.acquire(False):
-            return  # the reporting thread re-arms now: one more dump
-        try:
-            self._disarm(signum)
-        finally:
-            self.dump_lock.release()
-
-    def resume_native_dumps(self) -> None:
-        """Re-arm the C-level dumps after a report (the reporting thread).
-        """
-        with self.dump_lock:
-            if not self.exiting:
-                for signum in self._dumping():
-                    if signum not in self.armed:
-                        self._arm_native_dump(signum)
+    def stack_signal(self) -> str | None:
+        """Return the stack dump's signal name while it is ours, or None."""
+        return STACK_SIGNAL.name if self.armed else None
 
     def rearm_native_dumps(self) -> None:
-        """Disarm the C-level dump if its descriptor is no longer stderr.
+        """Re-open the dump's descriptor if it is no longer stderr.
 
         Called by the reporting thread at every wake (see streams).
         """
         if stderr.dump_fd_is_current():
             return
         with self.dump_lock:
-            armed = sorted(self.armed)
-            for signum in armed:
-                self._disarm(signum)
+            armed = self.armed
+            self._disarm()
             stderr.forget_dump_fd()
-            if not self.exiting:
-                for signum in armed:
-                    self._arm_native_dump(signum)
+            if armed and not self.exiting:
+                self._register()
 
     def _set_handler(self, signum: int, handler: Any) -> Any:
         if self.original_signal is None:
@@ -185,16 +175,17 @@ class SignalOwner:
 
     def watch_handler_changes(self) -> None:
         """Notice when the application installs its own handler for our
-        signal.
+        signals.
 
         gunicorn, for one, re-executes itself on SIGUSR2: once the
         application takes the signal, df_gmr stops claiming the process
         is ready (its entry says so, ``df-gmr report`` refuses it) and
-        says so once on stderr.  The C function ``_signal.signal`` is
-        wrapped, which ``signal.signal`` looks up at every call, so a
-        ``from signal import signal`` done before set-up is seen too; a
-        handler set from C is not (``df-gmr`` also checks that the
-        kernel still has a handler).
+        says so once on stderr; the same for SIGURG and the stack dump.
+        The C function ``_signal.signal`` is wrapped, which
+        ``signal.signal`` looks up at every call, so a ``from signal
+        import signal`` done before set-up is seen too; a handler set
+        from C is not (``df-gmr`` also checks that the kernel still has a
+        handler).
         """
         if self.original_signal is not None:
             return
@@ -202,34 +193,45 @@ class SignalOwner:
 
         @functools.wraps(original)
         def watched_signal(signalnum: Any, handler: Any) -> Any:
-            ours = (int(signalnum) in trigger.signal_names
-                    and handler != trigger.on_signal)
-            if not ours:
-                return original(signalnum, handler)
-            with self.dump_lock:
-                unarmed = int(signalnum) in self.armed
-                # First: unregistering restores the handler faulthandler
-                # chained to, which must not override theirs.
-                self._disarm(int(signalnum))
-                try:
-                    previous = original(signalnum, handler)
-                except BaseException:
-                    if unarmed:  # refused (not the main thread, bad handler)
-                        self._arm_native_dump(int(signalnum))
-                    raise
-                self._replaced(int(signalnum), handler)
+            signum = int(signalnum)
+            if signum == STACK_SIGNAL and self.stack_dump:
+                return self._stack_signal_taken(original, signum, handler)
+            previous = original(signalnum, handler)
+            if signum in trigger.signal_names and \
+                    handler != trigger.on_signal:
+                self._replaced(signum, handler)
             return previous
 
         _signal.signal = watched_signal
+
+    def _stack_signal_taken(self, original: Any, signum: int,
+                            handler: Any) -> Any:
+        with self.dump_lock:
+            armed = self.armed
+            # First: unregistering restores the handler faulthandler
+            # replaced, which must not override theirs.
+            self._disarm()
+            try:
+                previous = original(signum, handler)
+            except BaseException:
+                if armed:  # refused (not the main thread, a bad handler)
+                    self._register()
+                raise
+            self._replaced(signum, handler)
+        return previous
 
     def _replaced(self, signum: int, handler: Any) -> None:
         if signum in self.replaced:
             return
         self.replaced[signum] = _describe_handler(handler)
-        name = trigger.signal_names.get(signum, str(signum))
+        name = signal.Signals(signum).name
+        if signum == STACK_SIGNAL:
+            effect = "df_gmr's C-level stack dump is off"
+        else:
+            effect = (f"kill -{name} and df-gmr report no longer make "
+                      "reports of this process")
         complain(f"the application replaced df_gmr's {name} handler "
-                 f"({self.replaced[signum]}): kill -{name} and df-gmr "
-                 "report no longer make reports of this process")
+                 f"({self.replaced[signum]}): {effect}")
         for listener in self.listeners:
             try:
                 listener()
@@ -246,9 +248,8 @@ class SignalOwner:
         stderr.  Then the signal is ignored for the rest of the shutdown:
         CPython resets Python-level handlers to the default action while
         finalizing (a SIGUSR2 then kills the process and changes its exit
-        status), and faulthandler restores, after that, a handler that
-        points into the finalized interpreter (a crash).  A handler the
-        application set to the default action is left as it is.
+        status).  A handler the application set to the default action is
+        left as it is.
         """
         try:
             self.exit_begins()
@@ -262,16 +263,16 @@ class SignalOwner:
             complain(f"cannot guard the exit: {error!r}")
 
     def exit_begins(self) -> None:
-        """Disarm the C-level dumps for good: the interpreter exits.
+        """Disarm the stack dump for good: the interpreter exits.
 
         Registered with threading's own exit hooks, which run first in
         the interpreter's exit (before the application's atexit
-        functions), and called again by ``at_exit``.
+        functions): the frames a dump reads are being torn down.  Called
+        again by ``at_exit``.
         """
         with self.dump_lock:
             self.exiting = True
-            for signum in sorted(self.armed):
-                self._disarm(signum)
+            self._disarm()
 
     def _wait_for_report(self, seconds: float) -> None:
         deadline = time.monotonic() + seconds
@@ -311,12 +312,13 @@ def _describe_handler(handler: Any) -> str:
 #: The process's one owner of the report signals.
 owner = SignalOwner()
 trigger.wake_hooks.append(owner.rearm_native_dumps)
-trigger.done_hooks.append(owner.resume_native_dumps)
 install_signal = owner.install_signal
 handler_state = owner.handler_state
+stack_signal = owner.stack_signal
 
 
 def on_handler_replaced(callback: Callable[[], None]) -> None:
-    """Call ``callback`` when the application replaces our handler."""
+    """Call ``callback`` when the application replaces one of our
+    handlers."""
     if callback not in owner.listeners:
         owner.listeners.append(callback)

@@ -17,7 +17,7 @@ without progress ends it: a pipe nobody reads, a stuck journal; at most
 ``MSG_DONTWAIT`` send, which leave the service's own descriptor as it is;
 what did not fit is dropped and said.
 
-The C-level stack dump at signal time (faulthandler) writes from inside
+The C-level stack dump on SIGURG (faulthandler) writes from inside
 the signal handler, where nothing can be checked, to a descriptor chosen
 here:
 
@@ -32,7 +32,7 @@ here:
 The reporting thread re-checks that descriptor at every wake and disarms
 the dump when it no longer is the stderr of set-up.  Limit: between a
 change of fd 2 (or a close and reuse of the pipe's high number) and the
-next report, one C-level dump may still go to the new file.
+next report, a SIGURG dump may still go to the new file.
 """
 
 from __future__ import annotations

@@ -39,26 +39,12 @@ a finalized interpreter.  An application that installs its own handler
 for the signal wins, visibly (see ``signals``, which installs this
 handler).
 
-Before the Python-level handler, faulthandler's C-level handler (when
-``[df_gmr] native_stacks_at_once`` is on, the default) writes the main
-thread's stack to stderr at once: async-signal-safe, without the GIL.
-Once per report: the Python-level handler disarms it (that handler ran,
-so the main thread is not stuck in a C call and the report will have
-every stack), the reporting thread re-arms it after the report, and the
-interpreter's exit disarms it for good.  While the main thread holds the
-GIL, every signal dumps.
-
-Limits: when the main thread holds the GIL in one long C call, no Python
-code runs anywhere until it returns: the C-level stack comes at once, the
-full report when the call returns.  Only the main thread is dumped at C
-level: dumping the other threads means reading frames that they are
-changing, which crashed a process under a signal storm in our tests.
-The main thread's own dump is read from inside a signal handler too:
-when every signal of a storm dumped while the process exited, about one
-test process in seventy crashed (SIGSEGV, reading a frame's line); once
-per report and never during the exit, none of 600 did
-(tests/process/test_faults.py).  ``native_stacks_at_once = false``
-removes the C-level dump altogether.
+The handler is Python-level only.  When the main thread holds the GIL in
+one long C call, no Python code runs anywhere until it returns: the
+report comes when the call returns, and the main thread's stack can be
+had at once from faulthandler's C-level dump on SIGURG, which
+``df-gmr report`` sends when a report is late (see ``signals`` for why
+that dump has a signal of its own).
 """
 
 from __future__ import annotations
@@ -89,11 +75,6 @@ class Trigger:
         self.signal_names: dict[int, str] = {}
         #: Called by the reporting thread at every wake, before a report.
         self.wake_hooks: list[Callable[[], None]] = []
-        #: Called by the reporting thread after each report.
-        self.done_hooks: list[Callable[[], None]] = []
-        #: Called by the handler with the signal, before the wake: O(1),
-        #: never blocking (see the contract above).
-        self.signal_hook: Callable[[int], None] | None = None
         self.requests = 0
         self.last_trigger = ""
         self.wake: Any = None
@@ -113,9 +94,6 @@ class Trigger:
             self.last_trigger = "signal " + self.signal_names.get(
                 signum, str(signum))
             self.requests += 1
-            hook = self.signal_hook
-            if hook is not None:
-                hook(signum)
             if self.thread_pid != os.getpid():
                 self._ensure_thread()
             self._poke()
@@ -192,7 +170,6 @@ class Trigger:
             except BaseException as error:
                 complain(f"report failed: {error!r}")
             finally:
-                _run(self.done_hooks, "done")
                 self.building.release()
 
     @contextlib.contextmanager
