@@ -10,8 +10,11 @@ Kinds: ``hub_blocked`` (timers overdue past the late mark: something
 keeps the hub from running), ``timers_overdue``, ``pool_full`` (a green
 pool with greenthreads waiting for a slot, an executor with every worker
 busy and work queued), ``lock_contention`` (threads waiting for an RLock
-whose owner is known), ``deadlock`` (a cycle of threads each waiting for
-a lock another holds), ``long_wait`` (a wait longer than ``[df_gmr]
+whose owner is known; threads or greenthreads waiting for a lock or
+semaphore that another's stack holds inside a ``with`` block; lockutils
+named locks), ``deadlock`` (a cycle in one wait-for graph across native
+threads and greenthreads: each waits for a lock another holds),
+``long_wait`` (a wait longer than ``[df_gmr]
 long_wait_threshold``), ``report_limits`` (a section cut off, details
 read for the first members of a group only).  Each says how it knows:
 owners of RLocks are exact (the lock's own record); what is inferred
@@ -33,6 +36,9 @@ IDLE_WAITS = frozenset({"sleep", "looping call sleep", "hub loop",
                         "queue get", "event", "condition", "running",
                         "not started", "finished"})
 SEVERITIES = ("critical", "warning", "info")
+#: Timers overdue by less are no finding: a report built beside the hub
+#: takes the GIL from it for a few milliseconds itself.
+OVERDUE_NOTICE = 0.1
 
 
 def derive(sections: dict[str, Any], long_wait: float = LONG_WAIT_THRESHOLD
@@ -44,6 +50,7 @@ def derive(sections: dict[str, Any], long_wait: float = LONG_WAIT_THRESHOLD
         *_executors(sections.get("thread_pools")),
         *_locks(sections.get("threads")),
         *_named_locks(sections.get("threads"), sections.get("green_threads")),
+        *_held_locks(sections.get("threads"), sections.get("green_threads")),
         *_long_waits(sections.get("green_threads"), long_wait),
         *_stranded(sections.get("green_threads")),
     ]
@@ -89,7 +96,8 @@ def _hubs(data: Any) -> Iterator[dict[str, Any]]:
         return
     for hub in data.get("hubs", []):
         timers = hub["timers"]
-        if hub["status"] != "live" or not timers["overdue"]:
+        if hub["status"] != "live" or not timers["overdue"] or \
+                (timers["max_overdue"] or 0) < OVERDUE_NOTICE:
             continue
         where = hub.get("running_at")
         at = (f"; now at {where['file']}:{where['line']} in "
@@ -184,20 +192,22 @@ def _locks(data: Any) -> Iterator[dict[str, Any]]:
             "the lock's own record)", [owner["owner"], *idents])
 
 
-def _named_members(data: Any, what: str) -> Iterator[tuple[str, int, Any]]:
+def _member_locks(data: Any, what: str, field: str
+                  ) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """Yield (what, member id, entry) of each member's ``field`` list."""
     if not _available(data):
         return
     for group in data.get("groups", []):
         for member in group["members"]:
-            for lock in member.get("named_locks") or []:
+            for lock in member.get(field) or []:
                 if isinstance(lock, dict):
                     yield what, member["id"], lock
 
 
 def _named_locks(threads: Any, greens: Any) -> Iterator[dict[str, Any]]:
     """oslo.concurrency named locks: who holds, who waits, any cycle."""
-    members = [*_named_members(threads, "thread"),
-               *_named_members(greens, "greenthread")]
+    members = [*_member_locks(threads, "thread", "named_locks"),
+               *_member_locks(greens, "greenthread", "named_locks")]
     holders: dict[str, tuple[str, int, Any]] = {}
     waiters: dict[str, list[tuple[str, int, Any]]] = {}
     for what, ident, lock in members:
@@ -230,12 +240,100 @@ def _named_locks(threads: Any, greens: Any) -> Iterator[dict[str, Any]]:
             ([holder[1]] if holder else []) + [ident for _, ident, _ in found])
 
 
-def _cycles(waits_for: dict[int, int]) -> list[list[int]]:
-    """Return each cycle of a thread -> thread graph once."""
+#: Locks only one holder at a time can hold (a cycle through them is a
+#: deadlock; a semaphore may have holders the stacks do not show).
+EXCLUSIVE = frozenset({"lock", "Lock", "RLock", "_RLock"})
+
+Node = tuple[str, int]  # ("thread" or "greenthread", id)
+
+
+def _lock_waits(data: Any, what: str) -> Iterator[tuple[Node, str, Any]]:
+    """Yield (member, lock or object waited on, its name) of a section."""
+    if not _available(data):
+        return
+    for group in data.get("groups", []):
+        shared = group["wait"]
+        target = shared.get("lock") or shared.get("object")
+        if target and group.get("wait_kind") != "running":
+            for ident in group["ids"]:  # the whole group waits on it
+                yield (what, ident), target, None
+            continue
+        for member in group["members"]:
+            wait = member.get("wait", {})
+            target = wait.get("lock") or wait.get("object")
+            if target and wait.get("kind") != "running":
+                yield (what, member["id"]), target, member.get("name")
+
+
+def _held_locks(threads: Any, greens: Any) -> Iterator[dict[str, Any]]:
+    """Locks held inside ``with`` blocks: who waits for them, any cycle.
+
+    One wait-for graph across native threads and greenthreads: an edge
+    from each member that waits on a lock to the member whose stack is
+    inside a ``with`` block of that lock, and from a thread waiting for
+    an RLock to its recorded owner (exact).
+    """
+    holders: dict[str, list[tuple[Node, dict[str, Any]]]] = {}
+    for what, ident, held in [
+            *_member_locks(threads, "thread", "held_locks"),
+            *_member_locks(greens, "greenthread", "held_locks")]:
+        holders.setdefault(held["lock"], []).append(((what, ident), held))
+    if not holders:
+        return
+    # RLock owners first: exact, and their contention is said by _locks.
+    waits_for: dict[Node, tuple[Node, str, str]] = {}
+    for member in _thread_members(threads) if _available(threads) else []:
+        wait = member["wait"]
+        if wait.get("kind") == "lock" and wait.get("owner") is not None \
+                and wait["owner"] != member["id"]:
+            waits_for[("thread", member["id"])] = (
+                ("thread", wait["owner"]), wait["lock"],
+                "its own record (exact)")
+    waiters: dict[str, list[Node]] = {}
+    for node, lock, _ in [*_lock_waits(threads, "thread"),
+                          *_lock_waits(greens, "greenthread")]:
+        found = [holder for holder in holders.get(lock, [])
+                 if holder[0] != node]
+        if not found or node in waits_for:
+            continue
+        waiters.setdefault(lock, []).append(node)
+        if len(found) == 1 and lock.split(" ")[0] in EXCLUSIVE:
+            waits_for[node] = (found[0][0], lock, found[0][1]["found_by"])
+    reported = set()
+    for cycle in _cycles({node: edge[0] for node, edge in waits_for.items()}):
+        if all(waits_for[node][2] == "its own record (exact)"
+               for node in cycle):
+            continue  # threads and RLocks only: said by _locks
+        reported.update(cycle)
+        chain = "; ".join(
+            f"{node[0]} {node[1]} waits for {waits_for[node][1]} held by "
+            f"{waits_for[node][0][0]} {waits_for[node][0][1]} (found by "
+            f"{waits_for[node][2]})" for node in cycle)
+        yield _finding("deadlock", "critical",
+                       f"deadlock of {len(cycle)}: {chain}",
+                       [node[1] for node in cycle])
+    for lock, nodes in waiters.items():
+        if set(nodes) <= reported:
+            continue
+        holding = holders[lock]
+        who = ", ".join(f"{node[0]} {node[1]}" for node, _ in holding[:5])
+        how = holding[0][1]["found_by"]
+        kinds = {node[0] for node in nodes}
+        waiting = (f"{len(nodes)} {kinds.pop()}s" if len(kinds) == 1
+                   else f"{len(nodes)} threads and greenthreads")
+        yield _finding(
+            "lock_contention", "warning",
+            f"{waiting} wait for {lock} held by {who} (found by {how})",
+            [node[1] for node, _ in holding[:5]]
+            + [node[1] for node in nodes[:10]])
+
+
+def _cycles(waits_for: dict[Any, Any]) -> list[list[Any]]:
+    """Return each cycle of a waiter -> holder graph once."""
     cycles, seen = [], set()
     for start in waits_for:
-        path: list[int] = []
-        node: int | None = start
+        path: list[Any] = []
+        node: Any = start
         while node is not None and node not in seen and node not in path:
             path.append(node)
             node = waits_for.get(node)

@@ -27,6 +27,7 @@ from df_gmr.lifecycle import lifecycle
 from df_gmr.runtime import hubs as hub_reading
 from df_gmr.runtime import requests
 from df_gmr.runtime.fds import FdTable
+from df_gmr.runtime.withblocks import WithBlocks
 
 
 @dataclasses.dataclass
@@ -47,6 +48,8 @@ class Snapshot:
         self.builder_thread = builder_thread
         self.main_thread = trigger.main_thread_ident()
         self.fds = FdTable()
+        #: The ``with`` blocks of the code objects seen in this report.
+        self.with_blocks = WithBlocks()
         self._frames: dict[int, FrameType] | None = None
         self._hubs: list[hub_reading.HubReading] | None = None
         self._waits: GreenletWaits | None = None

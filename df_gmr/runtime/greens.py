@@ -193,6 +193,9 @@ class Greens:
             named = locks.named_locks(green.gr_frame)
             if named:
                 member["named_locks"] = named
+            held = self.snapshot.with_blocks.held(green.gr_frame)
+            if held:
+                member["held_locks"] = held
         if kind not in ("main", "hub"):
             member["spawn_site"] = self._spawn_site(ident)
         if ident in self.request_ids:

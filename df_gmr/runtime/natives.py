@@ -143,6 +143,9 @@ class Natives:
             named = locks.named_locks(frame)
             if named:
                 found["named_locks"] = named
+            held = self.snapshot.with_blocks.held(frame)
+            if held:
+                found["held_locks"] = held
         match = self.classified[keys][1]
         if match is not None:
             found["wait"].update(waits.details(

@@ -365,3 +365,12 @@ def wrap(text: str, indent: str = "", more: str | None = None
 def plural(count: int, noun: str, nouns: str | None = None) -> str:
     """Return ``1 thread``, ``2 threads`` (``nouns`` for odd plurals)."""
     return f"{count} {noun if count == 1 else (nouns or noun + 's')}"
+
+
+def held_lines(member: dict[str, Any]) -> list[str]:
+    """Return the lines saying which locks a member holds, and how known."""
+    lines: list[str] = []
+    for held in member.get("held_locks") or []:
+        lines.extend(wrap(f"holds {held['lock']} ({held['found_by']})",
+                          "      "))
+    return lines

@@ -29,6 +29,7 @@ from df_gmr.runtime import grouping
 from df_gmr.runtime.greens import Greens
 from df_gmr.sections import EVENTLET_NOT_USED
 from df_gmr.sections import Section
+from df_gmr.sections import held_lines
 from df_gmr.sections import not_available
 from df_gmr.sections import wrap
 
@@ -105,6 +106,7 @@ def format_lines(data: dict[str, Any]) -> list[str]:
             lines.append(f"  - {member['id']}: " + _details(
                 member.get("wait", {}), member.get("spawn_site"),
                 member.get("waiting_seconds"), member.get("request_id")))
+            lines.extend(held_lines(member))
         if len(members) > TEXT_MEMBERS:
             lines.append(f"  ... details of {len(members) - TEXT_MEMBERS} "
                          "more in the JSON report")

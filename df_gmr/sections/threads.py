@@ -25,6 +25,7 @@ from typing import Any
 from df_gmr import stacks
 from df_gmr.runtime.natives import Natives
 from df_gmr.sections import Section
+from df_gmr.sections import held_lines
 from df_gmr.sections import plural
 
 if TYPE_CHECKING:
@@ -91,6 +92,7 @@ def _group_lines(group: dict[str, Any]) -> list[str]:
                  if member.get("origin") else None]
         lines.append(f"  - {member['id']} {member.get('name') or ''}: "
                      + "; ".join(flag for flag in flags if flag))
+        lines.extend(held_lines(member))
     if len(group["members"]) > TEXT_MEMBERS:
         lines.append(f"  ... {len(group['members']) - TEXT_MEMBERS} more "
                      "in the JSON report")

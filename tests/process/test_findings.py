@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import json
+import os
 
+from tests.daemons import SCRIPTS
 from tests.daemons import run_python
 
 
 def findings(scene: str) -> tuple[list[dict], list[str]]:
     result = json.loads(run_python("findings_scene.py", scene).stdout)
     return result["findings"], result["text"]
+
+
+def scene_line(text: str) -> int:
+    """Return the number of the scene's line that is ``text``."""
+    path = os.path.join(SCRIPTS, "findings_scene.py")
+    with open(path) as handle:
+        [number] = [index for index, line in enumerate(handle, 1)
+                    if line.rstrip("\n") == text]
+    return number
 
 
 def test_healthy_service_says_no_findings():
@@ -75,3 +86,34 @@ def test_the_first_lines_say_who_holds_what_and_what_is_deadlocked():
     assert "alpha" in head and "beta" in head
     assert '20 waiting for lockutils lock "compute_resources"' in head
     assert "held by greenthread" in head and "in __main__.update" in head
+
+
+def test_greenthreads_waiting_for_a_with_lock_name_its_holder():
+    found, text = findings("with-contention")
+    [contention] = [f for f in found if f["kind"] == "lock_contention"]
+    assert contention["text"].startswith("20 greenthreads wait for Lock 0x")
+    line = scene_line("            with self.lock:")
+    assert contention["text"].endswith(
+        "(found by the stack: inside 'with self.lock:' in update "
+        f"(findings_scene.py:{line}))")
+    assert len(contention["evidence"]) == 11  # the holder, ten waiters
+    assert text[0].startswith("WARNING lock_contention: 20 greenthreads")
+
+
+def test_two_greenthreads_inside_with_blocks_are_a_deadlock():
+    found, _ = findings("with-deadlock")
+    [deadlock] = [f for f in found if f["kind"] == "deadlock"]
+    assert deadlock["text"].startswith("deadlock of 2: greenthread ")
+    assert deadlock["text"].count("inside 'with mine:' in cross") == 2
+    assert len(deadlock["evidence"]) == 2
+    assert not [f for f in found if f["kind"] == "lock_contention"]
+
+
+def test_a_cycle_through_a_with_lock_and_an_rlock_is_a_deadlock():
+    found, _ = findings("mixed-deadlock")
+    [deadlock] = [f for f in found if f["kind"] == "deadlock"]
+    text = deadlock["text"]
+    assert text.startswith("deadlock of 2: thread ")
+    assert "(found by its own record (exact))" in text  # the RLock
+    assert "(found by the stack: inside 'with plain:' in gamma" in text
+    assert len(deadlock["evidence"]) == 2

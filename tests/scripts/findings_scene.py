@@ -16,7 +16,7 @@ from df_gmr.reporter import reporter
 
 scene = sys.argv[1]
 if scene in ("full-green-pool", "named-lock", "green-deadlock",
-             "done-when"):
+             "done-when", "with-contention", "with-deadlock"):
     import eventlet
 
     eventlet.monkey_patch()
@@ -125,6 +125,58 @@ elif scene == "done-when":
     for _ in range(20):
         eventlet.spawn(update, 0)
     eventlet.sleep(0.3)
+elif scene == "with-contention":
+    # One greenthread sleeps inside 'with STORE.lock:', twenty wait.
+    import eventlet
+
+    class Store:
+        def __init__(self):
+            self.lock = threading.Lock()  # eventlet's, once patched
+
+        def update(self, seconds):
+            with self.lock:
+                eventlet.sleep(seconds)
+
+    STORE = Store()
+    eventlet.spawn(STORE.update, 60)
+    eventlet.sleep(0.1)
+    for _ in range(20):
+        eventlet.spawn(STORE.update, 0)
+    eventlet.sleep(0.3)
+elif scene == "with-deadlock":
+    # Two greenthreads, each inside 'with' one lock, wanting the other.
+    import eventlet
+
+    first_lock, second_lock = threading.Lock(), threading.Lock()
+
+    def cross(mine, theirs):
+        with mine:
+            eventlet.sleep(0.1)
+            with theirs:
+                pass
+
+    eventlet.spawn(cross, first_lock, second_lock)
+    eventlet.spawn(cross, second_lock, first_lock)
+    eventlet.sleep(0.4)
+elif scene == "mixed-deadlock":
+    # Native threads: one inside 'with' a plain Lock wants an RLock, the
+    # RLock's owner (exact) wants the plain Lock.
+    plain, reentrant = threading.Lock(), threading.RLock()
+    both_hold = threading.Barrier(2)
+
+    def gamma():
+        with plain:
+            both_hold.wait()
+            reentrant.acquire()
+
+    def delta():
+        with reentrant:
+            both_hold.wait()
+            with plain:
+                pass
+
+    keep.append(threading.Thread(target=gamma, name="gamma", daemon=True))
+    keep.append(threading.Thread(target=delta, name="delta", daemon=True))
 elif scene == "full-executor":
     import futurist
 
