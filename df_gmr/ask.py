@@ -9,6 +9,7 @@ what a file says alone.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 import signal
@@ -83,8 +84,14 @@ def _connect(connection: Any, directory: registry.RunDir, name: str) -> None:
 
 
 def _send_signal(pid: int, entry: dict[str, Any], signum: int,
-                 owner: int) -> None:
-    """Signal exactly the process of ``entry``, never a reused pid."""
+                 owner: int, main_thread: bool = False) -> None:
+    """Signal exactly the process of ``entry``, never a reused pid.
+
+    With ``main_thread``, the signal goes to the process's main thread
+    (``tgkill``), not to whichever thread the kernel picks: a process-
+    directed signal goes to another thread when one is already pending
+    in the main thread, and faulthandler dumps the thread it runs in.
+    """
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
@@ -102,7 +109,8 @@ def _send_signal(pid: int, entry: dict[str, Any], signum: int,
                    "signalled")
             raise Refusal(msg)
         try:
-            signal.pidfd_send_signal(pidfd, signum)
+            if not (main_thread and _to_main_thread(pid, signum)):
+                signal.pidfd_send_signal(pidfd, signum)
         except PermissionError:
             msg = f"pid {pid}: not permitted to signal it (run as its user)"
             raise Refusal(msg) from None
@@ -111,6 +119,31 @@ def _send_signal(pid: int, entry: dict[str, Any], signum: int,
             raise Refusal(msg) from None
     finally:
         os.close(pidfd)
+
+
+def _to_main_thread(pid: int, signum: int) -> bool:
+    """Send ``signum`` to ``pid``'s main thread; False if tgkill is absent.
+
+    No pidfd form exists for a thread: between the checks above and this
+    call the process may exit and its pid be reused.  Only the stack
+    signal goes this way, whose default action is to ignore it: such a
+    stranger is not harmed.
+    """
+    tgkill = getattr(_libc(), "tgkill", None)
+    if tgkill is None:
+        return False
+    if tgkill(pid, pid, signum) != 0:
+        error = ctypes.get_errno()
+        # OSError picks the subclass: PermissionError, ProcessLookupError.
+        raise OSError(error, os.strerror(error))
+    return True
+
+
+def _libc() -> Any:
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
 
 
 class Asking:
@@ -133,10 +166,11 @@ class Asking:
         name = self.entry.get("stack_signal")
         if name != STACK_SIGNAL.name:
             return None
-        _send_signal(self.pid, self.entry, STACK_SIGNAL, self.owner)
-        return (f"sent {name}: it writes its main thread's Python stack "
-                "to its stderr at once, even while that thread holds the "
-                "GIL in a C call")
+        _send_signal(self.pid, self.entry, STACK_SIGNAL, self.owner,
+                     main_thread=True)
+        return (f"sent {name} to its main thread: it writes that thread's "
+                "Python stack to its stderr at once, even while the thread "
+                "holds the GIL in a C call")
 
     def fileno(self) -> int:
         """Return the connection's descriptor (for select)."""

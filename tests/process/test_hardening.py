@@ -59,9 +59,10 @@ def test_late_report_gets_the_main_threads_stack_at_once(tmp_path):
         output = daemon.wait_text("DONE")
         assert result.returncode == 0, result.stderr
         assert result.stderr == (
-            f"df-gmr: pid {daemon.pid}: no report after 0.5 s; sent SIGURG: "
-            "it writes its main thread's Python stack to its stderr at "
-            "once, even while that thread holds the GIL in a C call\n")
+            f"df-gmr: pid {daemon.pid}: no report after 0.5 s; sent SIGURG "
+            "to its main thread: it writes that thread's Python stack to "
+            "its stderr at once, even while the thread holds the GIL in a "
+            "C call\n")
         # The stack came while the C call still held the GIL, once.
         during = output.split("DONE", 1)[0]
         assert during.count("(most recent call first)") == 1, output
