@@ -48,6 +48,7 @@ def derive(sections: dict[str, Any], long_wait: float = LONG_WAIT_THRESHOLD
         *_hubs(sections.get("eventlet_hub")),
         *_green_pools(sections.get("green_pools")),
         *_executors(sections.get("thread_pools")),
+        *_db_pools(sections.get("threads"), sections.get("green_threads")),
         *_locks(sections.get("threads")),
         *_named_locks(sections.get("threads"), sections.get("green_threads")),
         *_held_locks(sections.get("threads"), sections.get("green_threads")),
@@ -146,6 +147,44 @@ def _executors(data: Any) -> Iterator[dict[str, Any]]:
                 f"{executor['type']} {executor['id']:#x} is full: all "
                 f"{size} workers busy, {queued} tasks queued",
                 [executor["id"], *threads])
+
+
+def _waiting(data: Any, what: str, kind: str
+             ) -> Iterator[tuple[Node, dict[str, Any]]]:
+    """Yield (member, its wait) of each member waiting in ``kind``."""
+    if not _available(data):
+        return
+    for group in data.get("groups", []):
+        if group.get("wait_kind") != kind:
+            continue
+        own = {member["id"]: member.get("wait", {})
+               for member in group["members"]}
+        for ident in group["ids"]:
+            yield (what, ident), {**group["wait"], **own.get(ident, {})}
+
+
+def _db_pools(threads: Any, greens: Any) -> Iterator[dict[str, Any]]:
+    """SQLAlchemy QueuePools with every connection out and waiters."""
+    pools: dict[str, tuple[dict[str, Any], list[Node]]] = {}
+    for node, wait in [*_waiting(threads, "thread", "db pool"),
+                       *_waiting(greens, "greenthread", "db pool")]:
+        if "object" in wait:
+            pools.setdefault(wait["object"], (wait, []))[1].append(node)
+    for pool, (wait, nodes) in pools.items():
+        size, overflow = wait.get("pool_size"), wait.get("max_overflow")
+        out = wait.get("checked_out")
+        if size is None or overflow is None or out is None or \
+                overflow < 0 or out < size + overflow:
+            continue
+        kinds = {node[0] for node in nodes}
+        who = (f"{len(nodes)} {kinds.pop()}s" if len(kinds) == 1
+               else f"{len(nodes)} threads and greenthreads")
+        yield _finding(
+            "pool_full", "warning",
+            f"SQLAlchemy {pool} is full: {out} connections checked out "
+            f"(pool size {size} + overflow {overflow}), {who} waiting for "
+            "one (found by the stacks: waiting in QueuePool._do_get)",
+            [node[1] for node in nodes[:10]])
 
 
 def _thread_members(data: Any) -> Iterator[dict[str, Any]]:

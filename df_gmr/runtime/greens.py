@@ -63,7 +63,8 @@ class Greens:
         self.eventlet = waits.library_dirs(("eventlet",))
         # Under monkey patching, threading's Event, Condition and Queue
         # wait in eventlet's primitives: their own frames name the wait.
-        self.stdlib = waits.library_dirs(("threading", "queue"))
+        self.stdlib = waits.library_dirs(
+            ("threading", "queue", *waits.DB_POOL_LIBRARIES))
         self.found_by = greenlets.found_by()
         self.stranded = _stranded(snapshot.hubs())
         self.looping_starts = _looping_starts()

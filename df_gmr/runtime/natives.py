@@ -71,7 +71,8 @@ class Natives:
         self.snapshot = snapshot
         self.known = known_threads()
         self.own = snapshot.own_threads()
-        self.inside = waits.library_dirs(WAIT_LIBRARIES)
+        self.inside = waits.library_dirs(
+            (*WAIT_LIBRARIES, *waits.DB_POOL_LIBRARIES))
         self.classified: dict[stacks.StackKey, tuple[str, int | None]] = {}
         self.wrappers = origins.wrapper_prefixes()
         self.origins: dict[Any, dict[str, Any] | None] = {}

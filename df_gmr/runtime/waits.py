@@ -72,7 +72,13 @@ THREAD_WAITS: Table = {
     ("_thread.py", "_worker"): "idle executor worker",
     ("loopingcall.py", "_sleep"): "looping call sleep",
     ("loopingcall.py", "_run_loop"): "looping call",
+    # SQLAlchemy's QueuePool (oslo.db's engines): waiting for a
+    # connection, in its own queue's get, in a Condition's wait.
+    ("impl.py", "_do_get"): "db pool",
 }
+
+#: Where SQLAlchemy's pool waits (its pool and its own queue module).
+DB_POOL_LIBRARIES = ("sqlalchemy.pool.impl", "sqlalchemy.util.queue")
 
 #: Event.wait and Barrier.wait are Condition waits one frame out.
 _EVENT_OWNERS = {"Event": "event", "Barrier": "barrier"}
@@ -340,6 +346,26 @@ def _selector(owner: Any, local: dict[str, Any], frame: Any
     return found
 
 
+def _db_pool(owner: Any, local: dict[str, Any], frame: Any
+             ) -> dict[str, Any]:
+    """A QueuePool's occupancy, as its ``checkedout()`` computes it."""
+    queue = naming.stored_attribute(owner, "_pool")
+    size = naming.stored_attribute(queue, "maxsize")
+    idle = naming.stored_length(naming.stored_attribute(queue, "queue"))
+    overflow = naming.stored_attribute(owner, "_overflow")
+    found: dict[str, Any] = {}
+    if type(size) is int and type(idle) is int and type(overflow) is int:
+        found["checked_out"] = size - idle + overflow
+        found["pool_size"] = size
+    max_overflow = naming.stored_attribute(owner, "_max_overflow")
+    if type(max_overflow) is int:
+        found["max_overflow"] = max_overflow
+    timeout = naming.stored_attribute(owner, "_timeout")
+    if type(timeout) in (int, float):
+        found["timeout"] = timeout
+    return found
+
+
 _READERS = {
     "semaphore": _semaphore,
     "lock": _semaphore,
@@ -355,4 +381,5 @@ _READERS = {
     "accept": _socket_fd,
     "socket read": _socket_fd,
     "select": _selector,
+    "db pool": _db_pool,
 }

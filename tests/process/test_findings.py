@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from tests.daemons import SCRIPTS
 from tests.daemons import run_python
 
@@ -117,3 +119,16 @@ def test_a_cycle_through_a_with_lock_and_an_rlock_is_a_deadlock():
     assert "(found by its own record (exact))" in text  # the RLock
     assert "(found by the stack: inside 'with plain:' in gamma" in text
     assert len(deadlock["evidence"]) == 2
+
+
+@pytest.mark.parametrize(("scene", "who"), [("db-pool", "threads"),
+                                           ("green-db-pool", "greenthreads")])
+def test_a_full_sqlalchemy_pool_names_its_waiters(scene, who):
+    found, _ = findings(scene)
+    [full] = [f for f in found if f["kind"] == "pool_full"]
+    assert full["text"].startswith("SQLAlchemy QueuePool 0x")
+    assert full["text"].endswith(
+        "is full: 3 connections checked out (pool size 2 + overflow 1), "
+        f"4 {who} waiting for one (found by the stacks: waiting in "
+        "QueuePool._do_get)")
+    assert len(full["evidence"]) == 4

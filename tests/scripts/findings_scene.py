@@ -16,7 +16,8 @@ from df_gmr.reporter import reporter
 
 scene = sys.argv[1]
 if scene in ("full-green-pool", "named-lock", "green-deadlock",
-             "done-when", "with-contention", "with-deadlock"):
+             "done-when", "with-contention", "with-deadlock",
+             "green-db-pool"):
     import eventlet
 
     eventlet.monkey_patch()
@@ -177,6 +178,42 @@ elif scene == "mixed-deadlock":
 
     keep.append(threading.Thread(target=gamma, name="gamma", daemon=True))
     keep.append(threading.Thread(target=delta, name="delta", daemon=True))
+elif scene in ("db-pool", "green-db-pool"):
+    # oslo.db's engines use SQLAlchemy's QueuePool: three connections
+    # (2 + 1 overflow) held, four callers waiting for one.
+    import tempfile
+
+    import sqlalchemy
+    from sqlalchemy.pool import QueuePool
+
+    directory = tempfile.mkdtemp()
+    engine = sqlalchemy.create_engine(
+        f"sqlite:///{directory}/scene.db", poolclass=QueuePool,
+        pool_size=2, max_overflow=1, pool_timeout=60)
+
+    def hold():
+        with engine.connect():
+            time.sleep(60)
+
+    def want():
+        with engine.connect():
+            pass
+
+    if scene == "green-db-pool":
+        for _ in range(3):
+            eventlet.spawn(hold)
+        eventlet.sleep(0.2)
+        for _ in range(4):
+            eventlet.spawn(want)
+        eventlet.sleep(0.2)
+    else:
+        keep.extend(threading.Thread(target=hold, daemon=True)
+                    for _ in range(3))
+        for thread in keep:
+            thread.start()
+        time.sleep(0.2)
+        keep[:] = [threading.Thread(target=want, daemon=True)
+                   for _ in range(4)]
 elif scene == "full-executor":
     import futurist
 
