@@ -284,6 +284,9 @@ def _named_locks(threads: Any, greens: Any) -> Iterator[dict[str, Any]]:
 EXCLUSIVE = frozenset({"lock", "Lock", "RLock", "_RLock"})
 
 Node = tuple[str, int]  # ("thread" or "greenthread", id)
+#: How an edge of the wait-for graph was found, when not by a ``with``.
+EXACT = "its own record (exact)"
+NAMED_BY = "the stacks (inside @synchronized)"
 
 
 def _lock_waits(data: Any, what: str) -> Iterator[tuple[Node, str, Any]]:
@@ -308,17 +311,18 @@ def _held_locks(threads: Any, greens: Any) -> Iterator[dict[str, Any]]:
     """Locks held inside ``with`` blocks: who waits for them, any cycle.
 
     One wait-for graph across native threads and greenthreads: an edge
+    from a thread waiting for an RLock to its recorded owner (exact),
     from each member that waits on a lock to the member whose stack is
-    inside a ``with`` block of that lock, and from a thread waiting for
-    an RLock to its recorded owner (exact).
+    inside a ``with`` block of that lock, and from each member waiting
+    for a lockutils named lock to its holder.  A cycle is reported here
+    unless it is made of RLock owners alone or of named locks alone
+    (``_locks`` and ``_named_locks`` say those).
     """
     holders: dict[str, list[tuple[Node, dict[str, Any]]]] = {}
     for what, ident, held in [
             *_member_locks(threads, "thread", "held_locks"),
             *_member_locks(greens, "greenthread", "held_locks")]:
         holders.setdefault(held["lock"], []).append(((what, ident), held))
-    if not holders:
-        return
     # RLock owners first: exact, and their contention is said by _locks.
     waits_for: dict[Node, tuple[Node, str, str]] = {}
     for member in _thread_members(threads) if _available(threads) else []:
@@ -326,8 +330,7 @@ def _held_locks(threads: Any, greens: Any) -> Iterator[dict[str, Any]]:
         if wait.get("kind") == "lock" and wait.get("owner") is not None \
                 and wait["owner"] != member["id"]:
             waits_for[("thread", member["id"])] = (
-                ("thread", wait["owner"]), wait["lock"],
-                "its own record (exact)")
+                ("thread", wait["owner"]), wait["lock"], EXACT)
     waiters: dict[str, list[Node]] = {}
     for node, lock, _ in [*_lock_waits(threads, "thread"),
                           *_lock_waits(greens, "greenthread")]:
@@ -338,11 +341,23 @@ def _held_locks(threads: Any, greens: Any) -> Iterator[dict[str, Any]]:
         waiters.setdefault(lock, []).append(node)
         if len(found) == 1 and lock.split(" ")[0] in EXCLUSIVE:
             waits_for[node] = (found[0][0], lock, found[0][1]["found_by"])
+    named = [((what, ident), entry) for what, ident, entry in [
+        *_member_locks(threads, "thread", "named_locks"),
+        *_member_locks(greens, "greenthread", "named_locks")]]
+    named_holders = {entry["name"]: node for node, entry in named
+                     if entry.get("holding")}
+    for node, entry in named:
+        holder = named_holders.get(entry["name"])
+        if holder is not None and holder != node and \
+                not entry.get("holding") and node not in waits_for:
+            waits_for[node] = (holder, f'lockutils lock "{entry["name"]}"',
+                               NAMED_BY)
     reported = set()
     for cycle in _cycles({node: edge[0] for node, edge in waits_for.items()}):
-        if all(waits_for[node][2] == "its own record (exact)"
-               for node in cycle):
-            continue  # threads and RLocks only: said by _locks
+        if len({waits_for[node][2] for node in cycle} & {EXACT, NAMED_BY}) \
+                == 1 and all(waits_for[node][2] in (EXACT, NAMED_BY)
+                             for node in cycle):
+            continue  # one kind alone: said by _locks or _named_locks
         reported.update(cycle)
         chain = "; ".join(
             f"{node[0]} {node[1]} waits for {waits_for[node][1]} held by "

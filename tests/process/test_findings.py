@@ -132,3 +132,15 @@ def test_a_full_sqlalchemy_pool_names_its_waiters(scene, who):
         f"4 {who} waiting for one (found by the stacks: waiting in "
         "QueuePool._do_get)")
     assert len(full["evidence"]) == 4
+
+
+def test_a_cycle_through_a_named_lock_and_a_with_lock_is_a_deadlock():
+    found, _ = findings("named-and-with-deadlock")
+    [deadlock] = [f for f in found if f["kind"] == "deadlock"]
+    text = deadlock["text"]
+    assert text.startswith("deadlock of 2: greenthread ")
+    assert 'waits for lockutils lock "resources" held by greenthread' in text
+    assert "(found by the stacks (inside @synchronized))" in text
+    assert "(found by the stack: inside 'with plain:' in plain_then_named" \
+        in text
+    assert len(deadlock["evidence"]) == 2

@@ -17,7 +17,7 @@ from df_gmr.reporter import reporter
 scene = sys.argv[1]
 if scene in ("full-green-pool", "named-lock", "green-deadlock",
              "done-when", "with-contention", "with-deadlock",
-             "green-db-pool"):
+             "green-db-pool", "named-and-with-deadlock"):
     import eventlet
 
     eventlet.monkey_patch()
@@ -158,6 +158,32 @@ elif scene == "with-deadlock":
 
     eventlet.spawn(cross, first_lock, second_lock)
     eventlet.spawn(cross, second_lock, first_lock)
+    eventlet.sleep(0.4)
+elif scene == "named-and-with-deadlock":
+    # One greenthread inside a lockutils lock wants a plain lock; the
+    # plain lock's holder (inside 'with') wants the lockutils lock.
+    import eventlet
+    from oslo_concurrency import lockutils
+
+    plain = threading.Lock()
+
+    @lockutils.synchronized("resources")
+    def named_then_plain():
+        eventlet.sleep(0.1)
+        with plain:
+            pass
+
+    @lockutils.synchronized("resources")
+    def named_only():
+        pass
+
+    def plain_then_named():
+        with plain:
+            eventlet.sleep(0.1)
+            named_only()
+
+    eventlet.spawn(named_then_plain)
+    eventlet.spawn(plain_then_named)
     eventlet.sleep(0.4)
 elif scene == "mixed-deadlock":
     # Native threads: one inside 'with' a plain Lock wants an RLock, the
