@@ -2,15 +2,19 @@
 
 Every section that names a descriptor asks the one ``FdTable`` of the
 report's snapshot.  A descriptor is resolved through its link in
-``/proc/self/fd``: a socket links to ``socket:[INODE]``, and the inode
-is looked up in the kernel's socket tables of the process's network
-namespace (``/proc/self/net/tcp``, ``tcp6``, ``udp``, ``udp6``,
-``unix``), read once per report and keyed by inode.  Keyed by inode,
-not by descriptor: a socket duplicated with ``dup()`` (oslo.service's
-WSGI server dups its listening socket; a forked worker inherits it) has
-several descriptors and one inode, and every one of them reads the
-same.  No socket object is created here (eventlet's green socket would
-make the shared descriptor non-blocking).
+``/proc/self/fd``: a socket links to ``socket:[INODE]``.  The socket is
+then asked itself, through the descriptor: its family and type, its own
+and its peer's address, whether it listens, TCP's state (``TCP_INFO``).
+That costs microseconds per socket, where the kernel's tables
+(``/proc/self/net/tcp``...) walk every socket of the network namespace
+(milliseconds on a busy host).  The question is asked through a plain
+``_socket.socket`` wrapped around the descriptor and detached after,
+never a green socket and never closed; only when no default timeout is
+set (one would make the shared descriptor non-blocking).  Otherwise,
+and for families other than TCP, UDP and UNIX, the tables are read once
+per report, keyed by inode.  Either way a socket duplicated with
+``dup()`` (oslo.service's WSGI server dups its listening socket; a
+forked worker inherits it) reads the same from every descriptor.
 
 Wording: ``tcp socket listening on 127.0.0.1:8774``, ``tcp socket
 127.0.0.1:8774 -> 127.0.0.1:50312 (connected)``, the same for ``tcp6``
@@ -46,6 +50,9 @@ _UNIX_STATES = {"01": "unconnected", "02": "connecting", "03": "connected",
                 "04": "disconnecting"}
 _UNIX_TYPES = {"0001": "unix socket", "0002": "unix datagram socket",
                "0005": "unix seqpacket socket"}
+_UNIX_KINDS = {_socket.SOCK_STREAM: "unix socket",
+               _socket.SOCK_DGRAM: "unix datagram socket",
+               _socket.SOCK_SEQPACKET: "unix seqpacket socket"}
 #: __SO_ACCEPTCON: a UNIX socket that listens.
 _ACCEPTING = 0x10000
 _SOCKET_LINK = re.compile(r"socket:\[(\d+)\]\Z")
@@ -59,6 +66,7 @@ class FdTable:
 
     def __init__(self) -> None:
         self._by_inode: dict[int, str] | None = None
+        self._asked: dict[int, str] = {}
 
     def describe(self, fd: int) -> str:
         """Say what ``fd`` is: ``tcp socket listening on a:1``, a path..."""
@@ -71,7 +79,13 @@ class FdTable:
         inode = socket_inode(link)
         if inode is None:
             return link
-        described = self.by_inode().get(inode)
+        described = self._asked.get(inode)
+        if described is None:
+            described = ask_socket(fd)
+            if described is not None:
+                self._asked[inode] = described
+        if described is None:
+            described = self.by_inode().get(inode)
         return described if described is not None else \
             f"{link} ({NOT_LISTED})"
 
@@ -106,6 +120,74 @@ def _open_fds() -> list[int]:
                       if name.isdigit())
     except OSError:
         return []
+
+
+def ask_socket(fd: int) -> str | None:
+    """Describe the socket ``fd`` by asking it, or None (read the tables).
+    """
+    if _socket.getdefaulttimeout() is not None:
+        return None  # a socket object would make fd non-blocking
+    try:
+        sock = _socket.socket(fileno=fd)
+    except OSError:
+        return None
+    try:
+        if sock.family in (_socket.AF_INET, _socket.AF_INET6):
+            return _ask_inet(sock)
+        if sock.family == _socket.AF_UNIX:
+            return _ask_unix(sock)
+        return None
+    except OSError:
+        return None
+    finally:
+        sock.detach()  # the descriptor stays the application's
+
+
+def _ask_inet(sock: _socket.socket) -> str | None:
+    six = "6" if sock.family == _socket.AF_INET6 else ""
+    local = _address(sock.getsockname())
+    peer = _peer(sock)
+    if sock.type == _socket.SOCK_DGRAM:
+        if peer is not None:
+            return f"udp{six} socket {local} -> {peer} (connected)"
+        return f"udp{six} socket bound to {local}"
+    if sock.type != _socket.SOCK_STREAM:
+        return None
+    info = sock.getsockopt(_socket.IPPROTO_TCP, _socket.TCP_INFO, 1)
+    state = f"{info[0]:02X}"  # tcpi_state: the numbers /proc prints
+    if state == "0A":
+        return f"tcp{six} socket listening on {local}"
+    words = _TCP_STATES.get(state, f"state {state}")
+    if peer is None:
+        return f"tcp{six} socket {local} ({words})"
+    return f"tcp{six} socket {local} -> {peer} ({words})"
+
+
+def _ask_unix(sock: _socket.socket) -> str:
+    kind = _UNIX_KINDS.get(sock.type, "unix socket")
+    name = sock.getsockname()
+    if isinstance(name, bytes):  # an abstract name: /proc shows '@'
+        name = "@" + name[1:].decode("utf-8", "replace")
+    if sock.getsockopt(_socket.SOL_SOCKET, _socket.SO_ACCEPTCONN):
+        return f"{kind} listening on {name or 'an unnamed address'}"
+    state = "connected" if _peer(sock) is not None else "unconnected"
+    return f"{kind} {name or 'unnamed'} ({state})"
+
+
+def _peer(sock: _socket.socket) -> str | None:
+    try:
+        return _address(sock.getpeername())
+    except OSError:  # ENOTCONN
+        return None
+
+
+def _address(name: object) -> str:
+    if isinstance(name, tuple) and len(name) >= 2:
+        host, port = name[0], name[1]
+        return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+    if isinstance(name, bytes):
+        return "@" + name[1:].decode("utf-8", "replace")
+    return str(name)
 
 
 def read_socket_tables(root: str = "/proc/self/net") -> dict[int, str]:

@@ -13,6 +13,7 @@ import socket
 import pytest
 
 from df_gmr.runtime.fds import FdTable
+from df_gmr.runtime.fds import ask_socket
 
 
 @pytest.fixture
@@ -113,3 +114,44 @@ def test_a_bound_udp_socket_and_a_closed_descriptor(closing):
     os.close(read_end)
     assert table.describe(read_end) == "not open now (closed since)"
     assert "socket:[" not in " ".join(table.sockets().values())
+
+
+def flags(sock: socket.socket) -> int:
+    import fcntl
+
+    return fcntl.fcntl(sock.fileno(), fcntl.F_GETFL)
+
+
+@pytest.mark.parametrize("default_timeout", [None, 5.0],
+                         ids=["asked", "tables"])
+def test_asked_or_read_from_the_tables_the_socket_is_untouched(
+        closing, default_timeout):
+    # Asked through the descriptor when no default timeout is set (a
+    # socket object would then make the descriptor non-blocking), else
+    # read from /proc's tables: the same words either way.
+    server = listening(socket.AF_INET, "127.0.0.1", closing)
+    client, accepted = connected_pair(server, closing)
+    abstract = socket.socket(socket.AF_UNIX)
+    closing.append(abstract)
+    abstract.bind(f"\0df-gmr-test-{os.getpid()}")
+    abstract.listen()
+    before = [flags(sock) for sock in (server, accepted, abstract)]
+    client.close()  # the accepted end: close wait
+    previous = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(default_timeout)
+    try:
+        asked = ask_socket(accepted.fileno())
+        assert (asked is None) == (default_timeout is not None)
+        table = FdTable()
+        port = server.getsockname()[1]
+        peer = accepted.getpeername()[1]
+        assert table.describe(accepted.fileno()) == \
+            f"tcp socket 127.0.0.1:{port} -> 127.0.0.1:{peer} (close wait)"
+        assert table.describe(abstract.fileno()) == \
+            f"unix socket listening on @df-gmr-test-{os.getpid()}"
+    finally:
+        socket.setdefaulttimeout(previous)
+    assert [flags(sock) for sock in (server, accepted, abstract)] == before
+    server.settimeout(0.5)  # still open and usable
+    with pytest.raises(TimeoutError):
+        server.accept()
