@@ -16,6 +16,7 @@ import os
 import sys
 import time
 
+from benchmarks import diagnosis_suite
 from benchmarks import native_suite
 from benchmarks import plan as plans
 from benchmarks import suite
@@ -27,10 +28,12 @@ RESULTS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)),
 NOTES = """\
 ## How to read it
 
-- Every figure is the median of the runs counted in the last column; each
+- Every figure is the median of the runs counted in the last column,
+  with the worst run beside it when there are several; each
   run is a fresh `python -m benchmarks.child` process (monkey-patched
   eventlet, the tool set up as a service does it, the greenthreads
-  spawned, then one measurement; measurements 6 and 7 without eventlet).
+  spawned, then one measurement; measurements 6 and 7, and 8's timing
+  of df-gmr's commands, without eventlet).
   Slow oslo.reports cases run fewer times (a case stops repeating after
   ~{budget:.0f} s).
 - The mix: 49% identical Event waiters, 25% sleepers (half `spawn_n`,
@@ -43,7 +46,14 @@ NOTES = """\
   spawned.  Peak memory growth is the RSS high-water mark (VmHWM, reset
   through `/proc/self/clear_refs`) minus the RSS before the report.  The
   bare frame walk reads `f_code` and `f_lineno` of every frame of every
-  greenlet (found beforehand): the floor of any report.
+  greenlet (found beforehand): the floor of any report.  The fixed cost
+  is the report time minus that walk.  The phases (df_gmr only) are
+  timed inside the measured report by wrapping, in the child, the steps
+  df_gmr's report builder and text renderer call by name; each phase's
+  own time (nested phases taken out), medians over runs.  The findings
+  overhead is the findings pass over the rest of the same report; the
+  cross-check pairs reports with findings and with the pass returning
+  none, in one process after the measured report.
 - Stall: the ticker sleeps 10 ms in a loop; the process sends itself
   SIGUSR2 (log_dir set) and the largest gap is taken from the signal until
   the report file exists.  "quiet" is the largest gap before the signal.
@@ -78,6 +88,14 @@ NOTES = """\
   (lowest) over rounds.  The hook's own work is timed apart, in the
   hooked process: the same wrapper around a method that does nothing,
   best of many calls, minus the bare method.
+- Diagnosis: the reports are written once per run (two JSON reports of
+  one process of the mix, seconds apart; one JSON report of a 1k mix
+  copied with varied pid, host and time); each command's run is a fresh
+  process without eventlet timing the handler the CLI calls
+  (`df_gmr.analysis.commands`), output to /dev/null or a file; the
+  reading of the JSON alone is timed after it.  The whole-CLI row times
+  `python -m df_gmr.cli diff` from outside.  Goals are judged on the
+  median.
 """
 
 
@@ -90,11 +108,14 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
                         help="a seconds-long run: tiny sizes, 1 repetition")
     parser.add_argument("--write-results", action="store_true",
                         help="also write the table to benchmarks/RESULTS.md")
-    parser.add_argument("--only", default="1,2,3,4,5,6,7",
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8",
                         help="measurements to run, e.g. 1,3 (default all)")
     parser.add_argument("--sizes",
                         help="greenthreads of the report cost mix, e.g. "
                         "1000,10000")
+    parser.add_argument("--identical-sizes",
+                        help="identical Event waiters of the report cost, "
+                        "e.g. 10000,100000")
     parser.add_argument("--heap-mb", type=int,
                         help="the copy-on-write heap, in MB")
     parser.add_argument("--native-runs", type=int,
@@ -115,17 +136,21 @@ def parse_arguments(argv: list[str]) -> argparse.Namespace:
     try:
         arguments.only = {int(part) for part in arguments.only.split(",")}
     except ValueError:
-        parser.error(f"--only takes numbers 1-7, not {arguments.only!r}")
-    if not arguments.only or not arguments.only <= set(range(1, 8)):
-        parser.error(f"--only takes numbers 1-7, not {arguments.only!r}")
+        parser.error(f"--only takes numbers 1-8, not {arguments.only!r}")
+    if not arguments.only or not arguments.only <= set(range(1, 9)):
+        parser.error(f"--only takes numbers 1-8, not {arguments.only!r}")
     if arguments.native_runs is not None and arguments.native_runs < 1:
         parser.error("--native-runs takes a number >= 1")
-    if arguments.sizes:
+    for option in ("sizes", "identical_sizes"):
+        given = getattr(arguments, option)
+        if not given:
+            continue
         try:
-            arguments.sizes = tuple(int(part)
-                                    for part in arguments.sizes.split(","))
+            setattr(arguments, option,
+                    tuple(int(part) for part in given.split(",")))
         except ValueError:
-            parser.error(f"--sizes takes numbers, not {arguments.sizes!r}")
+            parser.error(f"--{option.replace('_', '-')} takes numbers, "
+                         f"not {given!r}")
     return arguments
 
 
@@ -135,6 +160,8 @@ def chosen_plan(arguments: argparse.Namespace) -> plans.Plan:
     changes: dict[str, object] = {}
     if arguments.sizes:
         changes["sizes"] = arguments.sizes
+    if arguments.identical_sizes:
+        changes["identical_sizes"] = arguments.identical_sizes
     if arguments.heap_mb:
         changes["heap_mb"] = arguments.heap_mb
     if arguments.native_runs:
@@ -197,6 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         (5, measurements.latency),
         (6, lambda: native_suite.native_report(measurements)),
         (7, lambda: native_suite.hooks_at_rest(measurements)),
+        (8, lambda: diagnosis_suite.diagnosis(measurements)),
     ]
     started = time.monotonic()
     rows: list[table.Row] = []

@@ -5,7 +5,9 @@ Run by the driver as ``python -m benchmarks.child MEASUREMENT PARAMS``
 Nothing here imports eventlet, df_gmr or oslo.reports before
 ``eventlet.monkey_patch()`` has run, as in a service.  The threading-mode
 measurements (``NATIVE``, in ``benchmarks.native``) never import eventlet
-nor monkey-patch: their processes are services of native threads.
+nor monkey-patch: their processes are services of native threads; nor
+does measurement 8's timing of df-gmr's analysis commands (an operator's
+process, ``benchmarks.diagnosis``).
 """
 
 from __future__ import annotations
@@ -212,13 +214,23 @@ def read_text(path: str) -> str:
 
 
 def measure_report_cost(params: dict[str, Any]) -> dict[str, Any]:
-    """Time one in-process report of a workload; its peak memory, size."""
+    """Time one in-process report of a workload; its peak memory, size.
+
+    With ``phases`` (df_gmr only), the report's phases are timed inside
+    it (``benchmarks.phases``); with ``findings_pairs`` too, pairs of
+    reports with and without findings follow (``findings_pairs``).
+    """
     tool = params["tool"]
     report_class = set_up(tool, params["log_dir"])
     from benchmarks import workloads
 
     workload = workloads.build(params["workload"], params["size"])
     floor, greenlet_count, frames = bare_frame_walk()
+    clock = None
+    if tool == "df_gmr" and params.get("phases"):
+        from benchmarks.phases import PhaseClock
+
+        clock = PhaseClock().install()
     gc.collect()
     sampler = PeakSampler()
     profiler = start_profile() if params.get("profile") else None
@@ -231,7 +243,14 @@ def measure_report_cost(params: dict[str, Any]) -> dict[str, Any]:
     if params.get("keep_text"):
         with open(params["keep_text"], "w") as kept:
             kept.write(text)
+    extra: dict[str, Any] = {}
+    if clock is not None:
+        extra["phases"] = clock.finish(seconds)
+        extra.update(findings_pairs(report_class, clock,
+                                    params.get("findings_pairs", 0)))
+        clock.uninstall()
     return {
+        **extra,
         "seconds": seconds,
         "floor_seconds": floor,
         "greenlets": greenlet_count,
@@ -242,6 +261,34 @@ def measure_report_cost(params: dict[str, Any]) -> dict[str, Any]:
         "listed": greenthreads_in_report(tool, text),
         "counts": workload.counts,
     }
+
+
+def findings_pairs(report_class: Any, clock: Any, pairs: int
+                   ) -> dict[str, Any]:
+    """Time reports with and without findings, in pairs, in this process.
+
+    Each pair is one report as it is and one whose findings pass returns
+    no findings (``PhaseClock.skip_findings``), the order alternating
+    pair by pair; these follow the measured (first) report, so they are
+    warm.  Also returns the phases of the first warm report with
+    findings.
+    """
+    found: dict[str, Any] = {"with_findings": [], "without_findings": []}
+    for index in range(pairs):
+        for skip in (False, True) if index % 2 == 0 else (True, False):
+            clock.reset()
+            clock.skip_findings = skip
+            gc.collect()
+            started = time.perf_counter()
+            report_class(BenchVersion()).run()
+            spent = time.perf_counter() - started
+            if skip:
+                found["without_findings"].append(spent)
+            else:
+                found["with_findings"].append(spent)
+                found.setdefault("warm_phases", clock.finish(spent))
+    clock.skip_findings = False
+    return found
 
 
 def measure_stall(params: dict[str, Any]) -> dict[str, Any]:
@@ -462,6 +509,21 @@ def measure_hook_rest(params: dict[str, Any]) -> dict[str, Any]:
     return native.measure_hook_rest(params)
 
 
+def measure_diagnosis_reports(params: dict[str, Any]) -> dict[str, Any]:
+    """Write the JSON reports measurement 8 reads (``benchmarks.diagnosis``).
+    """
+    from benchmarks import diagnosis
+
+    return diagnosis.measure_reports(params, set_up, BenchVersion())
+
+
+def measure_diagnosis(params: dict[str, Any]) -> dict[str, Any]:
+    """Time one analysis command (``benchmarks.diagnosis``)."""
+    from benchmarks import diagnosis
+
+    return diagnosis.measure_command(params)
+
+
 MEASUREMENTS = {
     "report_cost": measure_report_cost,
     "stall": measure_stall,
@@ -470,9 +532,13 @@ MEASUREMENTS = {
     "latency": measure_latency,
     "native_report": measure_native_report,
     "hook_rest": measure_hook_rest,
+    "diagnosis_reports": measure_diagnosis_reports,
+    "diagnosis": measure_diagnosis,
 }
 #: Measurements of threading-mode processes: no eventlet at all.
 NATIVE = ("native_report", "hook_rest")
+#: Processes that never monkey-patch: those, and an operator's df-gmr.
+UNPATCHED = (*NATIVE, "diagnosis")
 
 
 def main(argv: list[str]) -> int:
@@ -482,7 +548,7 @@ def main(argv: list[str]) -> int:
         print(f"usage: python -m benchmarks.child {{{names}}} PARAMS_JSON",
               file=sys.stderr)
         return 2
-    if argv[0] not in NATIVE:
+    if argv[0] not in UNPATCHED:
         monkey_patch()
     result = MEASUREMENTS[argv[0]](json.loads(argv[1]))
     print(RESULT_PREFIX + json.dumps(result), flush=True)

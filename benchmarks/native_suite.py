@@ -14,7 +14,6 @@ Each figure is the median of the runs, shown with the worst run.
 from __future__ import annotations
 
 import statistics
-from typing import Any
 
 from benchmarks.native import POOL_WORKERS
 from benchmarks.runner import Case
@@ -25,10 +24,13 @@ from benchmarks.suite import REST_HOOKS
 from benchmarks.suite import WITHOUT
 from benchmarks.suite import Suite
 from benchmarks.suite import kb_label
+from benchmarks.suite import median_worst
+from benchmarks.suite import ratios
 from benchmarks.suite import runs_label
-from benchmarks.suite import seconds_label
+from benchmarks.suite import seconds_pair
 from benchmarks.suite import size_label
 from benchmarks.suite import times
+from benchmarks.suite import values
 from benchmarks.table import Row
 
 #: The goal of the Threads section, in multiples of the bare walk.
@@ -51,35 +53,6 @@ HOOK_WORKLOADS = (
 )
 #: Tasks submitted before their results are waited for.
 POOL_BATCH = 1_000
-
-
-def values(case: Case, key: str) -> list[float]:
-    """Return ``key`` of every run of ``case`` that has it."""
-    return [result[key] for result in case.results
-            if result.get(key) is not None]
-
-
-def ratios(case: Case, numerator: str, denominator: str) -> list[float]:
-    """Return ``numerator / denominator`` of every run, paired in it."""
-    return [result[numerator] / result[denominator]
-            for result in case.results
-            if result.get(numerator) and result.get(denominator)]
-
-
-def median_worst(found: list[float], worst: Any = max
-                 ) -> tuple[float | None, float | None]:
-    """Return the median and the worst (``max`` or ``min``) of ``found``."""
-    if not found:
-        return None, None
-    return statistics.median(found), worst(found)
-
-
-def seconds_pair(found: list[float]) -> str:
-    """Return ``33.8 ms (worst 55.2 ms)``."""
-    middle, worst = median_worst(found)
-    if middle is None:
-        return "failed"
-    return f"{seconds_label(middle)} (worst {seconds_label(worst)})"
 
 
 def native_workload(size: int) -> str:

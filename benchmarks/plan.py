@@ -12,10 +12,18 @@ class Plan:
     name: str
     #: Greenthreads in the realistic mix, for the report cost.
     sizes: tuple[int, ...]
-    #: Identical Event waiters, for the report size goal.
-    identical_size: int
+    #: Identical Event waiters (the report size goal at 10k; the time
+    #: and memory goals at 100k).
+    identical_sizes: tuple[int, ...]
+    #: oslo.reports is measured on identical waiters up to this many
+    #: (None: all); above, its figures are extrapolated linearly.
+    oslo_identical_max: int | None
     #: Runs (fresh processes) per report cost case.
     report_runs: int
+    #: Pairs of reports (with findings, without) df_gmr's children make
+    #: after the measured report, at the fixed cost's and the findings'
+    #: mix sizes.
+    findings_pairs: int
     #: Seconds a case may take in all before it stops repeating (slow
     #: oslo.reports cases then run fewer times, at least once).
     slow_budget: float
@@ -50,6 +58,16 @@ class Plan:
     thread_starts: int
     #: Tasks submitted (and waited for) per repetition, per pool.
     pool_tasks: int
+    #: Greenthreads of the mix whose two JSON reports measurement 8
+    #: diffs and converts, and the seconds between the two.
+    diagnosis_size: int
+    diagnosis_gap: float
+    #: ``df-gmr summarize``: this many JSON reports of a mix of
+    #: ``fleet_size`` greenthreads.
+    fleet_size: int
+    fleet_reports: int
+    #: Fresh processes per analysis command.
+    diagnosis_runs: int
     #: Seconds a single child may take before it is given up.
     child_timeout: float
 
@@ -57,8 +75,10 @@ class Plan:
 FULL = Plan(
     name="full",
     sizes=(1_000, 10_000, 100_000),
-    identical_size=10_000,
+    identical_sizes=(10_000, 100_000),
+    oslo_identical_max=10_000,
     report_runs=5,
+    findings_pairs=2,
     slow_budget=90.0,
     stall_size=10_000,
     stall_runs=3,
@@ -79,14 +99,21 @@ FULL = Plan(
     hook_inner=40,
     thread_starts=200,
     pool_tasks=2_000,
+    diagnosis_size=100_000,
+    diagnosis_gap=2.0,
+    fleet_size=1_000,
+    fleet_reports=1_000,
+    diagnosis_runs=5,
     child_timeout=1800.0,
 )
 
 SMOKE = Plan(
     name="smoke",
     sizes=(100, 500),
-    identical_size=500,
+    identical_sizes=(500,),
+    oslo_identical_max=None,
     report_runs=1,
+    findings_pairs=1,
     slow_budget=0.0,
     stall_size=300,
     stall_runs=1,
@@ -107,5 +134,10 @@ SMOKE = Plan(
     hook_inner=3,
     thread_starts=100,
     pool_tasks=1_000,
+    diagnosis_size=300,
+    diagnosis_gap=0.2,
+    fleet_size=100,
+    fleet_reports=20,
+    diagnosis_runs=1,
     child_timeout=100.0,
 )

@@ -250,7 +250,7 @@ def describe_params(params: dict[str, Any]) -> str:
     """Return the interesting parameters of a case, briefly."""
     shown = []
     for key in ("workload", "size", "heap_mb", "variant", "spawns",
-                "part"):
+                "part", "kind", "copies", "command"):
         if key in params:
             shown.append(f"{key}={params[key]}")
     return " ".join(shown)

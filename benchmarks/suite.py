@@ -1,6 +1,8 @@
 """Measurements 1-5: run their cases, turn the medians into rows.
 
-Measurements 6 and 7 (threading mode) are in ``native_suite``.
+Measurements 6 and 7 (threading mode) are in ``native_suite``, 8 (the
+analysis commands) in ``diagnosis_suite``.  Every figure is the median of
+the runs, shown with the worst run when there are several.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import math
 import statistics
 from typing import Any
 
+from benchmarks.phases import FINDINGS as FINDINGS_PHASE
 from benchmarks.plan import Plan
 from benchmarks.runner import Case
 from benchmarks.runner import Runner
@@ -21,7 +24,10 @@ OSLO = "oslo.reports"
 WITHOUT = "none"
 TOOLS = (DF_GMR, OSLO)
 MIB = 2**20
+#: The verdict of a goal whose figures are missing (the case failed).
+FAILED = "n/a (failed)"
 #: The sizes the goals are stated for.
+GOAL_SMALL = 1_000
 GOAL_MIDDLE = 10_000
 GOAL_LARGE = 100_000
 
@@ -35,8 +41,10 @@ LATENCY = "5. latency when blocked"
 #: Threading-mode processes (``benchmarks.native_suite``).
 NATIVE_REPORT = "6. native threads report"
 REST_HOOKS = "7. native hooks at rest"
+#: df-gmr's analysis commands on big reports (``benchmarks.diagnosis_suite``).
+DIAGNOSIS = "8. diagnosis"
 MEASUREMENT_NAMES = (REPORT_COST, STALL, REST, COPY_ON_WRITE, LATENCY,
-                     NATIVE_REPORT, REST_HOOKS)
+                     NATIVE_REPORT, REST_HOOKS, DIAGNOSIS)
 
 
 def size_label(size: int) -> str:
@@ -74,6 +82,54 @@ def times(numerator: float | None, denominator: float | None) -> str:
     if not numerator or not denominator:
         return "n/a"
     return f"{numerator / denominator:.1f}x"
+
+
+def values(case: Case, key: str) -> list[float]:
+    """Return ``key`` of every run of ``case`` that has it."""
+    return [result[key] for result in case.results
+            if result.get(key) is not None]
+
+
+def ratios(case: Case, numerator: str, denominator: str) -> list[float]:
+    """Return ``numerator / denominator`` of every run, paired in it."""
+    return [result[numerator] / result[denominator]
+            for result in case.results
+            if result.get(numerator) and result.get(denominator)]
+
+
+def median_worst(found: list[float], worst: Any = max
+                 ) -> tuple[float | None, float | None]:
+    """Return the median and the worst (``max`` or ``min``) of ``found``."""
+    if not found:
+        return None, None
+    return statistics.median(found), worst(found)
+
+
+def seconds_pair(found: list[float]) -> str:
+    """Return ``33.8 ms (worst 55.2 ms)``."""
+    middle, worst = median_worst(found)
+    if middle is None:
+        return "failed"
+    return f"{seconds_label(middle)} (worst {seconds_label(worst)})"
+
+
+def with_worst(found: list[float], label: Callable[[float], str],
+               worst: Callable[[list[float]], float] = max) -> str:
+    """Return ``median (worst W)``, or the one value of a single run."""
+    middle, bad = median_worst(found, worst)
+    if middle is None:
+        return "failed"
+    if len(found) < 2 or bad is None:
+        return label(middle)
+    return f"{label(middle)} (worst {label(bad)})"
+
+
+def differences(case: Case, minuend: str, subtrahend: str) -> list[float]:
+    """Return ``minuend - subtrahend`` of every run, paired in it."""
+    return [result[minuend] - result[subtrahend]
+            for result in case.results
+            if result.get(minuend) is not None
+            and result.get(subtrahend) is not None]
 
 
 def runs_label(df_gmr: Case | None, oslo: Case | None) -> str:
@@ -118,39 +174,76 @@ class Suite:
     # -- 1. report cost ------------------------------------------------
 
     def report_cost(self) -> list[Row]:
-        """Time, peak memory, size and completeness of one report."""
+        """Time, peak memory, size and completeness of one report.
+
+        df_gmr's children also time the report's phases; at the fixed
+        cost's size and the findings' size they then make reports with
+        and without findings, in pairs (``findings_pairs``).
+        """
         workloads = [("mix", size) for size in self.plan.sizes]
-        workloads.append(("identical", self.plan.identical_size))
+        workloads.extend(("identical", size)
+                         for size in self.plan.identical_sizes)
+        paired = {self.fixed_size(), self.findings_size()}
         cases: dict[tuple[str, int], dict[str, Case]] = {}
         for workload, size in workloads:
             self.runner.say(f"{REPORT_COST}: {workload} {size}")
             params = {"workload": workload, "size": size, "log_dir": True}
-            found = {DF_GMR: self.case("report_cost", DF_GMR, params,
-                                       self.plan.report_runs)}
-            if self.oslo_max_size is None or size <= self.oslo_max_size:
+            pairs = self.plan.findings_pairs if (
+                workload == "mix" and size in paired) else 0
+            found = {DF_GMR: self.case(
+                "report_cost", DF_GMR,
+                dict(params, phases=True, findings_pairs=pairs),
+                self.plan.report_runs)}
+            why = self.oslo_not_measured(workload, size)
+            if why is None:
                 found[OSLO] = self.case("report_cost", OSLO, params,
                                         self.plan.report_runs)
             else:
-                found[OSLO] = self.extrapolated(cases, workload, size)
+                found[OSLO] = self.extrapolated(cases, workload, size, why)
             cases[(workload, size)] = found
         rows: list[Row] = []
-        for metric in (self._time_row, self._floor_row, self._memory_row,
-                       self._size_row, self._listed_row):
+        for metric in (self._time_row, self._floor_row, self._fixed_row,
+                       self._phases_row, self._findings_row,
+                       self._memory_row, self._size_row, self._listed_row):
             for (workload, size), found in cases.items():
                 row = metric(workload, size, found[DF_GMR], found[OSLO])
                 if row is not None:
                     rows.append(row)
         return rows
 
+    def fixed_size(self) -> int:
+        """Return the mix size of the fixed cost row (the smallest)."""
+        return min(self.plan.sizes)
+
+    def findings_size(self) -> int:
+        """Return the mix size of the findings overhead row.
+
+        The goal's (10k), else the largest below it, else the smallest.
+        """
+        below = [size for size in self.plan.sizes if size <= GOAL_MIDDLE]
+        return max(below) if below else min(self.plan.sizes)
+
+    def oslo_not_measured(self, workload: str, size: int) -> str | None:
+        """Say why oslo.reports' case is extrapolated, or None."""
+        if self.oslo_max_size is not None and size > self.oslo_max_size:
+            return "above --oslo-max-size"
+        limit = self.plan.oslo_identical_max
+        if workload == "identical" and limit is not None and size > limit:
+            return (f"measured up to {size_label(limit)} identical "
+                    "waiters, to keep the run short")
+        return None
+
     def extrapolated(self, cases: dict[tuple[str, int], dict[str, Case]],
-                     workload: str, size: int) -> Case:
-        """Scale oslo.reports' largest measured mix linearly to ``size``."""
+                     workload: str, size: int, why: str) -> Case:
+        """Scale oslo.reports' largest measured case linearly to ``size``.
+        """
         measured = [(known, found[OSLO]) for (kind, known), found
                     in cases.items()
-                    if kind == workload and found[OSLO].results]
+                    if kind == workload and found[OSLO].results
+                    and not found[OSLO].params.get("extrapolated")]
         case = Case("report_cost", OSLO,
                     {"workload": workload, "size": size,
-                     "extrapolated": True})
+                     "extrapolated": True, "why": why})
         if not measured:
             case.error = "nothing measured to extrapolate from"
             return case
@@ -174,30 +267,38 @@ class Suite:
     @staticmethod
     def _oslo_note(case: Case, text: str) -> str:
         if case.params.get("extrapolated") and not case.results:
-            return "not measured (above --oslo-max-size)"
+            return f"not measured ({case.params.get('why')})"
         if case.params.get("extrapolated"):
             return (f"~{text} (extrapolated from "
-                    f"{size_label(case.params.get('from_size', 0))})")
+                    f"{size_label(case.params.get('from_size', 0))}: "
+                    f"{case.params.get('why')})")
         return text
 
     def _time_row(self, workload: str, size: int, df_gmr: Case,
                   oslo: Case) -> Row:
-        df_seconds = df_gmr.median("seconds")
+        df_seconds, df_worst = median_worst(values(df_gmr, "seconds"))
         oslo_seconds = oslo.median("seconds")
         goal = ""
         met = ""
         if workload == "mix" and size == GOAL_MIDDLE:
             goal = ">= 50x faster than oslo.reports"
-            met = self.goal(True, lambda: oslo_seconds / df_seconds >= 50,
-                            lambda: times(oslo_seconds, df_seconds))
-        elif workload == "mix" and size == GOAL_LARGE:
-            goal = "< 2 s"
-            met = self.goal(True, lambda: df_seconds < 2,
-                            lambda: f"{df_seconds / 2:.2f}x the goal")
+            if oslo.params.get("extrapolated") and not oslo.results:
+                met = "n/a (oslo.reports not measured)"
+            else:
+                met = self.goal(
+                    True, lambda: oslo_seconds / df_seconds >= 50,
+                    lambda: times(oslo_seconds, df_seconds))
+        elif size == GOAL_LARGE:
+            goal = "< 1 s median, < 2 s worst"
+            met = FAILED if df_seconds is None or df_worst is None \
+                else verdict(df_seconds < 1 and df_worst < 2,
+                             f"median {seconds_label(df_seconds)}, worst "
+                             f"{seconds_label(df_worst)}")
         return Row(
             f"{REPORT_COST}: time", self._workload_label(workload, size),
-            seconds_label(df_seconds),
-            self._oslo_note(oslo, seconds_label(oslo_seconds)),
+            with_worst(values(df_gmr, "seconds"), seconds_label),
+            self._oslo_note(oslo, with_worst(values(oslo, "seconds"),
+                                             seconds_label)),
             f"oslo.reports / df_gmr = {times(oslo_seconds, df_seconds)}",
             goal, met, runs_label(df_gmr, oslo))
 
@@ -206,41 +307,136 @@ class Suite:
         if workload != "mix":
             return None
         df_ratio = _median_ratio(df_gmr, "seconds", "floor_seconds")
-        oslo_ratio = _median_ratio(oslo, "seconds", "floor_seconds")
         goal = ""
         met = ""
         if size == GOAL_MIDDLE:
             goal = "<= 3x the walk"
-            met = self.goal(True, lambda: df_ratio <= 3,
-                            lambda: f"{df_ratio / 3:.1f}x the goal")
+            met = FAILED if df_ratio is None else verdict(
+                df_ratio <= 3, f"{df_ratio / 3:.1f}x the goal")
         walk = df_gmr.median("floor_seconds")
         return Row(
             f"{REPORT_COST}: time / bare frame walk",
             self._workload_label(workload, size),
-            f"{df_ratio:.1f}x" if df_ratio else "failed",
-            self._oslo_note(oslo, f"{oslo_ratio:.0f}x" if oslo_ratio
-                            else "failed"),
+            with_worst(ratios(df_gmr, "seconds", "floor_seconds"),
+                       lambda ratio: f"{ratio:.1f}x"),
+            self._oslo_note(oslo, with_worst(
+                ratios(oslo, "seconds", "floor_seconds"),
+                lambda ratio: f"{ratio:.0f}x")),
             f"walk of the same greenlets: {seconds_label(walk)}",
             goal, met, runs_label(df_gmr, oslo))
 
+    def _fixed_row(self, workload: str, size: int, df_gmr: Case,
+                   oslo: Case) -> Row | None:
+        if workload != "mix" or size != self.fixed_size():
+            return None
+        fixed = differences(df_gmr, "seconds", "floor_seconds")
+        middle, worst = median_worst(fixed)
+        warm = [statistics.median(result["with_findings"])
+                for result in df_gmr.results
+                if result.get("with_findings")]
+        goal = ""
+        met = ""
+        if size == GOAL_SMALL:
+            goal = "<= 10 ms"
+            met = FAILED if middle is None or worst is None \
+                else verdict(middle <= 0.010, f"{middle * 1000:.1f} ms, "
+                             f"worst {worst * 1000:.1f} ms")
+        return Row(
+            f"{REPORT_COST}: fixed cost (report time - bare frame walk)",
+            self._workload_label(workload, size),
+            with_worst(fixed, seconds_label),
+            self._oslo_note(oslo, with_worst(
+                differences(oslo, "seconds", "floor_seconds"),
+                seconds_label)),
+            "first report of the process (the measured one); later "
+            "reports in the same process: "
+            + (with_worst(warm, seconds_label) if warm else "not taken")
+            + "; top phases in the next row",
+            goal, met, runs_label(df_gmr, oslo))
+
+    def _phases_row(self, workload: str, size: int, df_gmr: Case,
+                    oslo: Case) -> Row | None:
+        found = [result["phases"] for result in df_gmr.results
+                 if isinstance(result.get("phases"), dict)]
+        if not found and df_gmr.results:
+            return None  # a df_gmr without the phases (no such names)
+        medians = {name: statistics.median(
+            [phases.get(name, 0.0) for phases in found])
+            for name in {name for phases in found for name in phases}}
+        biggest = sorted(medians.items(), key=lambda item: -item[1])[:5]
+        total = df_gmr.median("seconds")
+        shown = sum(seconds for _, seconds in biggest)
+        cell = ("; ".join(f"{name} {seconds_label(seconds)}"
+                          for name, seconds in biggest)
+                if biggest else "failed")
+        return Row(
+            f"{REPORT_COST}: top 5 phases of the report (own time, "
+            "medians)",
+            self._workload_label(workload, size), cell, "not timed",
+            (f"these 5: {shown / total:.0%} of the median "
+             f"{seconds_label(total)}; all phases in each run's RESULT "
+             "(benchmarks/phases.py)") if total and biggest else "",
+            "(breakdown, no goal)", "", runs_label(df_gmr, None))
+
+    def _findings_row(self, workload: str, size: int, df_gmr: Case,
+                      oslo: Case) -> Row | None:
+        if workload != "mix" or size != self.findings_size():
+            return None
+        passes = [result["phases"][FINDINGS_PHASE]
+                  for result in df_gmr.results
+                  if FINDINGS_PHASE in (result.get("phases") or {})]
+        shares = [result["phases"][FINDINGS_PHASE] / (
+            result["seconds"] - result["phases"][FINDINGS_PHASE])
+            for result in df_gmr.results
+            if FINDINGS_PHASE in (result.get("phases") or {})]
+        paired = [statistics.median(result["with_findings"])
+                  / statistics.median(result["without_findings"]) - 1
+                  for result in df_gmr.results
+                  if result.get("with_findings")
+                  and result.get("without_findings")]
+        share, worst = median_worst(shares)
+        pairs = len(df_gmr.results[0].get("with_findings", ())) \
+            if df_gmr.results else 0
+        goal = ""
+        met = ""
+        if size == GOAL_MIDDLE:
+            goal = "<= 10% extra report time"
+            met = FAILED if share is None or worst is None \
+                else verdict(share <= 0.10,
+                             f"{share:.1%}, worst {worst:.1%}")
+        return Row(
+            f"{REPORT_COST}: findings overhead (findings pass / rest of "
+            "the report)",
+            self._workload_label(workload, size),
+            with_worst(shares, lambda value: f"{value:.1%}"),
+            "no findings",
+            f"the pass (derive, limits, their text): "
+            f"{with_worst(passes, seconds_label)} per report; paired in "
+            "one process, report with findings / with the pass returning "
+            f"none ({pairs} pair{'' if pairs == 1 else 's'}, warm): "
+            + with_worst(paired, lambda value: f"{value:+.1%}"),
+            goal, met, runs_label(df_gmr, None))
+
     def _memory_row(self, workload: str, size: int, df_gmr: Case,
                     oslo: Case) -> Row:
-        df_growth = df_gmr.median("peak_growth")
+        df_growth, df_worst = median_worst(values(df_gmr, "peak_growth"))
         oslo_growth = oslo.median("peak_growth")
         goal = ""
         met = ""
-        if workload == "mix" and size == GOAL_LARGE:
+        if size == GOAL_LARGE:
             goal = "< 64 MiB"
-            met = self.goal(True, lambda: df_growth < 64 * MIB,
-                            lambda: f"{df_growth / (64 * MIB):.1f}x the "
-                            "goal")
+            met = FAILED if df_growth is None \
+                else verdict(df_growth < 64 * MIB,
+                             f"{df_growth / (64 * MIB):.2f}x the goal; "
+                             f"worst {mib_label(df_worst)}")
         exact = df_gmr.first("peak_exact")
         method = "VmHWM" if exact or exact is None else "sampled RSS"
         return Row(
             f"{REPORT_COST}: peak memory growth ({method})",
             self._workload_label(workload, size),
-            mib_label(df_growth),
-            self._oslo_note(oslo, mib_label(oslo_growth)),
+            with_worst(values(df_gmr, "peak_growth"), mib_label),
+            self._oslo_note(oslo, with_worst(values(oslo, "peak_growth"),
+                                             mib_label)),
             f"oslo.reports / df_gmr = {times(oslo_growth, df_growth)}",
             goal, met, runs_label(df_gmr, oslo))
 
@@ -257,7 +453,9 @@ class Suite:
         return Row(
             f"{REPORT_COST}: report size (text)",
             self._workload_label(workload, size),
-            kb_label(df_bytes), self._oslo_note(oslo, kb_label(oslo_bytes)),
+            with_worst(values(df_gmr, "report_bytes"), kb_label),
+            self._oslo_note(oslo, with_worst(values(oslo, "report_bytes"),
+                                             kb_label)),
             f"oslo.reports / df_gmr = {times(oslo_bytes, df_bytes)}",
             goal, met, runs_label(df_gmr, oslo))
 
@@ -272,16 +470,20 @@ class Suite:
                 return "failed"
             return f"{count:.0f} of {total:.0f}"
 
-        count = df_gmr.median("listed")
-        total = df_gmr.median("greenlets")
+        # Every run must list them all: the worst run's shortfall counts.
+        missing = max((result["greenlets"] - result["listed"]
+                       for result in df_gmr.results
+                       if result.get("listed") is not None
+                       and result.get("greenlets") is not None),
+                      default=None)
         return Row(
             f"{REPORT_COST}: greenlets in the report",
             self._workload_label(workload, size),
             listed(df_gmr), listed(oslo),
-            "of all greenlet objects in the process", "all",
-            self.goal(True, lambda: count >= total,
-                      lambda: "" if count >= total
-                      else f"{total - count:.0f} missing"),
+            "of all greenlet objects in the process (median run)", "all",
+            FAILED if missing is None else verdict(
+                missing <= 0, "every run" if missing <= 0
+                else f"{missing:.0f} missing in the worst run"),
             runs_label(df_gmr, oslo))
 
     # -- 2. stall ------------------------------------------------------
