@@ -25,9 +25,11 @@ from typing import Any
 from df_gmr import trigger
 from df_gmr.lifecycle import lifecycle
 from df_gmr.runtime import hubs as hub_reading
+from df_gmr.runtime import locks
 from df_gmr.runtime import requests
 from df_gmr.runtime.fds import FdTable
-from df_gmr.runtime.withblocks import WithBlocks
+from df_gmr.runtime.withblocks import code_blocks
+from df_gmr.stacks import StackKey
 
 
 @dataclasses.dataclass
@@ -48,18 +50,44 @@ class Snapshot:
         self.builder_thread = builder_thread
         self.main_thread = trigger.main_thread_ident()
         self.fds = FdTable()
-        #: The ``with`` blocks of the code objects seen in this report.
-        self.with_blocks = WithBlocks()
+        #: The ``with`` blocks of code objects (a cache kept across reports).
+        self.with_blocks = code_blocks
         self._frames: dict[int, FrameType] | None = None
         self._hubs: list[hub_reading.HubReading] | None = None
         self._waits: GreenletWaits | None = None
         self._request_ids: dict[int, str] | None = None
+        #: id(stack keys) -> (a lockutils frame?, a with block?)
+        self._lock_stacks: dict[int, tuple[bool, bool]] = {}
 
     def frames(self) -> dict[int, FrameType]:
         """Return every native thread's current frame (read once)."""
         if self._frames is None:
             self._frames = sys._current_frames()
         return self._frames
+
+    def locks_of(self, keys: StackKey, frame: FrameType | None
+                 ) -> dict[str, Any]:
+        """Return a stack's lockutils named locks and ``with``-held locks.
+
+        ``keys`` is the stack's (code, line) tuple, the same object for
+        every member of a group: whether the stack has any frame worth
+        walking is found once per group, so 100,000 identical waiters
+        outside any lock cost no walk each.
+        """
+        walks = self._lock_stacks.get(id(keys))
+        if walks is None:
+            walks = self._lock_stacks[id(keys)] = (
+                locks.on_stack(keys), self.with_blocks.on_stack(keys))
+        found: dict[str, Any] = {}
+        if walks[0]:
+            named = locks.named_locks(frame)
+            if named:
+                found["named_locks"] = named
+        if walks[1]:
+            held = self.with_blocks.held(frame)
+            if held:
+                found["held_locks"] = held
+        return found
 
     def own_threads(self) -> dict[int, str]:
         """Return df_gmr's own threads: ident -> role."""

@@ -31,7 +31,6 @@ from df_gmr import pools
 from df_gmr import stacks
 from df_gmr.runtime import grouping
 from df_gmr.runtime import hubs as hub_reading
-from df_gmr.runtime import locks
 from df_gmr.runtime import waits
 from df_gmr.runtime.grouping import GroupKey
 from df_gmr.runtime.hubs import STALE_HUBS
@@ -191,12 +190,7 @@ class Greens:
             del frame
         member: dict[str, Any] = {"id": ident, "wait": wait}
         if state == "parked" and kind == "greenthread":
-            named = locks.named_locks(green.gr_frame)
-            if named:
-                member["named_locks"] = named
-            held = self.snapshot.with_blocks.held(green.gr_frame)
-            if held:
-                member["held_locks"] = held
+            member.update(self.snapshot.locks_of(keys, green.gr_frame))
         if kind not in ("main", "hub"):
             member["spawn_site"] = self._spawn_site(ident)
         if ident in self.request_ids:

@@ -14,12 +14,24 @@ from __future__ import annotations
 
 import os
 import time
+from types import CodeType
 from types import FrameType
 from typing import Any
 
 LOCKUTILS = "lockutils.py"
 #: Frames looked at from the innermost, at most.
 DEPTH = 60
+
+
+def on_stack(keys: tuple[tuple[CodeType, int], ...]) -> bool:
+    """Say whether a stack has a ``@synchronized`` frame at all."""
+    return any(_is_inner(code) for code, _ in keys)
+
+
+def _is_inner(code: CodeType) -> bool:
+    return code.co_name == "inner" and \
+        os.path.basename(code.co_filename) == LOCKUTILS and \
+        "oslo_concurrency" in code.co_filename
 
 
 def named_locks(frame: FrameType | None) -> list[dict[str, Any]]:
@@ -31,10 +43,7 @@ def named_locks(frame: FrameType | None) -> list[dict[str, Any]]:
     found = []
     depth = 0
     while frame is not None and depth < DEPTH:
-        code = frame.f_code
-        if code.co_name == "inner" and \
-                os.path.basename(code.co_filename) == LOCKUTILS and \
-                "oslo_concurrency" in code.co_filename:
+        if _is_inner(frame.f_code):
             lock = _read(frame)
             if lock is not None:
                 found.append(lock)

@@ -31,7 +31,6 @@ from df_gmr import origins
 from df_gmr import stacks
 from df_gmr.runtime import callsite
 from df_gmr.runtime import grouping
-from df_gmr.runtime import locks
 from df_gmr.runtime import waits
 from df_gmr.runtime.grouping import GroupKey
 
@@ -141,12 +140,7 @@ class Natives:
             found["unread"] = True  # the group says how many were read
             return found
         if frame is not None:
-            named = locks.named_locks(frame)
-            if named:
-                found["named_locks"] = named
-            held = self.snapshot.with_blocks.held(frame)
-            if held:
-                found["held_locks"] = held
+            found.update(self.snapshot.locks_of(keys, frame))
         match = self.classified[keys][1]
         if match is not None:
             found["wait"].update(waits.details(

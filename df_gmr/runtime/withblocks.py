@@ -31,6 +31,7 @@ import os
 from types import CodeType
 from types import FrameType
 from typing import Any
+import weakref
 
 from df_gmr import naming
 
@@ -53,15 +54,34 @@ _ROOTS = frozenset({"LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_DEREF",
                     "LOAD_CLASSDEREF", "LOAD_GLOBAL", "LOAD_NAME"})
 _SKIPPED = frozenset({"CACHE", "EXTENDED_ARG", "NOP"})
 
-#: One ``with`` block: its body's byte offsets and the expression.
-Block = tuple[int, int, str, tuple[str, ...], int]
+#: One ``with`` block: its body's byte offsets, the expression (text
+#: and path to read), the ``with`` line, the lines of its body.
+Block = tuple[int, int, str, tuple[str, ...], int, frozenset[int]]
 
 
 class WithBlocks:
-    """The ``with`` blocks of code objects, read once per report."""
+    """The ``with`` blocks of code objects, each read once.
+
+    Kept across reports, weakly: a code object that goes (a module
+    unloaded, a function redefined) takes its entry with it.
+    """
 
     def __init__(self) -> None:
-        self.blocks: dict[CodeType, tuple[Block, ...]] = {}
+        self.blocks: weakref.WeakKeyDictionary[CodeType, tuple[Block, ...]] \
+            = weakref.WeakKeyDictionary()
+
+    def of(self, code: CodeType) -> tuple[Block, ...]:
+        """Return the ``with`` blocks of ``code``, outermost first."""
+        blocks = self.blocks.get(code)
+        if blocks is None:
+            blocks = self.blocks[code] = _read_blocks(code)
+        return blocks
+
+    def on_stack(self, keys: tuple[tuple[CodeType, int], ...]) -> bool:
+        """Say whether any frame of a stack stands on a line of a
+        ``with`` body (else no member with that stack need be walked)."""
+        return any(line in block[5] for code, line in keys
+                   for block in self.of(code))
 
     def held(self, frame: FrameType | None) -> list[dict[str, Any]]:
         """Return the locks a stack holds by ``with``, innermost first."""
@@ -73,9 +93,7 @@ class WithBlocks:
             if code.co_name == "wait" and \
                     code.co_filename.endswith(CONDITION_FILE):
                 released.update(_released_by_wait(frame))
-            blocks = self.blocks.get(code)
-            if blocks is None:
-                blocks = self.blocks[code] = _read_blocks(code)
+            blocks = self.of(code)
             if blocks:
                 found.extend(_held_in(frame, blocks, released))
             frame = frame.f_back
@@ -96,7 +114,7 @@ def _held_in(frame: FrameType, blocks: tuple[Block, ...],
              released: set[int]) -> list[dict[str, Any]]:
     found = []
     lasti = frame.f_lasti
-    for start, end, text, path, line in reversed(blocks):  # innermost
+    for start, end, text, path, line, _ in reversed(blocks):  # innermost
         if not start <= lasti < end:
             continue
         lock = _lock(_evaluate(frame, path))
@@ -136,7 +154,10 @@ def _read_blocks(code: CodeType) -> tuple[Block, ...]:
             block = _expression_before(instructions, by_offset, start)
             if block is not None:
                 text, path, line = block
-                blocks.append((start, end, text, path, line))
+                lines = frozenset(
+                    number for first, last, number in code.co_lines()
+                    if number is not None and first < end and last > start)
+                blocks.append((start, end, text, path, line, lines))
         return tuple(sorted(blocks))
     except Exception:  # an odd code object: no blocks, never a failure
         return ()
@@ -200,3 +221,7 @@ def _lock(value: Any) -> Any:
         inner = naming.stored_attribute(value, "_lock")
         return inner if _lock(inner) is not None else None
     return value
+
+
+#: The process's one cache of code objects' ``with`` blocks.
+code_blocks = WithBlocks()
