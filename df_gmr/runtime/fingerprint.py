@@ -13,7 +13,6 @@ import sys
 from typing import TYPE_CHECKING
 from typing import Any
 
-from df_gmr import greenlets
 from df_gmr import identity
 
 if TYPE_CHECKING:
@@ -38,7 +37,7 @@ def read(snapshot: Snapshot) -> dict[str, Any]:
         "started_by": _start_method(),
         "native_threads": len(frames) - len(own),
         "df_gmr_threads": len(own),
-        "greenlets": len(greenlets.tracked())
+        "greenlets": len(snapshot.tracked_with_sites())
         if "greenlet" in sys.modules else 0,
     }
     return found

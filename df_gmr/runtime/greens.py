@@ -19,7 +19,6 @@ runs again, so neither does the greenlet, whatever its timer says.
 
 from __future__ import annotations
 
-from collections import defaultdict
 import os
 import sys
 import time
@@ -78,7 +77,7 @@ class Greens:
         return built
 
     def _collect(self) -> None:
-        for green, site in greenlets.tracked_with_sites():
+        for green, site in self.snapshot.tracked_with_sites():
             self.everything[id(green)] = green
             self.tracked.add(id(green))
             if site:
@@ -101,7 +100,11 @@ class Greens:
 
         self._collect()
         running_frames = self._running_frames()
-        gathered: dict[GroupKey, list[Any]] = defaultdict(list)
+        # Stacks are hashed once per greenlet (a stack's hash is not
+        # cached and hashes every code object in it): by stack first,
+        # then by (state, kind, wait kind), whose strings cache theirs.
+        by_stack: dict[stacks.StackKey,
+                       tuple[str, dict[tuple[str, str, str], list[Any]]]] = {}
         on_fd = self.hub_waits.on_fd
         for ident, green in self.everything.items():
             state = greenlets.state(green)
@@ -112,15 +115,22 @@ class Greens:
             if state == "running":
                 keys, _ = stacks.without_own_frames(keys)
             kind = self._kind(green, ident, greenlet)
-            if keys not in self.classified:
-                self.classified[keys] = waits.outward(keys, waits.classify(
-                    keys, waits.EVENTLET_WAITS, self.eventlet),
+            found = by_stack.get(keys)
+            if found is None:
+                classified = self.classified[keys] = waits.outward(
+                    keys, waits.classify(keys, waits.EVENTLET_WAITS,
+                                         self.eventlet),
                     waits.THREAD_WAITS, self.stdlib)
-            wait_kind = _wait_kind(state, kind, self.classified[keys][0],
-                                   ident in on_fd)
-            gathered[(state, kind, wait_kind, keys)].append(green)
+                found = by_stack[keys] = (classified[0], {})
+            wait_kind = _wait_kind(state, kind, found[0], ident in on_fd)
+            members = found[1].get((state, kind, wait_kind))
+            if members is None:
+                members = found[1][(state, kind, wait_kind)] = []
+            members.append(green)
         self.everything.clear()
-        return gathered
+        return {(*head, keys): members
+                for keys, (_, heads) in by_stack.items()
+                for head, members in heads.items()}
 
     def _kind(self, green: Any, ident: int, greenlet: Any) -> str:
         if ident in self.hub_greenlets:

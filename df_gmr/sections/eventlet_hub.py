@@ -95,7 +95,7 @@ def _describe_hub(reading: HubReading, runtime: Snapshot
         "watchdog_beat_ago": _beat_ago(hub),
     }
     if reading.status == "live":
-        entry.update(_activity(hub, green,
+        entry.update(_activity(runtime, hub, green,
                                runtime.frames().get(reading.thread)))
     entry["listeners"] = [{
         "mode": listener.mode,
@@ -120,12 +120,13 @@ def _beat_ago(hub: Any) -> float | None:
     return round(time.monotonic() - beat, 3)
 
 
-def _activity(hub: Any, green: Any, frame: Any) -> dict[str, Any]:
+def _activity(runtime: Snapshot, hub: Any, green: Any, frame: Any
+              ) -> dict[str, Any]:
     """Say what the hub's thread does: wait, run the loop or a greenlet."""
     state = greenlets.state(green)
     found: dict[str, Any] = {}
     if state == "parked" and getattr(hub, "running", False):
-        running = _running_greenlet(green)
+        running = _running_greenlet(runtime, green)
         found["running_greenlet"] = running
         found["activity"] = (
             "the main greenlet is running" if running is not None and
@@ -147,11 +148,11 @@ def _activity(hub: Any, green: Any, frame: Any) -> dict[str, Any]:
     return found
 
 
-def _running_greenlet(hub_greenlet: Any) -> int | None:
+def _running_greenlet(runtime: Snapshot, hub_greenlet: Any) -> int | None:
     """Return the id of the one greenlet running in the hub's thread."""
     root = _root(hub_greenlet)
     candidates = {id(root): root}
-    for green in greenlets.tracked():
+    for green, _ in runtime.tracked_with_sites():
         candidates.setdefault(id(green), green)
     running = [
         ident for ident, green in candidates.items()
