@@ -54,9 +54,14 @@ _ROOTS = frozenset({"LOAD_FAST", "LOAD_FAST_CHECK", "LOAD_DEREF",
                     "LOAD_CLASSDEREF", "LOAD_GLOBAL", "LOAD_NAME"})
 _SKIPPED = frozenset({"CACHE", "EXTENDED_ARG", "NOP"})
 
-#: One ``with`` block: its body's byte offsets, the expression (text
-#: and path to read), the ``with`` line, the lines of its body.
-Block = tuple[int, int, str, tuple[str, ...], int, frozenset[int]]
+#: One ``with`` block: its body's byte offsets and the lines of its body.
+Block = tuple[int, int, frozenset[int]]
+#: The expression a ``with`` entered: its text, the path to read it, the
+#: ``with`` statement's line.
+Expression = tuple[str, tuple[str, ...], int]
+_BEFORE_WITH = dis.opmap.get("BEFORE_WITH")  # none since Python 3.14
+_PUSH_EXC_INFO = dis.opmap.get("PUSH_EXC_INFO")
+_WITH_EXCEPT_START = dis.opmap.get("WITH_EXCEPT_START")
 
 
 class WithBlocks:
@@ -69,6 +74,10 @@ class WithBlocks:
     def __init__(self) -> None:
         self.blocks: weakref.WeakKeyDictionary[CodeType, tuple[Block, ...]] \
             = weakref.WeakKeyDictionary()
+        #: Disassembled only for a frame found inside a block.
+        self.expressions: weakref.WeakKeyDictionary[
+            CodeType, dict[int, Expression | None]] = \
+            weakref.WeakKeyDictionary()
 
     def of(self, code: CodeType) -> tuple[Block, ...]:
         """Return the ``with`` blocks of ``code``, outermost first."""
@@ -80,8 +89,18 @@ class WithBlocks:
     def on_stack(self, keys: tuple[tuple[CodeType, int], ...]) -> bool:
         """Say whether any frame of a stack stands on a line of a
         ``with`` body (else no member with that stack need be walked)."""
-        return any(line in block[5] for code, line in keys
+        return any(line in block[2] for code, line in keys
                    for block in self.of(code))
+
+    def expression(self, code: CodeType, start: int) -> Expression | None:
+        """Return what the ``with`` whose body starts at ``start`` entered.
+        """
+        known = self.expressions.get(code)
+        if known is None:
+            known = self.expressions[code] = {}
+        if start not in known:
+            known[start] = _expression_before(code, start)
+        return known[start]
 
     def held(self, frame: FrameType | None) -> list[dict[str, Any]]:
         """Return the locks a stack holds by ``with``, innermost first."""
@@ -95,9 +114,32 @@ class WithBlocks:
                 released.update(_released_by_wait(frame))
             blocks = self.of(code)
             if blocks:
-                found.extend(_held_in(frame, blocks, released))
+                found.extend(self._held_in(frame, blocks, released))
             frame = frame.f_back
             depth += 1
+        return found
+
+
+    def _held_in(self, frame: FrameType, blocks: tuple[Block, ...],
+                 released: set[int]) -> list[dict[str, Any]]:
+        found = []
+        lasti = frame.f_lasti
+        code = frame.f_code
+        for start, end, _ in reversed(blocks):  # innermost first
+            if not start <= lasti < end:
+                continue
+            entered = self.expression(code, start)
+            if entered is None:
+                continue
+            text, path, line = entered
+            lock = _lock(_evaluate(frame, path))
+            if lock is None or id(lock) in released:
+                continue
+            where = f"{os.path.basename(code.co_filename)}:{line}"
+            found.append({
+                "lock": f"{type(lock).__name__} {id(lock):#x}",
+                "found_by": (f"the stack: inside 'with {text}:' in "
+                             f"{code.co_name} ({where})")})
         return found
 
 
@@ -110,76 +152,54 @@ def _released_by_wait(frame: FrameType) -> tuple[int, ...]:
     return (id(condition), id(inner))
 
 
-def _held_in(frame: FrameType, blocks: tuple[Block, ...],
-             released: set[int]) -> list[dict[str, Any]]:
-    found = []
-    lasti = frame.f_lasti
-    for start, end, text, path, line, _ in reversed(blocks):  # innermost
-        if not start <= lasti < end:
-            continue
-        lock = _lock(_evaluate(frame, path))
-        if lock is None or id(lock) in released:
-            continue
-        code = frame.f_code
-        where = f"{os.path.basename(code.co_filename)}:{line}"
-        found.append({
-            "lock": f"{type(lock).__name__} {id(lock):#x}",
-            "found_by": (f"the stack: inside 'with {text}:' in "
-                         f"{code.co_name} ({where})")})
-    return found
-
-
 def _read_blocks(code: CodeType) -> tuple[Block, ...]:
-    """Return the ``with`` blocks of ``code``, outermost first."""
+    """Return the ``with`` blocks of ``code``, outermost first.
+
+    From the exception table and the raw opcodes only (none of these
+    three opcodes takes an argument or a cache entry): most code objects
+    are never disassembled.
+    """
     try:
-        if not _has_with(code):
+        raw = code.co_code
+        if _BEFORE_WITH is None or bytes((_BEFORE_WITH,)) not in raw[0::2]:
             return ()
-        bytecode = dis.Bytecode(code)
-        instructions = [instruction for instruction in bytecode
-                        if instruction.opname not in _SKIPPED]
-        by_offset = {instruction.offset: index
-                     for index, instruction in enumerate(instructions)}
         spans: dict[int, list[int]] = {}
-        for entry in bytecode.exception_entries:  # type: ignore[attr-defined]
-            index = by_offset.get(entry.target)
-            if index is None or index + 1 >= len(instructions) or \
-                    instructions[index].opname != "PUSH_EXC_INFO" or \
-                    instructions[index + 1].opname != "WITH_EXCEPT_START":
+        entries = dis.Bytecode(code).exception_entries  # type: ignore[attr-defined]
+        for entry in entries:
+            target = entry.target
+            if target + 2 >= len(raw) or raw[target] != _PUSH_EXC_INFO \
+                    or raw[target + 2] != _WITH_EXCEPT_START:
                 continue
-            span = spans.setdefault(entry.target, [entry.start, entry.end])
+            span = spans.setdefault(target, [entry.start, entry.end])
             span[0] = min(span[0], entry.start)
             span[1] = max(span[1], entry.end)
         blocks = []
         for start, end in spans.values():
-            block = _expression_before(instructions, by_offset, start)
-            if block is not None:
-                text, path, line = block
-                lines = frozenset(
-                    number for first, last, number in code.co_lines()
-                    if number is not None and first < end and last > start)
-                blocks.append((start, end, text, path, line, lines))
+            # The body starts right after BEFORE_WITH.
+            if start < 2 or raw[start - 2] != _BEFORE_WITH:
+                continue
+            lines = frozenset(
+                number for first, last, number in code.co_lines()
+                if number is not None and first < end and last > start)
+            blocks.append((start, end, lines))
         return tuple(sorted(blocks))
     except Exception:  # an odd code object: no blocks, never a failure
         return ()
 
 
-def _has_with(code: CodeType) -> bool:
-    # BEFORE_WITH's opcode, looked for in the raw bytes: most code objects
-    # have no with block and are never disassembled.
-    opcode = dis.opmap.get("BEFORE_WITH")  # none since Python 3.14
-    return opcode is not None and bytes((opcode,)) in code.co_code[0::2]
-
-
-def _expression_before(instructions: list[Any], by_offset: dict[int, int],
-                       start: int) -> tuple[str, tuple[str, ...], int] | None:
+def _expression_before(code: CodeType, start: int) -> Expression | None:
     """Return the plain expression whose value BEFORE_WITH entered."""
-    index = by_offset.get(start)
-    if index is None:
-        return None
-    index -= 1  # the body starts right after BEFORE_WITH
+    instructions = []
+    for instruction in dis.get_instructions(code):
+        if instruction.offset >= start:
+            break
+        if instruction.opname not in _SKIPPED:
+            instructions.append(instruction)
+    index = len(instructions) - 1
     if index < 1 or instructions[index].opname != "BEFORE_WITH":
         return None
-    line = instructions[index].positions.lineno or 0
+    positions = instructions[index].positions
+    line = (positions.lineno if positions is not None else None) or 0
     attributes: list[str] = []
     index -= 1
     while index >= 0 and instructions[index].opname == "LOAD_ATTR":
