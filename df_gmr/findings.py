@@ -289,22 +289,25 @@ EXACT = "its own record (exact)"
 NAMED_BY = "the stacks (inside @synchronized)"
 
 
-def _lock_waits(data: Any, what: str) -> Iterator[tuple[Node, str, Any]]:
-    """Yield (member, lock or object waited on, its name) of a section."""
+def _lock_waits(data: Any, what: str, held: dict[str, Any]
+                ) -> Iterator[tuple[Node, str]]:
+    """Yield (member, lock waited on) of a section, for the locks in
+    ``held`` only (100,000 waiters on one Event cost nothing)."""
     if not _available(data):
         return
     for group in data.get("groups", []):
         shared = group["wait"]
         target = shared.get("lock") or shared.get("object")
         if target and group.get("wait_kind") != "running":
-            for ident in group["ids"]:  # the whole group waits on it
-                yield (what, ident), target, None
+            if target in held:
+                for ident in group["ids"]:  # the whole group waits on it
+                    yield (what, ident), target
             continue
         for member in group["members"]:
             wait = member.get("wait", {})
             target = wait.get("lock") or wait.get("object")
-            if target and wait.get("kind") != "running":
-                yield (what, member["id"]), target, member.get("name")
+            if target in held and wait.get("kind") != "running":
+                yield (what, member["id"]), target
 
 
 def _held_locks(threads: Any, greens: Any) -> Iterator[dict[str, Any]]:
@@ -332,8 +335,8 @@ def _held_locks(threads: Any, greens: Any) -> Iterator[dict[str, Any]]:
             waits_for[("thread", member["id"])] = (
                 ("thread", wait["owner"]), wait["lock"], EXACT)
     waiters: dict[str, list[Node]] = {}
-    for node, lock, _ in [*_lock_waits(threads, "thread"),
-                          *_lock_waits(greens, "greenthread")]:
+    for node, lock in [*_lock_waits(threads, "thread", holders),
+                       *_lock_waits(greens, "greenthread", holders)]:
         found = [holder for holder in holders.get(lock, [])
                  if holder[0] != node]
         if not found or node in waits_for:

@@ -77,11 +77,13 @@ class Greens:
         return built
 
     def _collect(self) -> None:
+        everything, spawn_sites = self.everything, self.spawn_sites
         for green, site in self.snapshot.tracked_with_sites():
-            self.everything[id(green)] = green
-            self.tracked.add(id(green))
+            ident = id(green)
+            everything[ident] = green
             if site:
-                self.spawn_sites[id(green)] = site
+                spawn_sites[ident] = site
+        self.tracked.update(everything)
         for green in self.hub_waits.greenlets:
             self.everything.setdefault(id(green), green)
         self.hub_greenlets = set()
@@ -99,7 +101,13 @@ class Greens:
         import greenlet
 
         self._collect()
-        running_frames = self._running_frames()
+        # A running greenlet has no gr_frame: its stack is its thread's.
+        # Eventlet services run greenthreads on the main thread: a running
+        # tracked one there gets the main thread's current frames.
+        main = self.snapshot.main_thread
+        main_frame = self.snapshot.frames().get(main) if main is not None \
+            else None
+        tracked = self.tracked
         # Stacks are hashed once per greenlet (a stack's hash is not
         # cached and hashes every code object in it): by stack first,
         # then by (state, kind, wait kind), whose strings cache theirs.
@@ -108,8 +116,10 @@ class Greens:
         on_fd = self.hub_waits.on_fd
         for ident, green in self.everything.items():
             state = greenlets.state(green)
-            frame = running_frames.get(ident) if state == "running" \
-                else green.gr_frame
+            if state != "running":
+                frame = green.gr_frame
+            else:
+                frame = main_frame if ident in tracked else None
             keys = stacks.frame_keys(frame)
             del frame
             if state == "running":
@@ -140,22 +150,6 @@ class Greens:
         if type(green) is greenlet.greenlet:
             return "greenlet"
         return "greenthread"
-
-    def _running_frames(self) -> dict[int, Any]:
-        # A running greenlet has no gr_frame: its stack is its thread's.
-        # Eventlet services run greenthreads on the main thread: the
-        # running one there gets the main thread's current frames.
-        main = self.snapshot.main_thread
-        frame = self.snapshot.frames().get(main) if main is not None \
-            else None
-        running: dict[int, Any] = {}
-        if frame is not None:
-            for ident in self.tracked:
-                green = self.everything[ident]
-                if not green.dead and green.gr_frame is None and \
-                        bool(green):
-                    running[ident] = frame
-        return running
 
     def _spawn_site(self, ident: int) -> dict[str, Any]:
         """Describe where a greenlet was spawned, or why that is unknown."""
