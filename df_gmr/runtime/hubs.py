@@ -23,7 +23,7 @@ from df_gmr import pools
 LATE_AFTER = 0.5
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)  # one per pending timer: 25,000+
 class Timer:
     """One pending timer of a hub: when it is due and what it calls."""
 
@@ -34,7 +34,7 @@ class Timer:
     greenlet: Any  # the greenlet it wakes or starts, if any
 
 
-@dataclasses.dataclass
+@dataclasses.dataclass(slots=True)
 class Listener:
     """One descriptor a hub watches, and the greenlet waiting on it."""
 
