@@ -45,6 +45,7 @@ import weakref
 
 from df_gmr import _imports
 from df_gmr import _native
+from df_gmr import stacks
 from df_gmr.lifecycle import lifecycle
 
 #: The registry: parallel lists, one entry per tracked greenlet: a weak
@@ -54,7 +55,8 @@ from df_gmr.lifecycle import lifecycle
 #: are dropped by ``_compact`` when the lists have doubled, so a spawn
 #: costs two appends and one small tuple (see benchmarks/, cost at rest).
 _refs: list[weakref.ref[Any]] = []
-#: SITE_SLOTS code objects and line numbers per entry, in two flat
+#: SITE_SLOTS code objects and instruction offsets (``f_lasti``, made
+#: line numbers when read: see ``stacks.line_at``) per entry, in two flat
 #: containers: a stored tuple per spawn would be one more object for the
 #: cyclic collector to track (measured: ~10 points of spawn throughput).
 _codes: list[Any] = []
@@ -227,9 +229,9 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
             add_codes((frame.f_code,
                        back.f_code if back is not None else None,
                        third.f_code if third is not None else None))
-            add_lines((frame.f_lineno,
-                       back.f_lineno if back is not None else 0,
-                       third.f_lineno if third is not None else 0))
+            add_lines((frame.f_lasti,
+                       back.f_lasti if back is not None else 0,
+                       third.f_lasti if third is not None else 0))
             del frame, back, third
         add_ref(ref(self))
         if len(_refs) >= _compact_at:
@@ -327,7 +329,7 @@ def _caller_positions(frame: Any) -> tuple[tuple[Any, ...], tuple[int, ...]]:
     lines: list[int] = []
     while frame is not None and len(codes) < SITE_SLOTS:
         codes.append(frame.f_code)
-        lines.append(frame.f_lineno)
+        lines.append(frame.f_lasti)
         frame = frame.f_back
     missing = SITE_SLOTS - len(codes)
     return tuple(codes) + (None,) * missing, tuple(lines) + (0,) * missing
@@ -410,9 +412,9 @@ def tracked_with_sites() -> list[tuple[Any, tuple[Any, ...] | None]]:
         if site_codes != last_codes or site_lines != last_lines:
             last_codes, last_lines = site_codes, site_lines
             site: list[Any] = []
-            for code, line in zip(site_codes, site_lines, strict=True):
+            for code, offset in zip(site_codes, site_lines, strict=True):
                 if code is not None:
-                    site.extend((code, line))
+                    site.extend((code, stacks.line_at(code, offset)))
             last = tuple(site) if site else None
         pairs.append((green, last))
     return pairs

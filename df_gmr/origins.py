@@ -52,13 +52,14 @@ def _wrap(thread_class: type) -> None:
 
     @functools.wraps(start)
     def recorded_start(self: Any) -> None:
-        # Codes and lines of the callers, innermost first, in one tuple;
-        # the frames themselves are not kept.
+        # Codes and instruction offsets (f_lasti: a plain read, where
+        # f_lineno scans the line table) of the callers, innermost first,
+        # in one tuple; the frames themselves are not kept.
         frame: Any = getframe(1)
         positions: list[Any] = []
         while frame is not None and len(positions) < 2 * _SLOTS:
             positions.append(frame.f_code)
-            positions.append(frame.f_lineno)
+            positions.append(frame.f_lasti)
             frame = frame.f_back
         del frame
         try:
@@ -101,8 +102,9 @@ def describe(recorded: tuple[Any, ...] | None, prefixes: dict[str, str]
     """
     if recorded is None:
         return None
-    pairs: list[tuple[CodeType, int]] = list(
-        zip(recorded[::2], recorded[1::2], strict=True))
+    pairs: list[tuple[CodeType, int]] = [
+        (code, stacks.line_at(code, offset))
+        for code, offset in zip(recorded[::2], recorded[1::2], strict=True)]
     return stacks.origin(pairs, prefixes, "started")
 
 

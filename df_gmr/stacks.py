@@ -10,6 +10,7 @@ frame alive.
 
 from __future__ import annotations
 
+import functools
 import linecache
 import os
 import sys
@@ -93,6 +94,20 @@ def origin(pairs: tuple[FrameKey, ...] | list[FrameKey],
     return {"unknown": f"{what} by library code only ("
                        f"{', '.join(libraries)}): no application frame "
                        f"among its {callers}"}
+
+
+@functools.lru_cache(maxsize=4096)
+def line_at(code: CodeType, offset: int) -> int:
+    """Return the line of the instruction at byte ``offset`` (``f_lasti``).
+
+    The spawn and thread-start hooks record ``f_lasti``, a plain read,
+    rather than ``f_lineno``, which scans the line table at every call;
+    the line is found here, once per place, when a report reads it.
+    """
+    for start, end, line in code.co_lines():
+        if start <= offset < end:
+            return line if line is not None else code.co_firstlineno
+    return code.co_firstlineno
 
 
 def frame_keys(frame: FrameType | None, limit: int = 200) -> StackKey:
