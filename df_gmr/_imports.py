@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Sequence
+import functools
 import importlib.abc
 import importlib.machinery
 import sys
@@ -33,6 +34,29 @@ def when_imported(name: str, callback: Callback) -> None:
     _callbacks.setdefault(name, []).append(callback)
     if not any(isinstance(f, _Finder) for f in sys.meta_path):
         sys.meta_path.insert(0, _Finder())
+
+
+def wrap_init(cls: Any, mark: str, *,
+              before: Callable[..., None] | None = None,
+              after: Callable[..., None] | None = None) -> None:
+    """Wrap ``cls.__init__`` once (``mark`` names the class attribute that
+    says it is done): ``before`` is called with the same arguments first,
+    ``after`` once the original returned.  Whatever wraps it later wraps
+    ours."""
+    if getattr(cls, mark, False):
+        return
+    original = cls.__init__
+
+    @functools.wraps(original)
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        if before is not None:
+            before(self, *args, **kwargs)
+        original(self, *args, **kwargs)
+        if after is not None:
+            after(self, *args, **kwargs)
+
+    cls.__init__ = init
+    setattr(cls, mark, True)
 
 
 def _initialising(module: ModuleType) -> bool:

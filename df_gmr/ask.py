@@ -20,6 +20,7 @@ from typing import Any
 from df_gmr import registry
 from df_gmr.exchange import MAX_ANSWER_BYTES
 from df_gmr.exchange import MAX_REQUEST_BYTES
+from df_gmr.exchange import NOT_PERMITTED
 from df_gmr.exchange import PROTOCOL
 from df_gmr.exchange import SENDABLE_SIGNALS
 from df_gmr.exchange import STACK_SIGNAL
@@ -112,7 +113,7 @@ def _send_signal(pid: int, entry: dict[str, Any], signum: int,
             if not (main_thread and _to_main_thread(pid, signum)):
                 signal.pidfd_send_signal(pidfd, signum)
         except PermissionError:
-            msg = f"pid {pid}: not permitted to signal it (run as its user)"
+            msg = f"pid {pid}: {NOT_PERMITTED}"
             raise Refusal(msg) from None
         except ProcessLookupError:
             msg = f"pid {pid}: exited before it could be signalled"

@@ -34,6 +34,7 @@ from df_gmr import __version__
 from df_gmr import ask
 from df_gmr import discovery
 from df_gmr import doctor
+from df_gmr import exchange
 from df_gmr import registry
 from df_gmr.analysis import commands as reading
 from df_gmr.exchange import Refusal
@@ -90,7 +91,7 @@ def _check_signallable(pid: int, known: dict[int, discovery.Known]
         msg = f"pid {pid}: no such process"
         raise Refusal(msg) from None
     except PermissionError:
-        msg = f"pid {pid}: not permitted to signal it (run as its user)"
+        msg = f"pid {pid}: {exchange.NOT_PERMITTED}"
         raise Refusal(msg) from None
     found = known.get(pid)
     if found is None:

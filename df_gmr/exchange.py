@@ -77,6 +77,8 @@ SENDABLE_SIGNALS = ("SIGUSR2", "SIGUSR1")
 #: ignored by default, so it harms no process that lost the dump.
 STACK_SIGNAL = signal.SIGURG
 FORMATS = ("text", "json")
+#: Why df-gmr refuses, said the same wherever it is found out.
+NOT_PERMITTED = "not permitted to signal it (run as its user)"
 MAX_REQUEST_BYTES = 128
 MAX_PENDING = 32
 REQUEST_READ_TIMEOUT = 1.0

@@ -206,26 +206,20 @@ def _resume() -> None:
 # or spawns (a fresh interpreter) through multiprocessing.
 
 COTYLEDON_WORKER = "cotyledon._service_worker"
+#: Set on a class whose ``__init__`` df_gmr wrapped.
+WRAPPED = "_df_gmr_wrapped"
 THREADING_WRAPPER = "ServiceWrapper"
 
 
 def _wrap_threading_backend(module: ModuleType) -> None:
-    wrapper_class = module.ServiceWrapper
-    if getattr(wrapper_class, "_df_gmr_wrapped", False):
-        return
-    wrapper_class._df_gmr_wrapped = True
-    original_init = wrapper_class.__init__
-
-    @functools.wraps(original_init)
-    def init(self: Any, worker_id: int, service_instance: Any,
-             **kwargs: Any) -> None:
+    def before(self: Any, worker_id: int, *args: Any, **kwargs: Any
+               ) -> None:
         # Runs in the worker, forked or spawned: cotyledon builds the
         # service object there.
         _quietly(_became_cotyledon_worker, worker_id, "threading",
                  "oslo.service ServiceLauncher (cotyledon)")
-        original_init(self, worker_id, service_instance, **kwargs)
 
-    wrapper_class.__init__ = init
+    _imports.wrap_init(module.ServiceWrapper, WRAPPED, before=before)
 
 
 def _wrap_cotyledon(module: ModuleType) -> None:
@@ -297,15 +291,8 @@ def _spawn_with_activation(original_spawn: Callable[..., Any],
 
 
 def _wrap_cotyledon_worker(module: ModuleType) -> None:
-    worker_class = module.ServiceWorker
-    if getattr(worker_class, "_df_gmr_wrapped", False):
-        return
-    worker_class._df_gmr_wrapped = True
-    original_init = worker_class.__init__
-
-    @functools.wraps(original_init)
-    def init(self: Any, config: Any, service_id: Any, worker_id: int,
-             *args: Any, **kwargs: Any) -> None:
+    def before(self: Any, config: Any, service_id: Any, worker_id: int,
+               *args: Any, **kwargs: Any) -> None:
         # Runs in every cotyledon worker, forked or spawned, before the
         # service is built; oslo.service's wrapper (above) refines it.
         threading_backend = getattr(getattr(config, "service", None),
@@ -313,9 +300,8 @@ def _wrap_cotyledon_worker(module: ModuleType) -> None:
         if not threading_backend:
             _quietly(_became_cotyledon_worker, worker_id, None,
                      "cotyledon ServiceManager")
-        original_init(self, config, service_id, worker_id, *args, **kwargs)
 
-    worker_class.__init__ = init
+    _imports.wrap_init(module.ServiceWorker, WRAPPED, before=before)
 
 
 def _block_report_signals() -> set[int]:

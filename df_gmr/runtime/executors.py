@@ -51,18 +51,10 @@ def install() -> None:
 
 def _track_servers(module: Any) -> None:
     server_class = getattr(module, "MessageHandlingServer", None)
-    if server_class is None or getattr(server_class, "_df_gmr_tracked",
-                                       False):
-        return
-    init = server_class.__init__
-
-    @functools.wraps(init)
-    def tracked_init(self: Any, *args: Any, **kwargs: Any) -> None:
-        init(self, *args, **kwargs)
-        _servers.add(self)
-
-    server_class.__init__ = tracked_init
-    server_class._df_gmr_tracked = True
+    if server_class is not None:
+        _imports.wrap_init(server_class, "_df_gmr_tracked",
+                           after=lambda self, *args, **kwargs:
+                           _servers.add(self))
 
 
 def _stamp_runs(class_name: str, module: Any) -> None:
