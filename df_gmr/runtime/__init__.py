@@ -86,9 +86,13 @@ class Snapshot:
             if named:
                 found["named_locks"] = named
         if walks[1]:
-            held = self.with_blocks.held(frame)
+            held, waiting = self.with_blocks.held_or_waiting(frame)
             if held:
                 found["held_locks"] = held
+            elif waiting:
+                # ``with cond: cond.wait()``: the rest of the group, the
+                # same code at the same lines, is not walked.
+                self._lock_stacks[id(keys)] = (walks[0], False)
         return found
 
     def tracked_with_sites(self) -> list[tuple[Any, tuple[Any, ...] | None]]:

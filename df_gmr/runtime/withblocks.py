@@ -104,8 +104,18 @@ class WithBlocks:
 
     def held(self, frame: FrameType | None) -> list[dict[str, Any]]:
         """Return the locks a stack holds by ``with``, innermost first."""
+        return self.held_or_waiting(frame)[0]
+
+    def held_or_waiting(self, frame: FrameType | None
+                        ) -> tuple[list[dict[str, Any]], bool]:
+        """Return the locks a stack holds by ``with``, and whether every
+        ``with`` block it stands in was one a ``Condition.wait`` inside
+        it released (``with cond: cond.wait()``, as Queue.get and
+        Event.wait do: the same code path releases it in every stack
+        that is the same)."""
         found: list[dict[str, Any]] = []
         released: set[int] = set()
+        seen = [0, 0]  # blocks stood in, of them released by a wait
         depth = 0
         while frame is not None and depth < DEPTH:
             code = frame.f_code
@@ -114,25 +124,28 @@ class WithBlocks:
                 released.update(_released_by_wait(frame))
             blocks = self.of(code)
             if blocks:
-                found.extend(self._held_in(frame, blocks, released))
+                found.extend(self._held_in(frame, blocks, released, seen))
             frame = frame.f_back
             depth += 1
-        return found
-
+        return found, 0 < seen[0] == seen[1]
 
     def _held_in(self, frame: FrameType, blocks: tuple[Block, ...],
-                 released: set[int]) -> list[dict[str, Any]]:
+                 released: set[int], seen: list[int]
+                 ) -> list[dict[str, Any]]:
         found = []
         lasti = frame.f_lasti
         code = frame.f_code
         for start, end, _ in reversed(blocks):  # innermost first
             if not start <= lasti < end:
                 continue
+            seen[0] += 1
             entered = self.expression(code, start)
             if entered is None:
                 continue
             text, path, line = entered
             lock = _lock(_evaluate(frame, path))
+            if lock is not None and id(lock) in released:
+                seen[1] += 1
             if lock is None or id(lock) in released:
                 continue
             where = f"{os.path.basename(code.co_filename)}:{line}"

@@ -144,3 +144,13 @@ def test_a_cycle_through_a_named_lock_and_a_with_lock_is_a_deadlock():
     assert "(found by the stack: inside 'with plain:' in plain_then_named" \
         in text
     assert len(deadlock["evidence"]) == 2
+
+
+def test_a_lock_held_around_a_condition_wait_is_held_the_condition_not():
+    found, _ = findings("hold-while-waiting")
+    [contention] = [f for f in found if f["kind"] == "lock_contention"]
+    assert contention["text"].startswith("3 threads wait for lock 0x")
+    assert "(found by the stack: inside 'with held_lock:' in holder" in \
+        contention["text"]
+    # The idle threads' 'with idle: idle.wait()' holds nothing.
+    assert len(found) == 1, found

@@ -185,6 +185,34 @@ elif scene == "named-and-with-deadlock":
     eventlet.spawn(named_then_plain)
     eventlet.spawn(plain_then_named)
     eventlet.sleep(0.4)
+elif scene == "hold-while-waiting":
+    # One thread holds a Lock while it waits on another condition (the
+    # condition's own lock is released by its wait, the Lock is not);
+    # three threads want the Lock; others wait in 'with cond: cond.wait()'.
+    held_lock, other, idle = (threading.Lock(), threading.Condition(),
+                              threading.Condition())
+    entered = threading.Event()
+
+    def holder():
+        with held_lock:
+            with other:
+                entered.set()
+                other.wait()
+
+    def wanter():
+        entered.wait()
+        with held_lock:
+            pass
+
+    def idler():
+        with idle:
+            idle.wait()
+
+    keep.append(threading.Thread(target=holder, daemon=True))
+    keep.extend(threading.Thread(target=wanter, daemon=True)
+                for _ in range(3))
+    keep.extend(threading.Thread(target=idler, daemon=True)
+                for _ in range(5))
 elif scene == "mixed-deadlock":
     # Native threads: one inside 'with' a plain Lock wants an RLock, the
     # RLock's owner (exact) wants the plain Lock.
