@@ -206,6 +206,11 @@ def _resume() -> None:
 # or spawns (a fresh interpreter) through multiprocessing.
 
 COTYLEDON_WORKER = "cotyledon._service_worker"
+#: oslo.service's threading backend: its ServiceLauncher and its
+#: ProcessLauncher both run a cotyledon ServiceManager, which is what
+#: df_gmr sees (it does not tell the two apart).
+THREADING_LAUNCHER = ("oslo.service threading backend "
+                      "(cotyledon ServiceManager)")
 #: Set on a class whose ``__init__`` df_gmr wrapped.
 WRAPPED = "_df_gmr_wrapped"
 THREADING_WRAPPER = "ServiceWrapper"
@@ -217,7 +222,7 @@ def _wrap_threading_backend(module: ModuleType) -> None:
         # Runs in the worker, forked or spawned: cotyledon builds the
         # service object there.
         _quietly(_became_cotyledon_worker, worker_id, "threading",
-                 "oslo.service ServiceLauncher (cotyledon)")
+                 THREADING_LAUNCHER)
 
     _imports.wrap_init(module.ServiceWrapper, WRAPPED, before=before)
 
@@ -326,7 +331,7 @@ def _became_cotyledon_parent(manager: Any) -> None:
     if any(getattr(config.service, "__name__", "") == THREADING_WRAPPER
            for config in services):
         identity.set_role("parent",
-                          launcher="oslo.service ServiceLauncher (cotyledon)",
+                          launcher=THREADING_LAUNCHER,
                           backend="threading")
     else:  # a service that uses cotyledon directly, without oslo.service
         identity.set_role("parent", launcher="cotyledon ServiceManager")

@@ -163,7 +163,7 @@ def _describe_executor(library: str, executor: Any) -> dict[str, Any]:
         "id": id(executor),
         "library": library,
         "type": naming.type_name(executor),
-        "name": naming.stored_attribute(executor, "_thread_name_prefix"),
+        "name": _name(executor),
         "max_workers": naming.stored_attribute(executor, "_max_workers"),
         "workers": naming.stored_length(threads),
         "queued": queued,
@@ -269,3 +269,13 @@ def _describe_server(server: Any, poll_thread: int | None
         "started": bool(naming.stored_attribute(server, "_started")),
         "poll_thread": poll_thread,
     }
+
+
+def _name(executor: Any) -> str | None:
+    """An executor's name: one set on it (nova names its pools after
+    creation, ``executor.name``), else its threads' name prefix."""
+    for attribute in ("name", "_thread_name_prefix"):
+        name = naming.stored_attribute(executor, attribute)
+        if isinstance(name, str) and name:
+            return name
+    return None

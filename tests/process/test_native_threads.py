@@ -242,7 +242,8 @@ def test_thread_pools(standin):
     [full] = [executor for executor in data["executors"]
               if executor["max_workers"] == 2]
     assert (full["library"], full["busy"], full["workers"],
-            full["queued"]) == ("futurist", 2, 2, 3)
+            full["queued"], full["name"]) == (
+        "futurist", 2, 2, 3, "MainProcess.cell_worker")
     assert sorted(task["function"] for task in full["running"]) == [
         "__main__.heal_instance_info_cache", "__main__.sync_power_states"]
     for task in full["running"]:
@@ -262,8 +263,8 @@ def test_thread_pools(standin):
     # the text, its wrapped lines joined
     text = " ".join(" ".join(thread_pools.SECTION.lines(data)).split())
     assert "RPC server topic standin, server host-1" in text, text
-    assert "ThreadPoolExecutor: 2 busy of 2 (FULL), 2 workers started, 3 " \
-        "queued" in text, text
+    assert "ThreadPoolExecutor MainProcess.cell_worker: 2 busy of 2 " \
+        "(FULL), 2 workers started, 3 queued" in text, text
     for function in ("sync_power_states", "heal_instance_info_cache"):
         assert re.search(rf"running __main__\.{function} for [\d.]+s in "
                          r"thread \d+", text), text

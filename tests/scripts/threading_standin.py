@@ -218,6 +218,7 @@ def start_executor():
     import futurist
 
     executor = futurist.ThreadPoolExecutor(max_workers=2)
+    executor.name = "MainProcess.cell_worker"  # nova names it afterwards
     running = [executor.submit(sync_power_states),
                executor.submit(heal_instance_info_cache)]
     deadline = time.monotonic() + 10
