@@ -43,20 +43,31 @@ def wrap_init(cls: Any, mark: str, *,
     says it is done): ``before`` is called with the same arguments first,
     ``after`` once the original returned.  Whatever wraps it later wraps
     ours."""
+    # A base already wrapped wraps its subclasses' inherited __init__.
     if getattr(cls, mark, False):
         return
     original = cls.__init__
 
     @functools.wraps(original)
     def init(self: Any, *args: Any, **kwargs: Any) -> None:
-        if before is not None:
-            before(self, *args, **kwargs)
+        _quietly(before, self, args, kwargs)
         original(self, *args, **kwargs)
-        if after is not None:
-            after(self, *args, **kwargs)
+        _quietly(after, self, args, kwargs)
 
     cls.__init__ = init
     setattr(cls, mark, True)
+
+
+def _quietly(hook: Callable[..., None] | None, owner: Any,
+             args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    # A hook's failure never reaches the service's constructor.
+    if hook is None:
+        return
+    try:
+        hook(owner, *args, **kwargs)
+    except Exception as error:
+        sys.stderr.write(f"df_gmr: hook on {type(owner).__name__} "
+                         f"failed: {error!r}\n")
 
 
 def _initialising(module: ModuleType) -> bool:

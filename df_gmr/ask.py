@@ -85,13 +85,14 @@ def _connect(connection: Any, directory: registry.RunDir, name: str) -> None:
 
 
 def _send_signal(pid: int, entry: dict[str, Any], signum: int,
-                 owner: int, main_thread: bool = False) -> None:
+                 owner: int, main_thread: bool = False) -> bool:
     """Signal exactly the process of ``entry``, never a reused pid.
 
     With ``main_thread``, the signal goes to the process's main thread
     (``tgkill``), not to whichever thread the kernel picks: a process-
     directed signal goes to another thread when one is already pending
     in the main thread, and faulthandler dumps the thread it runs in.
+    Returns whether it went to the main thread.
     """
     try:
         pidfd = os.pidfd_open(pid)
@@ -110,8 +111,10 @@ def _send_signal(pid: int, entry: dict[str, Any], signum: int,
                    "signalled")
             raise Refusal(msg)
         try:
-            if not (main_thread and _to_main_thread(pid, signum)):
-                signal.pidfd_send_signal(pidfd, signum)
+            if main_thread and _to_main_thread(pid, signum):
+                return True
+            signal.pidfd_send_signal(pidfd, signum)
+            return False
         except PermissionError:
             msg = f"pid {pid}: {NOT_PERMITTED}"
             raise Refusal(msg) from None
@@ -167,11 +170,15 @@ class Asking:
         name = self.entry.get("stack_signal")
         if name != STACK_SIGNAL.name:
             return None
-        _send_signal(self.pid, self.entry, STACK_SIGNAL, self.owner,
-                     main_thread=True)
-        return (f"sent {name} to its main thread: it writes that thread's "
-                "Python stack to its stderr at once, even while the thread "
-                "holds the GIL in a C call")
+        if _send_signal(self.pid, self.entry, STACK_SIGNAL, self.owner,
+                        main_thread=True):
+            return (f"sent {name} to its main thread: it writes that "
+                    "thread's Python stack to its stderr at once, even "
+                    "while the thread holds the GIL in a C call")
+        return (f"sent {name} to the process (no tgkill here: the kernel "
+                "picks the thread, the main thread unless a signal is "
+                "pending there): it writes the Python stack of the thread "
+                "that receives it to its stderr at once")
 
     def fileno(self) -> int:
         """Return the connection's descriptor (for select)."""

@@ -222,6 +222,11 @@ def _ask_for_stack(asking: ask.Asking, after: float) -> None:
     except Refusal as error:
         print(printable(f"df-gmr: {error}"), file=sys.stderr)
         return
+    except OSError as error:
+        print(printable(f"df-gmr: pid {asking.pid}: cannot send the stack "
+                        f"signal ({error.strerror or error})"),
+              file=sys.stderr)
+        return
     if said is not None:
         print(printable(f"df-gmr: pid {asking.pid}: no report after "
                         f"{after:g} s; {said}"), file=sys.stderr)

@@ -41,9 +41,10 @@ peer's credentials, started by a signal)
    SIGUSR1, whichever the process's entry names and the kernel says it
    catches) through a pidfd opened after checking the process's start
    time, so a reused pid is never signalled.  Only when the report is
-   late, SIGURG the same way (faulthandler's stack dump, see
-   ``signals``; ignored by default, caught only while the dump is
-   armed); never another signal.
+   late, SIGURG to the main thread (faulthandler's stack dump, see
+   ``signals``), by ``tgkill`` after the same checks (no pidfd form
+   exists for a thread; SIGURG is ignored by default, so a process that
+   got the pid meanwhile is not harmed); never another signal.
 4. The daemon's handler wakes its reporting thread, which accepts the
    pending connections, checks each peer's credentials (its own uid or
    root only), builds one report, answers every request first (before

@@ -282,6 +282,8 @@ def _named_locks(threads: Any, greens: Any) -> Iterator[dict[str, Any]]:
 #: Locks only one holder at a time can hold (a cycle through them is a
 #: deadlock; a semaphore may have holders the stacks do not show).
 EXCLUSIVE = frozenset({"lock", "Lock", "RLock", "_RLock"})
+#: Locks their own holder cannot take again (threading's and eventlet's).
+NOT_REENTRANT = frozenset({"lock", "Lock"})
 
 Node = tuple[str, int]  # ("thread" or "greenthread", id)
 #: How an edge of the wait-for graph was found, when not by a ``with``.
@@ -339,6 +341,15 @@ def _held_locks(threads: Any, greens: Any) -> Iterator[dict[str, Any]]:
                        *_lock_waits(greens, "greenthread", holders)]:
         found = [holder for holder in holders.get(lock, [])
                  if holder[0] != node]
+        own = [held for holder, held in holders.get(lock, [])
+               if holder == node]
+        if own and lock.split(" ")[0] in NOT_REENTRANT:
+            yield _finding(
+                "deadlock", "critical",
+                f"deadlock of 1: {node[0]} {node[1]} waits for {lock}, "
+                f"which it holds itself (found by {own[0]['found_by']})",
+                [node[1]])
+            continue
         if not found or node in waits_for:
             continue
         waiters.setdefault(lock, []).append(node)

@@ -57,7 +57,7 @@ class Lifecycle:
         if self._resumed_pid == os.getpid():
             return
         self._resumed_pid = os.getpid()
-        _run(self._worker_starts, "worker start-up hook")
+        run_each(self._worker_starts, "worker start-up hook")
 
     def remember_main_thread(self) -> None:
         """Record the calling thread as this process's main thread."""
@@ -104,10 +104,11 @@ class Lifecycle:
         self._main_pid = os.getpid()
         self._threads = {}
         self._threads_pid = os.getpid()
-        _run(self._resets, "after-fork reset")
+        run_each(self._resets, "after-fork reset")
 
 
-def _run(callbacks: list[Callback], what: str) -> None:
+def run_each(callbacks: list[Callback], what: str) -> None:
+    """Call each callback; a failure is said on stderr, never raised."""
     for callback in callbacks:
         try:
             callback()

@@ -89,12 +89,11 @@ df_gmr_opts = [
         "native_stacks_at_once",
         default=True,
         help=(
-            "On SIGURG, write the main thread's Python stack to stderr "
-            "at once, from faulthandler's C-level handler. This is what "
-            "still comes out when the main thread holds the GIL in a "
-            "long C call; df-gmr report sends SIGURG when a report is "
-            "late. SIGURG is ignored by default, so the signal harms "
-            "nothing when this is off."
+            "On SIGURG, write the Python stack of the thread that "
+            "receives it (df-gmr report sends it to the main thread when "
+            "a report is late) to stderr at once, from faulthandler's "
+            "C-level handler. This is what still comes out when the main "
+            "thread holds the GIL in a long C call."
         ),
     ),
     cfg.BoolOpt(

@@ -18,7 +18,8 @@ module installs that handler and keeps it honest:
   CPython 3.11 and no df_gmr at all, ten SIGUSR2 sent back to back to a
   process holding the GIL crashed it (SIGSEGV) one time in two.
   Unchained, the kernel blocks the signal while the dump runs: nothing
-  nests (see tests/process/test_faults.py);
+  nests (measured once, outside the tests; the storms are in
+  tests/process/test_faults.py and test_hardening.py);
 * an application that installs its own handler for either signal wins,
   visibly: once it does (gunicorn re-executes itself on SIGUSR2), df_gmr
   says so on stderr and stops claiming what it no longer does;
@@ -51,7 +52,6 @@ from df_gmr.trigger import trigger
 EXIT_WAIT = 5.0
 
 
-
 class SignalOwner:
     """The report signals' handlers, the stack dump and the exit guard."""
 
@@ -70,8 +70,9 @@ class SignalOwner:
         self.exiting = False
         #: Held while arming or disarming the dump: the main thread (set-up,
         #: the application's signal.signal, the exit) and the reporting
-        #: thread (a new stderr) both do.  Re-entrant: a handler may nest
-        #: in the main thread; never held across anything that waits.
+        #: thread (a new stderr) both do.  Re-entrant (a Python-level
+        #: handler may call signal.signal in the main thread); held only
+        #: around faulthandler and signal calls, never across a write.
         self.dump_lock = _native.allocate_rlock()
         lifecycle.reset_after_fork(self._after_fork_in_child)
 
@@ -110,26 +111,30 @@ class SignalOwner:
     def arm_stack_dump(self) -> None:
         """Make SIGURG dump the main thread's stack, unless the
         application handles SIGURG itself."""
+        trigger.blocked.add(STACK_SIGNAL)  # never df_gmr's own threads
         with self.dump_lock:
             if self.armed or self.exiting:
                 return
             self.stack_dump = True
             current = signal.getsignal(STACK_SIGNAL)
-            if callable(current):  # the application's: it stays
+            theirs = callable(current)  # the application's: it stays
+            if theirs:
                 self.replaced[STACK_SIGNAL] = _describe_handler(current)
-                complain(f"SIGURG has the application's handler "
-                         f"({self.replaced[STACK_SIGNAL]}): df_gmr's "
-                         "C-level stack dump is off")
-                return
-            self.replaced.pop(STACK_SIGNAL, None)
-            self._register()
+            else:
+                self.replaced.pop(STACK_SIGNAL, None)
+                self._register()
+        if theirs:  # said outside the lock: a write may wait
+            complain(f"SIGURG has the application's handler "
+                     f"({self.replaced[STACK_SIGNAL]}): df_gmr's "
+                     "C-level stack dump is off")
 
     def _register(self) -> None:
-        # With dump_lock held.  Only the interrupted thread is dumped (the
-        # main thread: Linux gives a process-directed signal to it first);
+        # With dump_lock held.  Only the thread that receives the signal
+        # is dumped (df-gmr sends it to the main thread; a process-directed
+        # one goes to the main thread unless a signal is pending there);
         # all_threads=True reads other threads' frames without the GIL
-        # while they run, which crashed a process in our tests.  chain=False:
-        # see the module's docstring.
+        # while they run, which crashed a process in our tests.
+        # chain=False: see the module's docstring.
         fd = stderr.dump_fd()
         if fd is not None:  # None: no stderr at set-up
             faulthandler.register(STACK_SIGNAL, file=fd, all_threads=False,
@@ -217,7 +222,7 @@ class SignalOwner:
                 if armed:  # refused (not the main thread, a bad handler)
                     self._register()
                 raise
-            self._replaced(signum, handler)
+        self._replaced(signum, handler)  # outside the lock: it writes
         return previous
 
     def _replaced(self, signum: int, handler: Any) -> None:

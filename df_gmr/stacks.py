@@ -10,13 +10,13 @@ frame alive.
 
 from __future__ import annotations
 
-import functools
 import linecache
 import os
 import sys
 from types import CodeType
 from types import FrameType
 from typing import Any
+import weakref
 
 FrameKey = tuple[CodeType, int]
 StackKey = tuple[FrameKey, ...]
@@ -96,7 +96,12 @@ def origin(pairs: tuple[FrameKey, ...] | list[FrameKey],
                        f"among its {callers}"}
 
 
-@functools.lru_cache(maxsize=4096)
+#: code -> {offset: line}, weakly: a code object that goes takes its
+#: entry with it.
+_LINES: weakref.WeakKeyDictionary[CodeType, dict[int, int]] = \
+    weakref.WeakKeyDictionary()
+
+
 def line_at(code: CodeType, offset: int) -> int:
     """Return the line of the instruction at byte ``offset`` (``f_lasti``).
 
@@ -104,10 +109,16 @@ def line_at(code: CodeType, offset: int) -> int:
     rather than ``f_lineno``, which scans the line table at every call;
     the line is found here, once per place, when a report reads it.
     """
-    for start, end, line in code.co_lines():
-        if start <= offset < end:
-            return line if line is not None else code.co_firstlineno
-    return code.co_firstlineno
+    known = _LINES.get(code)
+    if known is None:
+        known = _LINES[code] = {}
+    line = known.get(offset)
+    if line is None:
+        line = known[offset] = next(
+            (number for start, end, number in code.co_lines()
+             if start <= offset < end and number is not None),
+            code.co_firstlineno)
+    return line
 
 
 def frame_keys(frame: FrameType | None, limit: int = 200) -> StackKey:

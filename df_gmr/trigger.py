@@ -61,6 +61,7 @@ from typing import Any
 
 from df_gmr import _native
 from df_gmr.lifecycle import lifecycle
+from df_gmr.lifecycle import run_each
 from df_gmr.streams import complain
 
 Producer = Callable[[str], object]
@@ -75,6 +76,8 @@ class Trigger:
         self.signal_names: dict[int, str] = {}
         #: Called by the reporting thread at every wake, before a report.
         self.wake_hooks: list[Callable[[], None]] = []
+        #: More signals df_gmr's own threads block (the stack signal).
+        self.blocked: set[int] = set()
         self.requests = 0
         self.last_trigger = ""
         self.wake: Any = None
@@ -147,7 +150,8 @@ class Trigger:
     def _reporting_loop(self, wake: Any) -> None:
         self.thread_ident = _native.get_ident()
         with contextlib.suppress(Exception):
-            signal.pthread_sigmask(signal.SIG_BLOCK, set(self.signal_names))
+            signal.pthread_sigmask(signal.SIG_BLOCK,
+                                   set(self.signal_names) | self.blocked)
         while True:
             wake.acquire()
             if self.thread_pid != os.getpid():
@@ -158,7 +162,7 @@ class Trigger:
             # guard never sees neither (a report it would not wait for).
             self.building.acquire()
             try:
-                _run(self.wake_hooks, "wake")
+                run_each(self.wake_hooks, "wake hook")
                 merged, self.requests = self.requests, 0
                 label = self.last_trigger or "request"
                 if merged > 1:
@@ -195,14 +199,6 @@ class Trigger:
         finally:
             gc.enable()
             self.collector_held_in = 0
-
-
-def _run(hooks: list[Callable[[], None]], name: str) -> None:
-    for hook in hooks:
-        try:
-            hook()
-        except Exception as error:
-            complain(f"{name} hook failed: {error!r}")
 
 
 #: The process's one trigger.

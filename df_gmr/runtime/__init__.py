@@ -57,8 +57,10 @@ class Snapshot:
         self._hubs: list[hub_reading.HubReading] | None = None
         self._waits: GreenletWaits | None = None
         self._request_ids: dict[int, str] | None = None
-        #: id(stack keys) -> (a lockutils frame?, a with block?)
-        self._lock_stacks: dict[int, tuple[bool, bool]] = {}
+        #: id(stack keys) -> (those keys, a lockutils frame?, a with block?)
+        #: The keys are kept and compared by identity: an id is reused
+        #: once its tuple is freed (another section's stacks).
+        self._lock_stacks: dict[int, tuple[StackKey, bool, bool]] = {}
         self._tracked: list[tuple[Any, tuple[Any, ...] | None]] | None = None
 
     def frames(self) -> dict[int, FrameType]:
@@ -77,22 +79,18 @@ class Snapshot:
         outside any lock cost no walk each.
         """
         walks = self._lock_stacks.get(id(keys))
-        if walks is None:
+        if walks is None or walks[0] is not keys:
             walks = self._lock_stacks[id(keys)] = (
-                locks.on_stack(keys), self.with_blocks.on_stack(keys))
+                keys, locks.on_stack(keys), self.with_blocks.on_stack(keys))
         found: dict[str, Any] = {}
-        if walks[0]:
+        if walks[1]:
             named = locks.named_locks(frame)
             if named:
                 found["named_locks"] = named
-        if walks[1]:
-            held, waiting = self.with_blocks.held_or_waiting(frame)
+        if walks[2]:
+            held = self.with_blocks.held(frame)
             if held:
                 found["held_locks"] = held
-            elif waiting:
-                # ``with cond: cond.wait()``: the rest of the group, the
-                # same code at the same lines, is not walked.
-                self._lock_stacks[id(keys)] = (walks[0], False)
         return found
 
     def tracked_with_sites(self) -> list[tuple[Any, tuple[Any, ...] | None]]:
@@ -102,10 +100,6 @@ class Snapshot:
         if self._tracked is None:
             self._tracked = greenlets.tracked_with_sites()
         return self._tracked
-
-    def tracked(self) -> list[Any]:
-        """Return the live tracked greenlets (``tracked_with_sites``)."""
-        return [green for green, _ in self.tracked_with_sites()]
 
     def own_threads(self) -> dict[int, str]:
         """Return df_gmr's own threads: ident -> role."""
@@ -166,5 +160,6 @@ class Snapshot:
         """Drop the live frames and objects this snapshot holds."""
         self._frames = None
         self._tracked = None
+        self._lock_stacks.clear()
         self._hubs = None
         self._waits = None

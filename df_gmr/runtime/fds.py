@@ -82,8 +82,10 @@ class FdTable:
         described = self._asked.get(inode)
         if described is None:
             described = ask_socket(fd)
-            if described is not None:
+            if described is not None and _inode(fd) == inode:
                 self._asked[inode] = described
+            else:  # closed and reused meanwhile: that was another socket
+                described = None
         if described is None:
             described = self.by_inode().get(inode)
         return described if described is not None else \
@@ -120,6 +122,13 @@ def _open_fds() -> list[int]:
                       if name.isdigit())
     except OSError:
         return []
+
+
+def _inode(fd: int) -> int | None:
+    try:
+        return os.fstat(fd).st_ino
+    except OSError:
+        return None
 
 
 def ask_socket(fd: int) -> str | None:

@@ -16,11 +16,13 @@ re-evaluated and not reported.
 What counts as a lock: threading's Lock, RLock, Semaphore,
 BoundedSemaphore and Condition (its underlying lock), eventlet's
 Semaphore family and Lock.  Each lock found says how: "the stack: inside
-``with self._lock:`` in f (file:line)".  Exact as far as the stack goes,
-with one exception handled: inside ``Condition.wait`` (``Event.wait``,
-a queue's ``get``) the condition's lock is released while it waits.  A
-lock acquired by ``acquire()`` without ``with``, or released by hand
-inside the block, is not seen.
+``with self._lock:`` in f (file:line)".  Inferred from the stack: the
+expression is re-read now (a body that rebinds ``self._lock`` names the
+new object); inside ``Condition.wait`` (``Event.wait``, a queue's
+``get``) the condition's lock is released while it waits, and that is
+seen.  A lock acquired by ``acquire()`` without ``with``, or released by
+hand inside the block, is not seen.  Read on CPython 3.11 only (see
+``SUPPORTED``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from __future__ import annotations
 import builtins
 import dis
 import os
+import sys
 from types import CodeType
 from types import FrameType
 from typing import Any
@@ -59,7 +62,13 @@ Block = tuple[int, int, frozenset[int]]
 #: The expression a ``with`` entered: its text, the path to read it, the
 #: ``with`` statement's line.
 Expression = tuple[str, tuple[str, ...], int]
-_BEFORE_WITH = dis.opmap.get("BEFORE_WITH")  # none since Python 3.14
+#: The bytecode layout this reading was checked against: CPython 3.11,
+#: where a ``with`` body is one stretch of code covered by its handler's
+#: table entries.  From 3.12 on, exception-handling code moves to the end
+#: of the function, and the span of those entries is no longer the body;
+#: 3.14 has no BEFORE_WITH.  Elsewhere no holder is read (none claimed).
+SUPPORTED = sys.version_info[:2] == (3, 11)
+_BEFORE_WITH = dis.opmap.get("BEFORE_WITH", -1)
 _PUSH_EXC_INFO = dis.opmap.get("PUSH_EXC_INFO")
 _WITH_EXCEPT_START = dis.opmap.get("WITH_EXCEPT_START")
 
@@ -104,18 +113,8 @@ class WithBlocks:
 
     def held(self, frame: FrameType | None) -> list[dict[str, Any]]:
         """Return the locks a stack holds by ``with``, innermost first."""
-        return self.held_or_waiting(frame)[0]
-
-    def held_or_waiting(self, frame: FrameType | None
-                        ) -> tuple[list[dict[str, Any]], bool]:
-        """Return the locks a stack holds by ``with``, and whether every
-        ``with`` block it stands in was one a ``Condition.wait`` inside
-        it released (``with cond: cond.wait()``, as Queue.get and
-        Event.wait do: the same code path releases it in every stack
-        that is the same)."""
         found: list[dict[str, Any]] = []
         released: set[int] = set()
-        seen = [0, 0]  # blocks stood in, of them released by a wait
         depth = 0
         while frame is not None and depth < DEPTH:
             code = frame.f_code
@@ -124,28 +123,24 @@ class WithBlocks:
                 released.update(_released_by_wait(frame))
             blocks = self.of(code)
             if blocks:
-                found.extend(self._held_in(frame, blocks, released, seen))
+                found.extend(self._held_in(frame, blocks, released))
             frame = frame.f_back
             depth += 1
-        return found, 0 < seen[0] == seen[1]
+        return found
 
     def _held_in(self, frame: FrameType, blocks: tuple[Block, ...],
-                 released: set[int], seen: list[int]
-                 ) -> list[dict[str, Any]]:
+                 released: set[int]) -> list[dict[str, Any]]:
         found = []
         lasti = frame.f_lasti
         code = frame.f_code
         for start, end, _ in reversed(blocks):  # innermost first
             if not start <= lasti < end:
                 continue
-            seen[0] += 1
             entered = self.expression(code, start)
             if entered is None:
                 continue
             text, path, line = entered
             lock = _lock(_evaluate(frame, path))
-            if lock is not None and id(lock) in released:
-                seen[1] += 1
             if lock is None or id(lock) in released:
                 continue
             where = f"{os.path.basename(code.co_filename)}:{line}"
@@ -174,7 +169,7 @@ def _read_blocks(code: CodeType) -> tuple[Block, ...]:
     """
     try:
         raw = code.co_code
-        if _BEFORE_WITH is None or bytes((_BEFORE_WITH,)) not in raw[0::2]:
+        if not SUPPORTED or bytes((_BEFORE_WITH,)) not in raw[0::2]:
             return ()
         spans: dict[int, list[int]] = {}
         entries = dis.Bytecode(code).exception_entries  # type: ignore[attr-defined]

@@ -7,8 +7,14 @@ import os
 
 import pytest
 
+from df_gmr.runtime import withblocks
 from tests.daemons import SCRIPTS
 from tests.daemons import run_python
+
+#: Holders inside 'with' blocks are read on CPython 3.11 only.
+WITH_BLOCKS = pytest.mark.skipif(
+    not withblocks.SUPPORTED,
+    reason="with-block holders are read on CPython 3.11 only")
 
 
 def findings(scene: str) -> tuple[list[dict], list[str]]:
@@ -90,6 +96,7 @@ def test_the_first_lines_say_who_holds_what_and_what_is_deadlocked():
     assert "held by greenthread" in head and "in __main__.update" in head
 
 
+@WITH_BLOCKS
 def test_greenthreads_waiting_for_a_with_lock_name_its_holder():
     found, text = findings("with-contention")
     [contention] = [f for f in found if f["kind"] == "lock_contention"]
@@ -102,6 +109,7 @@ def test_greenthreads_waiting_for_a_with_lock_name_its_holder():
     assert text[0].startswith("WARNING lock_contention: 20 greenthreads")
 
 
+@WITH_BLOCKS
 def test_two_greenthreads_inside_with_blocks_are_a_deadlock():
     found, _ = findings("with-deadlock")
     [deadlock] = [f for f in found if f["kind"] == "deadlock"]
@@ -111,6 +119,7 @@ def test_two_greenthreads_inside_with_blocks_are_a_deadlock():
     assert not [f for f in found if f["kind"] == "lock_contention"]
 
 
+@WITH_BLOCKS
 def test_a_cycle_through_a_with_lock_and_an_rlock_is_a_deadlock():
     found, _ = findings("mixed-deadlock")
     [deadlock] = [f for f in found if f["kind"] == "deadlock"]
@@ -134,6 +143,7 @@ def test_a_full_sqlalchemy_pool_names_its_waiters(scene, who):
     assert len(full["evidence"]) == 4
 
 
+@WITH_BLOCKS
 def test_a_cycle_through_a_named_lock_and_a_with_lock_is_a_deadlock():
     found, _ = findings("named-and-with-deadlock")
     [deadlock] = [f for f in found if f["kind"] == "deadlock"]
@@ -146,6 +156,7 @@ def test_a_cycle_through_a_named_lock_and_a_with_lock_is_a_deadlock():
     assert len(deadlock["evidence"]) == 2
 
 
+@WITH_BLOCKS
 def test_a_lock_held_around_a_condition_wait_is_held_the_condition_not():
     found, _ = findings("hold-while-waiting")
     [contention] = [f for f in found if f["kind"] == "lock_contention"]
@@ -153,4 +164,15 @@ def test_a_lock_held_around_a_condition_wait_is_held_the_condition_not():
     assert "(found by the stack: inside 'with held_lock:' in holder" in \
         contention["text"]
     # The idle threads' 'with idle: idle.wait()' holds nothing.
+    assert len(found) == 1, found
+
+
+@WITH_BLOCKS
+def test_a_thread_taking_again_the_lock_it_holds_is_a_deadlock():
+    found, _ = findings("self-deadlock")
+    [deadlock] = [f for f in found if f["kind"] == "deadlock"]
+    assert deadlock["text"].startswith("deadlock of 1: thread ")
+    assert "which it holds itself (found by the stack: inside 'with " \
+        "plain:' in again" in deadlock["text"]
+    # The thread past its 'with after_block:' holds nothing.
     assert len(found) == 1, found

@@ -213,6 +213,24 @@ elif scene == "hold-while-waiting":
                 for _ in range(3))
     keep.extend(threading.Thread(target=idler, daemon=True)
                 for _ in range(5))
+elif scene == "self-deadlock":
+    # A thread inside 'with' a plain Lock takes it again; after the
+    # block, another thread's frame stands past a finished 'with'.
+    plain = threading.Lock()
+    after_block = threading.Lock()
+    done_with = threading.Event()
+
+    def again():
+        with plain:
+            plain.acquire()
+
+    def past():
+        with after_block:
+            pass
+        done_with.wait()  # past the block: it holds nothing
+
+    keep.append(threading.Thread(target=again, name="again", daemon=True))
+    keep.append(threading.Thread(target=past, name="past", daemon=True))
 elif scene == "mixed-deadlock":
     # Native threads: one inside 'with' a plain Lock wants an RLock, the
     # RLock's owner (exact) wants the plain Lock.
