@@ -104,11 +104,15 @@ def _send_signal(pid: int, entry: dict[str, Any], signum: int,
         # time proves it is the one whose socket answered.
         status = registry.process_status(pid)
         if (not registry.entry_is_current(entry)
-                or registry.effective_uid(status) != owner
-                or not registry.catches_signal(status, signum)):
+                or registry.effective_uid(status) != owner):
             msg = (f"pid {pid}: no longer the process of its entry (start "
-                   "time, user) or its signal handler is gone; not "
-                   "signalled")
+                   "time, user); not signalled")
+            raise Refusal(msg)
+        if not registry.catches_signal(status, signum):
+            gone = ("its stack dump is off now (the interpreter is "
+                    "exiting, or its stderr is gone)" if main_thread
+                    else "its signal handler is gone")
+            msg = f"pid {pid}: {gone}; not signalled"
             raise Refusal(msg)
         try:
             if main_thread and _to_main_thread(pid, signum):

@@ -154,13 +154,8 @@ def _waiting(data: Any, what: str, kind: str
     """Yield (member, its wait) of each member waiting in ``kind``."""
     if not _available(data):
         return
-    for group in data.get("groups", []):
-        if group.get("wait_kind") != kind:
-            continue
-        own = {member["id"]: member.get("wait", {})
-               for member in group["members"]}
-        for ident in group["ids"]:
-            yield (what, ident), {**group["wait"], **own.get(ident, {})}
+    for member in _thread_members(data, kind):
+        yield (what, member["id"]), member["wait"]
 
 
 def _db_pools(threads: Any, greens: Any) -> Iterator[dict[str, Any]]:
@@ -187,8 +182,13 @@ def _db_pools(threads: Any, greens: Any) -> Iterator[dict[str, Any]]:
             [node[1] for node in nodes[:10]])
 
 
-def _thread_members(data: Any) -> Iterator[dict[str, Any]]:
+def _thread_members(data: Any, kind: str | None = None
+                    ) -> Iterator[dict[str, Any]]:
+    """Yield every member (of the groups waiting in ``kind``, if given),
+    its own wait merged over its group's."""
     for group in data.get("groups", []):
+        if kind is not None and group.get("wait_kind") != kind:
+            continue
         shared = group["wait"]
         own = {member["id"]: member for member in group["members"]}
         for ident in group["ids"]:
