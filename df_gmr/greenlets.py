@@ -61,7 +61,8 @@ _refs: list[weakref.ref[Any]] = []
 #: cyclic collector to track (measured: ~10 points of spawn throughput).
 _codes: list[Any] = []
 _lines = array.array("l")
-SITE_SLOTS = 3
+SITE_SLOTS = 3  # tracked_with_sites reads exactly three
+_NO_CODE = object()
 _NO_SITE = (None,) * SITE_SLOTS
 _NO_LINES = (0,) * SITE_SLOTS
 #: Seqlock for readers in the reporting thread: odd while compacting.
@@ -399,24 +400,32 @@ def tracked_with_sites() -> list[tuple[Any, tuple[Any, ...] | None]]:
     # by identity first), and the previous site's tuple is kept (a tuple
     # and three ints per greenlet: +9 MiB at 100k greenthreads).
     # Equality, not a dict: hashing code objects costs more than it saves.
+    # The three slots (SITE_SLOTS) compared one by one, codes by
+    # identity: nothing is allocated for a greenlet whose site is the
+    # previous one's.
     last: tuple[Any, ...] | None = None
-    last_codes: list[Any] = []
-    last_lines: list[Any] = []
-    for index, reference in enumerate(refs):
+    code0 = code1 = code2 = _NO_CODE
+    line0 = line1 = line2 = -1
+    append = pairs.append
+    first = -SITE_SLOTS
+    for reference in refs:
+        first += SITE_SLOTS
         green = reference()
         if green is None:
             continue
-        first = index * SITE_SLOTS
-        site_codes = codes[first:first + SITE_SLOTS]
-        site_lines = lines[first:first + SITE_SLOTS]
-        if site_codes != last_codes or site_lines != last_lines:
-            last_codes, last_lines = site_codes, site_lines
+        if codes[first] is not code0 or codes[first + 1] is not code1 \
+                or codes[first + 2] is not code2 \
+                or lines[first] != line0 or lines[first + 1] != line1 \
+                or lines[first + 2] != line2:
+            code0, code1, code2 = codes[first:first + SITE_SLOTS]
+            line0, line1, line2 = lines[first:first + SITE_SLOTS]
             site: list[Any] = []
-            for code, offset in zip(site_codes, site_lines, strict=True):
+            for code, offset in ((code0, line0), (code1, line1),
+                                 (code2, line2)):
                 if code is not None:
                     site.extend((code, stacks.line_at(code, offset)))
             last = tuple(site) if site else None
-        pairs.append((green, last))
+        append((green, last))
     return pairs
 
 
