@@ -54,7 +54,10 @@ class Greens:
         self.everything: dict[int, Any] = {}
         self.tracked: set[int] = set()
         self.spawn_sites: dict[int, Any] = {}
-        self.classified: dict[stacks.StackKey, tuple[str, int | None]] = {}
+        #: id(stack keys) -> the index of its matching wait frame.
+        self.match_of: dict[int, int | None] = {}
+        #: id(spawn positions) -> (those positions, their site).
+        self.site_of: dict[int, tuple[tuple[Any, ...], dict[str, Any]]] = {}
         self.hub_waits = snapshot.greenlet_waits()
         self.sites: dict[Any, dict[str, Any]] = {}
         self.prefixes = stacks.wrapper_prefixes()
@@ -138,10 +141,13 @@ class Greens:
                 kind = "greenlet" if type(green) is plain else "greenthread"
             found = by_stack.get(keys)
             if found is None:
-                classified = self.classified[keys] = waits.outward(
+                classified = waits.outward(
                     keys, waits.classify(keys, waits.EVENTLET_WAITS,
                                          self.eventlet),
                     waits.THREAD_WAITS, self.stdlib)
+                # By id for the members' details: the keys stay alive in
+                # the gathered groups while they are described.
+                self.match_of[id(keys)] = classified[1]
                 found = by_stack[keys] = (classified[0], {})
             wait_kind = _wait_kind(state, kind, found[0], ident in on_fd)
             members = found[1].get((state, kind, wait_kind))
@@ -157,6 +163,20 @@ class Greens:
         """Describe where a greenlet was spawned, or why that is unknown."""
         positions = self.spawn_sites.get(ident) or ()
         started = self.looping_starts.get(ident, ())
+        # Greenlets spawned from one place share one positions tuple (see
+        # greenlets.tracked_with_sites): found by identity, not by a hash
+        # of its code objects.
+        shared = self.site_of.get(id(positions)) if positions and \
+            not started else None
+        if shared is not None and shared[0] is positions:
+            return shared[1]
+        site = self._site(ident, positions, started)
+        if positions and not started:
+            self.site_of[id(positions)] = (positions, site)
+        return site
+
+    def _site(self, ident: int, positions: tuple[Any, ...],
+              started: tuple[Any, ...]) -> dict[str, Any]:
         key: tuple[Any, ...]
         if positions or started:
             key = ("recorded", positions, started)
@@ -187,7 +207,7 @@ class Greens:
             return None
         wait = _wait(state, kind, wait_kind, self.hub_waits.waits.get(ident),
                      self.stranded.get(ident))
-        match = self.classified[keys][1]
+        match = self.match_of[id(keys)]
         if match is not None and state == "parked" and kind != "hub":
             frame = green.gr_frame
             if frame is not None:
