@@ -3,7 +3,7 @@
 A report must not call ``gc.get_objects()``: touching every object of a
 forked worker unshares its copy-on-write pages, and objects frozen by
 ``gc.freeze()`` (oslo.service freezes the heap before it forks) are not
-even listed by it.  Instead df_gmr keeps weak registries, filled
+even listed by it.  Instead df_gmr keeps registries, filled
 
 * once, at set-up, by one heap scan (set-up runs in the main process,
   before the launcher freezes the heap and forks), and
@@ -11,10 +11,20 @@ even listed by it.  Instead df_gmr keeps weak registries, filled
   (``GreenThread.__init__`` and ``greenthread._spawn_n``) and on
   ``BaseHub.__init__``.
 
-A hook stores a weak reference to the greenlet, with the code positions
-of its callers as the spawn site, in a dict: no per-switch tracing.
-Greenlets created with raw ``greenlet.greenlet()`` after set-up are
-still found through the hubs' timers and listeners.
+A spawn hook puts the greenlet in a dict, with the code positions of its
+callers as the spawn site; a GreenThread's own exit takes it out again
+(``GreenThread._resolve_links``, hooked too), and plain greenlets are
+swept once dead: no per-switch tracing, and no object per greenthread
+for the cyclic garbage collector (a weak reference is one).  The
+registry holds the greenthreads spawned in this process strongly while
+they live (those of the set-up's heap scan, and a forked child's
+inherited ones, weakly: a renewed hub must be freed): one that the
+service drops while it is parked (nothing else refers to it) is kept,
+and listed, instead of being killed by GreenletExit when it is freed; a
+parked greenthread the service still waits on, the usual case, is kept
+alive by the service anyway.  Greenlets created with raw
+``greenlet.greenlet()`` after set-up are still found through the hubs'
+timers and listeners.
 
 df_gmr's own threads (``lifecycle.own_threads()``: the reporting thread,
 section threads, watchers) are not the service's: they must not get a
@@ -32,7 +42,6 @@ spawned there would be tracked as the service's.
 
 from __future__ import annotations
 
-import array
 import dataclasses
 import functools
 import gc
@@ -48,26 +57,29 @@ from df_gmr import _native
 from df_gmr import stacks
 from df_gmr.lifecycle import lifecycle
 
-#: The registry: parallel lists, one entry per tracked greenlet: a weak
-#: reference (without callback: nothing runs when a greenlet dies) and its
-#: spawn site, a flat tuple ``(code, lineno, code, lineno, ...)`` of the
-#: spawning frames, innermost first (or None).  Entries of dead greenlets
-#: are dropped by ``_compact`` when the lists have doubled, so a spawn
-#: costs two appends and one small tuple (see benchmarks/, cost at rest).
-_refs: list[weakref.ref[Any]] = []
-#: SITE_SLOTS code objects and instruction offsets (``f_lasti``, made
-#: line numbers when read: see ``stacks.line_at``) per entry, in two flat
-#: containers: a stored tuple per spawn would be one more object for the
-#: cyclic collector to track (measured: ~10 points of spawn throughput).
-_codes: list[Any] = []
-_lines = array.array("l")
-SITE_SLOTS = 3  # tracked_with_sites reads exactly three
-_NO_CODE = object()
-_NO_SITE = (None,) * SITE_SLOTS
-_NO_LINES = (0,) * SITE_SLOTS
-#: Seqlock for readers in the reporting thread: odd while compacting.
-_generation = 0
-_compact_at = 4096
+#: The registry: every greenlet spawned here, held strongly (a dict entry is
+#: not an object the cyclic collector tracks; a weak reference is, and it
+#: made the collector run more often: see benchmarks/, cost at rest), with
+#: its raw spawn site, a tuple ``(code, code, code, offset, offset,
+#: offset)`` of the spawning frames, innermost first (``f_lasti``, made
+#: line numbers when read: see ``stacks.line_at``), or None.  The tuple
+#: holds code objects and ints only, so the collector stops tracking it at
+#: its first collection.  A GreenThread's entry is removed by its own exit
+#: (``_resolve_links``, which ``GreenThread.main`` calls however the
+#: function ends, and ``kill`` calls for one killed before it ran); the
+#: rest (``spawn_n``'s plain greenlets, the greenlets of the seed, a
+#: GreenThread thrown into before it started) are swept once dead, when
+#: the registry has doubled since the last sweep.
+_alive: dict[Any, tuple[Any, ...] | None] = {}
+#: Greenlets found by the seed's heap scan, and those inherited from the
+#: parent by a forked child, held weakly with their sites: a hub that the
+#: service replaces (a worker renews its hub after fork) must be freed
+#: with the greenlets that only it refers to, as without df_gmr.  Their
+#: number is fixed at that moment: nothing is added per spawn.
+_weak: list[tuple[weakref.ref[Any], tuple[Any, ...] | None]] = []
+SITE_SLOTS = 3  # frames of a spawn site
+_sweep_at = 4096
+_MISSING = object()
 _hubs: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 #: Hubs created in df_gmr's own threads: never the service's.
 _own_hubs: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -180,6 +192,7 @@ def install() -> None:
     greenlet = sys.modules.get("greenlet")
     if greenlet is not None:
         _seed(greenlet.greenlet)
+    lifecycle.reset_after_fork(_weaken_inherited)
     _imports.when_imported("eventlet.greenthread", _hook_greenthread)
     _imports.when_imported("eventlet.hubs.hub", _hook_hub)
     _imports.when_imported("eventlet.hubs", _hook_notify_opened)
@@ -187,10 +200,9 @@ def install() -> None:
 
 def _seed(greenlet_type: type) -> None:
     for candidate in gc.get_objects():
-        if isinstance(candidate, greenlet_type):
-            _codes.extend(_NO_SITE)
-            _lines.extend(_NO_LINES)
-            _refs.append(weakref.ref(candidate))
+        if isinstance(candidate, greenlet_type) and not getattr(
+                candidate, "dead", True):
+            _weak.append((weakref.ref(candidate), None))
     hubs = sys.modules.get("eventlet.hubs")
     local = getattr(hubs, "_threadlocal", None)
     hub = getattr(local, "hub", None)
@@ -201,74 +213,96 @@ def _seed(greenlet_type: type) -> None:
 def _hook_greenthread(greenthread: ModuleType) -> None:
     # Wrap the functions found now; whatever wraps them later wraps ours.
     # This runs on every spawn: C calls and attribute reads only, no loop,
-    # no call of ours but the rare compaction.
+    # no call of ours but the rare sweep.
     green_thread_init = greenthread.GreenThread.__init__
+    resolve_links = greenthread.GreenThread._resolve_links
     spawn_n = greenthread._spawn_n
     getframe = sys._getframe
-    ref = weakref.ref
-    add_ref = _refs.append
-    add_codes = _codes.extend
-    add_lines = _lines.extend
+    alive = _alive
+    forget = _alive.pop
+    previous: tuple[Any, ...] | None = None
 
     @functools.wraps(green_thread_init)
     def tracked_init(self: Any, parent: Any) -> None:
         green_thread_init(self, parent)
-        # Callers, innermost first: spawn(), then maybe GreenPool.spawn,
-        # ThreadGroup.add_thread, then the application.  spawn() may be a
-        # greenlet's outermost frame (spawn_n(spawn, f)): no caller then.
-        # The temporary tuples below are freed at once: only the weak
-        # reference outlives the call.  Codes and lines go first, the
-        # reference last: a reader that sees the reference sees its site.
+        # Callers, innermost first, from spawn()'s caller: GreenPool.spawn,
+        # ThreadGroup.add_thread or the application, then theirs.  spawn()
+        # may be a greenlet's outermost frame (spawn_n(spawn, f)): no
+        # caller then.  Only the site's tuple outlives the call.
+        nonlocal previous
         try:
             frame = getframe(2)
         except ValueError:
-            add_codes(_NO_SITE)
-            add_lines(_NO_LINES)
+            alive[self] = None
         else:
             back = frame.f_back
             third = back.f_back if back is not None else None
-            add_codes((frame.f_code,
-                       back.f_code if back is not None else None,
-                       third.f_code if third is not None else None))
-            add_lines((frame.f_lasti,
-                       back.f_lasti if back is not None else 0,
-                       third.f_lasti if third is not None else 0))
+            site = (frame.f_code,
+                    back.f_code if back is not None else None,
+                    third.f_code if third is not None else None,
+                    frame.f_lasti,
+                    back.f_lasti if back is not None else 0,
+                    third.f_lasti if third is not None else 0)
             del frame, back, third
-        add_ref(ref(self))
-        if len(_refs) >= _compact_at:
-            _compact()
+            # Spawned from the same place as the previous one: share its
+            # tuple (compared in C, codes by identity first), so a loop
+            # of spawns keeps one site, not one per greenthread.
+            if site == previous:
+                site = previous
+            else:
+                previous = site
+            alive[self] = site
+        if len(alive) >= _sweep_at:
+            _sweep()
+
+    @functools.wraps(resolve_links)
+    def forgotten_at_exit(self: Any) -> None:
+        # main() calls it once the function returned or raised, and
+        # kill() through main() for a greenthread killed before it ran;
+        # link() calls it again on a finished one (pop is idempotent).
+        forget(self, None)
+        resolve_links(self)
 
     @functools.wraps(spawn_n)
     def tracked_spawn_n(seconds: Any, func: Any, args: Any, kwargs: Any
                         ) -> Any:
         timer, green = spawn_n(seconds, func, args, kwargs)
-        codes, lines = _caller_positions(getframe(1))
-        add_codes(codes)
-        add_lines(lines)
-        add_ref(ref(green))
-        if len(_refs) >= _compact_at:
-            _compact()
+        alive[green] = _caller_site(getframe(1))
+        if len(alive) >= _sweep_at:
+            _sweep()
         return timer, green
 
     greenthread.GreenThread.__init__ = tracked_init
+    greenthread.GreenThread._resolve_links = forgotten_at_exit
     greenthread._spawn_n = tracked_spawn_n  # type: ignore[attr-defined]
 
 
-def _compact() -> None:
+def _weaken_inherited() -> None:
+    """In a forked child: hold the parent's greenlets weakly from now on.
+
+    They never run here unless the child keeps its parent's hub; a child
+    that renews it (oslo.service's workers do) must be able to free the
+    old hub, its epoll descriptor and the greenlets only it refers to.
+    """
+    inherited = [(weakref.ref(green), site) for green, site in _alive.items()
+                 if not green.dead]
+    _alive.clear()
+    _weak[:] = [(reference, site) for reference, site in _weak
+                if reference() is not None] + inherited
+
+
+def _sweep() -> None:
     """Drop the entries of dead greenlets (in the thread that spawns)."""
-    global _generation, _compact_at
-    _generation += 1  # odd: readers wait
-    try:
-        alive = [index for index, reference in enumerate(_refs)
-                 if reference() is not None]
-        slots = [index * SITE_SLOTS + slot for index in alive
-                 for slot in range(SITE_SLOTS)]
-        _codes[:] = [_codes[slot] for slot in slots]
-        _lines[:] = array.array("l", [_lines[slot] for slot in slots])
-        _refs[:] = [_refs[index] for index in alive]
-    finally:
-        _generation += 1
-    _compact_at = max(4096, 2 * len(_refs))
+    global _sweep_at
+    # list() copies the keys in one C call, so a hub in another thread
+    # spawning meanwhile cannot break the iteration.
+    for green in list(_alive):
+        if green.dead:
+            _alive.pop(green, None)
+    if _weak:
+        _weak[:] = [(reference, site) for reference, site in _weak
+                    if reference() is not None]
+    _sweep_at = max(4096, 2 * len(_alive))
 
 
 def is_own_thread(ident: int) -> bool:
@@ -325,15 +359,17 @@ def bound_greenlet(callback: Any) -> Any:
     return owner
 
 
-def _caller_positions(frame: Any) -> tuple[tuple[Any, ...], tuple[int, ...]]:
+def _caller_site(frame: Any) -> tuple[Any, ...] | None:
     codes: list[Any] = []
-    lines: list[int] = []
+    offsets: list[int] = []
     while frame is not None and len(codes) < SITE_SLOTS:
         codes.append(frame.f_code)
-        lines.append(frame.f_lasti)
+        offsets.append(frame.f_lasti)
         frame = frame.f_back
+    if not codes:
+        return None
     missing = SITE_SLOTS - len(codes)
-    return tuple(codes) + (None,) * missing, tuple(lines) + (0,) * missing
+    return (*codes, *(None,) * missing, *offsets, *(0,) * missing)
 
 
 def snapshot(read: Any) -> list[Any]:
@@ -379,54 +415,49 @@ def tracked_with_sites() -> list[tuple[Any, tuple[Any, ...] | None]]:
         return [(green, None) for green in
                 (reference() for reference in scan.greenlets)
                 if green is not None]
-    for _ in range(100):
-        before = _generation
-        if before % 2:
-            _native.sleep(0.001)  # the main thread is compacting
-            continue
-        refs = snapshot(lambda: _refs)
-        codes = snapshot(lambda: _codes)
-        lines = snapshot(lambda: _lines)
-        needed = len(refs) * SITE_SLOTS
-        if _generation == before and len(codes) >= needed \
-                and len(lines) >= needed:
-            break
-    else:
-        msg = "the greenlet registry kept being compacted (100 tries)"
-        raise RuntimeError(msg)
+    entries = [(green, site) for green, site in
+               ((reference(), site) for reference, site in snapshot(
+                   _weak.__iter__))
+               if green is not None]
+    entries += snapshot(_alive.items)
     pairs: list[tuple[Any, tuple[Any, ...] | None]] = []
-    # Greenlets spawned one after another mostly share their spawn site:
-    # its slots are compared with the previous greenlet's (code objects
-    # by identity first), and the previous site's tuple is kept (a tuple
-    # and three ints per greenlet: +9 MiB at 100k greenthreads).
-    # Equality, not a dict: hashing code objects costs more than it saves.
-    # The three slots (SITE_SLOTS) compared one by one, codes by
-    # identity: nothing is allocated for a greenlet whose site is the
-    # previous one's.
+    # Greenlets spawned from one place mostly share their raw site's tuple
+    # (see the hook), or an equal one: each distinct site is converted
+    # once, recognised by comparing with the previous entry's (in C, codes
+    # by identity first), then by the tuple's identity, then by its codes'
+    # identities and offsets (the entries keep them alive meanwhile).
+    by_tuple: dict[int, tuple[Any, ...] | None] = {}
+    by_value: dict[tuple[int, ...], tuple[Any, ...] | None] = {}
+    last_raw: Any = _MISSING
     last: tuple[Any, ...] | None = None
-    code0 = code1 = code2 = _NO_CODE
-    line0 = line1 = line2 = -1
     append = pairs.append
-    first = -SITE_SLOTS
-    for reference in refs:
-        first += SITE_SLOTS
-        green = reference()
-        if green is None:
-            continue
-        if codes[first] is not code0 or codes[first + 1] is not code1 \
-                or codes[first + 2] is not code2 \
-                or lines[first] != line0 or lines[first + 1] != line1 \
-                or lines[first + 2] != line2:
-            code0, code1, code2 = codes[first:first + SITE_SLOTS]
-            line0, line1, line2 = lines[first:first + SITE_SLOTS]
-            site: list[Any] = []
-            for code, offset in ((code0, line0), (code1, line1),
-                                 (code2, line2)):
-                if code is not None:
-                    site.extend((code, stacks.line_at(code, offset)))
-            last = tuple(site) if site else None
-        append((green, last))
+    for green, raw in entries:
+        if raw is not last_raw and raw != last_raw:
+            if raw is None:
+                last = None
+            else:
+                found: Any = by_tuple.get(id(raw), _MISSING)
+                if found is _MISSING:
+                    key = (*map(id, raw[:SITE_SLOTS]), *raw[SITE_SLOTS:])
+                    found = by_value.get(key, _MISSING)
+                    if found is _MISSING:
+                        found = by_value[key] = _site(raw)
+                    by_tuple[id(raw)] = found
+                last = found
+            last_raw = raw
+        if not green.dead:
+            append((green, last))
     return pairs
+
+
+def _site(raw: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """Return ``(code, lineno, ...)`` from a raw ``(codes, offsets)``."""
+    site: list[Any] = []
+    for slot in range(SITE_SLOTS):
+        code = raw[slot]
+        if code is not None:
+            site.extend((code, stacks.line_at(code, raw[SITE_SLOTS + slot])))
+    return tuple(site) if site else None
 
 
 def tracked() -> list[Any]:
