@@ -79,7 +79,6 @@ _alive: dict[Any, tuple[Any, ...] | None] = {}
 _weak: list[tuple[weakref.ref[Any], tuple[Any, ...] | None]] = []
 SITE_SLOTS = 3  # frames of a spawn site
 _sweep_at = 4096
-_MISSING = object()
 _hubs: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 #: Hubs created in df_gmr's own threads: never the service's.
 _own_hubs: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -402,11 +401,14 @@ def state(green: Any) -> str:
 
 
 def tracked_with_sites() -> list[tuple[Any, tuple[Any, ...] | None]]:
-    """Return ``(greenlet, spawn site)`` for every live tracked greenlet.
+    """Return ``(greenlet, raw spawn site)`` for every live tracked greenlet.
 
-    The spawn site is a flat ``(code, lineno, ...)`` tuple, innermost
-    caller first, or None when the greenlet predates set-up.  Without
-    the registry: every greenlet of the last heap scan, without site.
+    The raw site is the hook's tuple of codes and instruction offsets
+    (``spawn_positions`` makes it ``(code, lineno, ...)``), or None when
+    the greenlet predates set-up.  Without the registry: every greenlet
+    of the last heap scan, without site.  One copy of the registry, in C
+    calls (atomic under the GIL), and one pass dropping the dead: the
+    sites are converted by whoever shows them, once per distinct site.
     """
     if not installed():
         scan = _scan
@@ -420,44 +422,25 @@ def tracked_with_sites() -> list[tuple[Any, tuple[Any, ...] | None]]:
                    _weak.__iter__))
                if green is not None]
     entries += snapshot(_alive.items)
-    pairs: list[tuple[Any, tuple[Any, ...] | None]] = []
-    # Greenlets spawned from one place mostly share their raw site's tuple
-    # (see the hook), or an equal one: each distinct site is converted
-    # once, recognised by comparing with the previous entry's (in C, codes
-    # by identity first), then by the tuple's identity, then by its codes'
-    # identities and offsets (the entries keep them alive meanwhile).
-    by_tuple: dict[int, tuple[Any, ...] | None] = {}
-    by_value: dict[tuple[int, ...], tuple[Any, ...] | None] = {}
-    last_raw: Any = _MISSING
-    last: tuple[Any, ...] | None = None
-    append = pairs.append
-    for green, raw in entries:
-        if raw is not last_raw and raw != last_raw:
-            if raw is None:
-                last = None
-            else:
-                found: Any = by_tuple.get(id(raw), _MISSING)
-                if found is _MISSING:
-                    key = (*map(id, raw[:SITE_SLOTS]), *raw[SITE_SLOTS:])
-                    found = by_value.get(key, _MISSING)
-                    if found is _MISSING:
-                        found = by_value[key] = _site(raw)
-                    by_tuple[id(raw)] = found
-                last = found
-            last_raw = raw
-        if not green.dead:
-            append((green, last))
-    return pairs
+    return [entry for entry in entries if not entry[0].dead]
 
 
-def _site(raw: tuple[Any, ...]) -> tuple[Any, ...] | None:
-    """Return ``(code, lineno, ...)`` from a raw ``(codes, offsets)``."""
+def spawn_positions(raw: tuple[Any, ...]) -> tuple[Any, ...] | None:
+    """Return ``(code, lineno, ...)``, innermost first, from a raw site."""
     site: list[Any] = []
     for slot in range(SITE_SLOTS):
         code = raw[slot]
         if code is not None:
             site.extend((code, stacks.line_at(code, raw[SITE_SLOTS + slot])))
     return tuple(site) if site else None
+
+
+def site_key(raw: tuple[Any, ...]) -> tuple[int, ...]:
+    """Return a cheap key of a raw site: its codes' ids and its offsets.
+
+    Valid while the raw site (which holds the codes) is alive.
+    """
+    return (*map(id, raw[:SITE_SLOTS]), *raw[SITE_SLOTS:])
 
 
 def tracked() -> list[Any]:

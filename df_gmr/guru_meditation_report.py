@@ -27,6 +27,7 @@ from typing import ClassVar
 
 from df_gmr.reporter import Settings
 from df_gmr.reporter import reporter
+from df_gmr.trigger import trigger
 
 
 def current_autorun() -> Settings | None:
@@ -116,8 +117,14 @@ class GuruMeditation:
         reporter.produce("api")
 
     def run(self, fmt: str = "text") -> str:
-        """Build the report in the calling thread and return it as text."""
-        return reporter.render(reporter.build("api", self.version_obj), fmt)
+        """Build the report in the calling thread and return it as text.
+
+        As for a signalled report, the cyclic garbage collector waits
+        until the report is built (see ``Trigger.collection_deferred``).
+        """
+        with trigger.collection_deferred():
+            return reporter.render(reporter.build("api", self.version_obj),
+                                   fmt)
 
 
 class TextGuruMeditation(GuruMeditation):

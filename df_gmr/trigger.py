@@ -169,7 +169,7 @@ class Trigger:
                     label += f" ({merged} requests merged)"
                 producer = self.producer
                 if producer is not None:
-                    with self._collection_deferred():
+                    with self.collection_deferred():
                         producer(label)
             except BaseException as error:
                 complain(f"report failed: {error!r}")
@@ -177,7 +177,7 @@ class Trigger:
                 self.building.release()
 
     @contextlib.contextmanager
-    def _collection_deferred(self) -> Iterator[None]:
+    def collection_deferred(self) -> Iterator[None]:
         """Hold the cyclic garbage collector off while a report is built.
 
         The report allocates a lot at once; a full collection that it

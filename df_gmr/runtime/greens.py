@@ -56,8 +56,10 @@ class Greens:
         self.spawn_sites: dict[int, Any] = {}
         #: id(stack keys) -> the index of its matching wait frame.
         self.match_of: dict[int, int | None] = {}
-        #: id(spawn positions) -> (those positions, their site).
+        #: id(raw spawn site) -> (that raw site, its site); and by the
+        #: site's value (``greenlets.site_key``) for equal raw sites.
         self.site_of: dict[int, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+        self.site_by_key: dict[tuple[int, ...], dict[str, Any]] = {}
         self.hub_waits = snapshot.greenlet_waits()
         self.sites: dict[Any, dict[str, Any]] = {}
         self.prefixes = stacks.wrapper_prefixes()
@@ -75,7 +77,8 @@ class Greens:
         gathered = self._gather()
         self.request_ids = self.snapshot.request_ids()
         self.now = time.monotonic()
-        built = grouping.build(gathered, self._describe, id, "spawn_site")
+        built = grouping.build(gathered, self._describe, id, "spawn_site",
+                               own_past_budget=self.request_ids)
         gathered.clear()
         return built
 
@@ -161,18 +164,23 @@ class Greens:
 
     def _spawn_site(self, ident: int) -> dict[str, Any]:
         """Describe where a greenlet was spawned, or why that is unknown."""
-        positions = self.spawn_sites.get(ident) or ()
+        raw = self.spawn_sites.get(ident)
         started = self.looping_starts.get(ident, ())
-        # Greenlets spawned from one place share one positions tuple (see
-        # greenlets.tracked_with_sites): found by identity, not by a hash
-        # of its code objects.
-        shared = self.site_of.get(id(positions)) if positions and \
-            not started else None
-        if shared is not None and shared[0] is positions:
+        if raw is None or started:
+            positions = greenlets.spawn_positions(raw) if raw else None
+            return self._site(ident, positions or (), started)
+        # Greenlets spawned from one place mostly share one raw site tuple
+        # (see greenlets' spawn hook): found by identity, then by its
+        # codes' identities and offsets, never by hashing code objects.
+        shared = self.site_of.get(id(raw))
+        if shared is not None and shared[0] is raw:
             return shared[1]
-        site = self._site(ident, positions, started)
-        if positions and not started:
-            self.site_of[id(positions)] = (positions, site)
+        key = greenlets.site_key(raw)
+        site = self.site_by_key.get(key)
+        if site is None:
+            site = self.site_by_key[key] = self._site(
+                ident, greenlets.spawn_positions(raw) or (), ())
+        self.site_of[id(raw)] = (raw, site)
         return site
 
     def _site(self, ident: int, positions: tuple[Any, ...],

@@ -9,6 +9,7 @@ cost one stack and one list of ids.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Container
 from typing import Any
 
 from df_gmr import stacks
@@ -23,7 +24,8 @@ _MISSING = object()
 
 def build(gathered: dict[GroupKey, list[Any]],
           describe: Callable[[GroupKey, int, Any], dict[str, Any] | None],
-          ident: Callable[[Any], int], origin_key: str = "origin"
+          ident: Callable[[Any], int], origin_key: str = "origin",
+          own_past_budget: Container[int] | None = None
           ) -> list[dict[str, Any]]:
     """Turn gathered members into groups, biggest first.
 
@@ -31,11 +33,21 @@ def build(gathered: dict[GroupKey, list[Any]],
     ``wait`` and optional ``origin_key`` -- where it was spawned or
     started --, ``request_id``, ``waiting_seconds``, ``name``...), or None
     past the details budget for a member with nothing of its own;
-    ``ident(member)`` its id.
+    ``ident(member)`` its id.  With ``own_past_budget``, the ids of the
+    members that have something of their own, members past
+    DETAILS_PER_GROUP are described only if listed there (a group of
+    100,000 identical waiters costs no call per member).
     """
     built = []
     for key, members in gathered.items():
-        detailed = [found for index, member in enumerate(members)
+        if own_past_budget is None or len(members) <= DETAILS_PER_GROUP:
+            chosen: Any = enumerate(members)
+        else:
+            chosen = [*enumerate(members[:DETAILS_PER_GROUP]), *(
+                (index, member) for index, member in enumerate(
+                    members[DETAILS_PER_GROUP:], DETAILS_PER_GROUP)
+                if ident(member) in own_past_budget)]
+        detailed = [found for index, member in chosen
                     if (found := describe(key, index, member)) is not None]
         group = factor(key[0], key[1], stacks.describe(key[3]), detailed,
                        [ident(member) for member in members], origin_key)

@@ -115,16 +115,31 @@ def _read_hub(hub: Any, ident: int, status: str) -> HubReading:
     entries = (greenlets.snapshot(lambda: getattr(hub, "timers", ())) +
                greenlets.snapshot(lambda: getattr(hub, "next_timers", ())))
     timers = []
+    bound_greenlet = greenlets.bound_greenlet
     for due, timer in entries:
-        if not _pending(timer):
-            continue
-        callback, args = _timer_call(timer)
-        seconds = getattr(timer, "seconds", None)
+        # eventlet's timers keep their state in their __dict__: read with
+        # dict lookups (a getattr that misses raises inside), one timer
+        # per sleeping greenthread (25,000 and more).
+        state = getattr(timer, "__dict__", None)
+        if type(state) is not dict:  # another kind of timer
+            if not _pending(timer):
+                continue
+            callback, args = _timer_call(timer)
+            seconds = getattr(timer, "seconds", None)
+        else:
+            if state.get("called", False):
+                continue
+            if "greenlet" in state:  # a LocalTimer's dead greenlet: never
+                green = state["greenlet"]
+                if green is None or green.dead:
+                    continue
+            callback, args = _call_of(state.get("tpl"))
+            seconds = state.get("seconds")
         timers.append(Timer(
             due_in=round(due - now, 3),
             seconds=seconds if type(seconds) in (int, float) else None,
             callback=callback, args=args,
-            greenlet=greenlets.bound_greenlet(callback)))
+            greenlet=bound_greenlet(callback)))
     timers.sort(key=lambda timer: timer.due_in)
     return HubReading(hub=hub, thread=ident, status=status, timers=timers,
                       scheduled=len(entries), listeners=_listeners(hub))
@@ -149,7 +164,11 @@ def _pending(timer: Any) -> bool:
 
 
 def _timer_call(timer: Any) -> tuple[Any, tuple[Any, ...]]:
-    call = getattr(timer, "tpl", None)  # deleted when fired or canceled
+    return _call_of(getattr(timer, "tpl", None))
+
+
+def _call_of(call: Any) -> tuple[Any, tuple[Any, ...]]:
+    # A timer's ``tpl``: deleted when it fired or was canceled.
     if type(call) is not tuple or not call:
         return None, ()
     callback, args = call[0], call[1] if len(call) > 1 else ()
