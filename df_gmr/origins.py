@@ -85,11 +85,16 @@ def wrapper_prefixes() -> dict[str, str]:
 def positions(thread: Any) -> tuple[Any, ...] | None:
     """Return the caller positions recorded when ``thread`` started."""
     try:
-        recorded = object.__getattribute__(thread, "__dict__").get(
-            ORIGIN_ATTR)
+        stored = object.__getattribute__(thread, "__dict__")
     except Exception:
         return None
-    return recorded if type(recorded) is tuple and recorded else None
+    return recorded(stored) if type(stored) is dict else None
+
+
+def recorded(stored: dict[str, Any]) -> tuple[Any, ...] | None:
+    """Return the positions recorded in a Thread's ``__dict__``, or None."""
+    found = stored.get(ORIGIN_ATTR)
+    return found if type(found) is tuple and found else None
 
 
 def describe(recorded: tuple[Any, ...] | None, prefixes: dict[str, str]

@@ -29,6 +29,7 @@ from df_gmr.runtime import hubs as hub_reading
 from df_gmr.runtime import locks
 from df_gmr.runtime import requests
 from df_gmr.runtime.fds import FdTable
+from df_gmr.runtime.withblocks import Plan
 from df_gmr.runtime.withblocks import code_blocks
 from df_gmr.stacks import StackKey
 
@@ -60,7 +61,7 @@ class Snapshot:
         #: id(stack keys) -> (those keys, a lockutils frame?, a with block?)
         #: The keys are kept and compared by identity: an id is reused
         #: once its tuple is freed (another section's stacks).
-        self._lock_stacks: dict[int, tuple[StackKey, bool, bool]] = {}
+        self._lock_stacks: dict[int, tuple[StackKey, bool, Plan]] = {}
         self._tracked: list[tuple[Any, tuple[Any, ...] | None]] | None = None
 
     def frames(self) -> dict[int, FrameType]:
@@ -81,14 +82,14 @@ class Snapshot:
         walks = self._lock_stacks.get(id(keys))
         if walks is None or walks[0] is not keys:
             walks = self._lock_stacks[id(keys)] = (
-                keys, locks.on_stack(keys), self.with_blocks.on_stack(keys))
+                keys, locks.on_stack(keys), self.with_blocks.plan(keys))
         found: dict[str, Any] = {}
         if walks[1]:
             named = locks.named_locks(frame)
             if named:
                 found["named_locks"] = named
         if walks[2]:
-            held = self.with_blocks.held(frame)
+            held = self.with_blocks.held_by_plan(frame, walks[2])
             if held:
                 found["held_locks"] = held
         return found

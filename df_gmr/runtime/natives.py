@@ -17,7 +17,6 @@ the report says so.
 from __future__ import annotations
 
 import _socket
-from collections import defaultdict
 import os
 import re
 import sys
@@ -72,9 +71,12 @@ class Natives:
         self.own = snapshot.own_threads()
         self.inside = waits.library_dirs(
             (*WAIT_LIBRARIES, *waits.DB_POOL_LIBRARIES))
-        self.classified: dict[stacks.StackKey, tuple[str, int | None]] = {}
+        #: id(stack keys) -> (those keys, the index of the matching frame)
+        self.match_of: dict[int, tuple[stacks.StackKey, int | None]] = {}
         self.wrappers = origins.wrapper_prefixes()
-        self.origins: dict[Any, dict[str, Any] | None] = {}
+        #: id(recorded positions) -> (those positions, their origin)
+        self.origins: dict[int, tuple[Any, dict[str, Any] | None]] = {}
+        self.origin_by_key: dict[tuple[Any, ...], Any] = {}
         self.targets: dict[int, str] = {}
 
     def groups(self) -> list[dict[str, Any]]:
@@ -91,26 +93,42 @@ class Natives:
                 if ident in self.snapshot.frames()]
 
     def _gather(self) -> dict[GroupKey, list[tuple[int, Any]]]:
-        gathered: dict[GroupKey, list[tuple[int, Any]]] = defaultdict(list)
+        # A stack's hash is not cached and hashes every code object in it:
+        # each thread's stack is hashed once, to find its classification
+        # and its groups; members are then found by the stack's identity.
+        by_stack: dict[stacks.StackKey, tuple[
+            tuple[str, int | None],
+            dict[tuple[str, str, str], list[tuple[int, Any]]]]] = {}
+        builder = self.snapshot.builder_thread
+        main = self.snapshot.main_thread
+        own = self.own
         for ident, frame in self.snapshot.frames().items():
-            if ident in self.own:
+            if ident in own:
                 continue
             keys = stacks.frame_keys(frame)
-            if ident == self.snapshot.builder_thread:
+            if ident == builder:
                 keys, _ = stacks.without_own_frames(keys)
-            if keys not in self.classified:
-                self.classified[keys] = waits.classify_chain(
-                    keys, waits.THREAD_WAITS, self.inside)
-            wait_kind, match = self.classified[keys]
+            found = by_stack.get(keys)
+            if found is None:
+                classified = waits.classify_chain(keys, waits.THREAD_WAITS,
+                                                  self.inside)
+                found = by_stack[keys] = (classified, {})
+                self.match_of[id(keys)] = (keys, classified[1])
+            wait_kind, match = found[0]
             state = "waiting"
-            if ident == self.snapshot.builder_thread:
+            if ident == builder:
                 state, wait_kind = "running", "building this report"
             elif match is None:
                 state, wait_kind = _current_call(frame, ident)
-            kind = "main" if ident == self.snapshot.main_thread \
-                else "thread"
-            gathered[(state, kind, wait_kind, keys)].append((ident, frame))
-        return gathered
+            kind = "main" if ident == main else "thread"
+            heads = found[1]
+            members = heads.get((state, kind, wait_kind))
+            if members is None:
+                members = heads[(state, kind, wait_kind)] = []
+            members.append((ident, frame))
+        return {(*head, keys): members
+                for keys, (_, heads) in by_stack.items()
+                for head, members in heads.items()}
 
     def _describe(self, key: GroupKey, index: int,
                   member: tuple[int, Any]) -> dict[str, Any]:
@@ -119,9 +137,11 @@ class Natives:
         thread = self.known.get(ident)
         found: dict[str, Any] = {"id": ident, "wait": {"kind": wait_kind}}
         # The Thread's stored fields, never its properties (a subclass of
-        # the application could make them run code).
-        name = naming.stored_attribute(thread, "_name")
-        native_id = naming.stored_attribute(thread, "_native_id")
+        # the application could make them run code): its __dict__, read
+        # once.
+        stored = _stored(thread)
+        name = stored.get("_name")
+        native_id = stored.get("_native_id")
         if kind == "main":
             # Thread objects keep the native id they had before a fork;
             # on Linux the main thread's native id is the pid.
@@ -130,10 +150,10 @@ class Natives:
                 native_id = os.getpid()
         found["name"] = name
         found["native_id"] = native_id
-        found["daemon"] = naming.stored_attribute(thread, "_daemonic")
+        found["daemon"] = stored.get("_daemonic")
         if thread is not None:
-            found["origin"] = self._origin(thread)
-            found["target"] = self._target(thread)
+            found["origin"] = self._origin(stored)
+            found["target"] = self._target(thread, stored)
         if ident == self.snapshot.builder_thread:
             found["role"] = "building this report (df_gmr frames omitted)"
         if index >= DETAILS_PER_GROUP:
@@ -141,7 +161,7 @@ class Natives:
             return found
         if frame is not None:
             found.update(self.snapshot.locks_of(keys, frame))
-        match = self.classified[keys][1]
+        match = self._match(keys)
         if match is not None:
             found["wait"].update(waits.details(
                 wait_kind, waits.nth_back(frame, len(keys) - 1 - match)))
@@ -149,6 +169,15 @@ class Natives:
             found["wait"].update(self._call_details(frame))
         self._describe_fds(found["wait"])
         return found
+
+    def _match(self, keys: stacks.StackKey) -> int | None:
+        # The group's stack is the very tuple gathered (kept alive by the
+        # gathered groups): found by identity, never hashed again.
+        known = self.match_of.get(id(keys))
+        if known is not None and known[0] is keys:
+            return known[1]
+        return waits.classify_chain(keys, waits.THREAD_WAITS,
+                                    self.inside)[1]
 
     def _describe_fds(self, wait: dict[str, Any]) -> None:
         """Say what the descriptors a wait names are (sockets' addresses)."""
@@ -159,17 +188,27 @@ class Natives:
             wait["watching"] = ", ".join(
                 f"fd {fd} {self.snapshot.fds.describe(fd)}" for fd in fds)
 
-    def _origin(self, thread: Any) -> dict[str, Any] | None:
-        # Threads started from one place share their recorded positions:
-        # described once per report (500 identical workers, one origin).
-        positions = origins.positions(thread)
-        if positions not in self.origins:
-            self.origins[positions] = origins.describe(positions,
-                                                       self.wrappers)
-        return self.origins[positions]
+    def _origin(self, stored: dict[str, Any]) -> dict[str, Any] | None:
+        # Threads started from one place share their recorded positions
+        # (one tuple, see origins): described once per report (500
+        # identical workers, one origin), found by the tuple's identity.
+        positions = origins.recorded(stored)
+        known = self.origins.get(id(positions))
+        if known is not None and known[0] is positions:
+            return known[1]
+        # Equal positions in another tuple: by its codes' identities and
+        # offsets (alive while the Thread is), not by hashing code objects.
+        key = tuple(id(item) if index % 2 == 0 else item
+                    for index, item in enumerate(positions or ()))
+        origin = self.origin_by_key.get(key, _MISSING)
+        if origin is _MISSING:
+            origin = self.origin_by_key[key] = origins.describe(
+                positions, self.wrappers)
+        self.origins[id(positions)] = (positions, origin)
+        return origin  # type: ignore[no-any-return]
 
-    def _target(self, thread: Any) -> str:
-        target = naming.stored_attribute(thread, "_target")
+    def _target(self, thread: Any, stored: dict[str, Any]) -> str:
+        target = stored.get("_target")
         if target is None:
             return naming.type_name(thread) + ".run"
         key = id(target)  # the target lives as long as this report
@@ -213,6 +252,18 @@ class Natives:
             if type(seconds) in (int, float):
                 details["seconds"] = round(seconds, 3)
         return details
+
+
+_MISSING = object()
+
+
+def _stored(thread: Any) -> dict[str, Any]:
+    """Return a Thread's own ``__dict__`` (empty if it has none)."""
+    try:
+        namespace = object.__getattribute__(thread, "__dict__")
+    except Exception:  # no __dict__ (slots), or an odd descriptor
+        return {}
+    return namespace if type(namespace) is dict else {}
 
 
 def _ident(member: tuple[int, Any]) -> int:

@@ -62,6 +62,9 @@ Block = tuple[int, int, frozenset[int]]
 #: The expression a ``with`` entered: its text, the path to read it, the
 #: ``with`` statement's line.
 Expression = tuple[str, tuple[str, ...], int]
+#: Where to look in a stack: (depth from the innermost frame, its code, a
+#: ``Condition.wait``?, the blocks its line stands in).
+Plan = tuple[tuple[int, CodeType, bool, tuple[Block, ...]], ...]
 #: The bytecode layout this reading was checked against: CPython 3.11,
 #: where a ``with`` body is one stretch of code covered by its handler's
 #: table entries.  From 3.12 on, exception-handling code moves to the end
@@ -95,12 +98,6 @@ class WithBlocks:
             blocks = self.blocks[code] = _read_blocks(code)
         return blocks
 
-    def on_stack(self, keys: tuple[tuple[CodeType, int], ...]) -> bool:
-        """Say whether any frame of a stack stands on a line of a
-        ``with`` body (else no member with that stack need be walked)."""
-        return any(line in block[2] for code, line in keys
-                   for block in self.of(code))
-
     def expression(self, code: CodeType, start: int) -> Expression | None:
         """Return what the ``with`` whose body starts at ``start`` entered.
         """
@@ -110,6 +107,49 @@ class WithBlocks:
         if start not in known:
             known[start] = _expression_before(code, start)
         return known[start]
+
+    def plan(self, keys: tuple[tuple[CodeType, int], ...]) -> Plan:
+        """Return where, in a stack, ``held`` must look (once per group).
+
+        The frames, counted from the innermost, that stand on a line of a
+        ``with`` body, or are a ``Condition.wait`` (which released a
+        lock), with their code; empty when no frame stands in a body.
+        """
+        steps = []
+        innermost = len(keys) - 1
+        for depth in range(min(len(keys), DEPTH)):
+            code, line = keys[innermost - depth]
+            waits = code.co_name == "wait" and \
+                code.co_filename.endswith(CONDITION_FILE)
+            blocks = self.of(code)
+            if not any(line in block[2] for block in blocks):
+                blocks = ()
+            if waits or blocks:
+                steps.append((depth, code, waits, blocks))
+        return tuple(steps) if any(step[3] for step in steps) else ()
+
+    def held_by_plan(self, frame: FrameType | None, plan: Plan
+                     ) -> list[dict[str, Any]]:
+        """Return what ``held`` returns, looking only where ``plan`` says.
+
+        A member of a group walks to the planned frames only; one whose
+        stack is no longer the group's (a live thread moved on) is
+        walked in full.
+        """
+        found: list[dict[str, Any]] = []
+        released: set[int] = set()
+        current, depth = frame, 0
+        for target, code, waits, blocks in plan:
+            while current is not None and depth < target:
+                current = current.f_back
+                depth += 1
+            if current is None or current.f_code is not code:
+                return self.held(frame)
+            if waits:
+                released.update(_released_by_wait(current))
+            if blocks:
+                found.extend(self._held_in(current, blocks, released))
+        return found
 
     def held(self, frame: FrameType | None) -> list[dict[str, Any]]:
         """Return the locks a stack holds by ``with``, innermost first."""
