@@ -49,12 +49,16 @@ def install() -> None:
 def _wrap(thread_class: type) -> None:
     start = thread_class.start  # type: ignore[attr-defined]
     getframe = sys._getframe
+    previous: tuple[Any, ...] = ()
 
     @functools.wraps(start)
     def recorded_start(self: Any) -> None:
         # Codes and instruction offsets (f_lasti: a plain read, where
         # f_lineno scans the line table) of the callers, innermost first,
-        # in one tuple; the frames themselves are not kept.
+        # in one tuple; the frames themselves are not kept.  Started from
+        # the same place as the previous thread: that tuple is shared (a
+        # report describes it once, found by identity).
+        nonlocal previous
         frame: Any = getframe(1)
         positions: list[Any] = []
         while frame is not None and len(positions) < 2 * _SLOTS:
@@ -62,8 +66,13 @@ def _wrap(thread_class: type) -> None:
             positions.append(frame.f_lasti)
             frame = frame.f_back
         del frame
+        recorded = tuple(positions)
+        if recorded == previous:
+            recorded = previous
+        else:
+            previous = recorded
         try:
-            setattr(self, ORIGIN_ATTR, tuple(positions))
+            setattr(self, ORIGIN_ATTR, recorded)
         except Exception:  # a Thread with __slots__: no origin, no harm
             pass
         start(self)

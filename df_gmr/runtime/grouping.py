@@ -77,18 +77,26 @@ def factor(state: str, kind: str, stack: list[dict[str, Any]],
         if len(wait) == 1:  # only the kind is common
             break
     first = members[0].get(origin_key) if members else None
+    # Members mostly share one origin object (described once per place):
+    # identity first, equality only for another object.
     common_origin = first if all(
-        m.get(origin_key) == first for m in members) else None
+        (origin := m.get(origin_key)) is first or origin == first
+        for m in members) else None
+    shared = ("id", "wait", origin_key, "unread")
     own_members = []
     for member in members:
         own = {key: value for key, value in member.items()
-               if key not in ("id", "wait", origin_key, "unread")}
-        own_wait = {k: v for k, v in member["wait"].items() if k not in wait}
-        if own_wait:
-            own["wait"] = own_wait
-        origin = member.get(origin_key)
-        if origin is not None and common_origin is None:
-            own[origin_key] = origin
+               if key not in shared}
+        member_wait = member["wait"]
+        if member_wait is not wait:
+            own_wait = {k: v for k, v in member_wait.items()
+                        if k not in wait}
+            if own_wait:
+                own["wait"] = own_wait
+        if common_origin is None:
+            origin = member.get(origin_key)
+            if origin is not None:
+                own[origin_key] = origin
         if own:
             own_members.append({"id": member["id"], **own})
     group: dict[str, Any] = {
