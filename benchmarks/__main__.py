@@ -61,6 +61,15 @@ NOTES = """\
   df_gmr set up and one with oslo.reports set up (order rotated); each
   process keeps the best of its timed repetitions; the share is the
   median over rounds of (with / without) paired within a round.
+  What df_gmr does per spawn (the design, `df_gmr/greenlets.py`): a hook
+  on `GreenThread.__init__` puts the greenthread in a dict with a tuple
+  of its three callers' codes and instruction offsets (shared with the
+  previous spawn's when equal; codes and ints only, so the collector
+  stops tracking it at its first collection); the greenthread's own exit
+  (`_resolve_links`, which `main()` calls however it ends, and `kill()`
+  for one killed before it ran) takes it out.  No weak reference, no
+  object per greenthread for the cyclic collector; plain greenlets of
+  `spawn_n` are swept once dead when the dict has doubled.
 - Copy-on-write: the parent grows a heap of small objects, spawns the
   mix, calls `gc.freeze()` and forks; the worker reads its private memory
   (Private_Clean + Private_Dirty of `/proc/self/smaps_rollup`, i.e. USS)
