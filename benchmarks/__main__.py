@@ -46,7 +46,11 @@ NOTES = """\
   spawned.  Peak memory growth is the RSS high-water mark (VmHWM, reset
   through `/proc/self/clear_refs`) minus the RSS before the report.  The
   bare frame walk reads `f_code` and `f_lineno` of every frame of every
-  greenlet (found beforehand): the floor of any report.  The fixed cost
+  greenlet (found beforehand): the floor of any report; it runs with the
+  cyclic collector off (the frame objects it makes could set off a
+  collection inside it, which would raise the floor by a pause that is
+  not reading frames; df_gmr's report also holds the collector off, and
+  oslo.reports' does not).  The fixed cost
   is the report time minus that walk.  The phases (df_gmr only) are
   timed inside the measured report by wrapping, in the child, the steps
   df_gmr's report builder and text renderer call by name; each phase's
@@ -83,7 +87,8 @@ NOTES = """\
   `Lock.acquire` and a `ThreadPoolExecutor`'s busy workers, a twentieth
   each in `RLock.acquire` and a socket read.  Each run, a fresh process,
   first times the bare walk (`sys._current_frames()`, `(f_code,
-  f_lineno)` of every frame, identical stacks grouped), then one of:
+  f_lineno)` of every frame, identical stacks grouped; the collector
+  off, as for the greenlets' walk), then one of:
   df_gmr's Threads section alone (`collect` with a fresh `Snapshot`, then
   `format_lines`), df_gmr's whole report, oslo.reports' whole report
   (`TextGuruMeditation(version).run()`).  The section's ratio to the walk

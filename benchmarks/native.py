@@ -145,6 +145,10 @@ def bare_walk() -> tuple[float, int, int]:
     ``(f_code, f_lineno)`` of every frame, each stack a tuple, identical
     stacks in one group.
     """
+    import gc
+
+    collecting = gc.isenabled()
+    gc.disable()  # as for the greenlets' walk (benchmarks.child)
     started = time.perf_counter()
     groups: dict[tuple[Any, ...], list[int]] = {}
     current = sys._current_frames()
@@ -155,6 +159,8 @@ def bare_walk() -> tuple[float, int, int]:
             frame = frame.f_back
         groups.setdefault(tuple(keys), []).append(ident)
     seconds = time.perf_counter() - started
+    if collecting:
+        gc.enable()
     del current, frame
     return seconds, sum(map(len, groups.values())), len(groups)
 
@@ -164,13 +170,17 @@ def threads_section() -> tuple[dict[str, Any], list[str]]:
     from df_gmr.context import ReportContext
     from df_gmr.runtime import Snapshot
     from df_gmr.sections import threads
+    from df_gmr.trigger import trigger
 
     builder = threading.get_ident()
     context = ReportContext(builder_thread=builder,
                             runtime=Snapshot(builder))
+    # A report holds the collector off while it is built (see
+    # Trigger.collection_deferred): so does the section timed alone.
     try:
-        data = threads.collect(context)
-        return data, threads.format_lines(data)
+        with trigger.collection_deferred():
+            data = threads.collect(context)
+            return data, threads.format_lines(data)
     finally:
         context.runtime.release()
 
