@@ -60,6 +60,9 @@ class Greens:
         #: site's value (``greenlets.site_key``) for equal raw sites.
         self.site_of: dict[int, tuple[tuple[Any, ...], dict[str, Any]]] = {}
         self.site_by_key: dict[tuple[int, ...], dict[str, Any]] = {}
+        #: Waits read per waited-on object (see ``waits.details``).
+        self.wait_readings: dict[tuple[str, int],
+                                 tuple[Any, dict[str, Any]]] = {}
         self.hub_waits = snapshot.greenlet_waits()
         self.sites: dict[Any, dict[str, Any]] = {}
         self.prefixes = stacks.wrapper_prefixes()
@@ -220,7 +223,8 @@ class Greens:
             frame = green.gr_frame
             if frame is not None:
                 wait.update(waits.details(
-                    wait_kind, waits.nth_back(frame, len(keys) - 1 - match)))
+                    wait_kind, waits.nth_back(frame, len(keys) - 1 - match),
+                    self.wait_readings))
             del frame
         member: dict[str, Any] = {"id": ident, "wait": wait}
         if state == "parked" and kind == "greenthread":

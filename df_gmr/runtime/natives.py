@@ -77,6 +77,9 @@ class Natives:
         #: id(recorded positions) -> (those positions, their origin)
         self.origins: dict[int, tuple[Any, dict[str, Any] | None]] = {}
         self.origin_by_key: dict[tuple[Any, ...], Any] = {}
+        #: Waits read per waited-on object (see ``waits.details``).
+        self.wait_readings: dict[tuple[str, int],
+                                 tuple[Any, dict[str, Any]]] = {}
         self.targets: dict[int, str] = {}
 
     def groups(self) -> list[dict[str, Any]]:
@@ -164,7 +167,8 @@ class Natives:
         match = self._match(keys)
         if match is not None:
             found["wait"].update(waits.details(
-                wait_kind, waits.nth_back(frame, len(keys) - 1 - match)))
+                wait_kind, waits.nth_back(frame, len(keys) - 1 - match),
+                    self.wait_readings))
         elif frame is not None and wait_kind != "building this report":
             found["wait"].update(self._call_details(frame))
         self._describe_fds(found["wait"])
