@@ -11,15 +11,24 @@ from df_gmr import redact
 from df_gmr.sections import Section
 from df_gmr.sections import not_available
 
-# Imported with the section (at set-up), not in a report: a first import
-# costs ~0.1 s, and takes the import lock in the reporting thread.
-try:
-    import psutil
-except ImportError:  # the section says so
-    psutil = None
-
 if TYPE_CHECKING:
     from df_gmr.context import ReportContext
+
+
+def _psutil() -> Any:
+    """Return psutil, imported at the first report (None if missing).
+
+    Not at set-up: psutil's ~2,000 objects would be traversed by every
+    full collection of a service that never asks for a report (see
+    benchmarks/, cost at rest).  The import takes 15-25 ms, once, in the
+    section's own thread: a report stuck on it is cut off by the
+    section's time budget, like any section.
+    """
+    try:
+        import psutil
+    except ImportError:  # the section says so
+        return None
+    return psutil
 
 
 def _describe(process: Any) -> dict[str, Any]:
@@ -91,6 +100,7 @@ def _arguments(process: Any) -> list[str]:
 
 def collect(context: ReportContext) -> dict[str, Any]:
     """Return this process and each of its descendants."""
+    psutil = _psutil()
     if psutil is None:
         return not_available(f"psutil is not installed (pid {os.getpid()})",
                              pid=os.getpid())
