@@ -77,6 +77,8 @@ _alive: dict[Any, tuple[Any, ...] | None] = {}
 #: with the greenlets that only it refers to, as without df_gmr.  Their
 #: number is fixed at that moment: nothing is added per spawn.
 _weak: list[tuple[weakref.ref[Any], tuple[Any, ...] | None]] = []
+_weak_lock = _native.allocate_lock()
+_MISSING = object()
 SITE_SLOTS = 3  # frames of a spawn site
 _sweep_at = 4096
 _hubs: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
@@ -219,7 +221,7 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
     getframe = sys._getframe
     alive = _alive
     forget = _alive.pop
-    previous: tuple[Any, ...] | None = None
+    previous: tuple[Any, ...] = (_MISSING,) * 6
 
     @functools.wraps(green_thread_init)
     def tracked_init(self: Any, parent: Any) -> None:
@@ -244,9 +246,12 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
                     third.f_lasti if third is not None else 0)
             del frame, back, third
             # Spawned from the same place as the previous one: share its
-            # tuple (compared in C, codes by identity first), so a loop
-            # of spawns keeps one site, not one per greenthread.
-            if site == previous:
+            # tuple, so a loop of spawns keeps one site, not one per
+            # greenthread.  Codes by identity: equal code objects of two
+            # files (a copied module) compare equal.
+            if site[0] is previous[0] and site[1] is previous[1] \
+                    and site[2] is previous[2] and site[3] == previous[3] \
+                    and site[4] == previous[4] and site[5] == previous[5]:
                 site = previous
             else:
                 previous = site
@@ -259,8 +264,11 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
         # main() calls it once the function returned or raised, and
         # kill() through main() for a greenthread killed before it ran;
         # link() calls it again on a finished one (pop is idempotent).
-        forget(self, None)
-        resolve_links(self)
+        # After the links: a link callback may still park this greenthread.
+        try:
+            resolve_links(self)
+        finally:
+            forget(self, None)
 
     @functools.wraps(spawn_n)
     def tracked_spawn_n(seconds: Any, func: Any, args: Any, kwargs: Any
@@ -283,6 +291,8 @@ def _weaken_inherited() -> None:
     that renews it (oslo.service's workers do) must be able to free the
     old hub, its epoll descriptor and the greenlets only it refers to.
     """
+    global _weak_lock
+    _weak_lock = _native.allocate_lock()  # another thread may have held it
     inherited = [(weakref.ref(green), site) for green, site in _alive.items()
                  if not green.dead]
     _alive.clear()
@@ -291,17 +301,61 @@ def _weaken_inherited() -> None:
 
 
 def _sweep() -> None:
-    """Drop the entries of dead greenlets (in the thread that spawns)."""
+    """Drop the dead, and let go of greenthreads that can never run.
+
+    Runs in a thread that spawns (when the registry has doubled) and in
+    one that creates a hub.  A greenthread not started yet can never run
+    when its hub was replaced or its thread is gone (it is held weakly
+    from then on, as before set-up, so the old hub and its epoll
+    descriptor can be freed), or when nothing but the registry refers to
+    it any more (``spawn_after_local`` whose spawner ended: its timer was
+    dropped): it is let go.  One scheduled to run on a live hub stays.
+    """
     global _sweep_at
+    live = _live_hub_greenlets()
+    stale: list[tuple[weakref.ref[Any], Any]] = []
     # list() copies the keys in one C call, so a hub in another thread
     # spawning meanwhile cannot break the iteration.
     for green in list(_alive):
         if green.dead:
             _alive.pop(green, None)
-    if _weak:
+        elif not green:  # not started yet
+            if id(green.parent) not in live:
+                site = _alive.pop(green, _MISSING)
+                if site is not _MISSING:
+                    stale.append((weakref.ref(green), site))
+            elif sys.getrefcount(green) <= _ONLY_OURS:
+                _alive.pop(green, None)
+        del green
+    with _weak_lock:  # two threads' sweeps must not lose each other's
         _weak[:] = [(reference, site) for reference, site in _weak
-                    if reference() is not None]
+                    if reference() is not None] + stale
     _sweep_at = max(4096, 2 * len(_alive))
+
+
+def _live_hub_greenlets() -> set[int]:
+    """Return the ids of the greenlets of each live thread's newest hub."""
+    newest: dict[int, Any] = {}
+    for hub, ident in list(_hubs.items()):
+        newest[ident] = hub  # registration order: the last one is live
+    running = sys._current_frames()
+    return {id(getattr(hub, "greenlet", None)) for ident, hub in
+            newest.items() if ident in running}
+
+
+def _references_when_only_ours() -> int:
+    # What sys.getrefcount says, in _sweep's loop, of a greenlet that only
+    # the registry holds: the dict's key, the list of keys, the loop's
+    # variable, the call's argument.
+    probe = object()
+    keys = {probe: None}
+    for candidate in list(keys):
+        del probe
+        return sys.getrefcount(candidate)
+    return 0
+
+
+_ONLY_OURS = _references_when_only_ours()
 
 
 def is_own_thread(ident: int) -> bool:
@@ -320,6 +374,8 @@ def _hook_hub(hub_module: ModuleType) -> None:
             _own_hubs.add(self)  # no heartbeat, no stamp: not a service hub
             return
         _hubs[self] = ident
+        # A new hub may replace one whose greenthreads never run now.
+        _sweep()
         for callback in _hub_callbacks:
             try:
                 callback(self)

@@ -52,3 +52,14 @@ del killed, parked, green
 gc.collect()
 print(len(greenlets._alive) - before,
       sum(1 for reference in results if reference() is not None))
+
+
+# A link callback that parks: the greenthread is still listed meanwhile.
+gate = eventlet.event.Event()
+linked = eventlet.spawn(lambda: None)
+linked.link(lambda green: gate.wait())
+eventlet.sleep(0)
+eventlet.sleep(0)
+print(linked.dead, linked in greenlets.tracked())
+gate.send(None)
+eventlet.sleep(0)
