@@ -17,8 +17,10 @@ callers as the spawn site; a GreenThread's own exit takes it out again
 swept once dead: no per-switch tracing, and no object per greenthread
 for the cyclic garbage collector (a weak reference is one).  The
 registry holds the greenthreads spawned in this process strongly while
-they live (those of the set-up's heap scan, and a forked child's
-inherited ones, weakly: a renewed hub must be freed): one that the
+they live (those of the set-up's heap scan, a forked child's inherited
+ones, and, from the next sweep on, those that can never run because
+their hub was replaced or their thread is gone, weakly: a renewed hub
+must be freed with its epoll descriptor): one that the
 service drops while it is parked (nothing else refers to it) is kept,
 and listed, instead of being killed by GreenletExit when it is freed; a
 parked greenthread the service still waits on, the usual case, is kept
