@@ -422,8 +422,9 @@ def _stranded(data: Any) -> Iterator[dict[str, Any]]:
     if ids:
         yield _finding(
             "stranded", "info",
-            f"{len(ids)} greenlets are stranded in a hub from before fork "
-            "(copied from the parent): they will never run", ids[:10])
+            f"{len(ids)} greenlet{'s are' if len(ids) > 1 else ' is'} "
+            "stranded in a hub from before fork (copied from the parent): "
+            f"{'they' if len(ids) > 1 else 'it'} will never run", ids[:10])
 
 
 def _long_waits(data: Any, threshold: float) -> Iterator[dict[str, Any]]:

@@ -173,6 +173,12 @@ def test_a_greenlet_copied_at_fork_is_stranded_not_due(reports):
                   if "asleep_at_fork" in m["functions"]]
     assert "stranded" not in original["wait"]
     assert original["wait"]["due_in"] <= 3.4
+    [finding] = [found for found in reports["worker"][0]["findings"]
+                 if found["kind"] == "stranded"]
+    count = int(finding["text"].split()[0])
+    assert finding["text"].startswith(
+        "1 greenlet is stranded" if count == 1
+        else f"{count} greenlets are stranded"), finding["text"]
 
 
 ON_DEMAND = """
