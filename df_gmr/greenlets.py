@@ -254,9 +254,8 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
             # tuple, so a loop of spawns keeps one site, not one per
             # greenthread.  Codes by identity: equal code objects of two
             # files (a copied module) compare equal.
-            if site[0] is previous[0] and site[1] is previous[1] \
-                    and site[2] is previous[2] and site[3] == previous[3] \
-                    and site[4] == previous[4] and site[5] == previous[5]:
+            if site == previous and site[0] is previous[0] \
+                    and site[1] is previous[1] and site[2] is previous[2]:
                 site = previous
             else:
                 previous = site

@@ -17,6 +17,7 @@ threads are the real ones) is wrapped too.
 from __future__ import annotations
 
 import functools
+import operator
 import os
 import sys
 from types import CodeType
@@ -67,12 +68,10 @@ def _wrap(thread_class: type) -> None:
             frame = frame.f_back
         del frame
         recorded = tuple(positions)
-        # Codes by identity, offsets by value: equal code objects of two
-        # files (a copied module) compare equal.
-        if len(recorded) == len(previous) and all(
-                mine is theirs if index % 2 == 0 else mine == theirs
-                for index, (mine, theirs) in enumerate(
-                    zip(recorded, previous, strict=True))):
+        # Equal, then the codes the very same (in C): equal code objects
+        # of two files (a copied module) compare equal.
+        if recorded == previous and all(
+                map(operator.is_, recorded[::2], previous[::2])):
             recorded = previous
         else:
             previous = recorded
