@@ -117,7 +117,7 @@ def collect(context: ReportContext) -> dict[str, Any]:
 
 def format_lines(data: dict[str, Any]) -> list[str]:
     """Render the process, then one block per child."""
-    lines = _entry_lines(data["process"], "")
+    lines = _entry_lines(data["process"], "", OWN_THREADS)
     lines.append(f"children: {len(data['children'])}")
     for child in data["children"]:
         lines.append("")
@@ -125,7 +125,14 @@ def format_lines(data: dict[str, Any]) -> list[str]:
     return lines
 
 
-def _entry_lines(entry: dict[str, Any], indent: str) -> list[str]:
+#: The system's thread count of this process includes df_gmr's own
+#: threads, and the short-lived one each section is collected in (the
+#: header and the Threads section leave those out).
+OWN_THREADS = " (df_gmr's own included, this section's among them)"
+
+
+def _entry_lines(entry: dict[str, Any], indent: str,
+                 threads_note: str = "") -> list[str]:
     if "error" in entry:
         return [f"{indent}pid {entry['pid']}: {entry['error']}"]
     command = entry["command_line"]
@@ -139,7 +146,8 @@ def _entry_lines(entry: dict[str, Any], indent: str) -> list[str]:
         f"{indent}  command: {command}",
         f"{indent}  rss {rss_text}, cpu user {entry['cpu_user_seconds']}s "
         f"system {entry['cpu_system_seconds']}s, "
-        f"{entry['open_fds']} fds, {entry['threads']} threads, "
+        f"{entry['open_fds']} fds, {entry['threads']} threads"
+        f"{threads_note}, "
         f"started {entry['started_at']}",
     ]
 

@@ -26,7 +26,8 @@ TextGuruMeditation.setup_autorun(Version())
 at_rest = "psutil" in sys.modules
 text = TextGuruMeditation(Version()).run()
 print(json.dumps([at_rest, "psutil" in sys.modules,
-                  "Processes" in text and "command:" in text]))
+                  "Processes" in text and "command:" in text,
+                  "threads (df_gmr's own included" in text]))
 """
 
 
@@ -34,4 +35,6 @@ def test_psutil_is_imported_by_the_first_report_not_by_set_up():
     # psutil's ~2,000 objects would be traversed by every full collection
     # of a service that never asks for a report.
     result = run_python(SCENE)
-    assert json.loads(result.stdout.splitlines()[-1]) == [False, True, True]
+    # and the system's thread count of the process says it counts df_gmr's
+    assert json.loads(result.stdout.splitlines()[-1]) == [
+        False, True, True, True]
