@@ -44,7 +44,6 @@ spawned there would be tracked as the service's.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import gc
 import os
@@ -57,6 +56,8 @@ import weakref
 from df_gmr import _imports
 from df_gmr import _native
 from df_gmr import stacks
+from df_gmr.heapscan import HeapScan
+from df_gmr.heapscan import scanner
 from df_gmr.lifecycle import lifecycle
 
 #: The registry: every greenlet spawned here, held strongly (a dict entry is
@@ -92,21 +93,6 @@ _installed_pid = 0
 _hub_callbacks: list[Any] = []
 
 
-@dataclasses.dataclass
-class HeapScan:
-    """What one heap scan found, held weakly."""
-
-    greenlets: list[weakref.ref[Any]]
-    #: (hub, thread ident or None when the scan cannot tell)
-    hubs: list[tuple[weakref.ref[Any], int | None]]
-    #: Objects frozen by gc.freeze() at the time: the scan misses them.
-    frozen: int
-
-
-#: The last heap scan, for a process without the registry.
-_scan: HeapScan | None = None
-
-
 def installed() -> bool:
     """Say whether the registry was installed (here or before a fork)."""
     return _installed_pid != 0
@@ -119,56 +105,18 @@ def found_by() -> str:
 
 def last_scan() -> HeapScan | None:
     """Return the last heap scan (None with the registry, or none yet)."""
-    return None if installed() else _scan
+    return None if installed() else scanner.last
 
 
 def scan_heap() -> None:
     """Find every greenlet and hub by one heap scan (no registry only).
 
     Called once per report, when the registry is not installed; the
-    registry's readers (``tracked()``, ``hubs()``) then answer from it.
-    A hub's thread is known for the scanning thread's own hub only.
-    Threads that are gone but not yet collected are left out (their
-    finished hub and main greenlets).
+    registry's readers (``tracked()``, ``hubs()``) then answer from it
+    (see ``heapscan``).
     """
-    global _scan
-    if installed():
-        return
-    greenlet = sys.modules.get("greenlet")
-    greenlet_type = getattr(greenlet, "greenlet", None)
-    hub_module = sys.modules.get("eventlet.hubs.hub")
-    hub_type = getattr(hub_module, "BaseHub", None)
-    if greenlet_type is None:
-        _scan = HeapScan([], [], gc.get_freeze_count())
-        return
-    greens = []
-    hubs_found = []
-    for candidate in gc.get_objects():
-        kind = type(candidate)
-        if issubclass(kind, greenlet_type):
-            greens.append(candidate)
-        elif hub_type is not None and issubclass(kind, hub_type):
-            hubs_found.append(candidate)
-    # A finished hub greenlet or main greenlet is a thread that is gone
-    # (df_gmr's section threads of earlier reports among them), not yet
-    # collected: not the service's, left out.
-    gone = {id(getattr(hub, "greenlet", None)) for hub in hubs_found
-            if getattr(getattr(hub, "greenlet", None), "dead", False)}
-    hubs_found = [hub for hub in hubs_found
-                  if id(getattr(hub, "greenlet", None)) not in gone]
-    found = [weakref.ref(green) for green in greens
-             if not (green.dead and (green.parent is None
-                                     or id(green) in gone))]
-    del greens
-    local = getattr(sys.modules.get("eventlet.hubs"), "_threadlocal", None)
-    own_hub = getattr(local, "hub", None)
-    ident = _native.get_ident()
-    _scan = HeapScan(
-        found,
-        [(weakref.ref(hub), ident if hub is own_hub and
-          not is_own_thread(ident) else None)
-         for hub in hubs_found],
-        gc.get_freeze_count())
+    if not installed():
+        scanner.scan()
 
 
 def on_new_hub(callback: Any) -> None:
@@ -480,12 +428,7 @@ def tracked_with_sites() -> list[tuple[Any, tuple[Any, ...] | None]]:
     sites are converted by whoever shows them, once per distinct site.
     """
     if not installed():
-        scan = _scan
-        if scan is None:
-            return []
-        return [(green, None) for green in
-                (reference() for reference in scan.greenlets)
-                if green is not None]
+        return [(green, None) for green in scanner.greenlets()]
     entries = [(green, site) for green, site in
                ((reference(), site) for reference, site in snapshot(
                    _weak.__iter__))
@@ -525,12 +468,7 @@ def hubs() -> list[tuple[Any, int]]:
     ident 0 where the scan could not tell (see ``scan_heap``).
     """
     if not installed():
-        scan = _scan
-        if scan is None:
-            return []
-        return [(hub, ident or 0) for hub, ident in
-                ((reference(), ident) for reference, ident in scan.hubs)
-                if hub is not None]
+        return scanner.hubs()
     own = set(map(id, snapshot(_own_hubs.__iter__)))
     return [(hub, ident) for hub, ident in snapshot(_hubs.items)
             if id(hub) not in own and not is_own_thread(ident)]
