@@ -248,8 +248,7 @@ def _weaken_inherited() -> None:
     inherited = [(weakref.ref(green), site) for green, site in _alive.items()
                  if not green.dead]
     _alive.clear()
-    _weak[:] = [(reference, site) for reference, site in _weak
-                if reference() is not None] + inherited
+    _hold_weakly(inherited)
 
 
 def _sweep() -> None:
@@ -279,9 +278,7 @@ def _sweep() -> None:
             elif sys.getrefcount(green) <= _ONLY_OURS:
                 _alive.pop(green, None)
         del green
-    with _weak_lock:  # two threads' sweeps must not lose each other's
-        _weak[:] = [(reference, site) for reference, site in _weak
-                    if reference() is not None] + stale
+    _hold_weakly(stale)
     _sweep_at = max(4096, 2 * len(_alive))
 
 
@@ -294,14 +291,25 @@ def _sweep_quietly() -> None:
         pass
 
 
+def newest_hubs(known: list[tuple[Any, int]]) -> dict[int, Any]:
+    """Map each thread ident to its newest hub of ``(hub, ident)`` pairs
+    in registration order: the one its thread uses (the others were
+    replaced).  Ident 0 (a heap scan could not tell) is left out."""
+    return {ident: hub for hub, ident in known if ident}
+
+
 def _live_hub_greenlets() -> set[int]:
     """Return the ids of the greenlets of each live thread's newest hub."""
-    newest: dict[int, Any] = {}
-    for hub, ident in list(_hubs.items()):
-        newest[ident] = hub  # registration order: the last one is live
     running = sys._current_frames()
     return {id(getattr(hub, "greenlet", None)) for ident, hub in
-            newest.items() if ident in running}
+            newest_hubs(list(_hubs.items())).items() if ident in running}
+
+
+def _hold_weakly(added: list[tuple[weakref.ref[Any], Any]]) -> None:
+    """Drop the weak entries whose greenlet is gone, then add ``added``."""
+    with _weak_lock:  # two threads' sweeps must not lose each other's
+        _weak[:] = [(reference, site) for reference, site in _weak
+                    if reference() is not None] + added
 
 
 def _references_when_only_ours() -> int:

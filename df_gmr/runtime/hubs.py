@@ -88,10 +88,7 @@ def read(live_threads: set[int]) -> list[HubReading]:
     if not greenlets.installed():
         greenlets.scan_heap()
     known = greenlets.hubs()
-    newest: dict[int, Any] = {}
-    for hub, ident in known:
-        if ident:
-            newest[ident] = hub  # registration order: the last one is live
+    newest = greenlets.newest_hubs(known)
     return [_read_hub(hub, ident, _status(hub, ident, newest, live_threads))
             for hub, ident in known]
 
