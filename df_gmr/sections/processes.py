@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from typing import Any
 
 from df_gmr import identity
+from df_gmr import procfs
 from df_gmr import redact
 from df_gmr.sections import Section
 from df_gmr.sections import not_available
@@ -18,11 +19,10 @@ if TYPE_CHECKING:
 def _psutil() -> Any:
     """Return psutil, imported at the first report (None if missing).
 
-    Not at set-up: psutil's ~2,000 objects would be traversed by every
-    full collection of a service that never asks for a report (see
-    benchmarks/, cost at rest).  The import takes 15-25 ms, once, in the
-    section's own thread: a report stuck on it is cut off by the
-    section's time budget, like any section.
+    Only where there is no /proc (see ``procfs``); never at set-up: its
+    ~2,000 objects would be traversed by every full collection of a
+    service that never asks for a report (see benchmarks/, cost at
+    rest).
     """
     try:
         import psutil
@@ -31,7 +31,7 @@ def _psutil() -> Any:
     return psutil
 
 
-def _describe(process: Any) -> dict[str, Any]:
+def _describe_psutil(process: Any) -> dict[str, Any]:
     with process.oneshot():
         times = process.cpu_times()
         entry: dict[str, Any] = {
@@ -58,61 +58,65 @@ def _safe(getter: Any) -> Any:
         return f"unavailable: {type(error).__name__}"
 
 
-def _child_pids(pid: int) -> list[int] | None:
-    """Read a process's children from /proc (Linux), None if unreadable."""
-    found: list[int] = []
-    try:
-        threads = os.listdir(f"/proc/{pid}/task")
-        for thread in threads:
-            with open(f"/proc/{pid}/task/{thread}/children") as handle:
-                found.extend(int(word) for word in handle.read().split())
-    except (OSError, ValueError):
-        return None
-    return found
-
-
-def _descendants(psutil: Any, me: Any) -> list[Any]:
-    # psutil's children(recursive=True) reads /proc/<pid>/stat of every
-    # process on the host (100 ms and more on a busy one); the kernel's
-    # own children lists name just ours.
-    pending = _child_pids(me.pid)
-    if pending is None:
-        return list(me.children(recursive=True))
-    found = []
-    while pending:
-        pid = pending.pop(0)
-        try:
-            found.append(psutil.Process(pid))
-        except psutil.Error:
-            continue
-        pending.extend(_child_pids(pid) or [])
-    return found
-
-
 def _arguments(process: Any) -> list[str]:
-    """Return a command line as the process shows it, without the padding
-    a retitled process leaves (setproctitle: one argument, then blanks)."""
+    """Return a command line as psutil shows it, without the padding a
+    retitled process leaves (setproctitle: one argument, then blanks)."""
     arguments = [argument.rstrip() for argument in process.cmdline()]
     while arguments and not arguments[-1]:
         arguments.pop()
     return arguments
 
 
+def _collect_procfs(me: int) -> dict[str, Any] | None:
+    """Describe ``me`` and its descendants from /proc (None: unreadable).
+
+    psutil's children(recursive=True) reads /proc/<pid>/stat of every
+    process on the host (100 ms and more on a busy one); the kernel's own
+    children lists name just ours, parents first.
+    """
+    listed = procfs.child_pids(me)
+    if listed is None:
+        return None
+    pending = [(child, me) for child in listed]
+    described = procfs.describe(me, redact.mask_command_line)
+    children: list[dict[str, Any]] = []
+    while pending:
+        pid, parent = pending.pop(0)
+        try:
+            children.append(procfs.describe(
+                pid, redact.mask_command_line, parent))
+        except procfs.ProcessGone:
+            continue  # it exited (or was reused) since its parent listed it
+        except OSError as error:
+            children.append({"pid": pid,
+                             "error": f"{type(error).__name__}: {error}"})
+            continue
+        pending.extend((grandchild, pid)
+                       for grandchild in procfs.child_pids(pid) or ())
+    return {"available": True, "process": described, "children": children}
+
+
 def collect(context: ReportContext) -> dict[str, Any]:
     """Return this process and each of its descendants."""
+    found = _collect_procfs(os.getpid()) if procfs.available() else None
+    if found is not None:
+        return found
     psutil = _psutil()
     if psutil is None:
         return not_available(f"psutil is not installed (pid {os.getpid()})",
                              pid=os.getpid())
     me = psutil.Process()
     children = []
-    for child in _descendants(psutil, me):
+    for child in me.children(recursive=True):
         try:
-            children.append(_describe(child))
+            children.append(_describe_psutil(child))
+        except psutil.NoSuchProcess:
+            continue  # it exited since its parent listed it
         except psutil.Error as error:
             children.append({"pid": child.pid,
                              "error": f"{type(error).__name__}: {error}"})
-    return {"available": True, "process": _describe(me), "children": children}
+    return {"available": True, "process": _describe_psutil(me),
+            "children": children}
 
 
 def format_lines(data: dict[str, Any]) -> list[str]:
