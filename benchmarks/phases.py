@@ -14,8 +14,9 @@ whole time.
 - ``collect <section>``: the section's own ``collect`` (the parts below
   taken out);
 - ``plain data <section>``: making its data plain JSON-compatible data;
-- ``section threads``: starting and joining the sections' threads (each
-  section runs in a thread of its own);
+- ``section threads``: handing each section to the report's worker thread
+  and taking its outcome back (``report.Isolator``: the sections share
+  one df_gmr thread, a new one after a section that overran);
 - ``snapshot: hubs``, ``snapshot: greenlet waits``, ``snapshot: request
   ids``, ``snapshot: descriptors``: reading the runtime snapshot (once
   per report, by the first section that needs it; what a descriptor is,

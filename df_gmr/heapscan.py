@@ -65,8 +65,10 @@ class Scanner:
         # not yet collected: not the service's, left out.
         gone = {id(getattr(hub, "greenlet", None)) for hub in hubs_found
                 if getattr(getattr(hub, "greenlet", None), "dead", False)}
+        own = lifecycle.own_hub_ids()
         hubs_found = [hub for hub in hubs_found
-                      if id(getattr(hub, "greenlet", None)) not in gone]
+                      if id(getattr(hub, "greenlet", None)) not in gone
+                      and id(hub) not in own]
         found = [weakref.ref(green) for green in greens
                  if not (green.dead and (green.parent is None
                                          or id(green) in gone))]

@@ -18,7 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable
 import contextlib
 import os
+import sys
 from typing import Any
+import weakref
 
 from df_gmr import _native
 from df_gmr.streams import complain
@@ -39,6 +41,9 @@ class Lifecycle:
         self._threads_pid = os.getpid()
         self._main_ident: int | None = None
         self._main_pid = 0
+        #: eventlet hubs that df_gmr's own threads got (a green call in a
+        #: registered section, say): never the service's.
+        self.own_hubs: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def reset_after_fork(self, callback: Callback) -> None:
         """Call ``callback`` in every forked child, inside fork (tiny)."""
@@ -80,11 +85,34 @@ class Lifecycle:
             try:
                 function(*args)
             finally:
+                self.note_own_hub()
                 with contextlib.suppress(KeyError):
                     if self._threads_pid == os.getpid():
                         del self._threads[ident]
 
         _native.start_thread(run)
+
+    def note_own_hub(self) -> None:
+        """Remember the calling df_gmr thread's eventlet hub, if it has one.
+
+        Where df_gmr was not set up, no hook sees hubs made: a heap scan
+        would take a hub of a df_gmr thread, alive or just gone, for one
+        of the service's.
+        """
+        hubs = sys.modules.get("eventlet.hubs")
+        hub = getattr(getattr(hubs, "_threadlocal", None), "hub", None)
+        if hub is not None:
+            with contextlib.suppress(TypeError):  # not weak-referenceable
+                self.own_hubs.add(hub)
+
+    def own_hub_ids(self) -> set[int]:
+        """Return the ids of the live hubs of df_gmr's threads."""
+        for _ in range(20):
+            try:
+                return {id(hub) for hub in list(self.own_hubs)}
+            except RuntimeError:  # another df_gmr thread added one meanwhile
+                continue
+        return set()
 
     def own_threads(self) -> dict[int, str]:
         """Return df_gmr's threads in this process: ident -> role."""

@@ -129,3 +129,44 @@ def test_a_renderer_that_fails_falls_back_to_the_data():
     text, _ = both(build(section), (section,))
     assert "Could not render this section as text: KeyError" in text
     assert "k = v" in text
+
+
+def own_threads() -> set[int]:
+    from df_gmr.lifecycle import lifecycle
+
+    return set(lifecycle.own_threads())
+
+
+def wait_until(condition: Any, what: str) -> None:
+    import time
+
+    deadline = time.monotonic() + DEADLINE
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+def test_works_share_one_thread_and_an_overrun_one_is_left_behind():
+    release = threading.Event()
+    isolator = report.Isolator()
+    try:
+        first, error = isolator.run("a", threading.get_ident, 5, "section")
+        second, _ = isolator.run("b", threading.get_ident, 5, "section")
+        assert error is None and first == second  # one worker thread
+        assert first in own_threads()
+        _, error = isolator.run(
+            "stuck", lambda: release.wait(DEADLINE), 0.2, "section")
+        assert error == "section cut off: it took more than 0.2 s"
+        # skipped while still stuck, in this report and the next
+        _, error = isolator.run("stuck", lambda: 1, 5, "section")
+        assert error is not None and "still stuck" in error
+        third, error = isolator.run("c", threading.get_ident, 5, "section")
+        assert error is None and third != first  # a new worker
+    finally:
+        isolator.close()
+        release.set()
+    # no thread of the isolator outlives it, the stuck one included
+    wait_until(lambda: not own_threads() & {first, third},
+               "the workers did not end")
+    result, error = report._run_isolated("stuck", lambda: 2, 5, "section")
+    assert (result, error) == (2, None)  # no longer stuck
