@@ -14,9 +14,9 @@ whole time.
 - ``collect <section>``: the section's own ``collect`` (the parts below
   taken out);
 - ``plain data <section>``: making its data plain JSON-compatible data;
-- ``section threads``: handing each section to the report's worker thread
-  and taking its outcome back (``report.Isolator``: the sections share
-  one df_gmr thread, a new one after a section that overran);
+- ``section threads``: starting the sections' thread and waiting for it
+  (``df_gmr.isolation``: the sections run one after the other in one
+  df_gmr thread, a new one after a section that overran);
 - ``snapshot: hubs``, ``snapshot: greenlet waits``, ``snapshot: request
   ids``, ``snapshot: descriptors``: reading the runtime snapshot (once
   per report, by the first section that needs it; what a descriptor is,
@@ -86,10 +86,11 @@ class PhaseClock:
         self._wrap("df_gmr.report", "read_secret_values",
                    _fixed("secret values"))
         self._wrap("df_gmr.report", "collect_header", _fixed("header"))
-        self._wrap("df_gmr.report", "collect_section",
-                   _fixed(SECTION_THREADS), entering=self._entering)
+        self._wrap("df_gmr.report", "collect_sections",
+                   _fixed(SECTION_THREADS))
         self._wrap("df_gmr.report", "_plain_outcome",
-                   lambda *args, **kwargs: f"collect {self._section}")
+                   lambda *args, **kwargs: f"collect {self._section}",
+                   entering=self._entering)
         self._wrap("df_gmr.report", "mask", _fixed("mask"))
         self._wrap("df_gmr.findings", "derive", _fixed(FINDINGS),
                    skippable=True)

@@ -24,27 +24,25 @@ were masked.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from collections.abc import Iterable
 import dataclasses
 import datetime
+import functools
 import json
 import os
 import socket
 import sys
-import time
 import traceback
 from typing import Any
 
 import df_gmr
-from df_gmr import _native
 from df_gmr import confread
 from df_gmr import findings
 from df_gmr import identity
 from df_gmr import naming
 from df_gmr import redact
 from df_gmr.context import ReportContext
-from df_gmr.lifecycle import lifecycle
+from df_gmr.isolation import Isolation
 from df_gmr.runtime import Snapshot
 from df_gmr.runtime import fingerprint
 from df_gmr.sections import MAX_RAW_TEXT
@@ -60,19 +58,6 @@ MAX_TEXT = 4096
 MAX_ERROR = 16384
 #: The pseudo-section name under which the secret values are read.
 SECRET_VALUES = "secret values"
-
-#: Sections still running past their budget: name -> since (monotonic).
-_stuck: dict[str, float] = {}
-
-
-def _forget_stuck_after_fork() -> None:
-    # The section threads of the parent do not exist in a forked child:
-    # a section stuck there is not stuck here.
-    _stuck.clear()
-
-
-lifecycle.reset_after_fork(_forget_stuck_after_fork)
-
 
 @dataclasses.dataclass
 class SectionResult:
@@ -136,30 +121,37 @@ def collect_header(context: ReportContext) -> dict[str, Any]:
     return header
 
 
-def collect_section(section: Section, context: ReportContext,
-                    isolator: Isolator | None = None) -> SectionResult:
-    """Run one section within its time budget; failures become its error.
+def collect_section(section: Section, context: ReportContext
+                    ) -> SectionResult:
+    """Run one section within its time budget (see ``collect_sections``)."""
+    return collect_sections([section], context)[0]
 
-    The section runs in a df_gmr thread (the report's ``isolator``'s, else
-    one of its own), which also turns its data into strict
-    JSON-compatible data: a section that hangs is cut off after
-    ``context.section_timeout`` seconds (its thread is left behind, and
-    the section is skipped while it is still stuck) and the report goes
-    on without it.
+
+def collect_sections(sections: list[Section], context: ReportContext
+                     ) -> list[SectionResult]:
+    """Run the sections, each within its budget; failures become errors.
+
+    They run one after the other in a df_gmr thread (``isolation``),
+    which also turns each one's data into strict JSON-compatible data: a
+    section that hangs is cut off after ``context.section_timeout``
+    seconds (its thread is left behind, and the section is skipped while
+    it is still stuck) and the report goes on without it.
     """
-    started = time.monotonic()
-    outcome, error = _run_isolated(
-        section.name, lambda: _plain_outcome(section, context),
-        context.section_timeout, "section", isolator)
-    outcome = outcome or {}
-    return SectionResult(
-        name=section.name,
-        title=section.title,
-        data=outcome.get("data"),
-        error=error or outcome.get("error"),
-        seconds=round(time.monotonic() - started, 6),
-        notes=outcome.get("notes", []),
-    )
+    outcomes = isolation.run_all(
+        [(section.name, functools.partial(_plain_outcome, section, context),
+          "section") for section in sections], context.section_timeout)
+    results = []
+    for section, outcome in zip(sections, outcomes, strict=True):
+        plain = outcome.result or {}
+        results.append(SectionResult(
+            name=section.name,
+            title=section.title,
+            data=plain.get("data"),
+            error=outcome.error or plain.get("error"),
+            seconds=outcome.seconds,
+            notes=plain.get("notes", []),
+        ))
+    return results
 
 
 def _plain_outcome(section: Section, context: ReportContext
@@ -192,115 +184,7 @@ def _plain_outcome(section: Section, context: ReportContext
     return {"data": data, "notes": normaliser.notes()}
 
 
-class Isolator:
-    """Run works one at a time in a df_gmr thread, each within a budget.
-
-    One report's sections and readings share one worker thread (starting
-    a thread per section cost ~0.15 ms each); a work that overruns its
-    budget keeps that thread, which ends once the work does, and the next
-    work gets a new one.  ``close()`` ends the worker: no thread of
-    df_gmr's outlives a report.
-    """
-
-    def __init__(self, single: bool = False) -> None:
-        self._worker: _Worker | None = None
-        self._single = single
-
-    def run(self, name: str, work: Callable[[], Any], timeout: float,
-            what: str) -> tuple[Any, str | None]:
-        """Run ``work()`` in the worker thread; return (result, error).
-
-        ``name`` identifies the work across reports: while an earlier run
-        is still stuck, it is skipped.  ``what`` names it in the error.
-        """
-        started = time.monotonic()
-        if name in _stuck:
-            stuck_for = started - _stuck[name]
-            return None, (f"{what} skipped: still stuck in a previous "
-                          f"report (for {stuck_for:.1f} s)")
-        done = _native.allocate_lock()
-        done.acquire()
-        outcome: dict[str, Any] = {}
-
-        def run() -> None:
-            try:
-                outcome["result"] = work()
-            except BaseException as failure:
-                outcome["error"] = _describe_failure(failure)
-            finally:
-                _stuck.pop(name, None)
-                done.release()
-
-        if self._worker is None:
-            self._worker = _Worker(self._single)
-        self._worker.give(run)
-        finished = done.acquire(timeout=max(timeout, 0.01))
-        if not finished:
-            _stuck.setdefault(name, time.monotonic())
-            finished = done.acquire(blocking=False)  # it finished just now?
-            if finished:
-                _stuck.pop(name, None)
-        if not finished:
-            self._worker.stop()  # it ends once the work does
-            self._worker = None
-            return None, f"{what} cut off: it took more than {timeout:g} s"
-        return outcome.get("result"), outcome.get("error")
-
-    def close(self) -> None:
-        """End the worker thread (idle, or once its work ends)."""
-        if self._worker is not None:
-            self._worker.stop()
-            self._worker = None
-
-
-class _Worker:
-    """A df_gmr thread that runs the works it is given, one at a time."""
-
-    def __init__(self, single: bool = False) -> None:
-        self._single = single  # ends after one work, not at stop()
-        self._work: Callable[[], None] | None = None
-        # Locked while the thread waits for work or runs one: give() and
-        # stop() release it, each once per acquire (see Isolator.run).
-        self._wake = _native.allocate_lock()
-        self._wake.acquire()
-        lifecycle.start_thread("section", self._loop)
-
-    def _loop(self) -> None:
-        while True:
-            self._wake.acquire()
-            work, self._work = self._work, None
-            if work is None:
-                return
-            work()
-            lifecycle.note_own_hub()  # see Lifecycle.note_own_hub
-            if self._single:
-                return
-
-    def give(self, work: Callable[[], None]) -> None:
-        self._work = work
-        self._wake.release()
-
-    def stop(self) -> None:
-        self._work = None
-        self._wake.release()
-
-
-def _run_isolated(name: str, work: Callable[[], Any], timeout: float,
-                  what: str, isolator: Isolator | None = None
-                  ) -> tuple[Any, str | None]:
-    """Run ``work()`` isolated (see ``Isolator.run``); a one-off thread
-    unless ``isolator`` is given."""
-    if isolator is not None:
-        return isolator.run(name, work, timeout, what)
-    single = Isolator(single=True)
-    try:
-        return single.run(name, work, timeout, what)
-    finally:
-        single.close()
-
-
-def read_secret_values(context: ReportContext,
-                       isolator: Isolator | None = None
+def read_secret_values(context: ReportContext
                        ) -> tuple[list[str], str | None]:
     """Return the values of the conf's secret options, or why not.
 
@@ -318,32 +202,27 @@ def read_secret_values(context: ReportContext,
         except Exception as failure:
             return [], naming.type_name(failure)
 
-    outcome, error = _run_isolated(SECRET_VALUES, read,
-                                   context.section_timeout, "reading",
-                                   isolator)
-    return outcome if outcome is not None else ([], error)
+    outcome = isolation.run(SECRET_VALUES, read, context.section_timeout,
+                            "reading")
+    return outcome.result if outcome.result is not None \
+        else ([], outcome.error)
 
 
 def build(context: ReportContext, sections: Iterable[Section]) -> Report:
     """Collect the header and every section into a masked ``Report``."""
     sections = list(sections)
     # The secret values are read in a thread that ends before the
-    # snapshot, and the sections' worker starts after the header read the
+    # snapshot, and the sections' thread starts after the header read the
     # threads: the Threads section lists only df_gmr's lasting threads.
     secrets, secrets_error = read_secret_values(context)
-    isolator = Isolator()
+    context.runtime = Snapshot(context.builder_thread)
     try:
-        context.runtime = Snapshot(context.builder_thread)
-        try:
-            built = Report(
-                header=collect_header(context),
-                sections=[collect_section(section, context, isolator)
-                          for section in sections],
-            )
-        finally:
-            context.runtime.release()  # no live frame outlives the build
+        built = Report(
+            header=collect_header(context),
+            sections=collect_sections(sections, context),
+        )
     finally:
-        isolator.close()
+        context.runtime.release()  # no live frame outlives the build
     if secrets_error is not None:
         built.header["redaction"] = (
             f"secret option values could not be read ({secrets_error}): "
@@ -395,6 +274,10 @@ def _describe_failure(failure: BaseException) -> str:
         return redact.cut("".join(lines).rstrip(), MAX_ERROR)
     except BaseException:  # an exception that cannot even print itself
         return naming.error_text(failure)
+
+
+#: The process's one runner of isolated pieces (sections, readings).
+isolation = Isolation(_describe_failure)
 
 
 def _one_line(error: BaseException) -> str:

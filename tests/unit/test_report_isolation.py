@@ -146,27 +146,31 @@ def wait_until(condition: Any, what: str) -> None:
         time.sleep(0.01)
 
 
-def test_works_share_one_thread_and_an_overrun_one_is_left_behind():
+def test_pieces_share_one_thread_and_an_overrun_one_is_left_behind():
+    from df_gmr.isolation import Isolation
+
     release = threading.Event()
-    isolator = report.Isolator()
+    isolation = Isolation(repr)
     try:
-        first, error = isolator.run("a", threading.get_ident, 5, "section")
-        second, _ = isolator.run("b", threading.get_ident, 5, "section")
-        assert error is None and first == second  # one worker thread
-        assert first in own_threads()
-        _, error = isolator.run(
-            "stuck", lambda: release.wait(DEADLINE), 0.2, "section")
-        assert error == "section cut off: it took more than 0.2 s"
-        # skipped while still stuck, in this report and the next
-        _, error = isolator.run("stuck", lambda: 1, 5, "section")
-        assert error is not None and "still stuck" in error
-        third, error = isolator.run("c", threading.get_ident, 5, "section")
-        assert error is None and third != first  # a new worker
+        first, second, stuck, skipped, third, failed = isolation.run_all([
+            ("a", threading.get_ident, "section"),
+            ("b", threading.get_ident, "section"),
+            ("stuck", lambda: release.wait(DEADLINE), "section"),
+            ("stuck", lambda: 1, "section"),
+            ("c", threading.get_ident, "section"),
+            ("d", lambda: 1 / 0, "reading"),
+        ], 0.3)
     finally:
-        isolator.close()
         release.set()
-    # no thread of the isolator outlives it, the stuck one included
-    wait_until(lambda: not own_threads() & {first, third},
-               "the workers did not end")
-    result, error = report._run_isolated("stuck", lambda: 2, 5, "section")
-    assert (result, error) == (2, None)  # no longer stuck
+    assert first.error is None and first.result == second.result  # one
+    assert stuck.error == "section cut off: it took more than 0.3 s"
+    assert 0.3 <= stuck.seconds < DEADLINE
+    # skipped while still stuck, in this report and the next
+    assert skipped.error is not None and "still stuck" in skipped.error
+    assert third.error is None and third.result != first.result  # a new one
+    assert failed.error == "ZeroDivisionError('division by zero')"
+    # no thread of the isolation outlives it, the stuck one included
+    wait_until(lambda: not own_threads() & {first.result, third.result},
+               "the threads did not end")
+    # it ended: no longer stuck
+    assert isolation.run("stuck", lambda: 2, 5, "section").result == 2
