@@ -79,17 +79,28 @@ class Snapshot:
         walking is found once per group, so 100,000 identical waiters
         outside any lock cost no walk each.
         """
+        plan = self.lock_plan(keys)
+        return self.locks_by_plan(plan, frame) if plan else {}
+
+    def lock_plan(self, keys: StackKey) -> tuple[bool, Plan] | None:
+        """Return where a stack's locks are to be read, once per stack:
+        ``(has a lockutils frame, with-block plan)``, None when neither."""
         walks = self._lock_stacks.get(id(keys))
         if walks is None or walks[0] is not keys:
             walks = self._lock_stacks[id(keys)] = (
                 keys, locks.on_stack(keys), self.with_blocks.plan(keys))
+        return (walks[1], walks[2]) if walks[1] or walks[2] else None
+
+    def locks_by_plan(self, plan: tuple[bool, Plan], frame: FrameType | None
+                      ) -> dict[str, Any]:
+        """Return the locks of one member of a stack (see ``lock_plan``)."""
         found: dict[str, Any] = {}
-        if walks[1]:
+        if plan[0]:
             named = locks.named_locks(frame)
             if named:
                 found["named_locks"] = named
-        if walks[2]:
-            held = self.with_blocks.held_by_plan(frame, walks[2])
+        if plan[1]:
+            held = self.with_blocks.held_by_plan(frame, plan[1])
             if held:
                 found["held_locks"] = held
         return found

@@ -80,7 +80,7 @@ class Greens:
         gathered = self._gather()
         self.request_ids = self.snapshot.request_ids()
         self.now = time.monotonic()
-        built = grouping.build(gathered, self._describe, id, "spawn_site",
+        built = grouping.build(gathered, self._describer, id, "spawn_site",
                                own_past_budget=self.request_ids)
         gathered.clear()
         return built
@@ -206,36 +206,66 @@ class Greens:
                 self.sites[key] = {"unknown": NOT_RECORDED[key[0]]}
         return self.sites[key]
 
-    def _describe(self, key: GroupKey, index: int, green: Any
-                  ) -> dict[str, Any] | None:
+    def _describer(self, key: GroupKey) -> grouping.Describe:
+        """Return the describer of one group's members.
+
+        What the members share (their state, kind, wait kind and stack) is
+        looked at once per group; the returned function runs once per
+        member (up to DETAILS_PER_GROUP of each group): dict reads and
+        attribute reads, calls only for what the member has.
+        """
         state, kind, wait_kind, keys = key
-        ident = id(green)
-        if index >= grouping.DETAILS_PER_GROUP:
-            if ident in self.request_ids:
-                return {"id": ident, "wait": {"kind": wait_kind},
-                        "request_id": self.request_ids[ident],
-                        "unread": True}
-            return None
-        wait = _wait(state, kind, wait_kind, self.hub_waits.waits.get(ident),
-                     self.stranded.get(ident))
         match = self.match_of[id(keys)]
-        if match is not None and state == "parked" and kind != "hub":
-            frame = green.gr_frame
-            if frame is not None:
-                wait.update(waits.details(
-                    wait_kind, waits.nth_back(frame, len(keys) - 1 - match),
-                    self.wait_readings))
-            del frame
-        member: dict[str, Any] = {"id": ident, "wait": wait}
-        if state == "parked" and kind == "greenthread":
-            member.update(self.snapshot.locks_of(keys, green.gr_frame))
-        if kind not in ("main", "hub"):
-            member["spawn_site"] = self._spawn_site(ident)
-        if ident in self.request_ids:
-            member["request_id"] = self.request_ids[ident]
-        if "since" in wait:
-            member["waiting_seconds"] = round(self.now - wait.pop("since"), 3)
-        return member
+        reads_wait = match is not None and state == "parked" and kind != "hub"
+        steps = len(keys) - 1 - match if match is not None else 0
+        plan = self.snapshot.lock_plan(keys) if (
+            state == "parked" and kind == "greenthread") else None
+        spawned = kind not in ("main", "hub")
+        request_ids = self.request_ids
+        hub_waits = self.hub_waits.waits
+        stranded = self.stranded
+        readings = self.wait_readings
+        spawn_sites, site_of = self.spawn_sites, self.site_of
+        looping_starts = self.looping_starts
+        now = self.now
+
+        def describe(index: int, green: Any) -> dict[str, Any] | None:
+            ident = id(green)
+            if index >= grouping.DETAILS_PER_GROUP:
+                if ident in request_ids:
+                    return {"id": ident, "wait": {"kind": wait_kind},
+                            "request_id": request_ids[ident],
+                            "unread": True}
+                return None
+            wait = _wait(state, kind, wait_kind, hub_waits.get(ident),
+                         stranded.get(ident))
+            if reads_wait:
+                frame = green.gr_frame
+                if frame is not None:
+                    wait.update(waits.details(
+                        wait_kind, waits.nth_back(frame, steps), readings))
+                del frame
+            member: dict[str, Any] = {"id": ident, "wait": wait}
+            if plan:
+                member.update(self.snapshot.locks_by_plan(
+                    plan, green.gr_frame))
+            if spawned:
+                # The common case inline: a site shared by identity (see
+                # _spawn_site for the rest).
+                raw = spawn_sites.get(ident)
+                shared = site_of.get(id(raw)) if raw is not None else None
+                if shared is not None and shared[0] is raw and \
+                        ident not in looping_starts:
+                    member["spawn_site"] = shared[1]
+                else:
+                    member["spawn_site"] = self._spawn_site(ident)
+            if ident in request_ids:
+                member["request_id"] = request_ids[ident]
+            if "since" in wait:
+                member["waiting_seconds"] = round(now - wait.pop("since"), 3)
+            return member
+
+        return describe
 
 
 def _wait_kind(state: str, kind: str, by_stack: str, on_fd: bool) -> str:

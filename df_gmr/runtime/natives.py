@@ -17,6 +17,7 @@ the report says so.
 from __future__ import annotations
 
 import _socket
+import functools
 import os
 import re
 import sys
@@ -85,7 +86,9 @@ class Natives:
     def groups(self) -> list[dict[str, Any]]:
         """Return the service's threads grouped, biggest group first."""
         gathered = self._gather()
-        return grouping.build(gathered, self._describe, _ident)
+        return grouping.build(
+            gathered, lambda key: functools.partial(self._describe, key),
+            _ident)
 
     def own_threads(self) -> list[dict[str, Any]]:
         """Return df_gmr's own threads (kept apart from the service's)."""

@@ -203,6 +203,13 @@ class Normaliser:
         if depth > MAX_DEPTH:
             msg = f"data nested deeper than {MAX_DEPTH} levels"
             raise ValueError(msg)
+        if kind is dict:  # the common containers first, without ABC checks
+            return {key if type(key) is str else self._key(key):
+                    self.plain(item, depth + 1)
+                    for key, item in value.items()}
+        if kind is list:
+            return [item if type(item) is int and -_LARGE < item < _LARGE
+                    else self.plain(item, depth + 1) for item in value]
         # issubclass(type(...)): isinstance() may ask the object itself.
         if issubclass(kind, bool):
             return bool(value)
