@@ -42,7 +42,9 @@ _MAX_CACHE = 4096
 #: (kind, name called, chain of (load kind, name), arguments: each a
 #: constant, a ``Local`` or a ``Global``; none when one is an expression)
 Call = tuple[str, str, tuple[tuple[str, str], ...], tuple[Any, ...]]
-_cache: dict[tuple[CodeType, int], Call | None] = {}
+#: (id(code), offset) -> (that code, its call): code objects found by
+#: identity (hashing one hashes its bytecode, constants and names).
+_cache: dict[tuple[int, int], tuple[CodeType, Call | None]] = {}
 
 
 def _name(instruction: dis.Instruction) -> str:
@@ -78,9 +80,10 @@ def _chain_ending(instructions: list[dis.Instruction], end: int
 
 def decode(code: CodeType, lasti: int) -> Call | None:
     """Return the call (or ``with``) the instruction at ``lasti`` makes."""
-    key = (code, lasti)
-    if key in _cache:
-        return _cache[key]
+    key = (id(code), lasti)
+    known = _cache.get(key)
+    if known is not None and known[0] is code:
+        return known[1]
     if len(_cache) > _MAX_CACHE:
         _cache.clear()
     instructions = list(dis.get_instructions(code))
@@ -89,7 +92,7 @@ def decode(code: CodeType, lasti: int) -> Call | None:
     found: Call | None = None
     if index is not None:
         found = _decode_at(instructions, index)
-    _cache[key] = found
+    _cache[key] = (code, found)  # the code kept: its id stays its own
     return found
 
 

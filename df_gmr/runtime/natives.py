@@ -17,7 +17,6 @@ the report says so.
 from __future__ import annotations
 
 import _socket
-import functools
 import os
 import re
 import sys
@@ -82,13 +81,14 @@ class Natives:
         self.wait_readings: dict[tuple[str, int],
                                  tuple[Any, dict[str, Any]]] = {}
         self.targets: dict[int, str] = {}
+        #: ident -> (its innermost frame, the C call it makes, resolved):
+        #: decoded and resolved once, for its wait kind and its details.
+        self.calls: dict[int, tuple[Any, Resolved | None]] = {}
 
     def groups(self) -> list[dict[str, Any]]:
         """Return the service's threads grouped, biggest group first."""
         gathered = self._gather()
-        return grouping.build(
-            gathered, lambda key: functools.partial(self._describe, key),
-            _ident)
+        return grouping.build(gathered, self._describer, _ident)
 
     def own_threads(self) -> list[dict[str, Any]]:
         """Return df_gmr's own threads (kept apart from the service's)."""
@@ -125,7 +125,8 @@ class Natives:
             if ident == builder:
                 state, wait_kind = "running", "building this report"
             elif match is None:
-                state, wait_kind = _current_call(frame, ident)
+                state, wait_kind = _current_call(
+                    self._call_of(ident, frame), ident)
             kind = "main" if ident == main else "thread"
             heads = found[1]
             members = heads.get((state, kind, wait_kind))
@@ -136,46 +137,58 @@ class Natives:
                 for keys, (_, heads) in by_stack.items()
                 for head, members in heads.items()}
 
-    def _describe(self, key: GroupKey, index: int,
-                  member: tuple[int, Any]) -> dict[str, Any]:
+    def _describer(self, key: GroupKey) -> grouping.Describe:
+        """Return the describer of one group's members (what they share,
+        their stack's wait frame and lock plan, read once per group)."""
         _, kind, wait_kind, keys = key
-        ident, frame = member
-        thread = self.known.get(ident)
-        found: dict[str, Any] = {"id": ident, "wait": {"kind": wait_kind}}
-        # The Thread's stored fields, never its properties (a subclass of
-        # the application could make them run code): its __dict__, read
-        # once.
-        stored = _stored(thread)
-        name = stored.get("_name")
-        native_id = stored.get("_native_id")
-        if kind == "main":
-            # Thread objects keep the native id they had before a fork;
-            # on Linux the main thread's native id is the pid.
-            name = name or "MainThread"
-            if sys.platform.startswith("linux"):
-                native_id = os.getpid()
-        found["name"] = name
-        found["native_id"] = native_id
-        found["daemon"] = stored.get("_daemonic")
-        if thread is not None:
-            found["origin"] = self._origin(stored)
-            found["target"] = self._target(thread, stored)
-        if ident == self.snapshot.builder_thread:
-            found["role"] = "building this report (df_gmr frames omitted)"
-        if index >= DETAILS_PER_GROUP:
-            found["unread"] = True  # the group says how many were read
-            return found
-        if frame is not None:
-            found.update(self.snapshot.locks_of(keys, frame))
         match = self._match(keys)
-        if match is not None:
-            found["wait"].update(waits.details(
-                wait_kind, waits.nth_back(frame, len(keys) - 1 - match),
+        steps = len(keys) - 1 - match if match is not None else 0
+        plan = self.snapshot.lock_plan(keys)
+        reads_call = match is None and wait_kind != "building this report"
+        main = kind == "main"
+        builder = self.snapshot.builder_thread
+        known = self.known
+
+        def describe(index: int, member: tuple[int, Any]) -> dict[str, Any]:
+            ident, frame = member
+            thread = known.get(ident)
+            found: dict[str, Any] = {"id": ident,
+                                     "wait": {"kind": wait_kind}}
+            # The Thread's stored fields, never its properties (a subclass
+            # of the application could make them run code): its __dict__,
+            # read once.
+            stored = _stored(thread)
+            name = stored.get("_name")
+            native_id = stored.get("_native_id")
+            if main:
+                # Thread objects keep the native id they had before a
+                # fork; on Linux the main thread's native id is the pid.
+                name = name or "MainThread"
+                if sys.platform.startswith("linux"):
+                    native_id = os.getpid()
+            found["name"] = name
+            found["native_id"] = native_id
+            found["daemon"] = stored.get("_daemonic")
+            if thread is not None:
+                found["origin"] = self._origin(stored)
+                found["target"] = self._target(thread, stored)
+            if ident == builder:
+                found["role"] = "building this report (df_gmr frames omitted)"
+            if index >= DETAILS_PER_GROUP:
+                found["unread"] = True  # the group says how many were read
+                return found
+            if frame is not None and plan:
+                found.update(self.snapshot.locks_by_plan(plan, frame))
+            if match is not None:
+                found["wait"].update(waits.details(
+                    wait_kind, waits.nth_back(frame, steps),
                     self.wait_readings))
-        elif frame is not None and wait_kind != "building this report":
-            found["wait"].update(self._call_details(frame))
-        self._describe_fds(found["wait"])
-        return found
+            elif frame is not None and reads_call:
+                found["wait"].update(self._call_details(ident, frame))
+            self._describe_fds(found["wait"])
+            return found
+
+        return describe
 
     def _match(self, keys: stacks.StackKey) -> int | None:
         # The group's stack is the very tuple gathered (kept alive by the
@@ -223,23 +236,41 @@ class Natives:
             self.targets[key] = naming.callable_name(target)
         return self.targets[key]
 
-    def _call_details(self, frame: Any) -> dict[str, Any]:
+    def _call_of(self, ident: int, frame: Any) -> Resolved | None:
+        """Decode the call the innermost frame makes and resolve what it
+        is made on, once per thread (None: no call to decode)."""
+        known = self.calls.get(ident)
+        if known is not None and known[0] is frame:
+            return known[1]
+        call = callsite.decode(frame.f_code, frame.f_lasti) \
+            if frame is not None else None
+        resolved: Resolved | None = None
+        if call is not None:
+            kind, _, chain, _ = call
+            try:
+                owner_chain = chain[:-1] if kind == "call" else chain
+                target = callsite.resolve(frame, owner_chain) \
+                    if owner_chain else None  # a plain function: no object
+                callee = callsite.resolve(frame, chain) if kind == "call" \
+                    else None
+            except Exception:
+                resolved = (call, False, None, None)
+            else:
+                resolved = (call, True, target, callee)
+        self.calls[ident] = (frame, resolved)
+        return resolved
+
+    def _call_details(self, ident: int, frame: Any) -> dict[str, Any]:
         """Say what a C call blocks on: the lock (and its owner), the
         socket, the seconds of a sleep."""
-        call = callsite.decode(frame.f_code, frame.f_lasti)
-        if call is None:
+        resolved = self._call_of(ident, frame)
+        if resolved is None:
             return {}
-        kind, name, chain, arguments = call
+        (kind, name, chain, arguments), ok, target, callee = resolved
         details: dict[str, Any] = {"calls": callsite.text(chain)}
         if kind == "with":
             details["calls"] = f"with {details['calls']}"
-        try:
-            owner_chain = chain[:-1] if kind == "call" else chain
-            target = callsite.resolve(frame, owner_chain) if owner_chain \
-                else None  # a plain function: no object it is called on
-            callee = callsite.resolve(frame, chain) if kind == "call" \
-                else None
-        except Exception:
+        if not ok:
             return details
         bound = _bound_builtin(callee)
         function = _module_function(callee)
@@ -262,6 +293,9 @@ class Natives:
 
 
 _MISSING = object()
+#: A decoded call, whether resolving it worked, what it is made on (the
+#: chain's owner) and the callee (for a call, not a ``with``).
+Resolved = tuple[callsite.Call, bool, Any, Any]
 
 
 def _stored(thread: Any) -> dict[str, Any]:
@@ -314,7 +348,8 @@ LOCK_TYPES, RLOCK_TYPES = _real_lock_types()
 _OWNER = re.compile(r"owner=(\d+) count=(\d+)")
 
 
-def _current_call(frame: Any, ident: int) -> tuple[str, str]:
+def _current_call(resolved: Resolved | None, ident: int
+                  ) -> tuple[str, str]:
     """Return (state, wait kind) from the call the innermost frame makes.
 
     No call: the thread runs Python code.  A call into C: the thread is in
@@ -324,36 +359,32 @@ def _current_call(frame: Any, ident: int) -> tuple[str, str]:
     not held by this thread, a socket, a SimpleQueue, time.sleep,
     select, os.waitpid, a file read); anything else is "in C call".
     """
-    call = callsite.decode(frame.f_code, frame.f_lasti) \
-        if frame is not None else None
-    if call is None:
+    if resolved is None:
         return "running", "running Python code"
+    call, ok, target, callee = resolved
     kind, name, chain, _ = call
-    try:
-        owner, name = _owner_and_name(frame, kind, name, chain)
-    except Exception:
-        owner = None
+    owner = None
+    if ok:
+        owner, name = _owner_and_name(kind, name, target, callee)
     known = _blocking_kind(owner, name, ident)
     if known is not None:
         return "waiting", known
     return "running", f"in C call {callsite.text(chain)}"
 
 
-def _owner_and_name(frame: Any, kind: str, name: str,
-                    chain: tuple[tuple[str, str], ...]) -> tuple[Any, str]:
+def _owner_and_name(kind: str, name: str, target: Any, callee: Any
+                    ) -> tuple[Any, str]:
     """Return what a call is made on (a lock, a socket, a module) and the
     name it really has (``real_sleep = time.sleep`` is ``sleep``)."""
     if kind == "with":
-        return callsite.resolve(frame, chain), "__enter__"
-    callee = callsite.resolve(frame, chain)
+        return target, "__enter__"
     bound = _bound_builtin(callee)
     if bound is not None:
         return bound
     function = _module_function(callee)
     if function is not None:
         return sys.modules.get(callee.__module__ or ""), function[0]
-    return (callsite.resolve(frame, chain[:-1]) if len(chain) > 1
-            else None), name
+    return target, name
 
 
 def _blocking_kind(owner: Any, name: str, ident: int) -> str | None:
