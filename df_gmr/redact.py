@@ -311,13 +311,26 @@ class Redactor:
             return [item if type(item) in _NUMBERS and not hidden
                     else self._walk(item, hidden) for item in value]
         if kind is dict:
+            # Once per key of the whole report: the credential test and the
+            # secrets' masking of the key inline, each remembered per key.
             masked = {}
+            patterns, secrets = self._patterns, self._secrets
+            credential_keys = self._credential_keys
             for key, item in value.items():
-                hides = self._hides(key)
+                hides = False
+                if type(key) is str:
+                    if patterns:
+                        known = credential_keys.get(key)
+                        if known is None:
+                            known = credential_keys[key] = \
+                                is_credential_name(key)
+                        hides = known
+                    if secrets is not None:
+                        key = self.text(key, False)
                 if type(item) in _NUMBERS and not hides:
-                    masked[self._key(key)] = item
+                    masked[key] = item
                 else:
-                    masked[self._key(key)] = self._walk(item, hides)
+                    masked[key] = self._walk(item, hides)
             return masked
         if hidden and value is not None and kind is not bool:
             return MASK
@@ -331,19 +344,6 @@ class Redactor:
             self.cut_count += 1
             masked = cut(masked, self._limit)
         return masked
-
-    def _key(self, key: Any) -> Any:
-        if self._secrets is None or type(key) is not str:
-            return key
-        return self.text(key, False)
-
-    def _hides(self, key: Any) -> bool:
-        if not self._patterns or type(key) is not str:
-            return False
-        hides = self._credential_keys.get(key)
-        if hides is None:
-            hides = self._credential_keys[key] = is_credential_name(key)
-        return hides
 
 
 _NUMBERS = (int, float, bool, type(None))

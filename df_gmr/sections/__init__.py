@@ -204,9 +204,19 @@ class Normaliser:
             msg = f"data nested deeper than {MAX_DEPTH} levels"
             raise ValueError(msg)
         if kind is dict:  # the common containers first, without ABC checks
-            return {key if type(key) is str else self._key(key):
-                    self.plain(item, depth + 1)
-                    for key, item in value.items()}
+            plain = {}
+            for key, item in value.items():
+                if type(key) is not str:
+                    key = self._key(key)
+                item_kind = type(item)
+                # Plain values inline (once per value of a section).
+                if item is None or item_kind is bool or (
+                        item_kind is int and -_LARGE < item < _LARGE) or (
+                        item_kind is str and self.max_text is None):
+                    plain[key] = item
+                else:
+                    plain[key] = self.plain(item, depth + 1)
+            return plain
         if kind is list:
             return [item if type(item) is int and -_LARGE < item < _LARGE
                     else self.plain(item, depth + 1) for item in value]
