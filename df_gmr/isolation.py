@@ -19,11 +19,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Sequence
 import dataclasses
+import math
 import time
 from typing import Any
 
 from df_gmr import _native
 from df_gmr.lifecycle import lifecycle
+
+#: Bounds of a piece's budget, in seconds, and the budget of one that is
+#: not a number (``[df_gmr] section_timeout = nan``).
+MIN_TIMEOUT = 0.01
+MAX_TIMEOUT = 3600.0
+DEFAULT_TIMEOUT = 10.0
 
 #: One piece of work: ``(name, work, what)``; ``name`` identifies it
 #: across reports (a stuck one is skipped), ``what`` names it in errors
@@ -48,11 +55,18 @@ class _Run:
         self.isolation = isolation
         self.jobs = jobs
         self.outcomes = outcomes
-        # index, started and abandoned change under ``lock`` only: the
-        # reporting thread reads them to tell whether a piece overran.
+        # The state below changes under ``lock`` only: the reporting
+        # thread reads it to tell whether a piece overran.
         self.lock = _native.allocate_lock()
         self.index = start
+        #: When the piece at ``index`` began running, or, while none runs,
+        #: since when the thread has not begun it.
         self.started = time.monotonic()
+        #: The piece at ``index`` is running (not skipped, not between).
+        self.running = False
+        #: This run's running piece was marked stuck by the watcher: the
+        #: run clears the mark once the piece ends (never anyone else).
+        self.marked = False
         self.abandoned = False
         self.done = _native.allocate_lock()
         self.done.acquire()
@@ -67,10 +81,10 @@ class _Run:
                 if self.index >= len(self.jobs):
                     break
                 index = self.index
+                name, work, what = self.jobs[index]
+                since = stuck.get(name)
                 self.started = started = time.monotonic()
-            name, work, what = self.jobs[index]
-            since = stuck.get(name)
-            ran = since is None
+                self.running = since is None
             if since is not None:
                 outcome = Outcome(error=(
                     f"{what} skipped: still stuck in a previous report "
@@ -84,14 +98,15 @@ class _Run:
                 lifecycle.note_own_hub()  # see Lifecycle.note_own_hub
             outcome.seconds = round(time.monotonic() - started, 6)
             with self.lock:
-                if ran:
-                    # Under the lock: a cut-off marks it stuck under the
-                    # lock too, so it is never left marked once it ended.
+                self.running = False
+                if self.marked:  # it ended: no longer stuck
                     stuck.pop(name, None)
+                    self.marked = False
                 if self.abandoned:
                     return  # cut off meanwhile: the result is not wanted
                 self.outcomes[index] = outcome
                 self.index = index + 1
+                self.started = time.monotonic()
         self.done.release()
 
 
@@ -112,15 +127,26 @@ class Isolation:
         """Run ``jobs`` in order, each within ``timeout`` seconds.
 
         Never raises for a piece: a failure, an overrun or a skip is that
-        piece's ``error``.  Returns one outcome per job, in order.
+        piece's ``error``.  Returns one outcome per job, in order.  A
+        budget that is not a number gets the default, one below
+        ``MIN_TIMEOUT`` or above ``MAX_TIMEOUT`` (infinite) that bound:
+        the report never waits for ever.  If the wait itself is
+        interrupted (KeyboardInterrupt in a thread that builds a report),
+        the rest is abandoned before the exception goes on.
         """
         outcomes: list[Outcome | None] = [None] * len(jobs)
-        timeout = max(timeout, 0.01)
+        timeout = DEFAULT_TIMEOUT if math.isnan(timeout) else min(
+            max(timeout, MIN_TIMEOUT), MAX_TIMEOUT)
         start = 0
         while start < len(jobs):
             run = _Run(self, jobs, outcomes, start)
             lifecycle.start_thread("section", run.run)
-            start = self._watch(run, timeout)
+            try:
+                start = self._watch(run, timeout)
+            except BaseException:
+                with run.lock:
+                    run.abandoned = True
+                raise
         return [outcome or Outcome(error="not run") for outcome in outcomes]
 
     def _watch(self, run: _Run, timeout: float) -> int:
@@ -128,8 +154,9 @@ class Isolation:
         while True:
             with run.lock:
                 index, started = run.index, run.started
-            if index >= len(run.jobs):  # finished: done is released
-                run.done.acquire()
+            if index >= len(run.jobs):
+                # Finished: done is released next (bounded all the same).
+                run.done.acquire(timeout=timeout)
                 return index
             deadline = started + timeout
             if run.done.acquire(timeout=max(deadline - time.monotonic(),
@@ -137,16 +164,20 @@ class Isolation:
                 return len(run.jobs)
             name, _, what = run.jobs[index]
             with run.lock:
-                overran = run.index == index and run.started == started \
-                    and time.monotonic() >= deadline
-                if overran:
-                    run.abandoned = True
+                if run.index != index or run.started != started \
+                        or time.monotonic() < deadline:
+                    continue  # it moved on meanwhile
+                run.abandoned = True
+                if run.running:
+                    run.marked = True
                     self.stuck.setdefault(name, started)
-            if overran:
-                run.outcomes[index] = Outcome(
-                    error=f"{what} cut off: it took more than {timeout:g} s",
-                    seconds=round(time.monotonic() - started, 6))
-                return index + 1
+                    error = f"{what} cut off: it took more than {timeout:g} s"
+                else:  # the thread never began it (starved, or stopped)
+                    error = (f"{what} not run: df_gmr's thread did not get "
+                             f"to it within {timeout:g} s")
+            run.outcomes[index] = Outcome(
+                error=error, seconds=round(time.monotonic() - started, 6))
+            return index + 1
 
     def run(self, name: str, work: Callable[[], Any], timeout: float,
             what: str) -> Outcome:

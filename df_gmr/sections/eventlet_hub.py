@@ -5,12 +5,13 @@ thread that ever ran eventlet), the main thread's first. For each: its
 class, whether it is the live hub of its thread or a stale one (replaced,
 or left over from before a fork), its running/stopping flags, what its
 thread does right now, every file descriptor it watches (with what the fd
-is, read from /proc and psutil, and the greenlet waiting on it) and its
-timers: how many, how many canceled, the next ones due and the overdue
-ones. Timers overdue by more than ``runtime.hubs.LATE_AFTER`` seconds mean
-something keeps the hub from running: a greenthread that does not yield,
-or a blocking call that was not monkey-patched. The report is built by a
-native thread of its own, so it comes out while the hub is blocked.
+is, read from /proc and the socket itself, and the greenlet waiting on
+it) and its timers: how many, how many canceled, the next ones due and
+the overdue ones. Timers overdue by more than ``runtime.hubs.LATE_AFTER``
+seconds mean something keeps the hub from running: a greenthread that
+does not yield, or a blocking call that was not monkey-patched. The
+report is built by a native thread of its own, so it comes out while the
+hub is blocked.
 
 Everything is read, nothing is called on the hub: no green call, no
 socket object (eventlet's green socket would make the fd non-blocking).

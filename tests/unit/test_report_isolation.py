@@ -174,3 +174,85 @@ def test_pieces_share_one_thread_and_an_overrun_one_is_left_behind():
                "the threads did not end")
     # it ended: no longer stuck
     assert isolation.run("stuck", lambda: 2, 5, "section").result == 2
+
+
+def test_a_piece_the_thread_never_began_is_not_marked_stuck(monkeypatch):
+    from df_gmr.isolation import Isolation
+    from df_gmr.lifecycle import lifecycle
+
+    start_thread = lifecycle.start_thread
+
+    def late_start(role: str, function: Any, args: tuple = ()) -> None:
+        def late(*arguments: Any) -> None:
+            threading.Event().wait(0.2)  # a starved or stopped thread
+            function(*arguments)
+        start_thread(role, late, args)
+
+    before = own_threads()
+    monkeypatch.setattr(lifecycle, "start_thread", late_start)
+    isolation = Isolation(repr)
+    first, second = isolation.run_all(
+        [("a", lambda: 1, "section"), ("b", lambda: 2, "section")], 0.05)
+    assert first.error == second.error == (
+        "section not run: df_gmr's thread did not get to it within 0.05 s")
+    monkeypatch.undo()
+    wait_until(lambda: own_threads() <= before, "the late threads did not end")
+    assert isolation.stuck == {}  # so the next report runs them
+    assert [o.result for o in isolation.run_all(
+        [("a", lambda: 1, "section"), ("b", lambda: 2, "section")], 5)] \
+        == [1, 2]
+
+
+def test_an_interrupted_wait_abandons_the_rest():
+    # A report built in the main thread (TextGuruMeditation.run()) whose
+    # wait a signal handler interrupts, as Ctrl-C or oslo.service's
+    # SignalExit do.
+    import signal
+
+    from df_gmr.isolation import Isolation
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise Interrupted
+
+    assert threading.current_thread() is threading.main_thread()
+    ran: list[str] = []
+    release = threading.Event()
+    isolation = Isolation(repr)
+    before = own_threads()
+    previous = signal.signal(signal.SIGUSR1, interrupt)
+    timer = threading.Timer(0.1, signal.pthread_kill,
+                            (threading.main_thread().ident, signal.SIGUSR1))
+    timer.start()
+    try:
+        isolation.run_all([
+            ("a", lambda: release.wait(2), "section"),
+            ("b", lambda: ran.append("b"), "section")], 5)
+    except Interrupted:
+        pass
+    else:
+        raise AssertionError("the interrupt did not reach run_all")
+    finally:
+        timer.join()
+        signal.signal(signal.SIGUSR1, previous)
+        release.set()
+    wait_until(lambda: own_threads() <= before, "the thread did not end")
+    assert ran == []  # nothing ran after the report gave up
+
+
+def test_budgets_that_are_not_numbers_or_infinite_are_bounded():
+    from df_gmr.isolation import MAX_TIMEOUT
+    from df_gmr.isolation import Isolation
+
+    isolation = Isolation(repr)
+    for budget in (float("nan"), float("inf"), -5.0, 0.0):
+        [outcome] = isolation.run_all([("a", lambda: 1, "section")], budget)
+        assert outcome.result == 1, budget
+    release = threading.Event()
+    [outcome] = isolation.run_all(
+        [("b", lambda: release.wait(DEADLINE), "section")], -1.0)
+    release.set()
+    assert outcome.error == "section cut off: it took more than 0.01 s"
+    assert MAX_TIMEOUT < float("inf")
