@@ -65,13 +65,22 @@ class Scanner:
         # not yet collected: not the service's, left out.
         gone = {id(getattr(hub, "greenlet", None)) for hub in hubs_found
                 if getattr(getattr(hub, "greenlet", None), "dead", False)}
+        # The hubs of df_gmr's own threads (see Lifecycle.note_own_hub),
+        # their loop greenlets and their threads' main greenlets are not
+        # the service's either.
         own = lifecycle.own_hub_ids()
+        theirs: set[int] = set()
+        for hub in hubs_found:
+            if id(hub) in own:
+                loop = getattr(hub, "greenlet", None)
+                theirs.update((id(loop), id(getattr(loop, "parent", None))))
         hubs_found = [hub for hub in hubs_found
                       if id(getattr(hub, "greenlet", None)) not in gone
                       and id(hub) not in own]
         found = [weakref.ref(green) for green in greens
                  if not (green.dead and (green.parent is None
-                                         or id(green) in gone))]
+                                         or id(green) in gone))
+                 and id(green) not in theirs]
         del greens
         local = getattr(sys.modules.get("eventlet.hubs"), "_threadlocal",
                         None)

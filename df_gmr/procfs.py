@@ -14,9 +14,9 @@ describing the newcomer.  Nothing is followed by name twice.
 
 from __future__ import annotations
 
-import contextlib
 import os
 from typing import Any
+from typing import NamedTuple
 
 from df_gmr import identity
 
@@ -86,53 +86,69 @@ def _real_uid(status: bytes) -> int:
 def _safe(getter: Any) -> Any:
     try:
         return getter()
+    except ProcessLookupError:  # the whole process is gone: not one fact
+        raise
     except Exception as error:
         return f"unavailable: {type(error).__name__}"
 
 
-def describe(pid: int, mask_command_line: Any,
-             parent: int | None = None) -> dict[str, Any]:
-    """Return the facts of process ``pid``.
+class Described(NamedTuple):
+    """A process's facts and its children's pids (None: not readable)."""
+
+    facts: dict[str, Any]
+    children: list[int] | None
+
+
+def describe(pid: int, mask_command_line: Any, parent: int | None = None,
+             myself: bool = False) -> Described:
+    """Return the facts of process ``pid`` and its children's pids.
 
     ``mask_command_line(arguments)`` hides secrets in the command line.
     With ``parent``, the process must still be its child: a pid that was
     listed, exited and was reused by another process is not described.
-    Raise ProcessGone if it is gone (or is not that child any more),
-    OSError if /proc refuses it; a single fact that cannot be read says
-    ``unavailable: <why>``.
+    ``myself``: this very process, read as ``/proc/self`` (right in a
+    PID namespace whose /proc is another's).  Raise ProcessGone if it is
+    gone (or is not that child any more), OSError if /proc refuses it; a
+    single fact that cannot be read says ``unavailable: <why>``.
+    Everything, the children's list included, is read through one
+    descriptor of the process's directory.
     """
+    path = "/proc/self" if myself else f"/proc/{int(pid)}"
     try:
-        directory = os.open(f"/proc/{int(pid)}", _FLAGS)
+        directory = os.open(path, _FLAGS)
     except (FileNotFoundError, ProcessLookupError):
         raise ProcessGone(f"no process {pid}") from None
     try:
-        try:
-            fields = _stat_fields(_read(directory, "stat"))
-        except ProcessLookupError:
-            raise ProcessGone(f"process {pid} exited") from None
-        if parent is not None and int(fields[1]) != parent:
-            raise ProcessGone(f"process {pid} is no longer {parent}'s child")
-        ticks = os.sysconf("SC_CLK_TCK")
-        return {
-            "pid": pid,
-            "ppid": int(fields[1]),
-            "user": _safe(lambda: _user(_real_uid(
-                _read(directory, "status")))),
-            "status": STATES.get(fields[0], fields[0]),
-            "command_line": _safe(lambda: mask_command_line(
-                _arguments(_read(directory, "cmdline")))),
-            "rss_bytes": _safe(lambda: int(_read(
-                directory, "statm").split()[1]) * os.sysconf("SC_PAGE_SIZE")),
-            "cpu_user_seconds": round(int(fields[11]) / ticks, 3),
-            "cpu_system_seconds": round(int(fields[12]) / ticks, 3),
-            "open_fds": _safe(lambda: _count_fds(
-                directory, pid == os.getpid())),
-            "threads": int(fields[17]),
-            "started_at": _safe(lambda: identity.utc_text(
-                _boot_time() + int(fields[19]) / ticks)),
-        }
+        return _describe(directory, pid, mask_command_line, parent, myself)
+    except ProcessLookupError:  # it exited while being read
+        raise ProcessGone(f"process {pid} exited") from None
     finally:
         os.close(directory)
+
+
+def _describe(directory: int, pid: int, mask_command_line: Any,
+              parent: int | None, myself: bool) -> Described:
+    fields = _stat_fields(_read(directory, "stat"))
+    if parent is not None and int(fields[1]) != parent:
+        raise ProcessGone(f"process {pid} is no longer {parent}'s child")
+    ticks = os.sysconf("SC_CLK_TCK")
+    facts = {
+        "pid": pid,
+        "ppid": int(fields[1]),
+        "user": _safe(lambda: _user(_real_uid(_read(directory, "status")))),
+        "status": STATES.get(fields[0], fields[0]),
+        "command_line": _safe(lambda: mask_command_line(
+            _arguments(_read(directory, "cmdline")))),
+        "rss_bytes": _safe(lambda: int(_read(
+            directory, "statm").split()[1]) * os.sysconf("SC_PAGE_SIZE")),
+        "cpu_user_seconds": round(int(fields[11]) / ticks, 3),
+        "cpu_system_seconds": round(int(fields[12]) / ticks, 3),
+        "open_fds": _safe(lambda: _count_fds(directory, myself)),
+        "threads": int(fields[17]),
+        "started_at": _safe(lambda: identity.utc_text(
+            _boot_time() + int(fields[19]) / ticks)),
+    }
+    return Described(facts, _children(directory))
 
 
 def _count_fds(directory: int, myself: bool) -> int:
@@ -141,10 +157,38 @@ def _count_fds(directory: int, myself: bool) -> int:
         names = os.listdir(descriptor)
     finally:
         os.close(descriptor)
-    if myself:  # not the two this reading holds open meanwhile
+    if myself:
+        # Not the descriptors this reading holds open meanwhile: the
+        # process's directory, its fd directory and the duplicate of that
+        # one that listdir() reads through (its number is not known).
         own = {str(directory), str(descriptor)}
-        return sum(1 for name in names if name not in own)
+        return sum(1 for name in names if name not in own) - 1
     return len(names)
+
+
+def _children(directory: int) -> list[int] | None:
+    """Read the children of every thread of a process (``task/*/children``,
+    Linux 3.5 and later with CONFIG_PROC_CHILDREN); None if the kernel
+    has no such file, or it cannot be read."""
+    found: list[int] = []
+    try:
+        tasks = os.open("task", _FLAGS, dir_fd=directory)
+    except OSError:
+        return None
+    read_one = False
+    try:
+        for thread in os.listdir(tasks):
+            try:
+                raw = _read(tasks, f"{thread}/children")
+            except FileNotFoundError:  # the thread ended, or no such file
+                continue
+            found.extend(int(word) for word in raw.split())
+            read_one = True
+    except (OSError, ValueError):
+        return None
+    finally:
+        os.close(tasks)
+    return found if read_one else None
 
 
 def _arguments(raw: bytes) -> list[str]:
@@ -165,22 +209,3 @@ def _arguments(raw: bytes) -> list[str]:
     while arguments and not arguments[-1]:
         arguments.pop()
     return arguments
-
-
-def child_pids(pid: int) -> list[int] | None:
-    """Read a process's children from /proc (Linux), None if unreadable."""
-    found: list[int] = []
-    try:
-        directory = os.open(f"/proc/{int(pid)}/task", _FLAGS)
-    except OSError:
-        return None
-    try:
-        for thread in os.listdir(directory):
-            with contextlib.suppress(FileNotFoundError):  # the thread ended
-                found.extend(int(word) for word in _read(
-                    directory, f"{thread}/children").split())
-    except (OSError, ValueError):
-        return None
-    finally:
-        os.close(directory)
-    return found

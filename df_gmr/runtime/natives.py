@@ -285,6 +285,9 @@ class Natives:
             details.update(_lock(target, self.known))
         elif target is not None and issubclass(type(target), _socket.socket):
             details["fd"] = _socket.socket.fileno(target)  # fd_is: below
+        elif type(target).__module__ == "select" and \
+                type(target).__name__ in POLLERS:
+            details["calls"] += f" (select.{type(target).__name__}.{name})"
         elif name == "sleep" and len(arguments) == 1:
             seconds = callsite.argument(frame, arguments[0])
             if type(seconds) in (int, float):
@@ -322,6 +325,8 @@ MODULE_WAITS = {("time", "sleep"): "sleep", ("select", "select"): "select",
                 ("select", "poll"): "select", ("os", "waitpid"): "subprocess",
                 ("posix", "waitpid"): "subprocess", ("os", "read"): "read",
                 ("posix", "read"): "read"}
+#: The select module's poller objects, whose ``poll`` (``control``) blocks.
+POLLERS = frozenset({"epoll", "poll", "devpoll", "kqueue"})
 
 
 def _real_lock_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
@@ -365,7 +370,10 @@ def _current_call(resolved: Resolved | None, ident: int
     kind, name, chain, _ = call
     owner = None
     if ok:
-        owner, name = _owner_and_name(kind, name, target, callee)
+        try:
+            owner, name = _owner_and_name(kind, name, target, callee)
+        except Exception:  # an odd object (an unhashable __module__...)
+            owner = None
     known = _blocking_kind(owner, name, ident)
     if known is not None:
         return "waiting", known
@@ -402,6 +410,9 @@ def _blocking_kind(owner: Any, name: str, ident: int) -> str | None:
         return "queue get" if name == "get" else None
     if issubclass(kind, types.ModuleType):
         return MODULE_WAITS.get((owner.__name__, name))
+    if kind.__module__ == "select" and kind.__name__ in POLLERS and \
+            name in ("poll", "control"):
+        return "select"  # an epoll object's poll: an idle eventlet hub
     if kind.__module__ == "_io" and name in ("read", "readline",
                                              "readinto"):
         return "read"

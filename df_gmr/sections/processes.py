@@ -68,32 +68,33 @@ def _arguments(process: Any) -> list[str]:
 
 
 def _collect_procfs(me: int) -> dict[str, Any] | None:
-    """Describe ``me`` and its descendants from /proc (None: unreadable).
+    """Describe ``me`` and its descendants from /proc (None: the kernel
+    lists no children there).
 
     psutil's children(recursive=True) reads /proc/<pid>/stat of every
     process on the host (100 ms and more on a busy one); the kernel's own
     children lists name just ours, parents first.
     """
-    listed = procfs.child_pids(me)
-    if listed is None:
+    described = procfs.describe(me, redact.mask_command_line, myself=True)
+    if described.children is None:
         return None
-    pending = [(child, me) for child in listed]
-    described = procfs.describe(me, redact.mask_command_line)
+    pending = [(child, me) for child in described.children]
     children: list[dict[str, Any]] = []
     while pending:
         pid, parent = pending.pop(0)
         try:
-            children.append(procfs.describe(
-                pid, redact.mask_command_line, parent))
+            child = procfs.describe(pid, redact.mask_command_line, parent)
         except procfs.ProcessGone:
             continue  # it exited (or was reused) since its parent listed it
         except OSError as error:
             children.append({"pid": pid,
                              "error": f"{type(error).__name__}: {error}"})
             continue
+        children.append(child.facts)
         pending.extend((grandchild, pid)
-                       for grandchild in procfs.child_pids(pid) or ())
-    return {"available": True, "process": described, "children": children}
+                       for grandchild in child.children or ())
+    return {"available": True, "process": described.facts,
+            "children": children}
 
 
 def collect(context: ReportContext) -> dict[str, Any]:

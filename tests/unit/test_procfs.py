@@ -27,8 +27,16 @@ def family() -> Iterator[list[subprocess.Popen[bytes]]]:
                           "--password", "hunter2"]),
         subprocess.Popen(["sh", "-c", "sleep 30 & wait"]),
     ]
+    def ready() -> bool:  # all three, the grandchild past its exec
+        descendants = psutil.Process().children(recursive=True)
+        try:
+            return len(descendants) == 3 and ["sleep", "30"] in [
+                process.cmdline() for process in descendants]
+        except psutil.Error:
+            return False
+
     deadline = time.monotonic() + 10
-    while len(psutil.Process().children(recursive=True)) < 3:
+    while not ready():
         assert time.monotonic() < deadline, "the children did not start"
         time.sleep(0.02)
     yield started
@@ -56,8 +64,9 @@ def test_the_same_facts_as_psutil(family: list[subprocess.Popen[bytes]]
         assert abs(entry["rss_bytes"] - seen["rss_bytes"]) < 8 << 20
         assert abs(entry["cpu_user_seconds"]
                    - seen["cpu_user_seconds"]) < 0.5
-    # our own count leaves out the descriptors the reading holds open
-    assert read["process"]["open_fds"] == me.num_fds()
+    # our own count leaves out the descriptors the reading holds open;
+    # psutil's counts the one its own listing holds
+    assert read["process"]["open_fds"] == me.num_fds() - 1
     python_child = next(entry for entry in read["children"]
                         if entry["pid"] == family[0].pid)
     assert "hunter2" not in " ".join(python_child["command_line"])
@@ -67,7 +76,7 @@ def test_the_same_facts_as_psutil(family: list[subprocess.Popen[bytes]]
 def test_a_pid_that_is_not_the_named_parents_child_is_not_described(
         family: list[subprocess.Popen[bytes]]) -> None:
     child = family[0].pid
-    assert procfs.describe(child, list, os.getpid())["pid"] == child
+    assert procfs.describe(child, list, os.getpid()).facts["pid"] == child
     with pytest.raises(procfs.ProcessGone, match="no longer"):
         procfs.describe(child, list, os.getppid())
 
@@ -100,4 +109,21 @@ def test_without_proc_the_section_reads_psutil(
     read = processes.collect(None)  # type: ignore[arg-type]
     assert read["process"]["pid"] == os.getpid()
     assert sorted(entry["pid"] for entry in read["children"]) == sorted(
+        p.pid for p in psutil.Process().children(recursive=True))
+
+
+def test_a_kernel_without_children_lists_falls_back_to_psutil(
+        monkeypatch: pytest.MonkeyPatch,
+        family: list[subprocess.Popen[bytes]]) -> None:
+    read = procfs._read
+
+    def no_children_file(directory: int, name: str) -> bytes:
+        if name.endswith("/children"):  # no CONFIG_PROC_CHILDREN
+            raise FileNotFoundError(name)
+        return read(directory, name)
+
+    monkeypatch.setattr(procfs, "_read", no_children_file)
+    assert procfs.describe(os.getpid(), list, myself=True).children is None
+    found = processes.collect(None)  # type: ignore[arg-type]
+    assert sorted(entry["pid"] for entry in found["children"]) == sorted(
         p.pid for p in psutil.Process().children(recursive=True))
