@@ -87,4 +87,5 @@ def text(found: dict[str, Any]) -> str:
             f"{found['started_by']}; {threads} native "
             f"thread{'' if threads == 1 else 's'} "
             f"(+{found['df_gmr_threads']} of df_gmr's), {greenlets_count} "
-            f"greenthread{'' if greenlets_count == 1 else 's'} tracked")
+            f"greenthread{'' if greenlets_count == 1 else 's'} tracked "
+            "(hubs' and threads' main greenlets not counted)")

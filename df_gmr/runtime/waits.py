@@ -287,9 +287,9 @@ def _condition(owner: Any, local: dict[str, Any], frame: Any
     # Event.wait and Barrier.wait are named "wait" in threading.py too:
     # the object whose wait it is says which.
     found: dict[str, Any] = {}
-    timeout = local.get("timeout")
+    timeout: Any = local.get("timeout")
     if type(timeout) in (int, float):
-        found["timeout"] = timeout
+        found["timeout"] = round(timeout, 3)
     kind = _EVENT_OWNERS.get(type(owner).__name__)
     if kind is not None:
         found["kind"] = kind
@@ -315,9 +315,9 @@ def _future(owner: Any, local: dict[str, Any], frame: Any
     found: dict[str, Any] = {}
     if type(state) is str:
         found["future_state"] = state
-    timeout = local.get("timeout")
+    timeout: Any = local.get("timeout")
     if type(timeout) in (int, float):
-        found["timeout"] = timeout
+        found["timeout"] = round(timeout, 3)
     return found
 
 
@@ -363,7 +363,7 @@ def _selector(owner: Any, local: dict[str, Any], frame: Any
     timeout = local.get("timeout")  # selectors make None -1: forever
     if isinstance(timeout, (int, float)) and type(timeout) is not bool \
             and timeout >= 0:
-        found["timeout"] = timeout
+        found["timeout"] = round(timeout, 3)
     return found
 
 
@@ -383,7 +383,7 @@ def _db_pool(owner: Any, local: dict[str, Any], frame: Any
         found["max_overflow"] = max_overflow
     timeout = naming.stored_attribute(owner, "_timeout")
     if type(timeout) in (int, float):
-        found["timeout"] = timeout
+        found["timeout"] = round(timeout, 3)
     return found
 
 

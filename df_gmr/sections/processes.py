@@ -126,7 +126,7 @@ def format_lines(data: dict[str, Any]) -> list[str]:
     lines.append(f"children: {len(data['children'])}")
     for child in data["children"]:
         lines.append("")
-        lines.extend(_entry_lines(child, "  "))
+        lines.extend(_entry_lines(child, "  ", CHILD_THREADS))
     return lines
 
 
@@ -134,6 +134,9 @@ def format_lines(data: dict[str, Any]) -> list[str]:
 #: threads, and the short-lived one each section is collected in (the
 #: header and the Threads section leave those out).
 OWN_THREADS = " (df_gmr's own included, this section's among them)"
+#: A child's count includes df_gmr's threads there, and those of a report
+#: it makes at the same moment (``df-gmr report --workers`` asks all).
+CHILD_THREADS = " (df_gmr's own included, if it runs there)"
 
 
 def _entry_lines(entry: dict[str, Any], indent: str,
