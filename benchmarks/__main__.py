@@ -62,9 +62,13 @@ NOTES = """\
   SIGUSR2 (log_dir set) and the largest gap is taken from the signal until
   the report file exists.  "quiet" is the largest gap before the signal.
 - Cost at rest: each round runs a process without either tool, one with
-  df_gmr set up and one with oslo.reports set up (order rotated); each
-  process keeps the best of its timed repetitions; the share is the
-  median over rounds of (with / without) paired within a round.
+  df_gmr set up, one with oslo.reports set up and, as a control, one
+  that only imports df_gmr (order rotated); each process keeps the best
+  of its timed repetitions; the share is the median over rounds of
+  (with / without) paired within a round.  "without" is eventlet alone
+  in a bare interpreter: importing any handful of modules lowers its
+  spawn rate by a few percent here (the control shows df_gmr's share of
+  that; set up / only imported is what set-up itself costs per spawn).
   What df_gmr does per spawn (the design, `df_gmr/greenlets.py`): a hook
   on `GreenThread.__init__` puts the greenthread in a dict with a tuple
   of its three callers' codes and instruction offsets (shared with the

@@ -22,6 +22,8 @@ from benchmarks.table import verdict
 DF_GMR = "df_gmr"
 OSLO = "oslo.reports"
 WITHOUT = "none"
+#: Cost at rest's control: df_gmr's modules imported, nothing set up.
+IMPORTED = "df_gmr imported"
 TOOLS = (DF_GMR, OSLO)
 MIB = 2**20
 #: The verdict of a goal whose figures are missing (the case failed).
@@ -529,7 +531,7 @@ class Suite:
         params = {"spawns": self.plan.spawns,
                   "switches": self.plan.switches,
                   "inner": self.plan.rest_inner, "log_dir": True}
-        order = [WITHOUT, DF_GMR, OSLO]
+        order = [WITHOUT, DF_GMR, OSLO, IMPORTED]
         rounds: list[dict[str, dict[str, Any]]] = []
         cases = {tool: Case("rest", tool, dict(params))
                  for tool in order}
@@ -550,7 +552,11 @@ class Suite:
                 ("switch_rate", "switch throughput", "switches/s", True)):
             shares = {tool: _paired_shares(rounds, tool, key,
                                            higher_is_better)
-                      for tool in TOOLS}
+                      for tool in (*TOOLS, IMPORTED)}
+            # The set-up's own share: df_gmr set up against df_gmr only
+            # imported, paired within each round.
+            set_up_share = _paired_shares(rounds, DF_GMR, key,
+                                          higher_is_better, IMPORTED)
             baseline = cases[WITHOUT].median(key)
             if baseline and not higher_is_better:
                 baseline = 1 / baseline
@@ -562,8 +568,11 @@ class Suite:
             rows.append(Row(
                 f"{REST}: {title}", workload,
                 _share_label(df_share), _share_label(shares[OSLO]),
-                f"without either: {baseline:,.0f} {unit}" if baseline
-                else "without either: failed",
+                (f"without either: {baseline:,.0f} {unit}" if baseline
+                 else "without either: failed")
+                + f"; df_gmr only imported (no set-up): "
+                f"{_share_label(shares[IMPORTED])}, so set up / only "
+                f"imported: {_share_label(set_up_share, 'of imported')}",
                 ">= 97% of without",
                 self.goal(True, lambda share=df_share: share >= 0.97,
                           lambda share=df_share: f"{share:.1%}"),
@@ -656,15 +665,17 @@ def _median_ratio(case: Case, numerator: str, denominator: str
 
 
 def _paired_shares(rounds: list[dict[str, dict[str, Any]]], tool: str,
-                   key: str, higher_is_better: bool) -> float | None:
+                   key: str, higher_is_better: bool,
+                   against: str = WITHOUT) -> float | None:
     # Each round pairs a tool's process with the process without either
-    # that ran next to it: the median of those ratios resists drift.
+    # (or ``against``) that ran next to it: the median of those ratios
+    # resists drift.
     shares = []
     for this_round in rounds:
-        if tool not in this_round or WITHOUT not in this_round:
+        if tool not in this_round or against not in this_round:
             continue
         value = this_round[tool][key]
-        baseline = this_round[WITHOUT][key]
+        baseline = this_round[against][key]
         if not value or not baseline:
             continue
         shares.append(value / baseline if higher_is_better
@@ -672,7 +683,7 @@ def _paired_shares(rounds: list[dict[str, dict[str, Any]]], tool: str,
     return statistics.median(shares) if shares else None
 
 
-def _share_label(share: float | None) -> str:
+def _share_label(share: float | None, of: str = "of without") -> str:
     if share is None:
         return "failed"
-    return f"{share:.1%} of without"
+    return f"{share:.1%} {of}"
