@@ -216,7 +216,8 @@ class Greens:
         """
         state, kind, wait_kind, keys = key
         match = self.match_of[id(keys)]
-        reads_wait = match is not None and state == "parked" and kind != "hub"
+        plain_parked = state == "parked" and kind != "hub"
+        reads_wait = match is not None and plain_parked
         steps = len(keys) - 1 - match if match is not None else 0
         plan = self.snapshot.lock_plan(keys) if (
             state == "parked" and kind == "greenthread") else None
@@ -237,13 +238,21 @@ class Greens:
                             "request_id": request_ids[ident],
                             "unread": True}
                 return None
-            wait = _wait(state, kind, wait_kind, hub_waits.get(ident),
-                         stranded.get(ident))
+            hub_wait = hub_waits.get(ident)
+            stranded_by = stranded.get(ident)
+            wait: dict[str, Any]
+            if hub_wait is None and stranded_by is None and plain_parked:
+                wait = {"kind": wait_kind}  # what _wait says of it
+            else:
+                wait = _wait(state, kind, wait_kind, hub_wait, stranded_by)
             if reads_wait:
                 frame = green.gr_frame
                 if frame is not None:
-                    wait.update(waits.details(
-                        wait_kind, waits.nth_back(frame, steps), readings))
+                    for _ in range(steps):  # out to the wait's own frame
+                        if frame.f_back is None:
+                            break
+                        frame = frame.f_back
+                    wait.update(waits.details(wait_kind, frame, readings))
                 del frame
             member: dict[str, Any] = {"id": ident, "wait": wait}
             if plan:
