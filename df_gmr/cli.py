@@ -38,6 +38,7 @@ from df_gmr import exchange
 from df_gmr import registry
 from df_gmr.analysis import commands as reading
 from df_gmr.exchange import Refusal
+from df_gmr.terminal import EXIT_BROKEN_PIPE
 from df_gmr.terminal import EXIT_FAILED
 from df_gmr.terminal import EXIT_OK
 from df_gmr.terminal import EXIT_USAGE
@@ -524,7 +525,16 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "timeout", 1.0) <= 0:
         print("df-gmr: --timeout must be positive", file=sys.stderr)
         return EXIT_USAGE
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except BrokenPipeError:
+        # The reader went away (``df-gmr report ... | head``): stop
+        # quietly, as a shell tool does, and keep Python from complaining
+        # again when it flushes stdout at exit.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return EXIT_BROKEN_PIPE
 
 
 if __name__ == "__main__":

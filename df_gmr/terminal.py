@@ -12,6 +12,8 @@ import re
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+#: What a shell reports for a command that SIGPIPE ended (128 + 13).
+EXIT_BROKEN_PIPE = 141
 
 
 #: Terminal control characters (C0 but tab and newline, DEL, C1) and

@@ -139,6 +139,32 @@ def test_show_renders_a_json_report(scene, tmp_path):
     assert "stuck_forever" in result.stdout
 
 
+def test_a_reader_that_goes_away_ends_the_command_quietly(scene, tmp_path):
+    # df-gmr show report.json | head -1: no traceback, the shell's status.
+    import sys
+
+    from tests.daemons import child_env
+
+    report = json_report(scene.pid, tmp_path / "r.json")
+    many = tmp_path / "many.jsonl"  # more text than a pipe holds
+    many.write_text("\n".join([json.dumps(report)] * 100) + "\n")
+    command = subprocess.Popen(
+        [sys.executable, "-m", "df_gmr.cli", "show", str(many)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=child_env())
+    try:
+        assert command.stdout is not None and command.stderr is not None
+        assert command.stdout.readline()  # what head -1 reads
+        command.stdout.close()  # then it goes away
+        status = command.wait(timeout=60)
+        errors = command.stderr.read().decode()
+    finally:
+        if command.poll() is None:
+            command.kill()
+            command.wait(timeout=10)
+    assert status == 141, errors
+    assert "Traceback" not in errors and "BrokenPipe" not in errors, errors
+
+
 def test_summary_over_three_workers(tmp_path):
     with running("service.py", "--launcher", "process",
                  "--workers", "3") as daemon:
