@@ -83,7 +83,9 @@ def _real_uid(status: bytes) -> int:
     raise LookupError(msg)
 
 
-def _safe(getter: Any) -> Any:
+def fact(getter: Any) -> Any:
+    """Return ``getter()``, or ``unavailable: <why>`` if it fails (a
+    process that is gone as a whole still raises ProcessLookupError)."""
     try:
         return getter()
     except ProcessLookupError:  # the whole process is gone: not one fact
@@ -135,17 +137,17 @@ def _describe(directory: int, pid: int, mask_command_line: Any,
     facts = {
         "pid": pid,
         "ppid": int(fields[1]),
-        "user": _safe(lambda: _user(_real_uid(_read(directory, "status")))),
+        "user": fact(lambda: _user(_real_uid(_read(directory, "status")))),
         "status": STATES.get(fields[0], fields[0]),
-        "command_line": _safe(lambda: mask_command_line(
+        "command_line": fact(lambda: mask_command_line(
             _arguments(_read(directory, "cmdline")))),
-        "rss_bytes": _safe(lambda: int(_read(
+        "rss_bytes": fact(lambda: int(_read(
             directory, "statm").split()[1]) * os.sysconf("SC_PAGE_SIZE")),
         "cpu_user_seconds": round(int(fields[11]) / ticks, 3),
         "cpu_system_seconds": round(int(fields[12]) / ticks, 3),
-        "open_fds": _safe(lambda: _count_fds(directory, myself)),
+        "open_fds": fact(lambda: _count_fds(directory, myself)),
         "threads": int(fields[17]),
-        "started_at": _safe(lambda: identity.utc_text(
+        "started_at": fact(lambda: identity.utc_text(
             _boot_time() + int(fields[19]) / ticks)),
     }
     return Described(facts, _children(directory))
@@ -196,15 +198,19 @@ def _arguments(raw: bytes) -> list[str]:
 
     Split as psutil splits it: on NULs, or on blanks when a retitled
     process left one argument with blanks in it (so a credential flag
-    and its value are two words that ``mask_command_line`` sees); without
-    the padding a retitled process leaves (setproctitle: trailing blanks
-    and empty arguments).
+    and its value are two words that ``mask_command_line`` sees).
     """
     text = raw.decode("utf-8", "replace")
     text = text.removesuffix("\0")
     arguments = text.split("\0")
     if len(arguments) == 1 and " " in text:
         arguments = text.split(" ")
+    return trimmed(arguments)
+
+
+def trimmed(arguments: list[str]) -> list[str]:
+    """Return arguments without the padding a retitled process leaves
+    (setproctitle: trailing blanks and empty arguments)."""
     arguments = [argument.rstrip() for argument in arguments]
     while arguments and not arguments[-1]:
         arguments.pop()

@@ -70,21 +70,14 @@ class Snapshot:
             self._frames = sys._current_frames()
         return self._frames
 
-    def locks_of(self, keys: StackKey, frame: FrameType | None
-                 ) -> dict[str, Any]:
-        """Return a stack's lockutils named locks and ``with``-held locks.
-
-        ``keys`` is the stack's (code, line) tuple, the same object for
-        every member of a group: whether the stack has any frame worth
-        walking is found once per group, so 100,000 identical waiters
-        outside any lock cost no walk each.
-        """
-        plan = self.lock_plan(keys)
-        return self.locks_by_plan(plan, frame) if plan else {}
-
     def lock_plan(self, keys: StackKey) -> tuple[bool, Plan] | None:
         """Return where a stack's locks are to be read, once per stack:
-        ``(has a lockutils frame, with-block plan)``, None when neither."""
+        ``(has a lockutils frame, with-block plan)``, None when neither.
+
+        ``keys`` is the stack's (code, line) tuple, the same object for
+        every member of a group: 100,000 identical waiters outside any
+        lock cost no walk each.
+        """
         walks = self._lock_stacks.get(id(keys))
         if walks is None or walks[0] is not keys:
             walks = self._lock_stacks[id(keys)] = (

@@ -37,34 +37,19 @@ def _describe_psutil(process: Any) -> dict[str, Any]:
         entry: dict[str, Any] = {
             "pid": process.pid,
             "ppid": process.ppid(),
-            "user": _safe(process.username),
-            "status": _safe(process.status),
-            "command_line": _safe(
-                lambda: redact.mask_command_line(_arguments(process))),
-            "rss_bytes": _safe(lambda: process.memory_info().rss),
+            "user": procfs.fact(process.username),
+            "status": procfs.fact(process.status),
+            "command_line": procfs.fact(
+                lambda: redact.mask_command_line(procfs.trimmed(
+                    process.cmdline()))),
+            "rss_bytes": procfs.fact(lambda: process.memory_info().rss),
             "cpu_user_seconds": round(times.user, 3),
             "cpu_system_seconds": round(times.system, 3),
-            "open_fds": _safe(process.num_fds),
-            "threads": _safe(process.num_threads),
+            "open_fds": procfs.fact(process.num_fds),
+            "threads": procfs.fact(process.num_threads),
             "started_at": identity.utc_text(process.create_time()),
         }
     return entry
-
-
-def _safe(getter: Any) -> Any:
-    try:
-        return getter()
-    except Exception as error:
-        return f"unavailable: {type(error).__name__}"
-
-
-def _arguments(process: Any) -> list[str]:
-    """Return a command line as psutil shows it, without the padding a
-    retitled process leaves (setproctitle: one argument, then blanks)."""
-    arguments = [argument.rstrip() for argument in process.cmdline()]
-    while arguments and not arguments[-1]:
-        arguments.pop()
-    return arguments
 
 
 def _collect_procfs(me: int) -> dict[str, Any] | None:
