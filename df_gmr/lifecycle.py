@@ -16,8 +16,10 @@ that every section can keep them apart from the service's threads.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterator
 import contextlib
 import os
+import signal
 import sys
 from typing import Any
 import weakref
@@ -26,6 +28,21 @@ from df_gmr import _native
 from df_gmr.streams import complain
 
 Callback = Callable[[], None]
+
+#: Signals a thread gets for what it does itself (a fault, a write to a
+#: closed pipe, abort()), left unblocked in df_gmr's threads; and the two
+#: no thread can block.
+_SYNCHRONOUS = {int(getattr(signal, name)) for name in (
+    "SIGSEGV", "SIGBUS", "SIGFPE", "SIGILL", "SIGTRAP", "SIGSYS", "SIGABRT",
+    "SIGPIPE", "SIGXFSZ", "SIGKILL", "SIGSTOP") if hasattr(signal, name)}
+
+
+def _process_signals() -> set[int]:
+    """Return the signals sent to the process as a whole (SIGTERM, SIGINT,
+    SIGHUP, SIGCHLD...): what df_gmr's own threads block."""
+    if not hasattr(signal, "pthread_sigmask"):
+        return set()
+    return {int(signum) for signum in signal.valid_signals()} - _SYNCHRONOUS
 
 
 class Lifecycle:
@@ -90,7 +107,36 @@ class Lifecycle:
                     if self._threads_pid == os.getpid():
                         del self._threads[ident]
 
-        _native.start_thread(run)
+        # Born with the process's signals blocked (the mask is inherited
+        # at creation, so there is no moment without it): the kernel gives
+        # a signal sent to the process to a thread that does not block it,
+        # and one that a df_gmr thread took would wait for the main
+        # thread's next wake-up (an idle eventlet hub sleeps up to 60 s in
+        # epoll) before its Python handler ran.  A SIGTERM during a burst
+        # of SIGUSR2 did (the main thread had a signal pending already).
+        blocked = _process_signals()
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked) \
+            if blocked else None
+        try:
+            _native.start_thread(run)
+        finally:
+            if previous is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    @contextlib.contextmanager
+    def application_signals(self, keep: set[int]) -> Iterator[None]:
+        """Unblock the process's signals in this df_gmr thread while the
+        application's own code runs in it (a registered section): a
+        program it starts must not inherit them blocked.  ``keep`` (the
+        report signals, the stack signal) stay as they were."""
+        unblocked = _process_signals() - keep
+        previous = signal.pthread_sigmask(signal.SIG_UNBLOCK, unblocked) \
+            if unblocked else None
+        try:
+            yield
+        finally:
+            if previous is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
     def note_own_hub(self) -> None:
         """Remember the calling df_gmr thread's eventlet hub, if it has one.

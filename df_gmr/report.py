@@ -41,8 +41,10 @@ from df_gmr import findings
 from df_gmr import identity
 from df_gmr import naming
 from df_gmr import redact
+from df_gmr import trigger
 from df_gmr.context import ReportContext
 from df_gmr.isolation import Isolation
+from df_gmr.lifecycle import lifecycle
 from df_gmr.runtime import Snapshot
 from df_gmr.runtime import fingerprint
 from df_gmr.sections import MAX_RAW_TEXT
@@ -165,7 +167,12 @@ def _plain_outcome(section: Section, context: ReportContext
     normaliser = Normaliser(describe=str if registered else naming.type_name,
                             max_text=None if registered else MAX_RAW_TEXT)
     try:
-        collected = section.collect(context)
+        if registered:  # the application's code, with its signals
+            with lifecycle.application_signals(
+                    trigger.report_signals() | trigger.trigger.blocked):
+                collected = section.collect(context)
+        else:
+            collected = section.collect(context)
     except BaseException as failure:
         return {"error": _describe_failure(failure)}
     try:

@@ -1,0 +1,81 @@
+"""df_gmr's threads never take a signal sent to the process."""
+
+from __future__ import annotations
+
+import json
+import signal
+
+from tests.daemons import run_python
+
+SCENE = """
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import eventlet
+
+eventlet.monkey_patch()
+
+from df_gmr.guru_meditation_report import TextGuruMeditation
+
+
+class Version:
+    def version_string_with_package(self):
+        return "1.0"
+
+
+def blocked(status):
+    for line in status.splitlines():
+        if line.startswith("SigBlk:"):
+            return int(line.split()[1], 16)
+
+
+def child_mask():  # what a program started by a registered section gets
+    return blocked(subprocess.run(["cat", "/proc/self/status"],
+                                  capture_output=True, text=True).stdout)
+
+
+log_dir = tempfile.mkdtemp()
+TextGuruMeditation.register_section("Child", lambda: child_mask())
+TextGuruMeditation.setup_autorun(Version(), log_dir=log_dir)
+os.kill(os.getpid(), signal.SIGUSR2)
+deadline = time.monotonic() + 30
+while not os.listdir(log_dir) and time.monotonic() < deadline:
+    eventlet.sleep(0.05)
+report = open(os.path.join(log_dir, os.listdir(log_dir)[0])).read()
+masks = {}
+for task in os.listdir("/proc/self/task"):
+    with open(f"/proc/self/task/{task}/status") as handle:
+        masks[int(task)] = blocked(handle.read())
+main = masks.pop(os.getpid())
+child = int(re.search(r"==== Child +====\\n=+\\n(\\d+)", report)[1])
+print(json.dumps({"main": main, "others": list(masks.values()),
+                  "child": child}))
+"""
+
+
+def bit(signum: int) -> int:
+    return 1 << (signum - 1)
+
+
+def test_df_gmr_threads_block_process_signals_programs_they_start_do_not():
+    found = json.loads(run_python(SCENE).stdout.splitlines()[-1])
+    process_signals = [signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
+                       signal.SIGCHLD, signal.SIGQUIT, signal.SIGUSR1]
+    assert found["others"], "no df_gmr thread in the process"
+    for mask in found["others"]:  # the reporting thread, after its report
+        for signum in process_signals:
+            assert mask & bit(signum), (signum.name, hex(mask))
+        for signum in (signal.SIGSEGV, signal.SIGBUS, signal.SIGFPE,
+                       signal.SIGPIPE):  # its own faults stay its own
+            assert not mask & bit(signum), (signum.name, hex(mask))
+    for signum in process_signals:
+        assert not found["main"] & bit(signum), signum.name
+        # a registered section's program is not born with them blocked
+        assert not found["child"] & bit(signum), (signum.name,
+                                                  hex(found["child"]))
