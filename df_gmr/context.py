@@ -6,10 +6,12 @@ import dataclasses
 from types import FrameType
 from typing import Any
 
+from df_gmr.isolation import DEFAULT_TIMEOUT
 from df_gmr.runtime import Snapshot
 
-#: Seconds a section may take when no ``[df_gmr] section_timeout`` says.
-DEFAULT_SECTION_TIMEOUT = 10.0
+#: Seconds a section may take when no ``[df_gmr] section_timeout`` says
+#: (one figure with the isolation's fallback for a budget that is NaN).
+DEFAULT_SECTION_TIMEOUT = DEFAULT_TIMEOUT
 
 
 @dataclasses.dataclass

@@ -27,7 +27,8 @@ from df_gmr import _native
 from df_gmr.lifecycle import lifecycle
 
 #: Bounds of a piece's budget, in seconds, and the budget of one that is
-#: not a number (``[df_gmr] section_timeout = nan``).
+#: not a number (``[df_gmr] section_timeout = nan``): the default section
+#: budget too (``context.DEFAULT_SECTION_TIMEOUT``).
 MIN_TIMEOUT = 0.01
 MAX_TIMEOUT = 3600.0
 DEFAULT_TIMEOUT = 10.0

@@ -248,6 +248,7 @@ class Greens:
             if reads_wait:
                 frame = green.gr_frame
                 if frame is not None:
+                    # waits.nth_back, inline: once per member.
                     for _ in range(steps):  # out to the wait's own frame
                         if frame.f_back is None:
                             break
