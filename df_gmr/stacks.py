@@ -1,10 +1,12 @@
 """Turn live frames into plain, comparable stack data.
 
-A stack is collected in two steps so that 100,000 greenthreads stay cheap:
-``frame_keys`` walks a frame chain into a tuple of ``(code, lineno)`` pairs
-(hashable, so identical stacks group by dict look-up without touching any
-source file), and ``describe`` turns one such tuple into dicts with file,
-line, function and source text, once per distinct stack.  Neither keeps a
+A stack is collected in steps so that 100,000 greenthreads stay cheap:
+``frame_positions`` walks a frame chain into a tuple of ``(code,
+f_lasti)`` pairs (hashable, so identical stacks group by dict look-up
+without touching any line table or source file), ``lined`` turns one such
+tuple into ``(code, line)`` pairs (``frame_keys`` does both), and
+``describe`` turns those into dicts with file, line, function and source
+text, once per distinct stack.  Neither keeps a
 frame alive.
 """
 
@@ -121,15 +123,60 @@ def line_at(code: CodeType, offset: int) -> int:
     return line
 
 
-def frame_keys(frame: FrameType | None, limit: int = 200) -> StackKey:
-    """Return the chain of ``frame`` as keys, outermost call first."""
+def frame_positions(frame: FrameType | None, limit: int = 200) -> StackKey:
+    """Return the chain of ``frame`` as ``(code, f_lasti)`` pairs,
+    outermost call first: the cheap key of a stack.
+
+    ``f_lasti`` is a plain read; ``f_lineno`` scans the code's line table
+    at every read (most of a walk's time).  Positions group as lines do,
+    finer; ``lined`` turns a stack's positions into lines, once per
+    distinct stack.
+    """
     keys: list[FrameKey] = []
     while frame is not None and len(keys) < limit:
-        keys.append((frame.f_code, frame.f_lineno))
+        keys.append((frame.f_code, frame.f_lasti))
         frame = frame.f_back
     del frame  # no reference cycle through this function's locals
     keys.reverse()
     return tuple(keys)
+
+
+def frame_ids(frame: FrameType | None, limit: int = 200
+              ) -> tuple[int, ...]:
+    """Return ``(id(code), f_lasti, ...)`` of the chain of ``frame``,
+    innermost first: the cheapest key of a stack, for a dict look-up per
+    greenlet.
+
+    Ints hash at once; a code object's hash is computed again at every
+    hash (its name, constants, names...), so a tuple of positions hashes
+    every code of the stack each time.  An id names its code only while
+    the code lives: whoever keys by it keeps the stack's positions (and
+    so its codes) beside it.
+    """
+    keys: list[int] = []
+    while frame is not None and len(keys) < 2 * limit:
+        keys.append(id(frame.f_code))
+        keys.append(frame.f_lasti)
+        frame = frame.f_back
+    del frame  # no reference cycle through this function's locals
+    return tuple(keys)
+
+
+def ids_of(positions: StackKey) -> tuple[int, ...]:
+    """Return what ``frame_ids`` returns for a stack of these positions."""
+    return tuple(number for code, offset in reversed(positions)
+                 for number in (id(code), offset))
+
+
+def lined(positions: StackKey) -> StackKey:
+    """Return a stack of ``(code, f_lasti)`` pairs as ``(code, line)``."""
+    return tuple((code, line_at(code, offset)) for code, offset in positions)
+
+
+def frame_keys(frame: FrameType | None, limit: int = 200) -> StackKey:
+    """Return the chain of ``frame`` as ``(code, line)`` pairs, outermost
+    call first."""
+    return lined(frame_positions(frame, limit))
 
 
 def without_own_frames(keys: StackKey) -> tuple[StackKey, bool]:

@@ -117,11 +117,15 @@ class Greens:
         main_frame = self.snapshot.frames().get(main) if main is not None \
             else None
         tracked = self.tracked
-        # Stacks are hashed once per greenlet (a stack's hash is not
-        # cached and hashes every code object in it): by stack first,
-        # then by (state, kind, wait kind), whose strings cache theirs.
-        by_stack: dict[stacks.StackKey,
-                       tuple[str, dict[tuple[str, str, str], list[Any]]]] = {}
+        # One dict look-up per greenlet, by its stack's ids and positions
+        # (stacks.frame_ids: ints, cheap to hash), then by (state, kind,
+        # wait kind), whose strings cache their hashes.  The stack's
+        # positions (codes and offsets, which keep the ids' codes alive)
+        # are read on a miss only, and made lines once per distinct
+        # stack, below.
+        by_stack: dict[tuple[Any, ...], tuple[
+            str, dict[tuple[str, str, str], list[Any]], int | None,
+            stacks.StackKey]] = {}
         on_fd = self.hub_waits.on_fd
         hub_greenlets = self.hub_greenlets
         plain = greenlet.greenlet
@@ -129,41 +133,62 @@ class Greens:
         # case, a parked greenthread, costs attribute reads, no calls.
         for ident, green in self.everything.items():
             frame = green.gr_frame
+            keys: stacks.StackKey = ()
             if frame is not None:  # a dead greenlet has no frame
                 state = "parked"
+                key: tuple[Any, ...] = stacks.frame_ids(frame)
             else:
                 state = greenlets.state(green)
                 if state == "running" and ident in tracked:
                     frame = main_frame
-            keys = stacks.frame_keys(frame)
-            del frame
-            if state == "running":
-                keys, _ = stacks.without_own_frames(keys)
+                # Rare (one running greenlet per thread, the dead): by
+                # positions, which never equal a stack's ids.
+                keys = stacks.frame_positions(frame)
+                if state == "running":
+                    keys, _ = stacks.without_own_frames(keys)
+                key = keys
             if ident in hub_greenlets:
                 kind = "hub"
             elif green.parent is None:
                 kind = "main"
             else:
                 kind = "greenlet" if type(green) is plain else "greenthread"
-            found = by_stack.get(keys)
+            found = by_stack.get(key)
             if found is None:
+                if key is not keys:
+                    # Read again: the positions and the key they file
+                    # under must be of one moment (a greenlet another
+                    # thread switched into meanwhile has moved on).
+                    keys = stacks.frame_positions(frame)
+                    key = stacks.ids_of(keys)
                 classified = waits.outward(
                     keys, waits.classify(keys, waits.EVENTLET_WAITS,
                                          self.eventlet),
                     waits.THREAD_WAITS, self.stdlib)
-                # By id for the members' details: the keys stay alive in
-                # the gathered groups while they are described.
-                self.match_of[id(keys)] = classified[1]
-                found = by_stack[keys] = (classified[0], {})
+                found = by_stack[key] = (classified[0], {}, classified[1],
+                                         keys)
+            del frame
             wait_kind = _wait_kind(state, kind, found[0], ident in on_fd)
             members = found[1].get((state, kind, wait_kind))
             if members is None:
                 members = found[1][(state, kind, wait_kind)] = []
             members.append(green)
         self.everything.clear()
-        return {(*head, keys): members
-                for keys, (_, heads) in by_stack.items()
-                for head, members in heads.items()}
+        gathered: dict[GroupKey, list[Any]] = {}
+        same: dict[stacks.StackKey, stacks.StackKey] = {}
+        for _, heads, match, positions in by_stack.values():
+            # Stacks at different instructions of the same lines are one
+            # stack: one tuple, so that it is found by identity.
+            keys = stacks.lined(positions)
+            keys = same.setdefault(keys, keys)
+            # By id for the members' details: the keys stay alive in the
+            # gathered groups while they are described.
+            self.match_of[id(keys)] = match
+            for head, members in heads.items():
+                group = gathered.setdefault((*head, keys), members)
+                if group is not members:
+                    group.extend(members)
+        return gathered
 
     def _spawn_site(self, ident: int) -> dict[str, Any]:
         """Describe where a greenlet was spawned, or why that is unknown."""

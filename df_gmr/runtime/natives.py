@@ -102,6 +102,8 @@ class Natives:
         # A stack's hash is not cached and hashes every code object in it:
         # each thread's stack is hashed once, to find its classification
         # and its groups; members are then found by the stack's identity.
+        # A stack is its frames' positions here (see
+        # stacks.frame_positions), made lines once per distinct stack.
         by_stack: dict[stacks.StackKey, tuple[
             tuple[str, int | None],
             dict[tuple[str, str, str], list[tuple[int, Any]]]]] = {}
@@ -111,7 +113,7 @@ class Natives:
         for ident, frame in self.snapshot.frames().items():
             if ident in own:
                 continue
-            keys = stacks.frame_keys(frame)
+            keys = stacks.frame_positions(frame)
             if ident == builder:
                 keys, _ = stacks.without_own_frames(keys)
             found = by_stack.get(keys)
@@ -119,7 +121,6 @@ class Natives:
                 classified = waits.classify_chain(keys, waits.THREAD_WAITS,
                                                   self.inside)
                 found = by_stack[keys] = (classified, {})
-                self.match_of[id(keys)] = (keys, classified[1])
             wait_kind, match = found[0]
             state = "waiting"
             if ident == builder:
@@ -133,9 +134,19 @@ class Natives:
             if members is None:
                 members = heads[(state, kind, wait_kind)] = []
             members.append((ident, frame))
-        return {(*head, keys): members
-                for keys, (_, heads) in by_stack.items()
-                for head, members in heads.items()}
+        gathered: dict[GroupKey, list[tuple[int, Any]]] = {}
+        same: dict[stacks.StackKey, stacks.StackKey] = {}
+        for positions, (classified, heads) in by_stack.items():
+            # Stacks at different instructions of the same lines are one
+            # stack: one tuple, so that it is found by identity.
+            keys = stacks.lined(positions)
+            keys = same.setdefault(keys, keys)
+            self.match_of[id(keys)] = (keys, classified[1])
+            for head, members in heads.items():
+                group = gathered.setdefault((*head, keys), members)
+                if group is not members:
+                    group.extend(members)
+        return gathered
 
     def _describer(self, key: GroupKey) -> grouping.Describe:
         """Return the describer of one group's members (what they share,

@@ -51,11 +51,18 @@ def scene(tmp_path_factory):
     return green_report(tmp_path_factory.mktemp("scene"))
 
 
+def test_stacks_at_two_instructions_of_one_line_are_one_group(scene):
+    # Grouped by instruction, then by line: one stack, one group.
+    [group] = groups_by_function(scene)["either_way"]
+    assert group["count"] == 3
+    assert group["stack"][1]["line"] == line_of("else never.wait(None)")
+
+
 def test_thousand_event_waiters_form_one_group(scene):
     [group] = groups_by_function(scene)["event_waiter"]
     assert group["count"] == 1000
     assert len(set(group["ids"])) == 1000
-    assert group["wait"]["waiters"] == 1001  # and with_request's
+    assert group["wait"]["waiters"] == 1004  # with_request's, either_way's
     assert group["members"] == []  # nothing that differs: stored once
     assert group["wait_kind"] == "event"
     assert scene["groups"][0] is group  # biggest first

@@ -181,6 +181,17 @@ def test_each_wait_is_named_with_its_detail(standin, by_name, name, kind,
             assert member["wait"].get(key) == expected(value), (key, member)
 
 
+def test_stacks_at_two_instructions_of_one_line_are_one_group(standin):
+    # Grouped by instruction, then by line: one stack, one group.
+    threads = standin.scene["threads"]
+    wanted = {threads["either-way-1"], threads["either-way-2"]}
+    [group] = [group for group in standin.sections["threads"]["data"]
+               ["groups"] if wanted & set(group["ids"])]
+    assert wanted <= set(group["ids"]), group
+    assert "wait_either_way" in [frame["function"]
+                                 for frame in group["stack"]], group
+
+
 def test_sockets_are_described(standin, by_name):
     # The listening socket: 'listening on 127.0.0.1:PORT' or psutil's
     # '127.0.0.1:PORT (LISTEN)'; the connected one by both its ends.
@@ -225,7 +236,7 @@ def test_every_thread_once_and_df_gmr_apart(standin):
         assert ids.count(ident) == 1, name
     # 16 named, 2 executor workers, 1 RPC worker, 2 looping calls, the RPC
     # poller, cotyledon's parent watcher and the main thread.
-    assert data["count"] == 24
+    assert data["count"] == 26
     header = standin.document["header"]["concurrency"]
     assert (header["native_threads"], header["df_gmr_threads"]) == \
         (data["count"], len(own))
@@ -294,7 +305,7 @@ def test_worker_header_and_eventlet_sections(standin):
                                "not in use"), (title, line)
     lines = threads_section.SECTION.lines(
         standin.sections["threads"]["data"])
-    assert lines[0] == ("24 native threads in 23 groups (and 1 of "
+    assert lines[0] == ("26 native threads in 24 groups (and 1 of "
                         "df_gmr's own, listed last)"), lines[0]
 
 

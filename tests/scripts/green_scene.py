@@ -88,6 +88,11 @@ def tpool_caller():
     tpool.execute(lambda: eventlet.patcher.original("time").sleep(3600))
 
 
+def either_way(flag):
+    # Two calls on one line: parked at two instructions of the same line.
+    return never.wait() if flag else never.wait(None)
+
+
 def with_request():
     context.RequestContext(request_id="req-1234abcd")
     never.wait()
@@ -115,6 +120,8 @@ target = eventlet.spawn(sleeper)
 eventlet.spawn(joiner, target)
 eventlet.spawn(tpool_caller)
 eventlet.spawn(with_request)
+for flag in (True, False, True):
+    eventlet.spawn(either_way, flag)
 eventlet.spawn(reader)
 pool = greenpool.GreenPool(4)
 for _ in range(2):

@@ -78,6 +78,7 @@ plain_lock = threading.Lock()
 rlock = threading.RLock()
 work_queue = queue.Queue(maxsize=10)
 never = threading.Event()
+either = threading.Event()
 condition = threading.Condition()
 semaphore = threading.Semaphore(0)
 barrier = threading.Barrier(3)
@@ -111,6 +112,11 @@ def get_from_queue():
 
 def wait_for_event():
     never.wait()
+
+
+def wait_either_way(flag):
+    # Two calls on one line: parked at two instructions of the same line.
+    return either.wait() if flag else either.wait(None)
 
 
 def wait_on_condition():
@@ -258,6 +264,8 @@ def build_threading_scene(conf):
         start_named("rlock-waiter", want_rlock),
         start_named("queue-getter", get_from_queue),
         start_named("event-waiter", wait_for_event),
+        start_named("either-way-1", wait_either_way, True),
+        start_named("either-way-2", wait_either_way, False),
         start_named("condition-waiter", wait_on_condition),
         start_named("semaphore-waiter", acquire_semaphore),
         start_named("barrier-waiter", wait_at_barrier),
