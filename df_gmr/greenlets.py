@@ -222,11 +222,23 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
         finally:
             forget(self, None)
 
+    previous_n: tuple[Any, ...] | None = None
+
     @functools.wraps(spawn_n)
     def tracked_spawn_n(seconds: Any, func: Any, args: Any, kwargs: Any
                         ) -> Any:
+        nonlocal previous_n
         timer, green = spawn_n(seconds, func, args, kwargs)
-        alive[green] = _caller_site(getframe(1))
+        site = _caller_site(getframe(1))
+        # As for spawn: a loop of spawn_n (a WSGI server's requests)
+        # shares one tuple, which a report describes once.
+        if site is not None and previous_n is not None and \
+                site == previous_n and site[0] is previous_n[0] and \
+                site[1] is previous_n[1] and site[2] is previous_n[2]:
+            site = previous_n
+        else:
+            previous_n = site
+        alive[green] = site
         if len(alive) >= _sweep_at:
             sweep()
         return timer, green

@@ -12,3 +12,15 @@ eventlet.sleep(0.1)
 kept = [eventlet.spawn(eventlet.sleep, 10) for _ in range(3)]
 eventlet.sleep(0)
 print(ran, all(green in greenlets.tracked() for green in kept))
+
+
+def sites_of_a_loop(spawn):
+    """How many site tuples a loop of three spawns from one line keeps."""
+    before = {id(green) for green in greenlets.tracked()}
+    for _ in range(3):
+        spawn(eventlet.sleep, 10)
+    return len({id(site) for green, site in greenlets.tracked_with_sites()
+                if id(green) not in before})
+
+
+print(sites_of_a_loop(eventlet.spawn), sites_of_a_loop(eventlet.spawn_n))
