@@ -69,13 +69,16 @@ def factor(state: str, kind: str, stack: list[dict[str, Any]],
     """Factor out what all members share; members keep only their own.
 
     ``members`` are the detailed ones (the first DETAILS_PER_GROUP, and
-    any later one with something of its own, marked ``unread``); ``ids``
-    lists every member.
+    any later one with something of its own, marked ``unread``), each a
+    dict of its own with ``id`` first (changed here: it keeps only what
+    is its own); ``ids`` lists every member.
     """
-    read = [m for m in members if not m.get("unread")]
+    read = [m for m in members if "unread" not in m]
     wait = dict((read or members)[0]["wait"]) if members else {"kind": "?"}
     for member in read[1:]:
         other = member["wait"]
+        if wait.items() <= other.items():  # C-level: the usual case
+            continue
         for key in list(wait):
             if other.get(key, _MISSING) != wait[key]:
                 del wait[key]
@@ -89,20 +92,20 @@ def factor(state: str, kind: str, stack: list[dict[str, Any]],
         for m in members) else None
     own_members = []
     wait_keys = wait.keys()
-    # Once per member (100,000 and more): C-level copies and pops.
+    # Once per member (100,000 and more): the member's dict (made for
+    # this group, by its describer) loses what the group shows; its id
+    # stays first.
     for member in members:
-        own = dict(member)
-        del own["id"]
-        member_wait = own.pop("wait")
-        own.pop("unread", None)
-        origin = own.pop(origin_key, None)
+        member_wait = member.pop("wait")
+        member.pop("unread", None)
+        origin = member.pop(origin_key, None)
         if not member_wait.keys() <= wait_keys:
-            own["wait"] = {k: v for k, v in member_wait.items()
-                           if k not in wait}
+            member["wait"] = {k: v for k, v in member_wait.items()
+                              if k not in wait}
         if common_origin is None and origin is not None:
-            own[origin_key] = origin
-        if own:
-            own_members.append({"id": member["id"], **own})
+            member[origin_key] = origin
+        if len(member) > 1:  # more than its id
+            own_members.append(member)
     group: dict[str, Any] = {
         "count": len(ids),
         "state": state,
