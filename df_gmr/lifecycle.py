@@ -18,9 +18,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Iterator
 import contextlib
+import functools
 import os
 import signal
 import sys
+from types import FrameType
 from typing import Any
 import weakref
 
@@ -95,18 +97,7 @@ class Lifecycle:
     def start_thread(self, role: str, function: Callable[..., Any],
                      args: tuple[Any, ...] = ()) -> None:
         """Start a real OS thread of df_gmr's, known as ``role``."""
-
-        def run() -> None:
-            ident = _native.get_ident()
-            self.own_threads()[ident] = role
-            try:
-                function(*args)
-            finally:
-                self.note_own_hub()
-                with contextlib.suppress(KeyError):
-                    if self._threads_pid == os.getpid():
-                        del self._threads[ident]
-
+        run = functools.partial(self._run_own, role, function, args)
         # Born with the process's signals blocked (the mask is inherited
         # at creation, so there is no moment without it): the kernel gives
         # a signal sent to the process to a thread that does not block it,
@@ -122,6 +113,32 @@ class Lifecycle:
         finally:
             if previous is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+    def _run_own(self, role: str, function: Callable[..., Any],
+                 args: tuple[Any, ...]) -> None:
+        # The outermost frame of every df_gmr thread (see is_own_thread):
+        # the thread is in the registry only from this frame's first line
+        # to its last, and a report may look in between.
+        ident = _native.get_ident()
+        self.own_threads()[ident] = role
+        try:
+            function(*args)
+        finally:
+            self.note_own_hub()
+            with contextlib.suppress(KeyError):
+                if self._threads_pid == os.getpid():
+                    del self._threads[ident]
+
+    @staticmethod
+    def is_own_thread(frame: FrameType | None) -> bool:
+        """Say whether a thread whose current frame is ``frame`` is one of
+        df_gmr's, by its outermost frame: also while it is starting or
+        ending (not in ``own_threads()``)."""
+        outermost = frame
+        while frame is not None:
+            outermost, frame = frame, frame.f_back
+        return outermost is not None and \
+            outermost.f_code is _RUN_OWN_CODE
 
     @contextlib.contextmanager
     def application_signals(self, keep: set[int]) -> Iterator[None]:
@@ -190,4 +207,5 @@ def run_each(callbacks: list[Callback], what: str) -> None:
             complain(f"{what} failed: {error!r}")
 
 
+_RUN_OWN_CODE = Lifecycle._run_own.__code__
 lifecycle = Lifecycle()

@@ -63,6 +63,7 @@ class Snapshot:
         #: once its tuple is freed (another section's stacks).
         self._lock_stacks: dict[int, tuple[StackKey, bool, Plan]] = {}
         self._tracked: list[tuple[Any, tuple[Any, ...] | None]] | None = None
+        self._own: dict[int, str] | None = None
 
     def frames(self) -> dict[int, FrameType]:
         """Return every native thread's current frame (read once)."""
@@ -107,8 +108,26 @@ class Snapshot:
         return self._tracked
 
     def own_threads(self) -> dict[int, str]:
-        """Return df_gmr's own threads: ident -> role."""
-        return lifecycle.own_threads()
+        """Return df_gmr's own threads: ident -> role (read once).
+
+        Those of the registry, and those caught starting or ending (out
+        of it, but in their first frame still): a report must never list
+        one as the service's.  Only the threads ``threading`` does not
+        know are walked (df_gmr starts bare threads).
+        """
+        if self._own is None:
+            # Imported at the first report, not before: natives reads the
+            # C lock types of the _thread copies there are by then.
+            from df_gmr.runtime import natives
+
+            own = dict(lifecycle.own_threads())
+            known = natives.known_threads()
+            for ident, frame in self.frames().items():
+                if ident not in own and ident not in known and \
+                        lifecycle.is_own_thread(frame):
+                    own[ident] = "thread (starting or ending)"
+            self._own = own
+        return self._own
 
     def hubs(self) -> list[hub_reading.HubReading]:
         """Return every known hub, read once (see ``runtime.hubs``)."""
