@@ -16,6 +16,7 @@ from oslo_reports import opts as oslo_reports_opts
 import pytest
 
 from df_gmr import opts
+from tests.daemons import run_python
 
 
 def sample(monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
@@ -57,3 +58,17 @@ def test_with_oslo_reports_installed_the_group_is_listed_once(
 def test_the_df_gmr_namespace_still_lists_both_groups():
     assert [group for group, _ in opts.list_opts()] == [
         "oslo_reports", "df_gmr"]
+
+
+def test_a_report_reads_deprecated_options_without_the_services_warnings(
+        tmp_path):
+    # oslo.config warns once per process at the first read of an option
+    # deprecated for removal or set under a deprecated name: a report in
+    # a worker that never read it must not log it, nor use it up.
+    lines = run_python("deprecated_opts.py", str(tmp_path)).stdout.splitlines()
+    assert lines[:2] == ["STARTED", "REPORTED True"], lines
+    warnings = lines[2:-1]
+    assert len(warnings) == 3 and all(
+        line.startswith("LOG Deprecated: Option ") for line in warnings), lines
+    assert '"former"' in warnings[1] and '"things"' in warnings[2]
+    assert lines[-1] == "READ a b c"
