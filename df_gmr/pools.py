@@ -144,7 +144,12 @@ def schedule(looping_call: Any) -> dict[str, float]:
     dynamic call without ``periodic_interval_max``: its function alone
     decides each sleep).
     """
-    idle_for = getattr(looping_call, SCHEDULE_ATTR, None)
+    return schedule_numbers(getattr(looping_call, SCHEDULE_ATTR, None))
+
+
+def schedule_numbers(idle_for: Any) -> dict[str, float]:
+    """Return the numbers a looping call's ``idle_for`` closure holds (see
+    ``schedule``): its cells are read, nothing is called."""
     code = getattr(idle_for, "__code__", None)
     cells = getattr(idle_for, "__closure__", None) or ()
     if code is None:

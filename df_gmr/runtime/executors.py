@@ -27,6 +27,7 @@ import weakref
 
 from df_gmr import _imports
 from df_gmr import naming
+from df_gmr import pools
 
 STARTED_ATTR = "_df_gmr_started"
 #: (module, class) of work items whose ``run`` gets the start stamp.
@@ -204,13 +205,20 @@ def _looping_call(frame: FrameType | None, now: float
     call = local.get("self")
     watch = local.get("watch")
     sleeping = _frame_named(frame, "loopingcall.py", "_sleep") is not None
+    # The schedule is the closure _run_loop asks for each sleep: a fixed
+    # interval call's holds its interval; "idle" is this sleep only (the
+    # interval less the last run's time, or what a dynamic call chose).
+    schedule = pools.schedule_numbers(local.get("idle_for_func"))
+    idle: Any = local.get("idle")
     entry: dict[str, Any] = {
         "type": naming.type_name(call),
         "function": local.get("func_name") if type(local.get(
             "func_name")) is str else None,
         "state": "sleeping" if sleeping else "running its function",
-        "interval": local.get("idle") if type(local.get("idle")) in (
-            int, float) else None,
+        "interval": schedule.get("interval"),
+        "schedule": schedule,
+        "sleeping_for": round(idle, 3)
+        if sleeping and type(idle) in (int, float) else None,
         "next_run_in": None,
         "last_run_seconds": None,
     }
@@ -218,9 +226,8 @@ def _looping_call(frame: FrameType | None, now: float
     stopped = naming.stored_attribute(watch, "_stopped_at")
     if type(started) is float and type(stopped) is float:
         entry["last_run_seconds"] = round(stopped - started, 3)
-        if sleeping and entry["interval"] is not None:
-            entry["next_run_in"] = round(
-                stopped + entry["interval"] - now, 3)
+        if entry["sleeping_for"] is not None:
+            entry["next_run_in"] = round(stopped + idle - now, 3)
     if not sleeping and type(started) is float:
         entry["running_seconds"] = round(now - started, 3)
     return entry

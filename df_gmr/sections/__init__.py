@@ -391,3 +391,24 @@ def held_lines(member: dict[str, Any]) -> list[str]:
         lines.extend(wrap(f"holds {held['lock']} ({held['found_by']})",
                           "      "))
     return lines
+
+
+def schedule_text(call: dict[str, Any]) -> str:
+    """Say how often a looping call runs (green or native), from its
+    ``interval``, ``schedule``, ``schedule_known``, ``state`` and ``type``."""
+    schedule = call["schedule"]
+    if not call.get("schedule_known", True):
+        if call["state"] == "not started":
+            return "interval unknown (not started)"
+        return "interval unknown (started before df_gmr was set up)"
+    if call["interval"] is not None:
+        return f"every {call['interval']}s"
+    if "periodic_interval_max" in schedule:
+        return (f"dynamic interval, at most "
+                f"{schedule['periodic_interval_max']}s")
+    if "max_interval" in schedule:
+        return (f"back-off from {schedule.get('starting_interval')}s to "
+                f"{schedule['max_interval']}s")
+    if schedule or "Dynamic" in call["type"]:
+        return "dynamic interval, chosen by its function at each run"
+    return "interval unknown (its schedule holds no number)"

@@ -29,6 +29,7 @@ from df_gmr.sections import EVENTLET_NOT_LOADED
 from df_gmr.sections import EVENTLET_NOT_USED
 from df_gmr.sections import Section
 from df_gmr.sections import not_available
+from df_gmr.sections import schedule_text
 from df_gmr.sections import wrap
 
 if TYPE_CHECKING:
@@ -455,7 +456,7 @@ def _group_lines(group: dict[str, Any], pools_by_id: dict[int, Any],
 
 def _call_lines(call: dict[str, Any], indent: str, prefix: str
                 ) -> list[str]:
-    headline = f"{prefix}{call['function']}: {_schedule_text(call)}"
+    headline = f"{prefix}{call['function']}: {schedule_text(call)}"
     lines = wrap(headline, indent)
     details = [_address(call), call["state"]]
     next_run_in = call["next_run_in"]
@@ -473,25 +474,6 @@ def _call_lines(call: dict[str, Any], indent: str, prefix: str
     if not indent:
         lines.extend(_created_lines(call, "  "))
     return lines
-
-
-def _schedule_text(call: dict[str, Any]) -> str:
-    schedule = call["schedule"]
-    if not call.get("schedule_known", True):
-        if call["state"] == "not started":
-            return "interval unknown (not started)"
-        return "interval unknown (started before df_gmr was set up)"
-    if call["interval"] is not None:
-        return f"every {call['interval']}s"
-    if "periodic_interval_max" in schedule:
-        return (f"dynamic interval, at most "
-                f"{schedule['periodic_interval_max']}s")
-    if "max_interval" in schedule:
-        return (f"back-off from {schedule.get('starting_interval')}s to "
-                f"{schedule['max_interval']}s")
-    if schedule or "Dynamic" in call["type"]:
-        return "dynamic interval, chosen by its function at each run"
-    return "interval unknown (its schedule holds no number)"
 
 
 def _executor_lines(executor: dict[str, Any], pools_by_id: dict[int, Any]

@@ -19,6 +19,7 @@ from typing import Any
 from df_gmr.runtime import executors
 from df_gmr.sections import Section
 from df_gmr.sections import not_available
+from df_gmr.sections import schedule_text
 from df_gmr.sections import wrap
 
 if TYPE_CHECKING:
@@ -85,10 +86,9 @@ def _executor_lines(executor: dict[str, Any]) -> list[str]:
 
 
 def _call_lines(call: dict[str, Any]) -> list[str]:
-    interval = call["interval"]
-    details = [call["state"]]
-    if interval is not None:
-        details.append(f"sleeps {interval}s between runs")
+    details = [schedule_text(call), call["state"]]
+    if call.get("sleeping_for") is not None:
+        details.append(f"this sleep {call['sleeping_for']:g}s")
     if call.get("running_seconds") is not None:
         details.append(f"running for {call['running_seconds']}s")
     if call["last_run_seconds"] is not None:

@@ -268,9 +268,16 @@ def test_thread_pools(standin):
     dynamic = calls["__main__.run_periodic_tasks"]
     assert fixed["type"].endswith(".FixedIntervalLoopingCall")
     assert dynamic["type"].endswith(".DynamicLoopingCall")
-    for call, interval in ((fixed, 60), (dynamic, 30)):
-        assert call["state"] == "sleeping" and call["interval"] == interval
-        assert interval - 30 < call["next_run_in"] <= interval, call
+    # The schedule, and the sleep it is in (the interval less the last
+    # run's time; what the dynamic call's function chose).
+    assert (fixed["interval"], fixed["schedule"]) == (60, {"interval": 60})
+    assert (dynamic["interval"], dynamic["schedule"]) == (
+        None, {"periodic_interval_max": 120})
+    assert 59 < fixed["sleeping_for"] <= 60 and dynamic["sleeping_for"] == 30
+    for call in (fixed, dynamic):
+        assert call["state"] == "sleeping"
+        assert call["sleeping_for"] - 30 < call["next_run_in"] <= \
+            call["sleeping_for"], call
     # the text, its wrapped lines joined
     text = " ".join(" ".join(thread_pools.SECTION.lines(data)).split())
     assert "RPC server topic standin, server host-1" in text, text
@@ -280,11 +287,11 @@ def test_thread_pools(standin):
         assert re.search(rf"running __main__\.{function} for [\d.]+s in "
                          r"thread \d+", text), text
     assert re.search(r"FixedIntervalLoopingCall __main__\.report_state in "
-                     r"thread \d+: sleeping, sleeps 60\.0s between runs, "
+                     r"thread \d+: every 60s, sleeping, this sleep [\d.]+s, "
                      r"last run took [\d.]+s, next run in [\d.]+s", text), text
     assert re.search(r"DynamicLoopingCall __main__\.run_periodic_tasks in "
-                     r"thread \d+: sleeping, sleeps 30s between runs", text), \
-        text
+                     r"thread \d+: dynamic interval, at most 120s, sleeping, "
+                     r"this sleep 30s", text), text
 
 
 def test_worker_header_and_eventlet_sections(standin):
