@@ -36,6 +36,14 @@ IDLE_WAITS = frozenset({"sleep", "looping call sleep", "hub loop",
                         "queue get", "event", "condition", "running",
                         "not started", "finished"})
 SEVERITIES = ("critical", "warning", "info")
+
+
+def idle_by_design(kind: str, wait_kind: str) -> bool:
+    """Say whether a wait is idle by design: one of IDLE_WAITS, or the
+    main greenlet or thread joining (every oslo.service process's main
+    waits there for its services, ``launcher.wait()``, for its life)."""
+    return wait_kind in IDLE_WAITS or (kind == "main" and wait_kind == "join")
+
 #: Timers overdue by less are no finding: a report built beside the hub
 #: takes the GIL from it for a few milliseconds itself.
 OVERDUE_NOTICE = 0.1
@@ -431,7 +439,8 @@ def _long_waits(data: Any, threshold: float) -> Iterator[dict[str, Any]]:
     if not _available(data) or threshold <= 0:
         return
     for group in data.get("groups", []):
-        if group["wait_kind"] in IDLE_WAITS or group["wait"].get("stranded"):
+        if idle_by_design(group["kind"], group["wait_kind"]) or \
+                group["wait"].get("stranded"):
             continue
         long = [member for member in group["members"]
                 if (member.get("waiting_seconds") or 0) > threshold]

@@ -28,6 +28,9 @@ from typing import Any
 STACK_SECTIONS = (("threads", "threads"), ("green_threads", "greenthreads"))
 #: Singular names of the members of each labelled section.
 MEMBER = {"threads": "thread", "greenthreads": "greenthread"}
+#: What ``totals`` counts, in words: the Green Threads section's total is
+#: every greenlet (greenthreads, plain greenlets, hubs, main greenlets).
+COUNTED = {"threads": "threads", "greenthreads": "greenlets"}
 
 Frame = tuple[str, str, Any]
 Key = tuple[str, str, str, str, tuple[Frame, ...]]
@@ -159,7 +162,8 @@ def frame_name(frame: Frame) -> str:
 
 
 def totals(report: dict[str, Any]) -> dict[str, int]:
-    """Return the threads and greenthreads a report counts."""
+    """Return the threads and greenlets a report counts (keys ``threads``
+    and ``greenthreads``, the sections' short names; see COUNTED)."""
     found = {}
     for name, short in STACK_SECTIONS:
         data = section(report, name)

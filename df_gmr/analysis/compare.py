@@ -23,6 +23,7 @@ import dataclasses
 from typing import Any
 
 from df_gmr import findings as findings_module
+from df_gmr.analysis import COUNTED
 from df_gmr.analysis import MEMBER
 from df_gmr.analysis import Key
 from df_gmr.analysis import ReportError
@@ -148,7 +149,7 @@ def _stuck(key: Key, old: _Group, new: _Group, interval: float | None
     if not stuck:
         return None, new.count
     entry = {**_describe(key), "count": len(stuck), "of": new.count,
-             "idle": key[3] in findings_module.IDLE_WAITS,
+             "idle": findings_module.idle_by_design(key[1], key[3]),
              "wait": new.wait, "ids": stuck}
     if ages:
         seconds = [age["waiting_seconds"] for age in ages]
@@ -391,7 +392,8 @@ def text(result: dict[str, Any]) -> str:
                                       for finding in changed["still"]) + ")")
     before, after = old["totals"], new["totals"]
     lines.extend(("", "Totals: " + ", ".join(
-        f"{short} {before[short]} -> {after[short]}" for short in after)))
+        f"{COUNTED.get(short, short)} {before[short]} -> {after[short]}"
+        for short in after)))
     return "\n".join(lines) + "\n"
 
 
@@ -405,7 +407,7 @@ def summary_line(report: dict[str, Any]) -> str:
         worst = (f" (worst: {found[0].get('severity')} "
                  f"{found[0].get('kind')})")
     return (f"{head.get('time')} {label(report)}: {counts['threads']} "
-            f"threads, {counts['greenthreads']} greenthreads, "
+            f"threads, {counts['greenthreads']} greenlets, "
             f"{plural(len(found), 'finding')}{worst}")
 
 

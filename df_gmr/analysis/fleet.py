@@ -135,7 +135,7 @@ def text(result: dict[str, Any], top: int = TEXT_STACKS) -> str:
         f"{_counts(result['hosts'])}); services: "
         f"{_counts(result['services'])}",
         f"{totals_.get('threads', 0)} threads, "
-        f"{totals_.get('greenthreads', 0)} greenthreads in all", ""]
+        f"{totals_.get('greenthreads', 0)} greenlets in all", ""]
     if not result["findings"]:
         lines.append("no findings in any report")
     else:

@@ -79,7 +79,7 @@ def test_pools_and_findings():
     assert lines[4].startswith("STUCK")
     assert "handler_2" in lines[5]
     assert "green pool eventlet.greenpool.GreenPool 0x5000" in text
-    assert "Totals: threads 3 -> 3, greenthreads 101 -> 88" in text
+    assert "Totals: threads 3 -> 3, greenlets 101 -> 88" in text
 
 
 def test_resolved_finding():
@@ -123,3 +123,24 @@ def test_cli_text_json_and_refusal(tmp_path, capsys):
     assert cli.main(["diff", str(tmp_path / "old.json"),
                      str(tmp_path / "bad.json")]) == 1
     assert "not JSON, a JSON array or JSON Lines" in capsys.readouterr().err
+
+
+def _joining(kind: str, ident: int) -> dict:
+    return {"count": 1, "state": "parked", "kind": kind, "wait_kind": "join",
+            "wait": {"kind": "join"}, "spawn_site": None,
+            "stack": [{"file": "/srv/service/cmd/api.py", "line": 61,
+                       "function": f"{kind}_waits", "code": "x.wait()"}],
+            "ids": [ident], "members": []}
+
+
+def test_the_main_greenlet_joining_its_services_is_idle_by_design():
+    # Every oslo.service process's main waits there for its life
+    # (launcher.wait()); a greenthread joining another is no such state.
+    old, new = synth.report(100, 2), synth.report(100, 2, seconds=5.0)
+    for report in (old, new):
+        data = next(s["data"] for s in report["sections"]
+                    if s["name"] == "green_threads")
+        data["groups"] += [_joining("main", 7), _joining("greenthread", 8)]
+    stuck = by_handler(compare.diff(old, new)["stuck"])
+    assert stuck["main_waits"]["idle"] is True
+    assert stuck["greenthread_waits"]["idle"] is False
