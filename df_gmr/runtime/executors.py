@@ -257,16 +257,22 @@ def _describe_server(server: Any, poll_thread: int | None
                      ) -> dict[str, Any]:
     """Name a server by its target, its executor and how it is polled."""
     target = naming.stored_attribute(server, "_target")
-    if target is None:  # a notification listener: its first target
+    topics: list[str] = []
+    role = "RPC server"
+    if target is None:  # a notification listener: its targets
+        role = "notification listener"
         targets = naming.stored_attribute(server, "targets")
-        target = targets[0] if type(targets) in (list, tuple) and \
-            targets else None
+        targets = list(targets) if type(targets) in (list, tuple) else []
+        target = targets[0] if targets else None
+        topics = [topic for topic in (naming.stored_attribute(
+            each, "topic") for each in targets) if type(topic) is str]
     exchange = naming.stored_attribute(target, "exchange")
     executor = naming.stored_attribute(server, "_work_executor")
     kind = naming.stored_attribute(server, "executor_type")
-    return {
+    found = {
         "id": id(server),
         "type": naming.type_name(server),
+        "role": role,
         "topic": naming.stored_attribute(target, "topic"),
         "server": naming.stored_attribute(target, "server"),
         # None: the transport's control_exchange (the service's name)
@@ -275,7 +281,37 @@ def _describe_server(server: Any, poll_thread: int | None
         else f"{kind or 'unknown'} executor (none made yet)",
         "started": bool(naming.stored_attribute(server, "_started")),
         "poll_thread": poll_thread,
+        "poll_greenlet": None if poll_thread is not None
+        else _poll_greenlet(server),
     }
+    if role == "notification listener":
+        found["topics"] = topics
+        pool = naming.stored_attribute(server, "_pool")
+        found["pool"] = pool if type(pool) is str else None
+    return found
+
+
+def _poll_greenlet(server: Any) -> int | None:
+    """Return the greenlet polling for a server under eventlet, if any.
+
+    oslo.messaging polls in a ``threading.Thread`` of its listener; under
+    monkey patching that thread is a greenthread, and its stored ident is
+    its greenlet's id (eventlet's ``get_ident``), as the Green Threads
+    section lists it.
+    """
+    patched = naming.stored_attribute(sys.modules.get("eventlet.patcher"),
+                                      "already_patched")
+    if not isinstance(patched, dict) or "thread" not in patched:
+        return None  # native threads: a poller is found by its frames
+    listener = naming.stored_attribute(server, "listener")
+    thread = naming.stored_attribute(listener, "_listen_thread")
+    ident = naming.stored_attribute(thread, "_ident")
+    started = naming.stored_attribute(
+        naming.stored_attribute(thread, "_started"), "_flag")
+    if type(ident) is not int or started is not True or \
+            naming.stored_attribute(thread, "_is_stopped") is True:
+        return None
+    return ident
 
 
 def _name(executor: Any) -> str | None:

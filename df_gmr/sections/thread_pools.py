@@ -43,11 +43,17 @@ def format_lines(data: dict[str, Any]) -> list[str]:
     lines: list[str] = []
     for server in data["rpc_servers"]:
         exchange = server["exchange"] or "the transport's control exchange"
+        if server.get("role") == "notification listener":
+            pool = server.get("pool")
+            named = (f"notification listener topics "
+                     f"{', '.join(server.get('topics') or ['?'])}"
+                     + (f", pool {pool}" if pool else ""))
+        else:
+            named = (f"RPC server topic {server['topic']}, server "
+                     f"{server['server'] or 'any'}")
         lines.extend(wrap(
-            f"RPC server topic {server['topic']}, server "
-            f"{server['server'] or 'any'}, exchange {exchange}: "
-            f"{server['type']} with {server['executor']}, "
-            f"{_polled_by(server)}"))
+            f"{named}, exchange {exchange}: {server['type']} with "
+            f"{server['executor']}, {_polled_by(server)}"))
     for executor in data["executors"]:
         lines.extend(_executor_lines(executor))
     for call in data["looping_calls"]:
@@ -58,6 +64,8 @@ def format_lines(data: dict[str, Any]) -> list[str]:
 def _polled_by(server: dict[str, Any]) -> str:
     if server["poll_thread"] is not None:
         return f"polled by thread {server['poll_thread']}"
+    if server.get("poll_greenlet") is not None:
+        return f"polled by greenthread {server['poll_greenlet']}"
     if not server.get("started", True):
         return "not started"
     return "started, no polling thread (polled by a greenthread, or stopped)"

@@ -213,11 +213,27 @@ def test_run_without_set_up_finds_every_greenlet_by_a_heap_scan():
     assert "1 hub known, 1 live" in shown
 
 
-def test_an_eventlet_rpc_server_is_listed_though_no_thread_polls_it(reports):
+def test_eventlet_servers_are_named_with_the_greenthreads_that_poll(
+        reports):
     [document] = reports["worker"][-1:]
-    [server] = data(document, "thread_pools")["rpc_servers"]
-    assert (server["topic"], server["server"], server["started"],
-            server["poll_thread"]) == ("truthful", "host-1", True, None)
-    shown = text(document, thread_pools)
+    roles = {entry["role"]: entry
+             for entry in data(document, "thread_pools")["rpc_servers"]}
+    server, listener = roles["RPC server"], roles["notification listener"]
+    assert (server["role"], server["topic"], server["server"],
+            server["started"], server["poll_thread"]) == (
+        "RPC server", "truthful", "host-1", True, None)
+    assert (listener["role"], listener["topics"], listener["pool"]) == (
+        "notification listener", ["alarms"], "truthful-pool")
+    # Each polled by a greenthread the Green Threads section lists, in
+    # oslo.messaging's poll loop.
+    for polled in (server, listener):
+        ident = polled["poll_greenlet"]
+        [group] = [group for group in data(document, "green_threads")[
+            "groups"] if ident in group["ids"]]
+        assert "_runner" in [frame["function"] for frame in group["stack"]]
+    shown = " ".join(text(document, thread_pools).split())
     assert "RPC server topic truthful, server host-1" in shown, shown
+    assert f"polled by greenthread {server['poll_greenlet']}" in shown
+    assert "notification listener topics alarms, pool truthful-pool" in \
+        shown, shown
     assert "polled by thread" not in shown, shown

@@ -88,7 +88,13 @@ def start_rpc():
     server = oslo_messaging.get_rpc_server(  # the rpc server
         transport, target, [Endpoint()], executor="eventlet")
     server.start()
-    return server
+    notifications = oslo_messaging.get_notification_transport(
+        CONF, url="fake:/")
+    listener = oslo_messaging.get_notification_listener(  # aodh's kind
+        notifications, [oslo_messaging.Target(topic="alarms")],
+        [Endpoint()], executor="eventlet", pool="truthful-pool")
+    listener.start()
+    return server, listener
 
 
 class Worker(service.Service):
