@@ -380,14 +380,30 @@ def _hook_notify_opened(hubs_module: ModuleType) -> None:
 
 
 def bound_greenlet(callback: Any) -> Any:
-    """Return the greenlet whose method ``callback`` is, else None.
+    """Return the greenlet a hub timer's ``callback`` wakes, else None.
 
     Hub timers wake greenthreads through ``greenlet.switch`` and
-    ``greenlet.throw``; only the bound method's own owner is looked at.
+    ``greenlet.throw``: the bound method's own owner; and a wait on a
+    descriptor with a timeout (``eventlet.hubs.trampoline``, every green
+    socket's) through its ``_timeout`` closure, which throws into the
+    greenlet it closed over (``current``): that cell is read, nothing
+    is called.
     """
-    if type(callback) not in (types.MethodType, types.BuiltinMethodType):
+    if type(callback) is types.FunctionType:
+        code = callback.__code__
+        if code.co_name != "_timeout" or "current" not in code.co_freevars \
+                or f"{os.sep}eventlet{os.sep}" not in code.co_filename:
+            return None
+        cell = (callback.__closure__ or ())[
+            code.co_freevars.index("current")]
+        try:
+            owner = cell.cell_contents
+        except ValueError:  # an empty cell
+            return None
+    elif type(callback) in (types.MethodType, types.BuiltinMethodType):
+        owner = callback.__self__
+    else:
         return None
-    owner = callback.__self__
     greenlet = sys.modules.get("greenlet")
     greenlet_type = getattr(greenlet, "greenlet", None)
     if greenlet_type is None or not issubclass(type(owner), greenlet_type):

@@ -158,9 +158,14 @@ class Snapshot:
                 green = listener.greenlet
                 if green is None:
                     continue
-                found.waits[id(green)] = {
-                    "fd": listener.fd, "mode": listener.mode,
-                    "fd_is": self.fds.describe(listener.fd)}
+                entry = {"fd": listener.fd, "mode": listener.mode,
+                         "fd_is": self.fds.describe(listener.fd)}
+                # A wait with a timeout has its timer too: it began when
+                # the timer was set.
+                timed = found.waits.get(id(green))
+                if timed is not None and "since" in timed:
+                    entry["since"] = timed["since"]
+                found.waits[id(green)] = entry
                 found.on_fd.add(id(green))
                 found.greenlets.append(green)
         return found

@@ -315,8 +315,8 @@ def _timer_action(timer: dict[str, Any]) -> str:
         return callback
     if timer.get("starts"):
         return f"start {timer['starts']} in greenlet {green}"
-    if callback.endswith(".throw"):
-        return f"time out greenlet {green}"
+    if callback.endswith((".throw", "trampoline.<locals>._timeout")):
+        return f"time out greenlet {green}"  # (a descriptor's wait's)
     if callback.endswith(".switch"):
         return f"wake greenlet {green}"
     return f"{callback} of greenlet {green}"

@@ -95,6 +95,26 @@ def test_a_dupped_listening_socket_reads_listening_everywhere(reports):
         assert "socket:[" not in shown
 
 
+def test_a_socket_wait_with_a_timeout_names_its_greenlet_and_its_age(
+        reports):
+    # The WSGI server reads the held connection's request with a timeout
+    # (trampoline's _timeout timer): the timer names the greenlet it
+    # times out, and the wait's age is the timer's.
+    worker = reports["worker"][0]
+    client = reports["facts"]["client"]
+    server = f"127.0.0.1:{reports['facts']['port']}"
+    [reader] = [member for member in members(worker)
+                if member["wait"].get("fd_is") ==
+                f"tcp socket {server} -> {client} (connected)"]
+    assert 0 <= reader["waiting_seconds"] < 60, reader
+    [hub] = [hub for hub in data(worker, "eventlet_hub")["hubs"]
+             if hub["status"] == "live"]
+    [timer] = [timer for timer in hub["timers"]["next"]
+               if timer["greenlet"] == reader["id"]]
+    assert timer["callback"].endswith("trampoline.<locals>._timeout")
+    assert f"time out greenlet {reader['id']}" in text(worker, eventlet_hub)
+
+
 def test_origins_name_the_application_never_df_gmr_or_a_wrapper(reports):
     worker = reports["worker"][0]
     facts = reports["facts"]
