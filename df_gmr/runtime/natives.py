@@ -182,7 +182,9 @@ class Natives:
             found["daemon"] = stored.get("_daemonic")
             if thread is not None:
                 found["origin"] = self._origin(stored)
-                found["target"] = self._target(thread, stored)
+                target = self._target(thread, stored)
+                if target is not None:
+                    found["target"] = target
             if ident == builder:
                 found["role"] = "building this report (df_gmr frames omitted)"
             if index >= DETAILS_PER_GROUP:
@@ -238,9 +240,11 @@ class Natives:
         self.origins[id(positions)] = (positions, origin)
         return origin  # type: ignore[no-any-return]
 
-    def _target(self, thread: Any, stored: dict[str, Any]) -> str:
+    def _target(self, thread: Any, stored: dict[str, Any]) -> str | None:
         target = stored.get("_target")
         if target is None:
+            if type(thread).__name__ == "_MainThread":
+                return None  # the program's own code: it runs no run()
             return naming.type_name(thread) + ".run"
         key = id(target)  # the target lives as long as this report
         if key not in self.targets:
