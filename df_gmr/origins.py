@@ -34,7 +34,10 @@ WRAPPER_MODULES = ("threading", "concurrent.futures", "futurist",
                    "oslo_service", "oslo_messaging", "cotyledon",
                    "oslo_utils")
 _WRAPPED = "_df_gmr_start_wrapped"
-_SLOTS = 3
+#: Callers a start records at most (libraries included), and the
+#: application's frames after which it stops.
+MAX_CALLERS = 16
+APPLICATION_CALLERS = 2
 
 
 def install() -> None:
@@ -51,6 +54,18 @@ def _wrap(thread_class: type) -> None:
     start = thread_class.start  # type: ignore[attr-defined]
     getframe = sys._getframe
     previous: tuple[Any, ...] = ()
+    # id(code) -> whether its file is df_gmr's or a wrapper library's: the
+    # walk goes on through the libraries between the application and
+    # Thread.start (futurist's pool, oslo.service's looping call: nine
+    # frames), and stops past the application's frame and its caller.
+    libraries: dict[int, bool] = {}
+
+    def is_library(code: CodeType) -> bool:
+        known = libraries.get(id(code))
+        if known is None:
+            known = libraries[id(code)] = code.co_filename.startswith(
+                tuple(wrapper_prefixes()))
+        return known
 
     @functools.wraps(start)
     def recorded_start(self: Any) -> None:
@@ -62,9 +77,15 @@ def _wrap(thread_class: type) -> None:
         nonlocal previous
         frame: Any = getframe(1)
         positions: list[Any] = []
-        while frame is not None and len(positions) < 2 * _SLOTS:
-            positions.append(frame.f_code)
+        outside = 0
+        while frame is not None and len(positions) < 2 * MAX_CALLERS:
+            code = frame.f_code
+            positions.append(code)
             positions.append(frame.f_lasti)
+            if not is_library(code):
+                outside += 1
+                if outside == APPLICATION_CALLERS:
+                    break
             frame = frame.f_back
         del frame
         recorded = tuple(positions)

@@ -192,6 +192,19 @@ def test_stacks_at_two_instructions_of_one_line_are_one_group(standin):
                                  for frame in group["stack"]], group
 
 
+def test_threads_started_through_libraries_name_the_application(standin):
+    # A looping call's thread is started nine library frames below the
+    # application (oslo.service, futurist): its origin is still the
+    # application's start() call, never "library code only".
+    started = sorted(member["origin"]["code"]
+                     for member in members(standin.sections["threads"]
+                                           ["data"])
+                     if (member.get("origin") or {}).get("function") ==
+                     "start_looping_calls")
+    assert started == ["dynamic.start(periodic_interval_max=120)",
+                       "fixed.start(interval=60)"], started
+
+
 def test_sockets_are_described(standin, by_name):
     # The listening socket: 'listening on 127.0.0.1:PORT' or psutil's
     # '127.0.0.1:PORT (LISTEN)'; the connected one by both its ends.
