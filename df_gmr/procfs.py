@@ -15,6 +15,7 @@ describing the newcomer.  Nothing is followed by name twice.
 from __future__ import annotations
 
 import os
+import time
 from typing import Any
 from typing import NamedTuple
 
@@ -58,6 +59,12 @@ def _stat_fields(raw: bytes) -> list[str]:
 
 
 def _boot_time() -> float:
+    # The wall-clock time of boot, to the clock's precision: /proc/stat's
+    # btime is whole seconds (a start time up to 1 s early); the clock
+    # that counts since boot is the one start times are counted on.
+    boottime = getattr(time, "CLOCK_BOOTTIME", None)
+    if boottime is not None:
+        return time.time() - time.clock_gettime(boottime)
     with open("/proc/stat", "rb") as handle:
         for line in handle:
             if line.startswith(b"btime "):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import calendar
 from collections.abc import Iterator
 import os
 import subprocess
@@ -27,11 +28,13 @@ def family() -> Iterator[list[subprocess.Popen[bytes]]]:
                           "--password", "hunter2"]),
         subprocess.Popen(["sh", "-c", "sleep 30 & wait"]),
     ]
-    def ready() -> bool:  # all three, the grandchild past its exec
+    def ready() -> bool:  # all three asleep, the grandchild past its exec
         descendants = psutil.Process().children(recursive=True)
         try:
             return len(descendants) == 3 and ["sleep", "30"] in [
-                process.cmdline() for process in descendants]
+                process.cmdline() for process in descendants] and all(
+                process.status() == psutil.STATUS_SLEEPING
+                for process in descendants)
         except psutil.Error:
             return False
 
@@ -58,8 +61,14 @@ def test_the_same_facts_as_psutil(family: list[subprocess.Popen[bytes]]
         process = expected[entry["pid"]]
         seen = processes._describe_psutil(process)
         for key in ("pid", "ppid", "user", "status", "command_line",
-                    "threads", "started_at"):
+                    "threads"):
             assert entry[key] == seen[key], (key, entry, seen)
+        # psutil's start counts from /proc/stat's whole-second boot time:
+        # up to a second earlier than ours
+        ours, theirs = (calendar.timegm(time.strptime(
+            started, "%Y-%m-%dT%H:%M:%SZ")) for started in (
+            entry["started_at"], seen["started_at"]))
+        assert 0 <= ours - theirs <= 1, (entry, seen)
         # what changes by itself between two readings: close, not equal
         assert abs(entry["rss_bytes"] - seen["rss_bytes"]) < 8 << 20
         assert abs(entry["cpu_user_seconds"]
@@ -127,3 +136,13 @@ def test_a_kernel_without_children_lists_falls_back_to_psutil(
     found = processes.collect(None)  # type: ignore[arg-type]
     assert sorted(entry["pid"] for entry in found["children"]) == sorted(
         p.pid for p in psutil.Process().children(recursive=True))
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/uptime"), reason="no /proc")
+def test_boot_time_is_precise_not_whole_seconds():
+    # /proc/stat's btime is whole seconds: start times computed from it
+    # came out up to 1 s early (a worker "started" a second before its
+    # fork); the boot clock gives the boot time to its precision.
+    with open("/proc/uptime") as handle:
+        uptime = float(handle.read().split()[0])  # hundredths of a second
+    assert abs(procfs._boot_time() - (time.time() - uptime)) < 0.05
