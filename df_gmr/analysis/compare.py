@@ -308,7 +308,9 @@ def _headline(entry: dict[str, Any], count: int) -> str:
     kind = entry["kind"]
     what = plural(count, member) if kind in ("thread", "greenthread") \
         else f"{count} x {kind}"
-    return (f"{what}, {entry['state']}, waiting: {entry['wait_kind']}, at "
+    # A thread's state is "waiting" already: said once.
+    state = "" if entry["state"] == "waiting" else f"{entry['state']}, "
+    return (f"{what}, {state}waiting: {entry['wait_kind']}, at "
             f"{entry['where']}")
 
 
@@ -342,8 +344,8 @@ def text(result: dict[str, Any]) -> str:
     at_least = "" if interval is None else f" for at least {apart}"
     for title, entries in ((f"STUCK (same wait in both reports{at_least})",
                             busy),
-                           (f"Stuck in waits that are idle by design"
-                            f"{at_least}", idle)):
+                           (f"Idle by design (same wait in both reports"
+                            f"{at_least})", idle)):
         if not entries:
             continue
         lines.extend(("", f"{title}:"))
@@ -406,8 +408,9 @@ def summary_line(report: dict[str, Any]) -> str:
     if found:
         worst = (f" (worst: {found[0].get('severity')} "
                  f"{found[0].get('kind')})")
-    return (f"{head.get('time')} {label(report)}: {counts['threads']} "
-            f"threads, {counts['greenthreads']} greenlets, "
+    return (f"{head.get('time')} {label(report)}: "
+            f"{plural(counts['threads'], 'thread')}, "
+            f"{plural(counts['greenthreads'], 'greenlet')}, "
             f"{plural(len(found), 'finding')}{worst}")
 
 

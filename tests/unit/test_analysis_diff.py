@@ -144,3 +144,13 @@ def test_the_main_greenlet_joining_its_services_is_idle_by_design():
     stuck = by_handler(compare.diff(old, new)["stuck"])
     assert stuck["main_waits"]["idle"] is True
     assert stuck["greenthread_waits"]["idle"] is False
+    text = compare.text(compare.diff(old, new))
+    assert "Idle by design (same wait in both reports for at least" in text
+    assert "1 x main, parked, waiting: join, at main_waits" in text
+
+
+def test_a_waiting_thread_is_said_to_wait_once():
+    entry = {"section": "threads", "kind": "main", "state": "waiting",
+             "wait_kind": "select", "where": "do_poll (epolls.py:31)"}
+    assert compare._headline(entry, 1) == \
+        "1 x main, waiting: select, at do_poll (epolls.py:31)"
