@@ -127,8 +127,18 @@ def command_report(args: argparse.Namespace) -> int:
     if args.watch is not None or args.count is not None:
         return command_watch(args)
     documents: list[Any] = []
+    printed = 0
 
     def print_report(pid: int, text: str) -> bool:
+        nonlocal printed
+        if args.format == "text":
+            # Several reports (--workers), printed as they come: each
+            # ends its last line, and a blank line parts it from the next.
+            if printed:
+                sys.stdout.write("\n")
+            if not text.endswith("\n"):
+                text += "\n"
+        printed += 1
         _print_report(text, args.format, documents)
         return True
 

@@ -63,6 +63,12 @@ def test_report_with_workers_prints_every_report_to_stdout(service):
     assert sorted(pids) == sorted([service.pid, *workers])
     roles = re.findall(r"^Role: (.+)$", result.stdout, re.M)
     assert sorted(roles) == ["parent", "worker", "worker"]
+    # Each report apart: a blank line before every report but the first.
+    starts = [match.start() for match in re.finditer(
+        r"^=+$\n^=+ +Guru Meditation", result.stdout, re.M)]
+    assert len(starts) == 3 and starts[0] == 0, result.stdout[:500]
+    assert all(result.stdout[start - 2:start] == "\n\n"
+               for start in starts[1:])
     assert service.workers() == workers  # nobody harmed
 
 
