@@ -82,7 +82,10 @@ def _wrap(thread_class: type) -> None:
             code = frame.f_code
             positions.append(code)
             positions.append(frame.f_lasti)
-            if not is_library(code):
+            known = libraries.get(id(code))  # inline: once per frame
+            if known is None:
+                known = is_library(code)
+            if not known:
                 outside += 1
                 if outside == APPLICATION_CALLERS:
                     break
