@@ -24,7 +24,6 @@ import types
 from typing import TYPE_CHECKING
 from typing import Any
 
-from df_gmr import _native
 from df_gmr import naming
 from df_gmr import origins
 from df_gmr import stacks
@@ -296,7 +295,8 @@ class Natives:
             # a C function called by another name: real_sleep = time.sleep
             name = function[0]
             details["calls"] += f" ({function[1]})"
-        if type(target) in LOCK_TYPES or issubclass(type(target), RLOCK_TYPES):
+        locks, rlocks = lock_types()
+        if type(target) in locks or issubclass(type(target), rlocks):
             details.update(_lock(target, self.known))
         elif target is not None and issubclass(type(target), _socket.socket):
             details["fd"] = _socket.socket.fileno(target)  # fd_is: below
@@ -344,27 +344,42 @@ MODULE_WAITS = {("time", "sleep"): "sleep", ("select", "select"): "select",
 POLLERS = frozenset({"epoll", "poll", "devpoll", "kqueue"})
 
 
-def _real_lock_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
-    """Return the C lock and RLock types, of every copy of ``_thread``.
+#: Where the C lock types are: each copy of ``_thread`` and of
+#: ``threading`` (module, lock factory, RLock type).
+_LOCK_SOURCES = (("_thread", "allocate_lock", "RLock"),
+                 ("__original_module__thread", "allocate_lock", "RLock"),
+                 ("threading", "_allocate_lock", "_CRLock"),
+                 ("__original_module_threading", "_allocate_lock", "_CRLock"))
+_lock_types: list[Any] = [None, ((), ())]
+
+
+def lock_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+    """Return the C lock and RLock types of every copy of ``_thread``.
 
     eventlet's patcher imports its own copy of ``_thread`` for the real
-    threads, and a new copy of a C module brings new type objects: both
-    the module in use and that copy count (green locks, which are Python
-    classes, never do).
+    threads (``patcher.original``), and a new copy of a C module brings
+    new type objects: the module in use and every copy there is count
+    (green locks, which are Python classes, never do).  Read from
+    ``sys.modules`` (never importing a copy) at each report, again only
+    when a copy came or went: a copy made after the first report counts.
     """
+    modules = tuple(sys.modules.get(name) for name, _, _ in _LOCK_SOURCES)
+    key = tuple(map(id, modules))
+    if _lock_types[0] == key:
+        return _lock_types[1]  # type: ignore[no-any-return]
     locks: list[type] = []
     rlocks: list[type] = []
-    for module in (sys.modules.get("_thread"), _native.original("_thread")):
-        for found, kinds in ((getattr(module, "allocate_lock", None), locks),
-                             (getattr(module, "RLock", None), rlocks)):
-            kind = type(found()) if found is not None else None
-            if kind is not None and kind.__module__ == "_thread" and \
-                    kind not in kinds:
+    for module, (_, factory, rlock) in zip(modules, _LOCK_SOURCES,
+                                           strict=True):
+        make = getattr(module, factory, None)
+        for kind, kinds in ((type(make()) if callable(make) else None, locks),
+                            (getattr(module, rlock, None), rlocks)):
+            if isinstance(kind, type) and kind.__module__ == "_thread" \
+                    and kind not in kinds:
                 kinds.append(kind)
-    return tuple(locks), tuple(rlocks)
-
-
-LOCK_TYPES, RLOCK_TYPES = _real_lock_types()
+    found = (tuple(locks), tuple(rlocks))
+    _lock_types[:] = [key, found]
+    return found
 _OWNER = re.compile(r"owner=(\d+) count=(\d+)")
 
 
@@ -413,9 +428,10 @@ def _owner_and_name(kind: str, name: str, target: Any, callee: Any
 def _blocking_kind(owner: Any, name: str, ident: int) -> str | None:
     kind = type(owner)
     if name in ("acquire", "__enter__"):
-        if kind in LOCK_TYPES:
+        locks, rlocks = lock_types()
+        if kind in locks:
             return "lock"
-        if issubclass(kind, RLOCK_TYPES):
+        if issubclass(kind, rlocks):
             holder = _rlock_owner(owner)
             return None if holder == ident else "lock"
         return None
@@ -462,8 +478,9 @@ def _rlock_owner(lock: Any) -> int | None:
     """Return the ident owning a real RLock, or None (free or unknown)."""
     # _thread.RLock.__repr__ is C code of the standard library, called on
     # the C slot directly: a subclass's own __repr__ never runs.
+    rlocks = lock_types()[1]
     c_type: Any = next((kind for kind in type(lock).__mro__
-                        if kind in RLOCK_TYPES), None)
+                        if kind in rlocks), None)
     match = _OWNER.search(c_type.__repr__(lock)) if c_type else None
     if match and match[1] != "0":
         return int(match[1])
@@ -473,11 +490,12 @@ def _rlock_owner(lock: Any) -> int | None:
 def _lock(lock: Any, known: dict[int, Any]) -> dict[str, Any]:
     """Describe a real lock; an RLock's owner from its C record (exact)."""
     found: dict[str, Any] = {"lock": f"{type(lock).__name__} {id(lock):#x}"}
-    if issubclass(type(lock), RLOCK_TYPES):
+    rlocks = lock_types()[1]
+    if issubclass(type(lock), rlocks):
         owner = _rlock_owner(lock)
         if owner is not None:
             c_type: Any = next(kind for kind in type(lock).__mro__
-                               if kind in RLOCK_TYPES)
+                               if kind in rlocks)
             match = _OWNER.search(c_type.__repr__(lock))
             found["owner"] = owner
             found["owner_name"] = naming.stored_attribute(known.get(owner),

@@ -96,6 +96,14 @@ def test_the_first_lines_say_who_holds_what_and_what_is_deadlocked():
     assert "held by greenthread" in head and "in __main__.update" in head
 
 
+def test_locks_of_a_threading_copy_made_after_the_first_report_count():
+    found, _ = findings("late-copy")
+    [deadlock] = [f for f in found if f["kind"] == "deadlock"]
+    assert deadlock["text"].startswith("deadlock of 2 threads: thread "), \
+        deadlock
+    assert "(alpha)" in deadlock["text"] and "(beta)" in deadlock["text"]
+
+
 @WITH_BLOCKS
 def test_greenthreads_waiting_for_a_with_lock_name_its_holder():
     found, text = findings("with-contention")

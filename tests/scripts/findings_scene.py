@@ -15,18 +15,21 @@ from df_gmr import render
 from df_gmr.reporter import reporter
 
 scene = sys.argv[1]
+if scene == "late-copy":  # the Threads section's module, before patching
+    from df_gmr.runtime import natives  # noqa: F401
 if scene in ("full-green-pool", "named-lock", "green-deadlock",
              "done-when", "with-contention", "with-deadlock",
-             "green-db-pool", "named-and-with-deadlock"):
+             "green-db-pool", "named-and-with-deadlock", "late-copy"):
     import eventlet
 
     eventlet.monkey_patch()
 gmr.TextGuruMeditation.setup_autorun("1", service_name="findings")
-keep = []
 
-if scene == "deadlock":
-    first, second = threading.RLock(), threading.RLock()
-    both_hold = threading.Barrier(2)
+
+def deadlock_on_rlocks(module):
+    """Start alpha and beta, deadlocked on two RLocks of ``module``."""
+    first, second = module.RLock(), module.RLock()
+    both_hold = module.Barrier(2)
 
     def cross(mine, theirs):
         with mine:
@@ -34,10 +37,16 @@ if scene == "deadlock":
             with theirs:
                 pass
 
-    keep.append(threading.Thread(target=cross, args=(first, second),
-                                 name="alpha", daemon=True))
-    keep.append(threading.Thread(target=cross, args=(second, first),
-                                 name="beta", daemon=True))
+    module.Thread(target=cross, args=(first, second), name="alpha",
+                  daemon=True).start()
+    module.Thread(target=cross, args=(second, first), name="beta",
+                  daemon=True).start()
+
+
+keep = []
+
+if scene == "deadlock":
+    deadlock_on_rlocks(threading)
 elif scene == "contention":
     lock = threading.RLock()
     held = threading.Event()
@@ -103,19 +112,7 @@ elif scene == "done-when":
     from oslo_concurrency import lockutils
 
     real = eventlet.patcher.original("threading")
-    first, second = real.RLock(), real.RLock()
-    both_hold = real.Barrier(2)
-
-    def cross(mine, theirs):
-        with mine:
-            both_hold.wait()
-            with theirs:
-                pass
-
-    real.Thread(target=cross, args=(first, second), name="alpha",
-                daemon=True).start()
-    real.Thread(target=cross, args=(second, first), name="beta",
-                daemon=True).start()
+    deadlock_on_rlocks(real)
 
     @lockutils.synchronized("compute_resources")
     def update(seconds):
@@ -126,6 +123,17 @@ elif scene == "done-when":
     for _ in range(20):
         eventlet.spawn(update, 0)
     eventlet.sleep(0.3)
+elif scene == "late-copy":
+    # Two native threads deadlocked on RLocks of a copy of threading that
+    # eventlet's patcher made after df_gmr's Threads module was imported
+    # (before monkey patching) and after a first report: the copy's C
+    # lock types are new type objects, and still locks.
+    import eventlet
+
+    reporter.build("first")
+    real = eventlet.patcher.original("threading")
+    deadlock_on_rlocks(real)
+    time.sleep(0.3)
 elif scene == "with-contention":
     # One greenthread sleeps inside 'with STORE.lock:', twenty wait.
     import eventlet
