@@ -71,6 +71,22 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[written:]
 
 
+def name_thread(name: str) -> None:
+    """Give the calling OS thread a name the system shows (``top -H``,
+    ``ps -L``, ``/proc/PID/task/TID/comm``: 15 bytes); where there is no
+    such file, or it cannot be written, nothing happens."""
+    try:
+        fd = posix.open("/proc/thread-self/comm", posix.O_WRONLY)
+    except OSError:
+        return
+    try:
+        _posix_write(fd, name.encode("ascii", "replace")[:15])
+    except OSError:
+        pass
+    finally:
+        posix.close(fd)
+
+
 def sleep(seconds: float) -> None:
     """Sleep the OS thread, not the greenthread (a real lock's time-out)."""
     never_released = _allocate_lock()

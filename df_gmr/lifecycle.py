@@ -47,6 +47,11 @@ def _process_signals() -> set[int]:
     return {int(signum) for signum in signal.valid_signals()} - _SYNCHRONOUS
 
 
+def os_thread_name(role: str) -> str:
+    """Return the OS-level name of a df_gmr thread of ``role``."""
+    return ("gmr-" + role.replace(" ", "-"))[:15]
+
+
 class Lifecycle:
     """The fork hooks and own threads of df_gmr in this process."""
 
@@ -121,6 +126,9 @@ class Lifecycle:
         # to its last, and a report may look in between.
         ident = _native.get_ident()
         self.own_threads()[ident] = role
+        # Named for the system's tools too: an operator's `top -H` tells
+        # df_gmr's threads from the service's.
+        _native.name_thread(os_thread_name(role))
         try:
             function(*args)
         finally:

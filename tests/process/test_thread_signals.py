@@ -48,14 +48,18 @@ deadline = time.monotonic() + 30
 while not os.listdir(log_dir) and time.monotonic() < deadline:
     eventlet.sleep(0.05)
 report = open(os.path.join(log_dir, os.listdir(log_dir)[0])).read()
-masks = {}
+masks, names = {}, {}
 for task in os.listdir("/proc/self/task"):
     with open(f"/proc/self/task/{task}/status") as handle:
         masks[int(task)] = blocked(handle.read())
+    with open(f"/proc/self/task/{task}/comm") as handle:
+        names[int(task)] = handle.read().strip()
 main = masks.pop(os.getpid())
+main_name = names.pop(os.getpid())
 child = int(re.search(r"==== Child +====\\n=+\\n(\\d+)", report)[1])
 print(json.dumps({"main": main, "others": list(masks.values()),
-                  "child": child}))
+                  "child": child, "main_name": main_name,
+                  "names": sorted(names.values())}))
 """
 
 
@@ -79,3 +83,11 @@ def test_df_gmr_threads_block_process_signals_programs_they_start_do_not():
         # a registered section's program is not born with them blocked
         assert not found["child"] & bit(signum), (signum.name,
                                                   hex(found["child"]))
+
+
+def test_df_gmr_threads_are_named_for_the_systems_tools():
+    # top -H, ps -L: df_gmr's threads are told from the service's.
+    found = json.loads(run_python(SCENE).stdout.splitlines()[-1])
+    assert "gmr-reporting" in found["names"], found["names"]
+    assert all(name.startswith("gmr-") for name in found["names"]), found
+    assert not found["main_name"].startswith("gmr-")
