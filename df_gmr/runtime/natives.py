@@ -67,6 +67,8 @@ class Natives:
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self.known = known_threads()
+        #: The C lock and RLock types, read once per report.
+        self.lock_types = lock_types()
         self.own = snapshot.own_threads()
         self.inside = waits.library_dirs(
             (*WAIT_LIBRARIES, *waits.DB_POOL_LIBRARIES))
@@ -126,7 +128,7 @@ class Natives:
                 state, wait_kind = "running", "building this report"
             elif match is None:
                 state, wait_kind = _current_call(
-                    self._call_of(ident, frame), ident)
+                    self._call_of(ident, frame), ident, self.lock_types)
             kind = "main" if ident == main else "thread"
             heads = found[1]
             members = heads.get((state, kind, wait_kind))
@@ -295,9 +297,9 @@ class Natives:
             # a C function called by another name: real_sleep = time.sleep
             name = function[0]
             details["calls"] += f" ({function[1]})"
-        locks, rlocks = lock_types()
+        locks, rlocks = self.lock_types
         if type(target) in locks or issubclass(type(target), rlocks):
-            details.update(_lock(target, self.known))
+            details.update(_lock(target, self.known, rlocks))
         elif target is not None and issubclass(type(target), _socket.socket):
             details["fd"] = _socket.socket.fileno(target)  # fd_is: below
         elif type(target).__module__ == "select" and \
@@ -351,17 +353,20 @@ _LOCK_SOURCES = (("_thread", "allocate_lock", "RLock"),
                  ("threading", "_allocate_lock", "_CRLock"),
                  ("__original_module_threading", "_allocate_lock", "_CRLock"))
 _lock_types: list[Any] = [None, ((), ())]
+#: (C lock types, C RLock types).
+LockTypes = tuple[tuple[type, ...], tuple[type, ...]]
 
 
-def lock_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
+def lock_types() -> LockTypes:
     """Return the C lock and RLock types of every copy of ``_thread``.
 
     eventlet's patcher imports its own copy of ``_thread`` for the real
     threads (``patcher.original``), and a new copy of a C module brings
     new type objects: the module in use and every copy there is count
     (green locks, which are Python classes, never do).  Read from
-    ``sys.modules`` (never importing a copy) at each report, again only
-    when a copy came or went: a copy made after the first report counts.
+    ``sys.modules`` (never importing a copy) once per report (by
+    ``Natives``), again only when a copy came or went: a copy made after
+    the first report counts.
     """
     modules = tuple(sys.modules.get(name) for name, _, _ in _LOCK_SOURCES)
     key = tuple(map(id, modules))
@@ -380,11 +385,13 @@ def lock_types() -> tuple[tuple[type, ...], tuple[type, ...]]:
     found = (tuple(locks), tuple(rlocks))
     _lock_types[:] = [key, found]
     return found
+
+
 _OWNER = re.compile(r"owner=(\d+) count=(\d+)")
 
 
-def _current_call(resolved: Resolved | None, ident: int
-                  ) -> tuple[str, str]:
+def _current_call(resolved: Resolved | None, ident: int,
+                  lock_kinds: LockTypes) -> tuple[str, str]:
     """Return (state, wait kind) from the call the innermost frame makes.
 
     No call: the thread runs Python code.  A call into C: the thread is in
@@ -404,7 +411,7 @@ def _current_call(resolved: Resolved | None, ident: int
             owner, name = _owner_and_name(kind, name, target, callee)
         except Exception:  # an odd object (an unhashable __module__...)
             owner = None
-    known = _blocking_kind(owner, name, ident)
+    known = _blocking_kind(owner, name, ident, lock_kinds)
     if known is not None:
         return "waiting", known
     return "running", f"in C call {callsite.text(chain)}"
@@ -425,14 +432,15 @@ def _owner_and_name(kind: str, name: str, target: Any, callee: Any
     return target, name
 
 
-def _blocking_kind(owner: Any, name: str, ident: int) -> str | None:
+def _blocking_kind(owner: Any, name: str, ident: int,
+                   lock_kinds: LockTypes) -> str | None:
     kind = type(owner)
     if name in ("acquire", "__enter__"):
-        locks, rlocks = lock_types()
+        locks, rlocks = lock_kinds
         if kind in locks:
             return "lock"
         if issubclass(kind, rlocks):
-            holder = _rlock_owner(owner)
+            holder = _rlock_owner(owner, rlocks)
             return None if holder == ident else "lock"
         return None
     if issubclass(kind, _socket.socket):
@@ -474,11 +482,10 @@ def _module_function(callee: Any) -> tuple[str, str] | None:
     return callee.__name__, qualified
 
 
-def _rlock_owner(lock: Any) -> int | None:
+def _rlock_owner(lock: Any, rlocks: tuple[type, ...]) -> int | None:
     """Return the ident owning a real RLock, or None (free or unknown)."""
     # _thread.RLock.__repr__ is C code of the standard library, called on
     # the C slot directly: a subclass's own __repr__ never runs.
-    rlocks = lock_types()[1]
     c_type: Any = next((kind for kind in type(lock).__mro__
                         if kind in rlocks), None)
     match = _OWNER.search(c_type.__repr__(lock)) if c_type else None
@@ -487,12 +494,12 @@ def _rlock_owner(lock: Any) -> int | None:
     return None
 
 
-def _lock(lock: Any, known: dict[int, Any]) -> dict[str, Any]:
+def _lock(lock: Any, known: dict[int, Any], rlocks: tuple[type, ...]
+          ) -> dict[str, Any]:
     """Describe a real lock; an RLock's owner from its C record (exact)."""
     found: dict[str, Any] = {"lock": f"{type(lock).__name__} {id(lock):#x}"}
-    rlocks = lock_types()[1]
     if issubclass(type(lock), rlocks):
-        owner = _rlock_owner(lock)
+        owner = _rlock_owner(lock, rlocks)
         if owner is not None:
             c_type: Any = next(kind for kind in type(lock).__mro__
                                if kind in rlocks)
