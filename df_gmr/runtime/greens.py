@@ -142,7 +142,8 @@ class Greens:
                 if state == "running" and ident in tracked:
                     frame = main_frame
                 # Rare (one running greenlet per thread, the dead): by
-                # positions, which never equal a stack's ids.
+                # positions, which never equal a stack's ids (an empty
+                # stack is one stack either way).
                 keys = stacks.frame_positions(frame)
                 if state == "running":
                     keys, _ = stacks.without_own_frames(keys)
