@@ -116,8 +116,8 @@ class Snapshot:
         know are walked (df_gmr starts bare threads).
         """
         if self._own is None:
-            # Imported at the first report, not before: natives reads the
-            # C lock types of the _thread copies there are by then.
+            # Imported by the first report, as the Threads section does:
+            # nothing of it is needed at rest.
             from df_gmr.runtime import natives
 
             own = dict(lifecycle.own_threads())
