@@ -55,7 +55,10 @@ def value(conf: Any, group: str | None, opt: Any) -> Any:
         told.update(added)
     cache = getattr(conf, "_ConfigOpts__cache", None)
     key = (group, opt.dest)
-    fresh = isinstance(cache, dict) and key not in cache
+    # Only a deprecated option's first read warns: only its value is
+    # dropped again (any other stays cached, as the service's read would).
+    fresh = (flagged or bool(added)) and isinstance(cache, dict) and \
+        key not in cache
     if flagged:
         opt._logged_deprecation = True
     try:

@@ -60,11 +60,9 @@ def _wrap(thread_class: type) -> None:
     # frames), and stops past the application's frame and its caller.
     libraries: dict[int, bool] = {}
 
-    def is_library(code: CodeType) -> bool:
-        known = libraries.get(id(code))
-        if known is None:
-            known = libraries[id(code)] = code.co_filename.startswith(
-                tuple(wrapper_prefixes()))
+    def is_library(code: CodeType) -> bool:  # a code not seen before
+        known = libraries[id(code)] = code.co_filename.startswith(
+            tuple(wrapper_prefixes()))
         return known
 
     @functools.wraps(start)
