@@ -11,17 +11,34 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Container
 from typing import Any
+from typing import cast
 
 from df_gmr import stacks
 
 #: (state, kind, wait kind, stack keys): what makes members one group.
 GroupKey = tuple[str, str, str, stacks.StackKey]
 #: ``describe(index, member)``: a member's details (see ``build``).
-Describe = Callable[[int, Any], "dict[str, Any] | None"]
+Describe = Callable[[int, Any], "dict[str, Any] | Same | None"]
 #: Members of a group whose details are read: a group of 100,000
 #: identical waiters is described from its first ones, and lists all ids.
 DETAILS_PER_GROUP = 1000
 _MISSING = object()
+
+
+class Same:
+    """What a describer returns for a member read and found identical to
+    the member it described just before (same wait, same origin, nothing
+    else): no dict is made for it.  Most members of a big group are such
+    (5,000 greenthreads waiting on one Event)."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "SAME"
+
+
+#: The one ``Same``.
+SAME = Same()
 
 
 def build(gathered: dict[GroupKey, list[Any]],
@@ -35,8 +52,10 @@ def build(gathered: dict[GroupKey, list[Any]],
     of the group ``key``: ``describe(index, member)`` returns a member's
     details (``id``,
     ``wait`` and optional ``origin_key`` -- where it was spawned or
-    started --, ``request_id``, ``waiting_seconds``, ``name``...), or None
-    past the details budget for a member with nothing of its own;
+    started --, ``request_id``, ``waiting_seconds``, ``name``...), SAME
+    for a member read and identical to the one it described just before
+    (but for its id), or None past the details budget for a member with
+    nothing of its own;
     ``ident(member)`` its id.  With ``own_past_budget``, the ids of the
     members that have something of their own, members past
     DETAILS_PER_GROUP are described only if listed there (a group of
@@ -52,8 +71,11 @@ def build(gathered: dict[GroupKey, list[Any]],
                     members[DETAILS_PER_GROUP:], DETAILS_PER_GROUP)
                 if ident(member) in own_past_budget)]
         describe = describer(key)
-        detailed = [found for index, member in chosen
-                    if (found := describe(index, member)) is not None]
+        # A member described as SAME is passed on as its id alone.
+        detailed = cast("list[dict[str, Any] | int]", [
+            ident(member) if found is SAME else found
+            for index, member in chosen
+            if (found := describe(index, member)) is not None])
         group = factor(key[0], key[1], stacks.describe(key[3]), detailed,
                        [ident(member) for member in members], origin_key)
         built.append((key, group))
@@ -64,17 +86,21 @@ def build(gathered: dict[GroupKey, list[Any]],
 
 
 def factor(state: str, kind: str, stack: list[dict[str, Any]],
-           members: list[dict[str, Any]], ids: list[int],
+           members: list[dict[str, Any] | int], ids: list[int],
            origin_key: str = "origin") -> dict[str, Any]:
     """Factor out what all members share; members keep only their own.
 
     ``members`` are the detailed ones (the first DETAILS_PER_GROUP, and
     any later one with something of its own, marked ``unread``), each a
     dict of its own with ``id`` first (changed here: it keeps only what
-    is its own); ``ids`` lists every member.
+    is its own), or, for a member identical to the one before it but for
+    its id (SAME), that id alone; ``ids`` lists every member.
     """
-    read = [m for m in members if "unread" not in m]
-    wait = dict((read or members)[0]["wait"]) if members else {"kind": "?"}
+    detailed = [m for m in members if isinstance(m, dict)]
+    same = len(members) - len(detailed)
+    read = [m for m in detailed if "unread" not in m]
+    wait = dict((read or detailed)[0]["wait"]) if detailed else \
+        {"kind": "?"}
     for member in read[1:]:
         other = member["wait"]
         if wait.items() <= other.items():  # C-level: the usual case
@@ -84,18 +110,24 @@ def factor(state: str, kind: str, stack: list[dict[str, Any]],
                 del wait[key]
         if len(wait) == 1:  # only the kind is common
             break
-    first = members[0].get(origin_key) if members else None
+    first = detailed[0].get(origin_key) if detailed else None
     # Members mostly share one origin object (described once per place):
     # identity first, equality only for another object.
     common_origin = first if all(
         (origin := m.get(origin_key)) is first or origin == first
-        for m in members) else None
+        for m in detailed) else None
     own_members = []
     wait_keys = wait.keys()
     # Once per member (100,000 and more): the member's dict (made for
     # this group, by its describer) loses what the group shows; its id
-    # stays first.
-    for member in members:
+    # stays first.  A SAME member has what the one before it has.
+    own: dict[str, Any] | None = None
+    for entry in members:
+        if not isinstance(entry, dict):
+            if own is not None:
+                own_members.append({**own, "id": entry})
+            continue
+        member = entry
         member_wait = member.pop("wait")
         member.pop("unread", None)
         origin = member.pop(origin_key, None)
@@ -104,7 +136,8 @@ def factor(state: str, kind: str, stack: list[dict[str, Any]],
                               if k not in wait}
         if common_origin is None and origin is not None:
             member[origin_key] = origin
-        if len(member) > 1:  # more than its id
+        own = member if len(member) > 1 else None  # more than its id?
+        if own is not None:
             own_members.append(member)
     group: dict[str, Any] = {
         "count": len(ids),
@@ -117,8 +150,8 @@ def factor(state: str, kind: str, stack: list[dict[str, Any]],
         "ids": ids,
         "members": own_members,
     }
-    if len(read) < len(ids):
-        group["details_read"] = len(read)
+    if len(read) + same < len(ids):
+        group["details_read"] = len(read) + same
     return group
 
 
