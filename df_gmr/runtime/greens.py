@@ -129,18 +129,21 @@ class Greens:
         # stack, below.
         by_stack: dict[tuple[Any, ...], tuple[
             str, dict[tuple[str, str, str], list[Any]], int | None,
-            stacks.StackKey]] = {}
+            stacks.StackKey, dict[str, list[Any]]]] = {}
         on_fd = self.hub_waits.on_fd
         hub_greenlets = self.hub_greenlets
         plain = greenlet.greenlet
+        frame_ids = stacks.frame_ids
         # The loop runs once per greenlet (100,000 and more): the common
-        # case, a parked greenthread, costs attribute reads, no calls.
+        # case, a parked greenthread, costs attribute reads and one call
+        # (its stack's key), and is filed by its kind alone in the lists
+        # of its stack's own wait kind (found[4]).
         for ident, green in self.everything.items():
             frame = green.gr_frame
             keys: stacks.StackKey = ()
             if frame is not None:  # a dead greenlet has no frame
                 state = "parked"
-                key: tuple[Any, ...] = stacks.frame_ids(frame)
+                key: tuple[Any, ...] = frame_ids(frame)
             else:
                 state = greenlets.state(green)
                 if state == "running" and ident in tracked:
@@ -171,17 +174,26 @@ class Greens:
                                          self.eventlet),
                     waits.THREAD_WAITS, self.stdlib)
                 found = by_stack[key] = (classified[0], {}, classified[1],
-                                         keys)
+                                         keys, {})
             del frame
-            wait_kind = _wait_kind(state, kind, found[0], ident in on_fd)
-            members = found[1].get((state, kind, wait_kind))
-            if members is None:
-                members = found[1][(state, kind, wait_kind)] = []
+            if state == "parked" and kind != "hub" and not (
+                    found[0] in _FD_WHEN_LISTENED and ident in on_fd):
+                # _wait_kind's answer, without the call: the stack's own.
+                members = found[4].get(kind)
+                if members is None:
+                    members = found[4][kind] = found[1].setdefault(
+                        (state, kind, found[0]), [])
+            else:
+                wait_kind = _wait_kind(state, kind, found[0],
+                                       ident in on_fd)
+                members = found[1].get((state, kind, wait_kind))
+                if members is None:
+                    members = found[1][(state, kind, wait_kind)] = []
             members.append(green)
         self.everything.clear()
         gathered: dict[GroupKey, list[Any]] = {}
         same: dict[stacks.StackKey, stacks.StackKey] = {}
-        for _, heads, match, positions in by_stack.values():
+        for _, heads, match, positions, _ in by_stack.values():
             # Stacks at different instructions of the same lines are one
             # stack: one tuple, so that it is found by identity.
             keys = stacks.lined(positions)
@@ -328,6 +340,10 @@ class Greens:
         return describe
 
 
+#: Stack wait kinds that a greenlet on a hub listener's fd waits as "fd".
+_FD_WHEN_LISTENED = frozenset({"unknown", "no frames"})
+
+
 def _wait_kind(state: str, kind: str, by_stack: str, on_fd: bool) -> str:
     """Return the wait kind that groups a greenlet."""
     if state == "running":
@@ -336,7 +352,7 @@ def _wait_kind(state: str, kind: str, by_stack: str, on_fd: bool) -> str:
         return state
     if kind == "hub":
         return "hub loop"
-    if on_fd and by_stack in ("unknown", "no frames"):
+    if on_fd and by_stack in _FD_WHEN_LISTENED:
         return "fd"
     return by_stack
 
