@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
+from types import BuiltinMethodType
 from typing import Any
 
 from df_gmr import greenlets
@@ -113,6 +115,9 @@ def _read_hub(hub: Any, ident: int, status: str) -> HubReading:
                greenlets.snapshot(lambda: getattr(hub, "next_timers", ())))
     timers = []
     bound_greenlet = greenlets.bound_greenlet
+    greenlet_module = sys.modules.get("greenlet")
+    greenlet_type = getattr(greenlet_module, "greenlet", None)
+    numbers = (int, float)
     for due, timer in entries:
         # eventlet's timers keep their state in their __dict__: read with
         # dict lookups (a getattr that misses raises inside), one timer
@@ -130,13 +135,30 @@ def _read_hub(hub: Any, ident: int, status: str) -> HubReading:
                 green = state["greenlet"]
                 if green is None or green.dead:
                     continue
-            callback, args = _call_of(state.get("tpl"))
+            call = state.get("tpl")
+            # _call_of, inline: once per timer.
+            if type(call) is tuple and call:
+                callback = call[0]
+                args = call[1] if len(call) > 1 else ()
+                if type(args) is not tuple:
+                    args = ()
+            else:
+                callback, args = None, ()
             seconds = state.get("seconds")
+        # bound_greenlet's common case inline: a sleeper's timer calls
+        # its greenlet's switch (a builtin method of the greenlet).
+        if type(callback) is BuiltinMethodType and greenlet_type is not None \
+                and issubclass(type(owner := callback.__self__),
+                               greenlet_type):
+            green = owner
+        else:
+            green = bound_greenlet(callback)
+        # Positional: keywords cost a dict per call (due_in, seconds,
+        # callback, args, greenlet).
         timers.append(Timer(
-            due_in=round(due - now, 3),
-            seconds=seconds if type(seconds) in (int, float) else None,
-            callback=callback, args=args,
-            greenlet=bound_greenlet(callback)))
+            round(due - now, 3),
+            seconds if type(seconds) in numbers else None,
+            callback, args, green))
     timers.sort(key=lambda timer: timer.due_in)
     return HubReading(hub=hub, thread=ident, status=status, timers=timers,
                       scheduled=len(entries), listeners=_listeners(hub))

@@ -209,10 +209,13 @@ class Normaliser:
                 if type(key) is not str:
                     key = self._key(key)
                 item_kind = type(item)
-                # Plain values inline (once per value of a section).
+                # Plain values inline (once per value of a section): a
+                # finite float too (x - x is 0.0 for those only; ages and
+                # due times, several per greenthread).
                 if item is None or item_kind is bool or (
                         item_kind is int and -_LARGE < item < _LARGE) or (
-                        item_kind is str and self.max_text is None):
+                        item_kind is str and self.max_text is None) or (
+                        item_kind is float and item - item == 0.0):
                     plain[key] = item
                 else:
                     plain[key] = self.plain(item, depth + 1)
