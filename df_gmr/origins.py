@@ -1,9 +1,11 @@
 """Where each native thread was started, and what it runs.
 
 A wrapper of ``threading.Thread.start`` stores, on the thread object, the
-code positions of its three innermost callers (as the spawn hook does for
-greenthreads: code objects and line numbers, no frame kept) and nothing
-else: about half a microsecond per start, measured in ``benchmarks``.
+code positions of its callers (as the spawn hook does for greenthreads:
+code objects and instruction offsets, no frame kept) and nothing else:
+the application's frame and its caller, or, for a thread a library
+starts, the library's frames out to those two.  The usual start is a
+few attribute reads (see ``benchmarks``, native hooks at rest).
 The Threads section names the first caller outside the wrapper
 libraries (threading, concurrent.futures, futurist, oslo.service,
 oslo.messaging, cotyledon) and the thread's target, by qualified name.
@@ -59,6 +61,8 @@ def _wrap(thread_class: type) -> None:
     # Thread.start (futurist's pool, oslo.service's looping call: nine
     # frames), and stops past the application's frame and its caller.
     libraries: dict[int, bool] = {}
+    # The application codes of the last straight-line start (see below).
+    usual: tuple[Any, Any] = (None, None)
 
     def is_library(code: CodeType) -> bool:  # a code not seen before
         known = libraries[id(code)] = code.co_filename.startswith(
@@ -72,8 +76,49 @@ def _wrap(thread_class: type) -> None:
         # in one tuple; the frames themselves are not kept.  Started from
         # the same place as the previous thread: that tuple is shared (a
         # report describes it once, found by identity).
-        nonlocal previous
+        nonlocal previous, usual
         frame: Any = getframe(1)
+        code = frame.f_code
+        back = frame.f_back
+        if back is not None and ((
+                code is usual[0] and (back_code := back.f_code) is usual[1])
+                or (libraries.get(id(code)) is False and libraries.get(
+                    id(back_code := back.f_code)) is False)):
+            # The usual case, straight-line: the application's frame and
+            # its caller (APPLICATION_CALLERS), seen before (the same two
+            # as last time: no look-up).  A thread start runs this with
+            # the caches cold (the last thread just ran): every bytecode
+            # counts, a loop cost a few percent of a start.
+            usual = (code, back_code)
+            lasti, back_lasti = frame.f_lasti, back.f_lasti
+            del frame, back
+            if len(previous) == 4 and code is previous[0] and \
+                    back_code is previous[2] and lasti == previous[1] and \
+                    back_lasti == previous[3]:
+                recorded = previous
+            else:
+                recorded = previous = (code, lasti, back_code, back_lasti)
+        else:
+            del back
+            recorded = walk(frame)
+            del frame
+            # Equal, then the codes the very same (in C): equal code
+            # objects of two files (a copied module) compare equal.
+            if recorded == previous and all(
+                    map(operator.is_, recorded[::2], previous[::2])):
+                recorded = previous
+            else:
+                previous = recorded
+        try:
+            setattr(self, ORIGIN_ATTR, recorded)
+        except Exception:  # a Thread with __slots__: no origin, no harm
+            pass
+        start(self)
+
+    def walk(frame: Any) -> tuple[Any, ...]:
+        # Through the wrapper libraries (futurist's pool, oslo.service's
+        # looping call: nine frames) to the application's frame and its
+        # caller.
         positions: list[Any] = []
         outside = 0
         while frame is not None and len(positions) < 2 * MAX_CALLERS:
@@ -89,19 +134,7 @@ def _wrap(thread_class: type) -> None:
                     break
             frame = frame.f_back
         del frame
-        recorded = tuple(positions)
-        # Equal, then the codes the very same (in C): equal code objects
-        # of two files (a copied module) compare equal.
-        if recorded == previous and all(
-                map(operator.is_, recorded[::2], previous[::2])):
-            recorded = previous
-        else:
-            previous = recorded
-        try:
-            setattr(self, ORIGIN_ATTR, recorded)
-        except Exception:  # a Thread with __slots__: no origin, no harm
-            pass
-        start(self)
+        return tuple(positions)
 
     setattr(thread_class, "start", recorded_start)  # noqa: B010
     setattr(thread_class, _WRAPPED, True)

@@ -1,0 +1,87 @@
+"""The thread-start hook: which callers a start records, and when it shares.
+
+The scene runs in a fresh interpreter (the hook wraps ``threading.Thread``
+for the whole process) and prints, for each thread, the function names
+of its recorded callers and whether its tuple is the previous thread's.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from tests.daemons import outcome
+from tests.daemons import run_python
+
+SCENE = """
+import json, threading
+from concurrent.futures import ThreadPoolExecutor
+from df_gmr import origins
+origins.install()
+
+def nothing():
+    pass
+
+def start_one():
+    thread = threading.Thread(target=nothing)
+    thread.start()
+    thread.join()
+    return thread
+
+def first_caller():
+    started = []
+    for _ in range(2):  # one place: the same instruction twice
+        started.append(start_one())
+    return started
+
+def second_caller():
+    return start_one()
+
+def in_pool():
+    # Started by concurrent.futures (its worker threads), under submit.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(nothing).result()
+        return list(pool._threads)[0]
+
+threads = [*first_caller(), second_caller(), *first_caller(), in_pool()]
+
+def names(thread):
+    found = origins.positions(thread) or ()
+    return [code.co_name for code in found[::2]]
+
+print(json.dumps({
+    "names": [names(thread) for thread in threads],
+    "shared": [origins.positions(later) is origins.positions(earlier)
+               for earlier, later in zip(threads, threads[1:])],
+}))
+"""
+
+
+@pytest.fixture(scope="module")
+def scene() -> dict[str, Any]:
+    """Run the scene once; each test reads its part."""
+    result = run_python(SCENE)
+    document: dict[str, Any] = json.loads(result.stdout.splitlines()[-1])
+    assert len(document["names"]) == 6, outcome(result)
+    return document
+
+
+def test_a_start_records_the_application_frame_and_its_caller(scene):
+    assert scene["names"][:5] == [
+        ["start_one", "first_caller"], ["start_one", "first_caller"],
+        ["start_one", "second_caller"],
+        ["start_one", "first_caller"], ["start_one", "first_caller"]]
+
+
+def test_starts_from_one_place_share_one_tuple_and_no_other(scene):
+    assert scene["shared"][:4] == [True, False, False, True]
+
+
+def test_a_start_inside_a_library_is_followed_out_to_the_application(
+        scene):
+    names = scene["names"][5]
+    # concurrent.futures' own frames first, then the application's.
+    assert names[-2:] == ["in_pool", "<module>"]
+    assert "submit" in names
