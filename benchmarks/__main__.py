@@ -71,8 +71,10 @@ NOTES = """\
   that; set up / only imported is what set-up itself costs per spawn).
   What df_gmr does per spawn (the design, `df_gmr/greenlets.py`): a hook
   on `GreenThread.__init__` puts the greenthread in a dict with a tuple
-  of its three callers' codes and instruction offsets (shared with the
-  previous spawn's when equal; codes and ints only, so the collector
+  of its callers' codes and instruction offsets, through the wrapper
+  libraries to the application's frame and its caller (`df_gmr/callers.py`;
+  shared with the previous spawn's when equal: a loop of spawns reads two
+  frames and builds nothing; codes and ints only, so the collector
   stops tracking it at its first collection); the greenthread's own exit
   (`_resolve_links`, which `main()` calls however it ends, and `kill()`
   for one killed before it ran) takes it out.  No weak reference, no

@@ -55,7 +55,7 @@ import weakref
 
 from df_gmr import _imports
 from df_gmr import _native
-from df_gmr import stacks
+from df_gmr import callers
 from df_gmr.heapscan import HeapScan
 from df_gmr.heapscan import scanner
 from df_gmr.lifecycle import lifecycle
@@ -63,9 +63,10 @@ from df_gmr.lifecycle import lifecycle
 #: The registry: every greenlet spawned here, held strongly (a dict entry is
 #: not an object the cyclic collector tracks; a weak reference is, and it
 #: made the collector run more often: see benchmarks/, cost at rest), with
-#: its raw spawn site, a tuple ``(code, code, code, offset, offset,
-#: offset)`` of the spawning frames, innermost first (``f_lasti``, made
-#: line numbers when read: see ``stacks.line_at``), or None.  The tuple
+#: its raw spawn site, a tuple ``(code, offset, code, offset, ...)`` of
+#: the spawning frames, innermost first, through the wrapper libraries to
+#: the application (``callers``; ``f_lasti``, made line numbers when
+#: read: see ``stacks.line_at``), or None.  The tuple
 #: holds code objects and ints only, so the collector stops tracking it at
 #: its first collection.  A GreenThread's entry is removed by its own exit
 #: (``_resolve_links``, which ``GreenThread.main`` calls however the
@@ -84,7 +85,6 @@ _alive: dict[Any, tuple[Any, ...] | None] = {}
 _weak: list[tuple[weakref.ref[Any], tuple[Any, ...] | None]] = []
 _weak_lock = _native.allocate_lock()
 _MISSING = object()
-SITE_SLOTS = 3  # frames of a spawn site
 _sweep_at = 4096
 _hubs: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 #: Hubs created in df_gmr's own threads: never the service's.
@@ -165,8 +165,9 @@ def _seed(greenlet_type: type) -> None:
 
 def _hook_greenthread(greenthread: ModuleType) -> None:
     # Wrap the functions found now; whatever wraps them later wraps ours.
-    # This runs on every spawn: C calls and attribute reads only, no loop,
-    # no call of ours but the rare sweep.
+    # This runs on every spawn: attribute reads for a spawn of a loop, one
+    # call (the site, see df_gmr.callers) for another, no call of ours but
+    # that and the rare sweep.
     green_thread_init = greenthread.GreenThread.__init__
     resolve_links = greenthread.GreenThread._resolve_links
     spawn_n = greenthread._spawn_n
@@ -174,40 +175,39 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
     alive = _alive
     forget = _alive.pop
     sweep = _sweep_quietly
-    previous: tuple[Any, ...] = (_MISSING,) * 6
+    # One recorder per spawn path: a loop of spawns (or of spawn_n, a
+    # WSGI server's requests) shares one site tuple, which a report
+    # describes once.
+    recorder = callers.Callers()
+    record = recorder.record
+    record_n = callers.Callers().record
 
     @functools.wraps(green_thread_init)
     def tracked_init(self: Any, parent: Any) -> None:
         green_thread_init(self, parent)
-        # Callers, innermost first, from spawn()'s caller: GreenPool.spawn,
-        # ThreadGroup.add_thread or the application, then theirs.  spawn()
-        # may be a greenlet's outermost frame (spawn_n(spawn, f)): no
-        # caller then.  Only the site's tuple outlives the call.
-        nonlocal previous
+        # Callers, innermost first, from spawn()'s caller (GreenPool.spawn,
+        # ThreadGroup.add_thread, green threading or the application)
+        # out to the application's frame and its caller.  spawn() may be
+        # a greenlet's outermost frame (spawn_n(spawn, f)): no caller
+        # then.  Only the site's tuple outlives the call.
         try:
             frame = getframe(2)
         except ValueError:
             alive[self] = None
         else:
             back = frame.f_back
-            third = back.f_back if back is not None else None
-            site = (frame.f_code,
-                    back.f_code if back is not None else None,
-                    third.f_code if third is not None else None,
-                    frame.f_lasti,
-                    back.f_lasti if back is not None else 0,
-                    third.f_lasti if third is not None else 0)
-            del frame, back, third
-            # Spawned from the same place as the previous one: share its
-            # tuple, so a loop of spawns keeps one site, not one per
-            # greenthread.  Codes by identity: equal code objects of two
-            # files (a copied module) compare equal.
-            if site == previous and site[0] is previous[0] \
-                    and site[1] is previous[1] and site[2] is previous[2]:
-                site = previous
+            usual = recorder.usual
+            # The loop case of Callers.record, inline (every spawn of a
+            # loop): the same application frame and caller, at the same
+            # instructions, record the same tuple.
+            if usual and back is not None and frame.f_code is usual[0] \
+                    and back.f_code is usual[2] \
+                    and frame.f_lasti == usual[1] \
+                    and back.f_lasti == usual[3]:
+                alive[self] = usual
             else:
-                previous = site
-            alive[self] = site
+                alive[self] = record(frame)
+            del frame, back
         if len(alive) >= _sweep_at:
             sweep()
 
@@ -222,23 +222,11 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
         finally:
             forget(self, None)
 
-    previous_n: tuple[Any, ...] | None = None
-
     @functools.wraps(spawn_n)
     def tracked_spawn_n(seconds: Any, func: Any, args: Any, kwargs: Any
                         ) -> Any:
-        nonlocal previous_n
         timer, green = spawn_n(seconds, func, args, kwargs)
-        site = _caller_site(getframe(1))
-        # As for spawn: a loop of spawn_n (a WSGI server's requests)
-        # shares one tuple, which a report describes once.
-        if site is not None and previous_n is not None and \
-                site == previous_n and site[0] is previous_n[0] and \
-                site[1] is previous_n[1] and site[2] is previous_n[2]:
-            site = previous_n
-        else:
-            previous_n = site
-        alive[green] = site
+        alive[green] = record_n(getframe(1))
         if len(alive) >= _sweep_at:
             sweep()
         return timer, green
@@ -411,19 +399,6 @@ def bound_greenlet(callback: Any) -> Any:
     return owner
 
 
-def _caller_site(frame: Any) -> tuple[Any, ...] | None:
-    codes: list[Any] = []
-    offsets: list[int] = []
-    while frame is not None and len(codes) < SITE_SLOTS:
-        codes.append(frame.f_code)
-        offsets.append(frame.f_lasti)
-        frame = frame.f_back
-    if not codes:
-        return None
-    missing = SITE_SLOTS - len(codes)
-    return (*codes, *(None,) * missing, *offsets, *(0,) * missing)
-
-
 def snapshot(read: Any) -> list[Any]:
     """Return ``list(read())`` taken while the main thread may mutate it.
 
@@ -475,20 +450,13 @@ def tracked_with_sites() -> list[tuple[Any, tuple[Any, ...] | None]]:
 
 def spawn_positions(raw: tuple[Any, ...]) -> tuple[Any, ...] | None:
     """Return ``(code, lineno, ...)``, innermost first, from a raw site."""
-    site: list[Any] = []
-    for slot in range(SITE_SLOTS):
-        code = raw[slot]
-        if code is not None:
-            site.extend((code, stacks.line_at(code, raw[SITE_SLOTS + slot])))
-    return tuple(site) if site else None
+    site = tuple(item for pair in callers.pairs(raw) for item in pair)
+    return site or None
 
 
 def site_key(raw: tuple[Any, ...]) -> tuple[int, ...]:
-    """Return a cheap key of a raw site: its codes' ids and its offsets.
-
-    Valid while the raw site (which holds the codes) is alive.
-    """
-    return (*map(id, raw[:SITE_SLOTS]), *raw[SITE_SLOTS:])
+    """Return a cheap key of a raw site (``callers.key``)."""
+    return callers.key(raw)
 
 
 def tracked() -> list[Any]:

@@ -42,8 +42,12 @@ REPORT_MACHINERY = tuple(
 WRAPPER_LIBRARIES = {
     "eventlet": "eventlet",
     "greenlet": "greenlet",
+    "threading": "threading",
+    "concurrent.futures": "concurrent.futures",
     "oslo_service": "oslo.service",
+    "oslo_messaging": "oslo.messaging",
     "futurist": "futurist",
+    "cotyledon": "cotyledon",
     "debtcollector": "debtcollector",
     "functools": "functools",
     "oslo_utils": "oslo.utils",

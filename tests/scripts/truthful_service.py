@@ -114,12 +114,12 @@ class Worker(service.Service):
 
 
 for marker in ("the wsgi server", "the periodic task", "the fixed timer",
-               "the rpc server"):
+               "the rpc server", "the launch"):
     say("FACT", marker.replace(" ", "_"), line_of(f"# {marker}"))
 eventlet.spawn(asleep_at_fork)
 eventlet.sleep(0)
 launcher = service.ProcessLauncher(CONF, restart_method="mutate")
-launcher.launch_service(Worker(), workers=1)
+launcher.launch_service(Worker(), workers=1)  # the launch
 say(f"READY parent {os.getpid()}")
 try:
     launcher.wait()

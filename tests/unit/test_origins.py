@@ -85,3 +85,43 @@ def test_a_start_inside_a_library_is_followed_out_to_the_application(
     # concurrent.futures' own frames first, then the application's.
     assert names[-2:] == ["in_pool", "<module>"]
     assert "submit" in names
+
+
+GREEN_SCENE = """
+import json
+from df_gmr import greenlets, stacks
+greenlets.install()
+import eventlet
+eventlet.monkey_patch()
+import threading
+
+def nothing():
+    eventlet.sleep(30)
+
+def start_green():
+    # Under monkey patching a Thread is a greenthread: spawned through
+    # threading and eventlet, three frames and more below this one.
+    thread = threading.Thread(target=nothing, daemon=True)
+    thread.start()
+
+def pool_spawn(pool):
+    pool.spawn(nothing)
+
+start_green()
+pool_spawn(eventlet.GreenPool(2))
+eventlet.sleep(0)
+found = {}
+for green, raw in greenlets.tracked_with_sites():
+    if raw:
+        site = stacks.origin(list(zip(*[iter(
+            greenlets.spawn_positions(raw))] * 2)), stacks.wrapper_prefixes())
+        found[site.get("function", site.get("unknown"))] = True
+print(json.dumps(sorted(found)))
+"""
+
+
+def test_a_spawn_through_libraries_is_followed_out_to_the_application():
+    result = run_python(GREEN_SCENE)
+    functions = json.loads(result.stdout.splitlines()[-1])
+    assert {"start_green", "pool_spawn"} <= set(functions), outcome(result)
+    assert not [name for name in functions if "library code" in name]

@@ -1,0 +1,123 @@
+"""Where something was spawned or started: its callers, recorded cheaply.
+
+The spawn hooks (``greenlets``) and the thread-start hook (``origins``)
+record, at every spawn and every thread start, the code positions (code
+object and ``f_lasti``, no frame kept) of the callers, innermost first:
+through the wrapper libraries (``stacks.WRAPPER_LIBRARIES``: eventlet,
+oslo.service, oslo.messaging, futurist, threading...) out to the
+application's frame and its caller, at most MAX_CALLERS frames.  A
+report names the first recorded frame outside the wrappers
+(``stacks.origin``), deciding by file name again: what is recorded here
+only bounds how far out a walk went, so a code misjudged here can cost
+an origin ("library code only"), never name a wrong one.
+
+This runs on every spawn: the usual case (the application's frame and
+its caller, the same two codes as last time) is a straight line of
+attribute reads and identity tests, and a spawn loop (a WSGI server's
+requests, a pool filled in a loop) shares one tuple.  A thread start or
+a spawn runs it with the caches cold; every bytecode counts there.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Any
+
+from df_gmr import stacks
+
+#: Callers recorded at most (libraries included), and the application's
+#: frames after which a walk stops.
+MAX_CALLERS = 16
+APPLICATION_CALLERS = 2
+
+
+class Callers:
+    """Records caller positions for one hook (see the module)."""
+
+    def __init__(self) -> None:
+        #: id(code) -> whether the code is df_gmr's or a wrapper
+        #: library's, decided when first seen (a code's file never
+        #: changes).
+        self.libraries: dict[int, bool] = {}
+        #: The last usual record: ``(code, f_lasti, code, f_lasti)`` of an
+        #: application frame and its caller (a walk stops there: a spawn
+        #: from the same two places records exactly it), or ().
+        self.usual: tuple[Any, ...] = ()
+        #: The last walk's record: a walk equal to it is it.
+        self.previous: tuple[Any, ...] = ()
+
+    def record(self, frame: Any) -> tuple[Any, ...] | None:
+        """Return ``(code, f_lasti, ...)`` of ``frame`` and its callers.
+
+        None for no frame.  Called from hooks in any thread: the shared
+        state is read once into locals, and at worst a record is not
+        shared with the previous one.
+        """
+        if frame is None:
+            return None
+        code = frame.f_code
+        back = frame.f_back
+        if back is not None:
+            back_code = back.f_code
+            usual = self.usual
+            if (usual and code is usual[0] and back_code is usual[2]) or (
+                    self.libraries.get(id(code)) is False and
+                    self.libraries.get(id(back_code)) is False):
+                lasti, back_lasti = frame.f_lasti, back.f_lasti
+                if usual and code is usual[0] and back_code is usual[2] \
+                        and lasti == usual[1] and back_lasti == usual[3]:
+                    return usual
+                recorded = self.usual = (code, lasti, back_code, back_lasti)
+                return recorded
+        previous = self.previous
+        recorded = self.walk(frame)
+        # Equal, then the codes the very same (in C): equal code objects
+        # of two files (a copied module) compare equal.
+        if recorded == previous and all(
+                map(operator.is_, recorded[::2], previous[::2])):
+            return previous
+        self.previous = recorded
+        if len(recorded) == 4 and not self.is_library(recorded[0]) and \
+                not self.is_library(recorded[2]):
+            self.usual = recorded  # two codes seen the first time
+        return recorded
+
+    def walk(self, frame: Any) -> tuple[Any, ...]:
+        """Record through the wrappers to the application (any case)."""
+        positions: list[Any] = []
+        outside = 0
+        while frame is not None and len(positions) < 2 * MAX_CALLERS:
+            code = frame.f_code
+            positions.append(code)
+            positions.append(frame.f_lasti)
+            if not self.is_library(code):
+                outside += 1
+                if outside == APPLICATION_CALLERS:
+                    break
+            frame = frame.f_back
+        del frame  # no reference cycle through this function's locals
+        return tuple(positions)
+
+    def is_library(self, code: Any) -> bool:
+        """Say whether ``code`` is df_gmr's or a wrapper library's."""
+        known = self.libraries.get(id(code))
+        if known is None:
+            known = self.libraries[id(code)] = code.co_filename.startswith(
+                tuple(stacks.wrapper_prefixes()))
+        return known
+
+
+def pairs(recorded: tuple[Any, ...]) -> list[tuple[Any, int]]:
+    """Return a record's ``(code, line)`` pairs, innermost first."""
+    return [(code, stacks.line_at(code, offset))
+            for code, offset in zip(recorded[::2], recorded[1::2],
+                                    strict=True)]
+
+
+def key(recorded: tuple[Any, ...]) -> tuple[int, ...]:
+    """Return a cheap key of a record: its codes' ids and its offsets.
+
+    Valid while the record (which holds the codes) is alive; two records
+    of different lengths never share a key.
+    """
+    return (*map(id, recorded[::2]), *recorded[1::2])
