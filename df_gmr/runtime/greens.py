@@ -334,7 +334,8 @@ class Greens:
             if ident in request_ids:
                 member["request_id"] = request_ids[ident]
             if "since" in wait:
-                member["waiting_seconds"] = round(now - wait.pop("since"), 3)
+                member["waiting_seconds"] = round(
+                    now - wait.pop("since"), 3) + 0.0  # never "-0.0"
             return member
 
         return describe

@@ -156,7 +156,7 @@ def _read_hub(hub: Any, ident: int, status: str) -> HubReading:
         # Positional: keywords cost a dict per call (due_in, seconds,
         # callback, args, greenlet).
         timers.append(Timer(
-            round(due - now, 3),
+            round(due - now, 3) + 0.0,  # + 0.0: never "-0.0"
             seconds if type(seconds) in numbers else None,
             callback, args, green))
     timers.sort(key=lambda timer: timer.due_in)

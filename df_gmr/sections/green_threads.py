@@ -94,8 +94,12 @@ def format_lines(data: dict[str, Any]) -> list[str]:
         shown = ", ".join(str(ident) for ident in ids[:TEXT_IDS])
         if len(ids) > TEXT_IDS:
             shown += f", ... {len(ids) - TEXT_IDS} more"
-        lines.extend(("", f"{group['count']} x {group['kind']}, "
-                          f"{group['state']}, waiting: {group['wait_kind']}"))
+        # A running (or finished, not started) greenlet waits on nothing:
+        # its state says all.
+        head = f"{group['count']} x {group['kind']}, {group['state']}"
+        if group["wait_kind"] != group["state"]:
+            head += f", waiting: {group['wait_kind']}"
+        lines.extend(("", head))
         common = _details(group["wait"], group["spawn_site"])
         if common:
             sampled = group.get("details_read")

@@ -118,3 +118,26 @@ def test_text_fits_in_80_columns(hub_pools_scene):
     for name in ("sockets", "timers", "fork"):
         for line in hub_pools_scene(name)["text"]["eventlet_hub"]:
             assert len(line) <= 80, line
+
+
+def test_a_timer_due_this_instant_is_due_in_zero_never_minus_zero():
+    # A hub clock read a hair after the timer's due time rounds to -0.0,
+    # which the report would print as "in -0.000s" (seen on nova).
+    output = run_python(
+        "import greenlet\n"
+        "from df_gmr.runtime import hubs\n"
+        "class Timer:\n"
+        "    def __init__(self, callback):\n"
+        "        self.called = False\n"
+        "        self.seconds = 0.01\n"
+        "        self.tpl = (callback, (), {})\n"
+        "class Hub:\n"
+        "    def clock(self):\n"
+        "        return 100.0001\n"
+        "hub = Hub()\n"
+        "green = greenlet.greenlet(lambda: None)\n"
+        "hub.timers = [(100.0, Timer(green.switch))]\n"
+        "hub.next_timers = []\n"
+        "[timer] = hubs._read_hub(hub, 1, 'live').timers\n"
+        "print(repr(timer.due_in), timer.greenlet is green)\n").stdout
+    assert output.split() == ["0.0", "True"]
