@@ -60,12 +60,11 @@ class Callers:
         if back is not None:
             back_code = back.f_code
             usual = self.usual
-            if (usual and code is usual[0] and back_code is usual[2]) or (
-                    self.libraries.get(id(code)) is False and
-                    self.libraries.get(id(back_code)) is False):
+            same = bool(usual) and code is usual[0] and back_code is usual[2]
+            if same or (self.libraries.get(id(code)) is False and
+                        self.libraries.get(id(back_code)) is False):
                 lasti, back_lasti = frame.f_lasti, back.f_lasti
-                if usual and code is usual[0] and back_code is usual[2] \
-                        and lasti == usual[1] and back_lasti == usual[3]:
+                if same and lasti == usual[1] and back_lasti == usual[3]:
                     return usual
                 recorded = self.usual = (code, lasti, back_code, back_lasti)
                 return recorded

@@ -64,12 +64,6 @@ def _wrap(thread_class: type) -> None:
     setattr(thread_class, _WRAPPED, True)
 
 
-def wrapper_prefixes() -> dict[str, str]:
-    """Map the file prefixes of df_gmr and the wrapper libraries to names
-    (``stacks.wrapper_prefixes``: the same for threads and greenlets)."""
-    return stacks.wrapper_prefixes()
-
-
 def positions(thread: Any) -> tuple[Any, ...] | None:
     """Return the caller positions recorded when ``thread`` started."""
     try:

@@ -24,6 +24,7 @@ import types
 from typing import TYPE_CHECKING
 from typing import Any
 
+from df_gmr import callers
 from df_gmr import naming
 from df_gmr import origins
 from df_gmr import stacks
@@ -74,7 +75,7 @@ class Natives:
             (*WAIT_LIBRARIES, *waits.DB_POOL_LIBRARIES))
         #: id(stack keys) -> (those keys, the index of the matching frame)
         self.match_of: dict[int, tuple[stacks.StackKey, int | None]] = {}
-        self.wrappers = origins.wrapper_prefixes()
+        self.wrappers = stacks.wrapper_prefixes()
         #: id(recorded positions) -> (those positions, their origin)
         self.origins: dict[int, tuple[Any, dict[str, Any] | None]] = {}
         self.origin_by_key: dict[tuple[Any, ...], Any] = {}
@@ -232,8 +233,7 @@ class Natives:
             return known[1]
         # Equal positions in another tuple: by its codes' identities and
         # offsets (alive while the Thread is), not by hashing code objects.
-        key = tuple(id(item) if index % 2 == 0 else item
-                    for index, item in enumerate(positions or ()))
+        key = callers.key(positions) if positions else ()
         origin = self.origin_by_key.get(key, _MISSING)
         if origin is _MISSING:
             origin = self.origin_by_key[key] = origins.describe(
