@@ -31,6 +31,7 @@ positions as its creation site; nothing else.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import functools
 import gc
 import os
@@ -42,6 +43,7 @@ from typing import Any
 import weakref
 
 from df_gmr import _imports
+from df_gmr import callers
 from df_gmr import greenlets
 
 #: Attribute set on a tracked object: ``(code, lineno)`` pairs of the
@@ -52,13 +54,10 @@ SCHEDULE_ATTR = "_df_gmr_schedule"
 #: Attribute set on a started looping call: ``(code, lineno)`` pairs of
 #: the frames that called its ``_start``, innermost first.
 STARTED_ATTR = "_df_gmr_started"
-#: Frames a start records: ``start``, ``add_timer_args``, ``add_timer``
-#: (or ``add_dynamic_timer``) and the application's call, plus one.
-START_DEPTH = 5
-#: How many caller frames a creation records: enough to look past the
-#: constructors of ThreadGroup, GreenPile, the executor and the timers
-#: that ThreadGroup.add_timer creates (each frame costs ~0.3 us).
-CREATION_DEPTH = 4
+#: (Creations and starts record their callers as spawns do: through the
+#: wrapper libraries to the application's frame and its caller, see
+#: df_gmr.callers; ThreadGroup.add_timer, the executors and the timers it
+#: creates are oslo.service's and futurist's frames.)
 
 #: Numbers a schedule closes over that are instants, not settings.
 WALL_CLOCK_NAMES = frozenset({"start_time"})
@@ -189,15 +188,13 @@ def _seed_hub() -> None:
         _hub_pids[hub] = os.getpid()
 
 
-def _caller_positions(frame: FrameType | None, depth: int = CREATION_DEPTH
+def _caller_positions(record: Callable[[Any], tuple[Any, ...] | None],
+                      frame: FrameType | None
                       ) -> tuple[tuple[CodeType, int], ...]:
-    positions = []
-    for _ in range(depth):
-        if frame is None:
-            break
-        positions.append((frame.f_code, frame.f_lineno))
-        frame = frame.f_back
-    return tuple(positions)
+    # Made lines at once: pools, executors and looping calls are made
+    # rarely, and their sites are read as (code, line) pairs.
+    recorded = record(frame)
+    return tuple(callers.pairs(recorded)) if recorded else ()
 
 
 def _track_init(cls: type, kind: str) -> None:
@@ -205,13 +202,15 @@ def _track_init(cls: type, kind: str) -> None:
     original = cls.__init__  # type: ignore[misc]
     track = _registries[kind].add
     getframe = sys._getframe
+    record = callers.Callers().record
 
     @functools.wraps(original)
     def tracked_init(self: Any, *args: Any, **kwargs: Any) -> None:
         original(self, *args, **kwargs)
         try:
             track(self)
-            setattr(self, CREATED_ATTR, _caller_positions(getframe(1)))
+            setattr(self, CREATED_ATTR,
+                    _caller_positions(record, getframe(1)))
         except Exception:  # never break the service's constructor
             pass
 
@@ -239,6 +238,7 @@ def _hook_loopingcall(loopingcall: ModuleType) -> None:
     _track_init(base, "looping_calls")
     original_start = base._start
     getframe = sys._getframe
+    record = callers.Callers().record
 
     @functools.wraps(original_start)
     def tracked_start(self: Any, idle_for: Any, *args: Any, **kwargs: Any
@@ -246,7 +246,7 @@ def _hook_loopingcall(loopingcall: ModuleType) -> None:
         try:
             setattr(self, SCHEDULE_ATTR, idle_for)
             setattr(self, STARTED_ATTR,
-                    _caller_positions(getframe(1), START_DEPTH))
+                    _caller_positions(record, getframe(1)))
         except Exception:  # never break the service's start
             pass
         return original_start(self, idle_for, *args, **kwargs)

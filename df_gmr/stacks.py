@@ -44,6 +44,9 @@ WRAPPER_LIBRARIES = {
     "greenlet": "greenlet",
     "threading": "threading",
     "concurrent.futures": "concurrent.futures",
+    "multiprocessing": "multiprocessing",  # cotyledon's workers run in it
+    "socketserver": "socketserver",
+    "asyncio": "asyncio",
     "oslo_service": "oslo.service",
     "oslo_messaging": "oslo.messaging",
     "futurist": "futurist",

@@ -66,6 +66,20 @@ def test_cotyledon_used_directly_every_worker_listed_and_reporting(method):
         assert launchers == {"cotyledon ServiceManager"}
         # Neither oslo.service backend: cotyledon alone runs this service.
         assert "Backend:" not in result.stdout
+        # cotyledon's own threads start in a worker that multiprocessing
+        # runs: their origin is never a library's file (the standard
+        # library's multiprocessing included).
+        started = re.findall(r"started at (\S+):\d+", result.stdout)
+        libraries = (os.path.dirname(os.__file__) + os.sep,
+                     os.path.dirname(cotyledon_file()) + os.sep)
+        assert not [path for path in started
+                    if path.startswith(libraries)], started
+
+
+def cotyledon_file() -> str:
+    import cotyledon
+
+    return cotyledon.__file__
 
 
 def _workers(entries: dict[int, dict]) -> int:
