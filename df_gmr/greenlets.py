@@ -454,11 +454,6 @@ def spawn_positions(raw: tuple[Any, ...]) -> tuple[Any, ...] | None:
     return site or None
 
 
-def site_key(raw: tuple[Any, ...]) -> tuple[int, ...]:
-    """Return a cheap key of a raw site (``callers.key``)."""
-    return callers.key(raw)
-
-
 def tracked() -> list[Any]:
     """Return the registered greenlets that are still alive."""
     return [green for green, _ in tracked_with_sites()]

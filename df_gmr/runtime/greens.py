@@ -25,6 +25,7 @@ import time
 from typing import TYPE_CHECKING
 from typing import Any
 
+from df_gmr import callers
 from df_gmr import greenlets
 from df_gmr import pools
 from df_gmr import stacks
@@ -61,7 +62,7 @@ class Greens:
         #: id(stack keys) -> the index of its matching wait frame.
         self.match_of: dict[int, int | None] = {}
         #: id(raw spawn site) -> (that raw site, its site); and by the
-        #: site's value (``greenlets.site_key``) for equal raw sites.
+        #: site's value (``callers.key``) for equal raw sites.
         self.site_of: dict[int, tuple[tuple[Any, ...], dict[str, Any]]] = {}
         self.site_by_key: dict[tuple[int, ...], dict[str, Any]] = {}
         #: Waits read per waited-on object (see ``waits.details``).
@@ -220,7 +221,7 @@ class Greens:
         shared = self.site_of.get(id(raw))
         if shared is not None and shared[0] is raw:
             return shared[1]
-        key = greenlets.site_key(raw)
+        key = callers.key(raw)
         site = self.site_by_key.get(key)
         if site is None:
             site = self.site_by_key[key] = self._site(
