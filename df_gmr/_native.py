@@ -87,6 +87,22 @@ def name_thread(name: str) -> None:
         posix.close(fd)
 
 
+def thread_name(path: str = "/proc/thread-self/comm") -> str | None:
+    """Return the calling OS thread's system name (``path``: the process's
+    main thread's with ``/proc/self/comm``), or None where it cannot be
+    read."""
+    try:
+        fd = posix.open(path, posix.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        return posix.read(fd, 64).decode("ascii", "replace").rstrip("\n")
+    except OSError:
+        return None
+    finally:
+        posix.close(fd)
+
+
 def sleep(seconds: float) -> None:
     """Sleep the OS thread, not the greenthread (a real lock's time-out)."""
     never_released = _allocate_lock()

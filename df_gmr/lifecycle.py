@@ -149,17 +149,28 @@ class Lifecycle:
             outermost.f_code is _RUN_OWN_CODE
 
     @contextlib.contextmanager
-    def application_signals(self, keep: set[int]) -> Iterator[None]:
-        """Unblock the process's signals in this df_gmr thread while the
-        application's own code runs in it (a registered section): a
-        program it starts must not inherit them blocked.  ``keep`` (the
-        report signals, the stack signal) stay as they were."""
+    def as_application(self, keep: set[int]) -> Iterator[None]:
+        """Let the application's own code (a registered section) run in
+        this df_gmr thread as in one of its own.
+
+        The process's signals are unblocked: a program it starts must not
+        inherit them blocked (``keep``, the report signals and the stack
+        signal, stay as they were).  The thread bears the process's name
+        meanwhile: a thread it starts inherits its creator's name from
+        the system, and would pass for df_gmr's in ``top -H``.
+        """
         unblocked = _process_signals() - keep
         previous = signal.pthread_sigmask(signal.SIG_UNBLOCK, unblocked) \
             if unblocked else None
+        own_name = _native.thread_name()
+        service_name = _native.thread_name("/proc/self/comm")
+        if own_name is not None and service_name is not None:
+            _native.name_thread(service_name)
         try:
             yield
         finally:
+            if own_name is not None and service_name is not None:
+                _native.name_thread(own_name)
             if previous is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 

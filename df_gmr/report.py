@@ -167,8 +167,8 @@ def _plain_outcome(section: Section, context: ReportContext
     normaliser = Normaliser(describe=str if registered else naming.type_name,
                             max_text=None if registered else MAX_RAW_TEXT)
     try:
-        if registered:  # the application's code, with its signals
-            with lifecycle.application_signals(
+        if registered:  # the application's code, as in its own thread
+            with lifecycle.as_application(
                     trigger.report_signals() | trigger.trigger.blocked):
                 collected = section.collect(context)
         else:

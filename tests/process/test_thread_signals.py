@@ -40,8 +40,26 @@ def child_mask():  # what a program started by a registered section gets
                                   capture_output=True, text=True).stdout)
 
 
+real_thread = eventlet.patcher.original("_thread")
+real_time = eventlet.patcher.original("time")
+app_threads = []
+
+
+def start_app_thread():  # a registered section that starts a native thread
+    def run():
+        app_threads.append(real_thread.get_native_id())
+        real_time.sleep(60)
+
+    real_thread.start_new_thread(run, ())
+    deadline = time.monotonic() + 10
+    while not app_threads and time.monotonic() < deadline:
+        real_time.sleep(0.01)
+    return "started"
+
+
 log_dir = tempfile.mkdtemp()
 TextGuruMeditation.register_section("Child", lambda: child_mask())
+TextGuruMeditation.register_section("Starter", start_app_thread)
 TextGuruMeditation.setup_autorun(Version(), log_dir=log_dir)
 os.kill(os.getpid(), signal.SIGUSR2)
 deadline = time.monotonic() + 30
@@ -56,10 +74,12 @@ for task in os.listdir("/proc/self/task"):
         names[int(task)] = handle.read().strip()
 main = masks.pop(os.getpid())
 main_name = names.pop(os.getpid())
+app_names = [names.pop(task) for task in app_threads]
+del masks[app_threads[0]]
 child = int(re.search(r"==== Child +====\\n=+\\n(\\d+)", report)[1])
 print(json.dumps({"main": main, "others": list(masks.values()),
                   "child": child, "main_name": main_name,
-                  "names": sorted(names.values())}))
+                  "app_names": app_names, "names": sorted(names.values())}))
 """
 
 
@@ -91,3 +111,11 @@ def test_df_gmr_threads_are_named_for_the_systems_tools():
     assert "gmr-reporting" in found["names"], found["names"]
     assert all(name.startswith("gmr-") for name in found["names"]), found
     assert not found["main_name"].startswith("gmr-")
+
+
+def test_a_thread_a_registered_section_starts_is_named_as_the_services():
+    # The OS gives a new thread its creator's name: one that the
+    # application starts from a registered section (in df_gmr's sections
+    # thread) must not pass for df_gmr's in top -H.
+    found = json.loads(run_python(SCENE).stdout.splitlines()[-1])
+    assert found["app_names"] == [found["main_name"]], found
