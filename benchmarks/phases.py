@@ -13,7 +13,10 @@ whole time.
 - ``header``: who, when, the concurrency fingerprint;
 - ``collect <section>``: the section's own ``collect`` (the parts below
   taken out);
-- ``plain data <section>``: making its data plain JSON-compatible data;
+- ``plain data and mask <section>``: a built-in section's one walk that
+  makes its data plain JSON-compatible data and masks it (in the
+  section's thread); ``plain data <section>``: a registered section's
+  (masked by ``mask``), or a value that walk hands to ``plain``;
 - ``section threads``: starting the sections' thread and waiting for it
   (``df_gmr.isolation``: the sections run one after the other in one
   df_gmr thread, a new one after a section that overran);
@@ -25,7 +28,8 @@ whole time.
   greenlet (``Greens._gather``);
 - ``grouping``: building the groups and describing their members
   (``runtime.grouping.build``, threads and greenthreads);
-- ``mask``: masking secrets and credential patterns in the whole report;
+- ``mask``: masking secrets and credential patterns in the rest of the
+  report (the header, registered sections, errors and notes);
 - ``findings``: deriving the findings and rendering them;
 - ``render <section>``: the section's text;
 - ``render (rest)``: the header's text and the joining of the lines;
@@ -159,33 +163,40 @@ class PhaseClock:
         setattr(owner, name, timed)
 
     def _wrap_normaliser(self) -> None:
-        # Normaliser.plain recurses through self.plain: only the outer
-        # call is timed (the instance's own ``plain`` is set aside while
-        # it runs, so that the recursion costs nothing more).
+        # Normaliser.plain and .masked (a built-in section's one walk that
+        # also masks) recurse through the instance: only the outer call
+        # is timed (the instance's own method is set aside while it runs,
+        # so that the recursion costs nothing more).
         report: Any = importlib.import_module("df_gmr.report")
         base: Any = getattr(report, "Normaliser", None)
         if not isinstance(base, type) or not hasattr(base, "plain"):
             return
         clock = self
+        phases = {"plain": "plain data", "masked": "plain data and mask"}
 
-        def normaliser(*args: Any, **kwargs: Any) -> Any:
-            instance = base(*args, **kwargs)
-
-            def plain(value: Any, *more: Any, **options: Any) -> Any:
-                delattr(instance, "plain")
+        def timed(instance: Any, name: str) -> Any:
+            def method(value: Any, *more: Any, **options: Any) -> Any:
+                delattr(instance, name)
                 clock._nested.append(0.0)
                 started = time.perf_counter()
                 try:
-                    return base.plain(instance, value, *more, **options)
+                    return getattr(base, name)(instance, value, *more,
+                                               **options)
                 finally:
                     spent = time.perf_counter() - started
-                    clock._nested.pop()
-                    clock.add(f"plain data {clock._section}", spent)
+                    own = spent - clock._nested.pop()
+                    clock.add(f"{phases[name]} {clock._section}", own)
                     if clock._nested:
                         clock._nested[-1] += spent
-                    instance.plain = plain
+                    setattr(instance, name, method)
 
-            instance.plain = plain
+            return method
+
+        def normaliser(*args: Any, **kwargs: Any) -> Any:
+            instance = base(*args, **kwargs)
+            for name in phases:
+                if hasattr(base, name):
+                    setattr(instance, name, timed(instance, name))
             return instance
 
         self._undo.append((report, "Normaliser", base))

@@ -273,7 +273,10 @@ class Redactor:
             if ordered else None
         #: Masked strings, with patterns and without (secrets only).
         self._done: dict[bool, dict[str, str]] = {True: {}, False: {}}
-        self._credential_keys: dict[str, bool] = {}
+        #: Dict keys: key -> (masked key, whether its value is hidden),
+        #: with patterns and without.
+        self._keys: dict[bool, dict[str, tuple[str, bool]]] = {
+            True: {}, False: {}}
         self._patterns = True
         self._limit: int | None = None
         self.cut_count = 0
@@ -298,45 +301,63 @@ class Redactor:
         ``cut_count`` counts the strings cut.  Without ``patterns`` only
         the secret values are masked (the data was masked before).
         """
-        self._patterns, self._limit = patterns, limit
-        return self._walk(value, False)
+        self.begin(patterns, limit)
+        return self.walk(value, False)
 
-    def _walk(self, value: Any, hidden: bool) -> Any:
+    def begin(self, patterns: bool = True, limit: int | None = None
+              ) -> None:
+        """Set how the next walk masks (see ``data``)."""
+        self._patterns, self._limit = patterns, limit
+
+    @property
+    def limit(self) -> int | None:
+        """The length strings are cut at by the walks (None: not cut)."""
+        return self._limit
+
+    def keys(self) -> dict[str, tuple[str, bool]]:
+        """Return the dict keys masked so far: key -> (masked key, whether
+        its value is hidden); ``key`` adds one."""
+        return self._keys[self._patterns]
+
+    def key(self, key: str) -> tuple[str, bool]:
+        """Return a dict key masked, and whether its value is hidden (the
+        key names a credential); remembered in ``keys()``."""
+        hides = self._patterns and is_credential_name(key)
+        masked = self.text(key, False) if self._secrets is not None else key
+        found = self._keys[self._patterns][key] = (masked, hides)
+        return found
+
+    def walk(self, value: Any, hidden: bool) -> Any:
+        """Return plain data masked (after ``begin``); ``hidden``: the
+        value is under a credential key (its scalars are masked whole)."""
         # Called for every value of a report (100,000 greenthreads): the
         # numbers that make most of it are passed over inline.
         kind = type(value)
         if kind is str:
-            return self._string(value, hidden)
+            return self.string(value, hidden)
         if kind is list:
             return [item if type(item) in _NUMBERS and not hidden
-                    else self._walk(item, hidden) for item in value]
+                    else self.walk(item, hidden) for item in value]
         if kind is dict:
-            # Once per key of the whole report: the credential test and the
-            # secrets' masking of the key inline, each remembered per key.
+            # Once per key of the whole report: a key is masked and tested
+            # once per walk's settings (keys repeat in every member).
             masked = {}
-            patterns, secrets = self._patterns, self._secrets
-            credential_keys = self._credential_keys
+            keys = self._keys[self._patterns]
             for key, item in value.items():
                 hides = False
                 if type(key) is str:
-                    if patterns:
-                        known = credential_keys.get(key)
-                        if known is None:
-                            known = credential_keys[key] = \
-                                is_credential_name(key)
-                        hides = known
-                    if secrets is not None:
-                        key = self.text(key, False)
+                    key, hides = keys.get(key) or self.key(key)
                 if type(item) in _NUMBERS and not hides:
                     masked[key] = item
                 else:
-                    masked[key] = self._walk(item, hides)
+                    masked[key] = self.walk(item, hides)
             return masked
         if hidden and value is not None and kind is not bool:
             return MASK
         return value
 
-    def _string(self, text: str, hidden: bool) -> str:
+    def string(self, text: str, hidden: bool) -> str:
+        """Return a string masked (whole when ``hidden``) and cut."""
         if hidden:
             return MASK
         masked = self.text(text, self._patterns)

@@ -9,11 +9,15 @@ that nothing a section returns runs code in the reporting thread.
 Masking
 =======
 
-Once every section is collected, one pass masks the whole report (header,
-data, errors and notes) before it is rendered, so text and JSON show the
-same: every value of a ``secret=True`` option of the reported
-configuration (read once per report, ``MIN_SECRET`` characters and more)
-wherever it appears, and credentials by pattern (URL passwords,
+Every part of a report is masked before it is rendered, so text and JSON
+show the same: a built-in section's data in the section's own thread, in
+the walk that makes it plain (``Normaliser.masked``: one walk instead of
+two, and a masking that overran would be cut off with its section); the
+header, registered sections' data, errors and notes in one pass once every
+section is collected.  Masked: every value of a ``secret=True`` option of
+the reported configuration (read once per report, before the sections,
+``MIN_SECRET`` characters and more) wherever it appears, and credentials
+by pattern (URL passwords,
 ``password=``, ``Authorization:``, credential dict keys... see
 ``df_gmr.redact``).  Strings a built-in section took from application
 memory are cut to ``MAX_TEXT`` characters after masking, and the
@@ -72,6 +76,8 @@ class SectionResult:
     seconds: float
     #: What the data lost on its way (cut strings, NaN as strings).
     notes: list[str] = dataclasses.field(default_factory=list)
+    #: Whether ``data`` was masked already (in the section's thread).
+    masked: bool = False
 
 
 @dataclasses.dataclass
@@ -129,7 +135,8 @@ def collect_section(section: Section, context: ReportContext
     return collect_sections([section], context)[0]
 
 
-def collect_sections(sections: list[Section], context: ReportContext
+def collect_sections(sections: list[Section], context: ReportContext,
+                     secrets: list[str] | None = None
                      ) -> list[SectionResult]:
     """Run the sections, each within its budget; failures become errors.
 
@@ -137,10 +144,13 @@ def collect_sections(sections: list[Section], context: ReportContext
     which also turns each one's data into strict JSON-compatible data: a
     section that hangs is cut off after ``context.section_timeout``
     seconds (its thread is left behind, and the section is skipped while
-    it is still stuck) and the report goes on without it.
+    it is still stuck) and the report goes on without it.  Given the
+    ``secrets``, a built-in section's data is masked there too, in the
+    same walk (``mask`` leaves it).
     """
     outcomes = isolation.run_all(
-        [(section.name, functools.partial(_plain_outcome, section, context),
+        [(section.name,
+          functools.partial(_plain_outcome, section, context, secrets),
           "section") for section in sections], context.section_timeout)
     results = []
     for section, outcome in zip(sections, outcomes, strict=True):
@@ -152,16 +162,18 @@ def collect_sections(sections: list[Section], context: ReportContext
             error=outcome.error or plain.get("error"),
             seconds=outcome.seconds,
             notes=plain.get("notes", []),
+            masked=bool(plain.get("masked")),
         ))
     return results
 
 
-def _plain_outcome(section: Section, context: ReportContext
-                   ) -> dict[str, Any]:
+def _plain_outcome(section: Section, context: ReportContext,
+                   secrets: list[str] | None = None) -> dict[str, Any]:
     """Collect a section and make its data plain (in the section's thread).
 
     Registered generators' objects may print themselves (``str()``, as
-    oslo.reports models do); built-in sections' are named by their type.
+    oslo.reports models do); built-in sections' are named by their type
+    and, given the ``secrets``, masked in the same walk (``masked``).
     """
     registered = section.max_bytes is not None
     normaliser = Normaliser(describe=str if registered else naming.type_name,
@@ -176,6 +188,15 @@ def _plain_outcome(section: Section, context: ReportContext
     except BaseException as failure:
         return {"error": _describe_failure(failure)}
     try:
+        if secrets is not None and not registered:
+            # One walk instead of two (see ``mask``); its own redactor:
+            # a section that overran may still be walking with its own.
+            redactor = redact.Redactor(secrets)
+            redactor.begin(section.mask_patterns, MAX_TEXT)
+            data = normaliser.masked(collected, redactor)
+            del collected
+            return {"data": data, "masked": True,
+                    "notes": normaliser.notes() + _cut_notes(redactor)}
         data = normaliser.plain(collected)
         del collected
         if section.max_bytes is not None:
@@ -226,7 +247,7 @@ def build(context: ReportContext, sections: Iterable[Section]) -> Report:
     try:
         built = Report(
             header=collect_header(context),
-            sections=collect_sections(sections, context),
+            sections=collect_sections(sections, context, secrets),
         )
     finally:
         context.runtime.release()  # no live frame outlives the build
@@ -258,12 +279,10 @@ def mask(built: Report, sections: dict[str, Section], secrets: list[str]
         limit = MAX_TEXT if section is not None and \
             section.max_bytes is None else None
         try:
-            redactor.cut_count = 0
-            result.data = redactor.data(result.data, patterns, limit)
-            if redactor.cut_count:
-                result.notes.append(
-                    f"{redactor.cut_count} strings longer than {limit} "
-                    "characters are cut")
+            if not result.masked:  # in the section's thread, if it was
+                redactor.cut_count = 0
+                result.data = redactor.data(result.data, patterns, limit)
+                result.notes.extend(_cut_notes(redactor))
         except Exception as failure:  # withheld rather than shown unmasked
             result.data = None
             result.error = ("section withheld: its data could not be "
@@ -271,6 +290,14 @@ def mask(built: Report, sections: dict[str, Section], secrets: list[str]
         if result.error is not None:
             result.error = redact.cut(redactor.text(result.error), MAX_ERROR)
         result.notes = [redactor.text(note) for note in result.notes]
+
+
+def _cut_notes(redactor: redact.Redactor) -> list[str]:
+    """Say how many strings a masking walk cut (none: nothing to say)."""
+    if not redactor.cut_count:
+        return []
+    return [f"{redactor.cut_count} strings longer than {redactor.limit} "
+            "characters are cut"]
 
 
 def _describe_failure(failure: BaseException) -> str:

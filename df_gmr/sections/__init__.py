@@ -21,6 +21,9 @@ import textwrap
 from typing import TYPE_CHECKING
 from typing import Any
 
+from df_gmr.redact import MASK
+from df_gmr.redact import Redactor
+
 if TYPE_CHECKING:
     from df_gmr.context import ReportContext
 
@@ -238,6 +241,50 @@ class Normaliser:
             return [item if type(item) is int and -_LARGE < item < _LARGE
                     else self.plain(item, depth + 1) for item in value]
         return self.plain(self.describe(value), depth + 1)
+
+    def masked(self, value: Any, redactor: Redactor, depth: int = 0,
+               hidden: bool = False) -> Any:
+        """Return ``redactor.walk(self.plain(value), hidden)`` in one walk.
+
+        A built-in section's data is made plain and masked at once, in
+        the section's thread (call ``redactor.begin`` first): strings,
+        numbers, and exact dicts and lists here, anything else by
+        ``plain`` and then ``redactor.walk``, with the same results and
+        errors as the two walks.  ``hidden``: under a credential key.
+        """
+        kind = type(value)
+        if kind is str:
+            if self.max_text is not None and len(value) > self.max_text:
+                value = value[:self.max_text]  # cut shorter once masked
+            return redactor.string(value, hidden)
+        if value is None or kind is bool:
+            return value
+        if (kind is int and -_LARGE < value < _LARGE) or (
+                kind is float and value - value == 0.0):
+            return MASK if hidden else value
+        if depth <= MAX_DEPTH and kind is dict:
+            masked = {}
+            keys = redactor.keys()
+            for key, item in value.items():
+                if type(key) is not str:
+                    key = self._key(key)
+                key, hides = keys.get(key) or redactor.key(key)
+                item_kind = type(item)
+                # Plain values inline, as in plain() (once per value).
+                if not hides and (item is None or item_kind is bool or (
+                        item_kind is int and -_LARGE < item < _LARGE) or (
+                        item_kind is float and item - item == 0.0)):
+                    masked[key] = item
+                else:
+                    masked[key] = self.masked(item, redactor, depth + 1,
+                                              hides)
+            return masked
+        if depth <= MAX_DEPTH and kind is list:
+            return [item if type(item) is int and -_LARGE < item < _LARGE
+                    and not hidden
+                    else self.masked(item, redactor, depth + 1, hidden)
+                    for item in value]
+        return redactor.walk(self.plain(value, depth), hidden)
 
     def _integer(self, value: int) -> int:
         if value.bit_length() > MAX_INT_DIGITS * 3.32:

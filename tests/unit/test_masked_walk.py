@@ -1,0 +1,154 @@
+"""A built-in section's data is made plain and masked in one walk.
+
+``Normaliser.masked`` must give exactly what the two walks it replaces
+give (``Normaliser.plain``, then ``Redactor.data``): the same data, the
+same cut strings and notes, the same errors.
+"""
+
+from __future__ import annotations
+
+import collections
+import enum
+import math
+from typing import Any
+
+import pytest
+
+from df_gmr import redact
+from df_gmr import report
+from df_gmr import sections
+from df_gmr.sections import Normaliser
+
+SECRETS = ["SeCrEtVaLuE", "pa ss/wd"]
+
+
+class Colour(enum.IntEnum):
+    RED = 1
+
+
+class Text(str):
+    pass
+
+
+class Thing:
+    def __str__(self) -> str:  # never called for a built-in section
+        return "SeCrEtVaLuE"
+
+
+def listed(levels: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(levels):
+        value = [value]
+    return value
+
+
+def nested(levels: int) -> Any:
+    value: Any = "leaf"
+    for _ in range(levels):
+        value = {"k": [value]}
+    return value
+
+
+LONG = "x" * 5000 + "SeCrEtVaLuE" + "y" * 100
+CASES: list[Any] = [
+    {"a": "rabbit://u:PW@h/", "b": 3, "c": 1.5, "d": None, "e": True},
+    {"password": "x", "user": "u", "tokens": ["a", "b", 7, None, False],
+     "auth": {"api_key": 5, "user": "u", "note": "password=abc"},
+     "keystone_authtoken": [{"name": "n", "value": "v"}],
+     "verify_token": True, "api_key": [1, [2, "three"]]},
+    {"k SeCrEtVaLuE": ["x SeCrEtVaLuE y", "pa%20ss%2Fwd", "abc"],
+     "pa ss/wd": 1},
+    {1: "one", None: "none", 2.5: "f", False: "no", (1, 2): "tuple"},
+    {"nan": math.nan, "inf": [math.inf, -math.inf],
+     "password": math.nan, "secret": [math.inf]},
+    {"big": 10 ** 400, "ok": -(10 ** 299), "colour": Colour.RED,
+     "secret_colour": Colour.RED},
+    {"t": (1, "SeCrEtVaLuE", {"password": "p"}), "s": {3},
+     "fs": frozenset(["a"]), "thing": Thing(), "text": Text("password=1"),
+     "password": Thing(), "od": collections.OrderedDict(password="p")},
+    {"long": LONG, "raw": "z" * 70000 + "SeCrEtVaLuE",
+     "password": LONG, "list": [LONG, LONG]},
+    [1, 2, 10 ** 301, "SeCrEtVaLuE", [math.nan], {"token": 3}],
+    nested(30),
+    "SeCrEtVaLuE at the top",
+    10 ** 5000,
+    nested(70),
+    {"deep": nested(64)},
+    listed(64),
+    listed(70),
+]
+
+
+def two_walks(value: Any, patterns: bool) -> tuple[Any, list[str], int]:
+    normaliser = Normaliser(describe=_type_name,
+                            max_text=sections.MAX_RAW_TEXT)
+    redactor = redact.Redactor(SECRETS)
+    masked = redactor.data(normaliser.plain(value), patterns,
+                           report.MAX_TEXT)
+    return masked, normaliser.notes(), redactor.cut_count
+
+
+def one_walk(value: Any, patterns: bool) -> tuple[Any, list[str], int]:
+    normaliser = Normaliser(describe=_type_name,
+                            max_text=sections.MAX_RAW_TEXT)
+    redactor = redact.Redactor(SECRETS)
+    redactor.begin(patterns, report.MAX_TEXT)
+    masked = normaliser.masked(value, redactor)
+    return masked, normaliser.notes(), redactor.cut_count
+
+
+def _type_name(value: Any) -> str:
+    return type(value).__name__
+
+
+def outcome(walk: Any, value: Any, patterns: bool) -> Any:
+    try:
+        return walk(value, patterns)
+    except (ValueError, RecursionError) as error:
+        return type(error), str(error)
+
+
+@pytest.mark.parametrize("patterns", [True, False])
+@pytest.mark.parametrize("index", range(len(CASES)))
+def test_one_walk_gives_what_the_two_walks_give(index, patterns):
+    value = CASES[index]
+    assert outcome(one_walk, value, patterns) == \
+        outcome(two_walks, value, patterns)
+
+
+def test_the_cases_mask_cut_and_fail():
+    # The corpus is worth its name: each of these outcomes occurs.
+    masked, notes, cut = one_walk(CASES[7], True)
+    assert cut == 4 and masked["password"] == redact.MASK
+    assert "SeCrEtVaLuE" not in repr(masked)
+    masked, notes, _ = one_walk(CASES[4], True)
+    assert masked["nan"] == "NaN" and masked["password"] == redact.MASK
+    assert notes and "NaN" in notes[0]
+    assert outcome(one_walk, CASES[11], True)[0] is ValueError
+    assert outcome(one_walk, CASES[12], True)[0] is ValueError
+    assert outcome(one_walk, CASES[-1], True)[0] is ValueError
+    masked, _, _ = one_walk(CASES[1], True)
+    assert masked["tokens"] == [redact.MASK, redact.MASK, redact.MASK, None,
+                                False]
+    assert masked["auth"] == {"api_key": redact.MASK, "user": "u",
+                              "note": "password=***"}
+    masked, _, _ = one_walk(CASES[1], False)  # secrets only
+    assert masked["password"] == "x"
+
+
+def test_a_reports_sections_are_masked_in_their_thread():
+    # Built-in sections: masked where they were collected (one walk);
+    # registered ones by the reporting thread, as before.
+    from df_gmr.sections import package
+
+    context = report.ReportContext(section_timeout=5)
+    built = report.build(context, [
+        package.SECTION,
+        sections.Section("custom", "Custom",
+                         lambda _: {"password": "p", "v": "SeCrEt12"},
+                         lambda data: [str(data)], max_bytes=1000)])
+    by_name = {result.name: result for result in built.sections}
+    assert by_name["package"].masked
+    assert not by_name["custom"].masked
+    assert by_name["custom"].data == {"password": redact.MASK,
+                                      "v": "SeCrEt12"}
