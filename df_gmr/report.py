@@ -49,10 +49,10 @@ from df_gmr import trigger
 from df_gmr.context import ReportContext
 from df_gmr.isolation import Isolation
 from df_gmr.lifecycle import lifecycle
+from df_gmr.plain import MAX_RAW_TEXT
+from df_gmr.plain import Normaliser
 from df_gmr.runtime import Snapshot
 from df_gmr.runtime import fingerprint
-from df_gmr.sections import MAX_RAW_TEXT
-from df_gmr.sections import Normaliser
 from df_gmr.sections import Section
 
 SCHEMA_VERSION = 1

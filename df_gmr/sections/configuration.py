@@ -25,9 +25,9 @@ from typing import Any
 
 from df_gmr import confread
 from df_gmr import redact
+from df_gmr.plain import plain_data
 from df_gmr.sections import Section
 from df_gmr.sections import not_available
-from df_gmr.sections import plain_data
 
 if TYPE_CHECKING:
     from df_gmr.context import ReportContext

@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
+from df_gmr import plain
 from df_gmr import redact
 from df_gmr import report
 from df_gmr import sections
-from df_gmr.sections import Normaliser
+from df_gmr.plain import Normaliser
 
 SECRETS = ["SeCrEtVaLuE", "pa ss/wd"]
 
@@ -81,7 +82,7 @@ CASES: list[Any] = [
 
 def two_walks(value: Any, patterns: bool) -> tuple[Any, list[str], int]:
     normaliser = Normaliser(describe=_type_name,
-                            max_text=sections.MAX_RAW_TEXT)
+                            max_text=plain.MAX_RAW_TEXT)
     redactor = redact.Redactor(SECRETS)
     masked = redactor.data(normaliser.plain(value), patterns,
                            report.MAX_TEXT)
@@ -90,7 +91,7 @@ def two_walks(value: Any, patterns: bool) -> tuple[Any, list[str], int]:
 
 def one_walk(value: Any, patterns: bool) -> tuple[Any, list[str], int]:
     normaliser = Normaliser(describe=_type_name,
-                            max_text=sections.MAX_RAW_TEXT)
+                            max_text=plain.MAX_RAW_TEXT)
     redactor = redact.Redactor(SECRETS)
     redactor.begin(patterns, report.MAX_TEXT)
     masked = normaliser.masked(value, redactor)
