@@ -47,6 +47,11 @@ def _process_signals() -> set[int]:
     return {int(signum) for signum in signal.valid_signals()} - _SYNCHRONOUS
 
 
+#: The role of a df_gmr thread caught starting or ending, out of the
+#: registry (``Lifecycle.is_own_thread``): it may not bear its name yet.
+UNREGISTERED_ROLE = "thread (starting or ending)"
+
+
 def os_thread_name(role: str) -> str:
     """Return the OS-level name of a df_gmr thread of ``role``."""
     return ("gmr-" + role.replace(" ", "-"))[:15]
@@ -125,10 +130,11 @@ class Lifecycle:
         # the thread is in the registry only from this frame's first line
         # to its last, and a report may look in between.
         ident = _native.get_ident()
-        self.own_threads()[ident] = role
         # Named for the system's tools too: an operator's `top -H` tells
-        # df_gmr's threads from the service's.
+        # df_gmr's threads from the service's.  Before it is registered:
+        # a report names a registered thread so.
         _native.name_thread(os_thread_name(role))
+        self.own_threads()[ident] = role
         try:
             function(*args)
         finally:

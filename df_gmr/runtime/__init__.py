@@ -24,6 +24,7 @@ from typing import Any
 
 from df_gmr import greenlets
 from df_gmr import trigger
+from df_gmr.lifecycle import UNREGISTERED_ROLE
 from df_gmr.lifecycle import lifecycle
 from df_gmr.runtime import hubs as hub_reading
 from df_gmr.runtime import locks
@@ -125,7 +126,7 @@ class Snapshot:
             for ident, frame in self.frames().items():
                 if ident not in own and ident not in known and \
                         lifecycle.is_own_thread(frame):
-                    own[ident] = "thread (starting or ending)"
+                    own[ident] = UNREGISTERED_ROLE
             self._own = own
         return self._own
 

@@ -28,6 +28,8 @@ from df_gmr import callers
 from df_gmr import naming
 from df_gmr import origins
 from df_gmr import stacks
+from df_gmr.lifecycle import UNREGISTERED_ROLE
+from df_gmr.lifecycle import os_thread_name
 from df_gmr.runtime import callsite
 from df_gmr.runtime import grouping
 from df_gmr.runtime import waits
@@ -96,7 +98,11 @@ class Natives:
         """Return df_gmr's own threads (kept apart from the service's)."""
         return [{"ident": ident, "role": f"df_gmr {role}",
                  "name": naming.stored_attribute(self.known.get(ident),
-                                                 "_name")}
+                                                 "_name"),
+                 # What top -H and ps -L show (they have no Thread): a
+                 # registered thread named itself so (lifecycle._run_own).
+                 "system_name": None if role == UNREGISTERED_ROLE
+                 else os_thread_name(role)}
                 for ident, role in sorted(self.own.items())
                 if ident in self.snapshot.frames()]
 

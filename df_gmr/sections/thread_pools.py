@@ -75,14 +75,16 @@ def _executor_lines(executor: dict[str, Any]) -> list[str]:
     full = (executor["max_workers"] is not None
             and executor["busy"] >= executor["max_workers"])
     state = "FULL" if full else "not full"
+    if executor["shut_down"]:  # takes no more work: full or not is moot
+        state = "shut down"
     if executor.get("looping_call"):
-        state = "a looping call's own executor"
+        state = "a looping call's own executor" + (
+            ", shut down" if executor["shut_down"] else "")
     name = f" {executor['name']}" if executor.get("name") else ""
     lines = wrap(
         f"{executor['type']}{name}: {executor['busy']} busy of "
         f"{executor['max_workers']} ({state}), {executor['workers']} "
-        f"workers started, {executor['queued']} queued"
-        + (", shut down" if executor["shut_down"] else ""))
+        f"workers started, {executor['queued']} queued")
     for task in executor["running"]:
         age = (f"for {task['running_seconds']}s"
                if task["running_seconds"] is not None

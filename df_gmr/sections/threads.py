@@ -58,10 +58,15 @@ def format_lines(data: dict[str, Any]) -> list[str]:
         lines.extend(_group_lines(group))
     if own:
         lines.extend(("", "df_gmr's own threads:"))
-        lines.extend(f"  Thread {thread['ident']} "
-                     f"{thread['name'] or '(unnamed)'} [{thread['role']}]"
-                     for thread in own)
+        lines.extend(f"  Thread {thread['ident']} {_own_name(thread)} "
+                     f"[{thread['role']}]" for thread in own)
     return lines
+
+
+def _own_name(thread: dict[str, Any]) -> str:
+    # df_gmr's threads have no Thread object: the name they gave
+    # themselves for the system's tools (older reports: unnamed).
+    return thread["name"] or thread.get("system_name") or "(unnamed)"
 
 
 def _group_lines(group: dict[str, Any]) -> list[str]:

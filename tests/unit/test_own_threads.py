@@ -8,6 +8,7 @@ import threading
 from df_gmr.lifecycle import lifecycle
 from df_gmr.runtime import Snapshot
 from df_gmr.runtime.natives import Natives
+from df_gmr.sections import threads as threads_section
 
 TIMEOUT = 10.0
 
@@ -39,7 +40,7 @@ def test_a_thread_out_of_the_registry_but_in_its_first_frame_is_df_gmrs():
                       for member in group["ids"]}
             assert ident not in listed
             assert _thread.get_ident() in listed  # the service's are
-            assert {"ident": ident, "name": None,
+            assert {"ident": ident, "name": None, "system_name": None,
                     "role": "df_gmr thread (starting or ending)"} in \
                 natives.own_threads()
         finally:
@@ -67,3 +68,27 @@ def test_a_service_thread_is_not_taken_for_df_gmrs():
             snapshot.release()
     finally:
         release.set()
+
+
+def test_df_gmr_threads_are_shown_by_the_name_the_system_shows():
+    # They have no Thread object: the report names them as top -H does.
+    ready, release = threading.Event(), threading.Event()
+
+    def waiting() -> None:
+        ready.set()
+        release.wait(TIMEOUT)
+
+    lifecycle.start_thread("watcher", waiting)
+    try:
+        assert ready.wait(TIMEOUT)
+        own = Natives(Snapshot()).own_threads()
+    finally:
+        release.set()
+    watcher = next(thread for thread in own
+                   if thread["role"] == "df_gmr watcher")
+    assert watcher["name"] is None
+    assert watcher["system_name"] == "gmr-watcher"
+    lines = threads_section.format_lines(
+        {"count": 0, "groups": [], "df_gmr_threads": [watcher]})
+    assert lines[-1] == (f"  Thread {watcher['ident']} gmr-watcher "
+                         "[df_gmr watcher]")
