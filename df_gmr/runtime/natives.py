@@ -185,6 +185,12 @@ class Natives:
                 name = name or "MainThread"
                 if sys.platform.startswith("linux"):
                     native_id = os.getpid()
+                if thread is not None and \
+                        type(thread).__name__ != "_MainThread":
+                    # Forked from another thread of its parent (cotyledon's
+                    # supervisor thread, say): its Thread, name and origin
+                    # are the parent's; the fork made it the main thread.
+                    found["forked_in_thread"] = True
             found["name"] = name
             found["native_id"] = native_id
             found["daemon"] = stored.get("_daemonic")

@@ -90,7 +90,10 @@ def _group_lines(group: dict[str, Any]) -> list[str]:
         flags = [f"native id {member['native_id']}"
                  if member.get("native_id") is not None else None,
                  "daemon" if member.get("daemon") else None,
-                 member.get("role"), _details(member.get("wait", {})),
+                 member.get("role"),
+                 "the parent's thread that forked this process, its main "
+                 "thread since" if member.get("forked_in_thread") else None,
+                 _details(member.get("wait", {})),
                  f"runs {member['target']}" if member.get("target")
                  else None,
                  _site("started at", member["origin"])
@@ -111,7 +114,11 @@ def _group_lines(group: dict[str, Any]) -> list[str]:
 
 def _origin(group: dict[str, Any]) -> str:
     if group.get("origin"):
-        return _site("all started at", group["origin"])
+        forked = any(member.get("forked_in_thread")
+                     for member in group["members"])
+        return _site("all started at", group["origin"]) + (
+            " (in the parent, which forked this process from it)"
+            if forked else "")
     if any(member.get("origin") for member in group["members"]):
         return "started at: see each thread"
     if group["kind"] == "main":

@@ -74,6 +74,18 @@ def test_cotyledon_used_directly_every_worker_listed_and_reporting(method):
                      os.path.dirname(cotyledon_file()) + os.sep)
         assert not [path for path in started
                     if path.startswith(libraries)], started
+        # cotyledon forks its workers from a supervisor thread: a forked
+        # worker's main thread is that thread of the parent, and says so.
+        forked = re.findall(r"^  - \d+ (.+): .*the parent's thread that "
+                            r"forked this process", result.stdout, re.M)
+        if method == "fork":
+            assert len(forked) == 2, result.stdout
+            assert all("_child_supervisor_thread" in name
+                       for name in forked), forked
+            assert result.stdout.count(
+                "(in the parent, which forked this process from it)") == 2
+        else:  # a fresh interpreter: its own main thread
+            assert not forked, forked
 
 
 def cotyledon_file() -> str:
