@@ -78,6 +78,9 @@ class Natives:
         #: id(stack keys) -> (those keys, the index of the matching frame)
         self.match_of: dict[int, tuple[stacks.StackKey, int | None]] = {}
         self.wrappers = stacks.wrapper_prefixes()
+        hubs = getattr(sys.modules.get("eventlet.hubs"), "__file__", None)
+        #: eventlet's hubs' directory (None: no eventlet loaded).
+        self.hub_code = os.path.dirname(hubs) + os.sep if hubs else None
         #: id(recorded positions) -> (those positions, their origin)
         self.origins: dict[int, tuple[Any, dict[str, Any] | None]] = {}
         self.origin_by_key: dict[tuple[Any, ...], Any] = {}
@@ -136,6 +139,12 @@ class Natives:
             elif match is None:
                 state, wait_kind = _current_call(
                     self._call_of(ident, frame), ident, self.lock_types)
+                if wait_kind == RUNNING_PYTHON and self.hub_code and \
+                        frame.f_code.co_filename.startswith(self.hub_code):
+                    # An eventlet thread between two waits of its hub (a
+                    # timer, an I/O callback, the report's own signal):
+                    # not the application's code.
+                    wait_kind = "running eventlet's hub code"
             kind = "main" if ident == main else "thread"
             heads = found[1]
             members = heads.get((state, kind, wait_kind))
@@ -402,6 +411,10 @@ def lock_types() -> LockTypes:
 _OWNER = re.compile(r"owner=(\d+) count=(\d+)")
 
 
+#: The wait kind of a thread that makes no call.
+RUNNING_PYTHON = "running Python code"
+
+
 def _current_call(resolved: Resolved | None, ident: int,
                   lock_kinds: LockTypes) -> tuple[str, str]:
     """Return (state, wait kind) from the call the innermost frame makes.
@@ -414,7 +427,7 @@ def _current_call(resolved: Resolved | None, ident: int,
     select, os.waitpid, a file read); anything else is "in C call".
     """
     if resolved is None:
-        return "running", "running Python code"
+        return "running", RUNNING_PYTHON
     call, ok, target, callee = resolved
     kind, name, chain, _ = call
     owner = None
