@@ -153,6 +153,11 @@ class Snapshot:
                 entry: dict[str, Any] = {"due_in": timer.due_in}
                 if timer.seconds is not None:
                     entry["since"] = offset + timer.due_in - timer.seconds
+                    # eventlet.sleep's own timer (a Timeout's throws): the
+                    # length of the sleep, as its frame's ``seconds``.
+                    if not timer.args and getattr(
+                            timer.callback, "__name__", None) == "switch":
+                        entry["sleep_seconds"] = round(timer.seconds, 3)
                 found.waits[id(green)] = entry
                 found.greenlets.append(green)
             for listener in reading.listeners:

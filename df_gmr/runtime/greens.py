@@ -265,6 +265,7 @@ class Greens:
         plan = self.snapshot.lock_plan(keys) if (
             state == "parked" and kind == "greenthread") else None
         spawned = kind not in ("main", "hub")
+        sleeps = reads_wait and wait_kind == "sleep"
         request_ids = self.request_ids
         hub_waits = self.hub_waits.waits
         stranded = self.stranded
@@ -289,7 +290,11 @@ class Greens:
             hub_wait = hub_waits.get(ident)
             stranded_by = stranded.get(ident)
             reading = None
-            if reads_wait:
+            if sleeps and hub_wait is not None and \
+                    "sleep_seconds" in hub_wait:
+                # A sleep's length is its timer's: no frame's locals read.
+                reading = {"seconds": hub_wait["sleep_seconds"]}
+            elif reads_wait:
                 frame = green.gr_frame
                 if frame is not None:
                     # waits.nth_back, inline: once per member.

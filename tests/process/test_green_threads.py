@@ -98,6 +98,12 @@ def test_wait_details(scene):
     assert sleeper["wait"]["seconds"] == 3600
     assert 3500 < sleeper["wait"]["due_in"] <= 3600
     assert sleeper["waiting_seconds"] >= 0
+    # Under a shorter Timeout: it wakes when the Timeout fires, and the
+    # sleep it makes is still its own length (not the Timeout's).
+    [timed] = expand(by_function["timed_sleeper"][0])
+    assert timed["wait"]["kind"] == "sleep"
+    assert timed["wait"]["seconds"] == 2700, timed
+    assert 1700 < timed["wait"]["due_in"] <= 1800, timed
     join = expand(by_function["joiner"][0])[0]["wait"]
     sleeper_ids = {i for g in by_function["sleeper"] for i in g["ids"]}
     assert join["joining"] in sleeper_ids

@@ -64,6 +64,12 @@ def sleeper():
     eventlet.sleep(3600)
 
 
+def timed_sleeper():
+    # Two timers: the Timeout's (sooner, it throws) and the sleep's.
+    with eventlet.Timeout(1800):
+        eventlet.sleep(2700)
+
+
 def semaphore_waiter():
     held.acquire()
 
@@ -112,6 +118,7 @@ def reader():
 for _ in range(waiters):
     eventlet.spawn(event_waiter)
 eventlet.spawn(sleeper)
+eventlet.spawn(timed_sleeper)
 eventlet.spawn(semaphore_waiter)
 eventlet.spawn(lock_waiter)
 eventlet.spawn(queue_getter)
