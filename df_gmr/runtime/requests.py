@@ -16,7 +16,9 @@ is the greenlet's own *and* the greenlet is one that serves requests:
 * never for a finished greenlet: it serves nothing any more;
 * for every other live greenlet (a greenthread spawned per request by
   eventlet.wsgi, an RPC executor or a pool), the context it stored
-  itself while it ran.
+  itself while it ran: the request it serves, or the last one it served
+  (a periodic task keeps its last run's context while it sleeps), which
+  no reading can tell apart: the report says "last request".
 
 Native threads are not read here: a threading service's store is a
 native ``threading.local``, whose per-thread slots Python does not let

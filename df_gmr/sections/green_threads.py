@@ -13,8 +13,10 @@ state (running, parked, not started, finished), its wait reason (kind
 plus details), since when it waits when a timer says so, whether it is
 stranded in a stale hub (it will never run), its spawn site (the first
 recorded caller outside df_gmr and the wrapper libraries, or "unknown"
-and why) and the oslo.context request id it serves (see
-``runtime.requests`` for which greenlets can serve one).
+and why) and the request id of the last oslo.context it stored: the
+request it serves, or the last one it served ("last request": oslo.context
+keeps a context after its request ends; see ``runtime.requests`` for
+which greenlets can serve one).
 """
 
 from __future__ import annotations
@@ -134,7 +136,9 @@ def _details(wait: dict[str, Any], site: dict[str, Any] | None,
     elif site:
         details.append(f"spawned at {site['file']}:{site['line']}")
     if request_id:
-        details.append(f"request {request_id}")
+        # The last context it stored: oslo.context keeps it after the
+        # request ends (a periodic task's, asleep until its next run).
+        details.append(f"last request {request_id}")
     return "; ".join(details)
 
 

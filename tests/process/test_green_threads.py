@@ -7,6 +7,7 @@ import os
 
 import pytest
 
+from df_gmr.sections import green_threads
 from df_gmr.sections.green_threads import expand
 from tests.daemons import SCRIPTS
 from tests.daemons import running
@@ -128,6 +129,10 @@ def test_request_id_is_shown(scene):
     assert expand(group)[0]["request_id"] == "req-1234abcd"
     others = expand(groups_by_function(scene)["event_waiter"][0])
     assert all(member["request_id"] is None for member in others)
+    # The text says what it is: the last context the greenthread stored
+    # (oslo.context keeps it after its request ended).
+    text = "\n".join(green_threads.format_lines(scene))
+    assert ": last request req-1234abcd" in text, text
 
 
 def test_main_and_hub_greenlets_are_there(scene):
