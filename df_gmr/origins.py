@@ -2,10 +2,13 @@
 
 A wrapper of ``threading.Thread.start`` stores, on the thread object, the
 code positions of its callers (as the spawn hook does for greenthreads:
-code objects and instruction offsets, no frame kept) and nothing else:
-the application's frame and its caller, or, for a thread a library
-starts, the library's frames out to those two.  The usual start is a
-few attribute reads (see ``benchmarks``, native hooks at rest).
+code objects and instruction offsets, no frame kept): the application's
+frame and its caller, or, for a thread a library starts, the library's
+frames out to those two; and the ident and name of the thread that
+called ``start()``, as they were then (an executor's workers name the
+thread that started them even when no application frame does).  The
+usual start is a few attribute reads (see ``benchmarks``, native hooks
+at rest).
 The Threads section names the first caller outside the wrapper
 libraries (threading, concurrent.futures, futurist, oslo.service,
 oslo.messaging, cotyledon) and the thread's target, by qualified name.
@@ -26,6 +29,8 @@ from df_gmr import callers
 from df_gmr import stacks
 
 ORIGIN_ATTR = "_df_gmr_origin"
+#: ``(ident, name)`` of the thread that called ``start()``, then.
+STARTER_ATTR = "_df_gmr_started_by"
 #: Modules whose Thread class is wrapped: the one in use and, under
 #: eventlet, the unpatched copy.
 THREADING_MODULES = ("threading", "__original_module_threading")
@@ -46,16 +51,27 @@ def _wrap(thread_class: type) -> None:
     start = thread_class.start  # type: ignore[attr-defined]
     getframe = sys._getframe
     record = callers.Callers().record
+    # The starting thread, from the module that defined this Thread (the
+    # unpatched copy's threads are keyed by native idents, the patched
+    # one's by green ones): its registry, read, never added to.
+    defined_in = getattr(start, "__globals__", {})
+    active = defined_in.get("_active")
+    get_ident = defined_in.get("get_ident")
 
     @functools.wraps(start)
     def recorded_start(self: Any) -> None:
         # The callers' code positions (see df_gmr.callers), from
         # Thread.start's caller; a thread started from the same place as
         # the previous one shares its tuple (a report describes it once,
-        # found by identity).
+        # found by identity).  And who started it, named as it was then
+        # (an ident is reused once its thread ends).
         recorded = record(getframe(1))
         try:
             setattr(self, ORIGIN_ATTR, recorded)
+            ident = get_ident()  # type: ignore[misc]
+            starter = active.get(ident)  # type: ignore[union-attr]
+            setattr(self, STARTER_ATTR, (ident, getattr(
+                starter, "_name", None)))
         except Exception:  # a Thread with __slots__: no origin, no harm
             pass
         start(self)
@@ -90,6 +106,17 @@ def describe(recorded: tuple[Any, ...] | None, prefixes: dict[str, str]
     if recorded is None:
         return None
     return stacks.origin(callers.pairs(recorded), prefixes, "started")
+
+
+def started_by(stored: dict[str, Any]) -> dict[str, Any] | None:
+    """Return ``{"ident", "name"}`` of the thread that started a thread
+    (from its Thread's ``__dict__``), as it was then; None if unknown."""
+    found = stored.get(STARTER_ATTR)
+    if type(found) is not tuple or len(found) != 2 or \
+            type(found[0]) is not int:
+        return None
+    name = found[1] if type(found[1]) is str else None
+    return {"ident": found[0], "name": name}
 
 
 def origin(thread: Any, prefixes: dict[str, str]) -> dict[str, Any] | None:

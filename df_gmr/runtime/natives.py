@@ -205,6 +205,9 @@ class Natives:
             found["daemon"] = stored.get("_daemonic")
             if thread is not None:
                 found["origin"] = self._origin(stored)
+                starter = origins.started_by(stored)
+                if starter is not None:
+                    found["started_by"] = starter
                 target = self._target(thread, stored)
                 if target is not None:
                     found["target"] = target

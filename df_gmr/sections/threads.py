@@ -54,8 +54,12 @@ def format_lines(data: dict[str, Any]) -> list[str]:
     lines = [f"{plural(data['count'], 'native thread')} in "
              f"{plural(len(data['groups']), 'group')} (and {len(own)} of "
              "df_gmr's own, listed last)"]
+    # Who started a thread is shown when it is not the main thread (most
+    # are started by it; the JSON says so for every thread).
+    main = next((group["ids"][0] for group in data["groups"]
+                 if group["kind"] == "main" and group["ids"]), None)
     for group in data["groups"]:
-        lines.extend(_group_lines(group))
+        lines.extend(_group_lines(group, main))
     if own:
         lines.extend(("", "df_gmr's own threads:"))
         lines.extend(f"  Thread {thread['ident']} {_own_name(thread)} "
@@ -69,7 +73,8 @@ def _own_name(thread: dict[str, Any]) -> str:
     return thread["name"] or thread.get("system_name") or "(unnamed)"
 
 
-def _group_lines(group: dict[str, Any]) -> list[str]:
+def _group_lines(group: dict[str, Any], main: int | None = None
+                 ) -> list[str]:
     ids = group["ids"]
     names = {member["id"]: member.get("name") for member in group["members"]}
     shown = ", ".join(
@@ -97,7 +102,8 @@ def _group_lines(group: dict[str, Any]) -> list[str]:
                  f"runs {member['target']}" if member.get("target")
                  else None,
                  _site("started at", member["origin"])
-                 if member.get("origin") else None]
+                 if member.get("origin") else None,
+                 _starter(member.get("started_by"), main)]
         lines.append(f"  - {member['id']} {member.get('name') or ''}: "
                      + "; ".join(flag for flag in flags if flag))
         lines.extend(held_lines(member))
@@ -125,6 +131,14 @@ def _origin(group: dict[str, Any]) -> str:
         return "the main thread: started with the process"
     return ("started at: unknown (before df_gmr was set up, or not through "
             "threading.Thread.start)")
+
+
+def _starter(starter: dict[str, Any] | None, main: int | None
+             ) -> str | None:
+    if not starter or starter["ident"] == main:
+        return None
+    name = f" ({starter['name']})" if starter.get("name") else ""
+    return f"started by thread {starter['ident']}{name}"
 
 
 def _site(label: str, frame: dict[str, Any]) -> str:

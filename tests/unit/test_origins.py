@@ -87,6 +87,56 @@ def test_a_start_inside_a_library_is_followed_out_to_the_application(
     assert "submit" in names
 
 
+STARTER_SCENE = """
+import json, threading
+from df_gmr import origins
+from df_gmr.runtime import Snapshot
+from df_gmr.runtime.natives import Natives
+from df_gmr.sections import threads as section
+origins.install()
+
+release = threading.Event()
+started = []
+
+def worker():
+    release.wait(30)
+
+def boss():
+    child = threading.Thread(target=worker, name="child")
+    child.start()
+    started.append(child)
+
+boss_thread = threading.Thread(target=boss, name="the-boss")
+boss_thread.start()
+boss_thread.join()  # its ident may now be reused: the name was kept
+snapshot = Snapshot()
+try:
+    groups = Natives(snapshot).groups()
+finally:
+    snapshot.release()
+release.set()
+started[0].join()
+members = [m for g in groups for m in g["members"] if m.get("name") == "child"]
+print(json.dumps({
+    "boss": boss_thread.ident, "member": members[0],
+    "boss_started_by": origins.started_by(boss_thread.__dict__),
+    "main": threading.main_thread().ident,
+    "text": section.format_lines({"count": 0, "groups": groups,
+                                  "df_gmr_threads": []})}))
+"""
+
+
+def test_a_thread_names_the_thread_that_started_it():
+    result = run_python(STARTER_SCENE)
+    found = json.loads(result.stdout.splitlines()[-1])
+    assert found["member"]["started_by"] == {
+        "ident": found["boss"], "name": "the-boss"}, outcome(result)
+    assert found["boss_started_by"] == {
+        "ident": found["main"], "name": "MainThread"}
+    line = next(line for line in found["text"] if " child: " in line)
+    assert f"started by thread {found['boss']} (the-boss)" in line, line
+
+
 GREEN_SCENE = """
 import json
 from df_gmr import greenlets, stacks
