@@ -213,12 +213,19 @@ def describe(keys: StackKey) -> list[dict[str, Any]]:
 
 def format_stack(frames: list[dict[str, Any]], indent: str = "  "
                  ) -> list[str]:
-    """Return traceback-style lines for described frames, most recent last."""
+    """Return traceback-style lines for described frames, most recent last.
+
+    df_gmr's own wrappers (launchers, the executors' hook) sit in the
+    middle of application stacks: they say so, lest a reader blame df_gmr
+    for what the code they call does.
+    """
     lines: list[str] = []
     for frame in frames:
+        own = " (df_gmr's wrapper)" if frame["file"].startswith(
+            PACKAGE_DIR) else ""
         lines.append(
             f'{indent}File "{frame["file"]}", line {frame["line"]}, '
-            f"in {frame['function']}"
+            f"in {frame['function']}{own}"
         )
         if frame["code"]:
             lines.append(f"{indent}  {frame['code']}")

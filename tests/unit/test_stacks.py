@@ -52,3 +52,16 @@ def test_the_limit_keeps_the_innermost_frames():
     assert [code.co_name for code, _ in stacks.frame_positions(
         frame, 1)] == ["park_twice"]
     assert stacks.frame_ids(None) == stacks.frame_positions(None) == ()
+
+
+def test_df_gmrs_own_wrappers_say_so_in_a_stack():
+    # The executors' hook and the launchers' wrappers sit in application
+    # stacks: a reader must not take them for the code that waits.
+    frames = [
+        {"file": stacks.PACKAGE_DIR + "runtime/executors.py", "line": 80,
+         "function": "stamped_run", "code": "return run(self)"},
+        {"file": "/srv/app/worker.py", "line": 3, "function": "work",
+         "code": "queue.get()"}]
+    lines = stacks.format_stack(frames, "")
+    assert lines[0].endswith("in stamped_run (df_gmr's wrapper)")
+    assert lines[2] == 'File "/srv/app/worker.py", line 3, in work'
