@@ -16,11 +16,8 @@ the report says so.
 
 from __future__ import annotations
 
-import _socket
 import os
-import re
 import sys
-import types
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -30,7 +27,7 @@ from df_gmr import origins
 from df_gmr import stacks
 from df_gmr.lifecycle import UNREGISTERED_ROLE
 from df_gmr.lifecycle import os_thread_name
-from df_gmr.runtime import callsite
+from df_gmr.runtime import ccalls
 from df_gmr.runtime import grouping
 from df_gmr.runtime import waits
 from df_gmr.runtime.grouping import GroupKey
@@ -71,7 +68,7 @@ class Natives:
         self.snapshot = snapshot
         self.known = known_threads()
         #: The C lock and RLock types, read once per report.
-        self.lock_types = lock_types()
+        self.lock_types = ccalls.lock_types()
         self.own = snapshot.own_threads()
         self.inside = waits.library_dirs(
             (*WAIT_LIBRARIES, *waits.DB_POOL_LIBRARIES))
@@ -90,7 +87,7 @@ class Natives:
         self.targets: dict[int, str] = {}
         #: ident -> (its innermost frame, the C call it makes, resolved):
         #: decoded and resolved once, for its wait kind and its details.
-        self.calls: dict[int, tuple[Any, Resolved | None]] = {}
+        self.calls: dict[int, tuple[Any, ccalls.Resolved | None]] = {}
 
     def groups(self) -> list[dict[str, Any]]:
         """Return the service's threads grouped, biggest group first."""
@@ -137,9 +134,9 @@ class Natives:
             if ident == builder:
                 state, wait_kind = "running", "building this report"
             elif match is None:
-                state, wait_kind = _current_call(
+                state, wait_kind = ccalls.current_call(
                     self._call_of(ident, frame), ident, self.lock_types)
-                if wait_kind == RUNNING_PYTHON and self.hub_code and \
+                if wait_kind == ccalls.RUNNING_PYTHON and self.hub_code and \
                         frame.f_code.co_filename.startswith(self.hub_code):
                     # An eventlet thread between two waits of its hub (a
                     # timer, an I/O callback, the report's own signal):
@@ -276,70 +273,23 @@ class Natives:
             self.targets[key] = naming.callable_name(target)
         return self.targets[key]
 
-    def _call_of(self, ident: int, frame: Any) -> Resolved | None:
-        """Decode the call the innermost frame makes and resolve what it
-        is made on, once per thread (None: no call to decode)."""
+    def _call_of(self, ident: int, frame: Any) -> ccalls.Resolved | None:
+        """Decode and resolve the call the innermost frame makes, once per
+        thread (see ``ccalls.call_of``)."""
         known = self.calls.get(ident)
         if known is not None and known[0] is frame:
             return known[1]
-        call = callsite.decode(frame.f_code, frame.f_lasti) \
-            if frame is not None else None
-        resolved: Resolved | None = None
-        if call is not None:
-            kind, _, chain, _ = call
-            try:
-                owner_chain = chain[:-1] if kind == "call" else chain
-                target = callsite.resolve(frame, owner_chain) \
-                    if owner_chain else None  # a plain function: no object
-                callee = callsite.resolve(frame, chain) if kind == "call" \
-                    else None
-            except Exception:
-                resolved = (call, False, None, None)
-            else:
-                resolved = (call, True, target, callee)
+        resolved = ccalls.call_of(frame)
         self.calls[ident] = (frame, resolved)
         return resolved
 
     def _call_details(self, ident: int, frame: Any) -> dict[str, Any]:
-        """Say what a C call blocks on: the lock (and its owner), the
-        socket, the seconds of a sleep."""
-        resolved = self._call_of(ident, frame)
-        if resolved is None:
-            return {}
-        (kind, name, chain, arguments), ok, target, callee = resolved
-        details: dict[str, Any] = {"calls": callsite.text(chain)}
-        if kind == "with":
-            details["calls"] = f"with {details['calls']}"
-        if not ok:
-            return details
-        bound = _bound_builtin(callee)
-        function = _module_function(callee)
-        if bound is not None:  # Thread.run calling self._target, say
-            target, name = bound
-            details["calls"] = f"{naming.type_name(target)}.{name}"
-        elif function is not None and function[0] != name:
-            # a C function called by another name: real_sleep = time.sleep
-            name = function[0]
-            details["calls"] += f" ({function[1]})"
-        locks, rlocks = self.lock_types
-        if type(target) in locks or issubclass(type(target), rlocks):
-            details.update(_lock(target, self.known, rlocks))
-        elif target is not None and issubclass(type(target), _socket.socket):
-            details["fd"] = _socket.socket.fileno(target)  # fd_is: below
-        elif type(target).__module__ == "select" and \
-                type(target).__name__ in POLLERS:
-            details["calls"] += f" (select.{type(target).__name__}.{name})"
-        elif name == "sleep" and len(arguments) == 1:
-            seconds = callsite.argument(frame, arguments[0])
-            if type(seconds) in (int, float):
-                details["seconds"] = round(seconds, 3)
-        return details
+        """Say what a C call blocks on (see ``ccalls.call_details``)."""
+        return ccalls.call_details(self._call_of(ident, frame), frame,
+                                   self.known, self.lock_types)
 
 
 _MISSING = object()
-#: A decoded call, whether resolving it worked, what it is made on (the
-#: chain's owner) and the callee (for a call, not a ``with``).
-Resolved = tuple[callsite.Call, bool, Any, Any]
 
 
 def _stored(thread: Any) -> dict[str, Any]:
@@ -353,190 +303,3 @@ def _stored(thread: Any) -> dict[str, Any]:
 
 def _ident(member: tuple[int, Any]) -> int:
     return member[0]
-
-
-#: Calls into C that mean the thread waits, by the name called.
-C_WAITS = {"recv": "socket read", "recv_into": "socket read",
-           "recvfrom": "socket read", "_accept": "accept",
-           "connect": "connect", "sendall": "socket write",
-           "send": "socket write"}
-SOCKET_CALLS = frozenset(C_WAITS)
-#: (module, function) calls into C that block by nature.
-MODULE_WAITS = {("time", "sleep"): "sleep", ("select", "select"): "select",
-                ("select", "poll"): "select", ("os", "waitpid"): "subprocess",
-                ("posix", "waitpid"): "subprocess", ("os", "read"): "read",
-                ("posix", "read"): "read"}
-#: The select module's poller objects, whose ``poll`` (``control``) blocks.
-POLLERS = frozenset({"epoll", "poll", "devpoll", "kqueue"})
-
-
-#: Where the C lock types are: each copy of ``_thread`` and of
-#: ``threading`` (module, lock factory, RLock type).
-_LOCK_SOURCES = (("_thread", "allocate_lock", "RLock"),
-                 ("__original_module__thread", "allocate_lock", "RLock"),
-                 ("threading", "_allocate_lock", "_CRLock"),
-                 ("__original_module_threading", "_allocate_lock", "_CRLock"))
-_lock_types: list[Any] = [None, ((), ())]
-#: (C lock types, C RLock types).
-LockTypes = tuple[tuple[type, ...], tuple[type, ...]]
-
-
-def lock_types() -> LockTypes:
-    """Return the C lock and RLock types of every copy of ``_thread``.
-
-    eventlet's patcher imports its own copy of ``_thread`` for the real
-    threads (``patcher.original``), and a new copy of a C module brings
-    new type objects: the module in use and every copy there is count
-    (green locks, which are Python classes, never do).  Read from
-    ``sys.modules`` (never importing a copy) once per report (by
-    ``Natives``), again only when a copy came or went: a copy made after
-    the first report counts.
-    """
-    modules = tuple(sys.modules.get(name) for name, _, _ in _LOCK_SOURCES)
-    key = tuple(map(id, modules))
-    if _lock_types[0] == key:
-        return _lock_types[1]  # type: ignore[no-any-return]
-    locks: list[type] = []
-    rlocks: list[type] = []
-    for module, (_, factory, rlock) in zip(modules, _LOCK_SOURCES,
-                                           strict=True):
-        make = getattr(module, factory, None)
-        for kind, kinds in ((type(make()) if callable(make) else None, locks),
-                            (getattr(module, rlock, None), rlocks)):
-            if isinstance(kind, type) and kind.__module__ == "_thread" \
-                    and kind not in kinds:
-                kinds.append(kind)
-    found = (tuple(locks), tuple(rlocks))
-    _lock_types[:] = [key, found]
-    return found
-
-
-_OWNER = re.compile(r"owner=(\d+) count=(\d+)")
-
-
-#: The wait kind of a thread that makes no call.
-RUNNING_PYTHON = "running Python code"
-
-
-def _current_call(resolved: Resolved | None, ident: int,
-                  lock_kinds: LockTypes) -> tuple[str, str]:
-    """Return (state, wait kind) from the call the innermost frame makes.
-
-    No call: the thread runs Python code.  A call into C: the thread is in
-    it, or has just returned from it (CPython may pause a thread right
-    after a C call, its last instruction still that call): so a call is
-    a wait only when what it is called on blocks by nature (a real lock
-    not held by this thread, a socket, a SimpleQueue, time.sleep,
-    select, os.waitpid, a file read); anything else is "in C call".
-    """
-    if resolved is None:
-        return "running", RUNNING_PYTHON
-    call, ok, target, callee = resolved
-    kind, name, chain, _ = call
-    owner = None
-    if ok:
-        try:
-            owner, name = _owner_and_name(kind, name, target, callee)
-        except Exception:  # an odd object (an unhashable __module__...)
-            owner = None
-    known = _blocking_kind(owner, name, ident, lock_kinds)
-    if known is not None:
-        return "waiting", known
-    return "running", f"in C call {callsite.text(chain)}"
-
-
-def _owner_and_name(kind: str, name: str, target: Any, callee: Any
-                    ) -> tuple[Any, str]:
-    """Return what a call is made on (a lock, a socket, a module) and the
-    name it really has (``real_sleep = time.sleep`` is ``sleep``)."""
-    if kind == "with":
-        return target, "__enter__"
-    bound = _bound_builtin(callee)
-    if bound is not None:
-        return bound
-    function = _module_function(callee)
-    if function is not None:
-        return sys.modules.get(callee.__module__ or ""), function[0]
-    return target, name
-
-
-def _blocking_kind(owner: Any, name: str, ident: int,
-                   lock_kinds: LockTypes) -> str | None:
-    kind = type(owner)
-    if name in ("acquire", "__enter__"):
-        locks, rlocks = lock_kinds
-        if kind in locks:
-            return "lock"
-        if issubclass(kind, rlocks):
-            holder = _rlock_owner(owner, rlocks)
-            return None if holder == ident else "lock"
-        return None
-    if issubclass(kind, _socket.socket):
-        return C_WAITS.get(name) if name in SOCKET_CALLS else None
-    if kind.__name__ == "SimpleQueue" and kind.__module__ == "_queue":
-        return "queue get" if name == "get" else None
-    if issubclass(kind, types.ModuleType):
-        return MODULE_WAITS.get((owner.__name__, name))
-    if kind.__module__ == "select" and kind.__name__ in POLLERS and \
-            name in ("poll", "control"):
-        return "select"  # an epoll object's poll: an idle eventlet hub
-    if kind.__module__ == "_io" and name in ("read", "readline",
-                                             "readinto"):
-        return "read"
-    return None
-
-
-def _bound_builtin(callee: Any) -> tuple[Any, str] | None:
-    """Return (object, method name) of a C method bound to an object."""
-    if type(callee) is not types.BuiltinMethodType:
-        return None
-    owner = callee.__self__
-    if owner is None or issubclass(type(owner), types.ModuleType):
-        return None
-    return owner, callee.__name__
-
-
-def _module_function(callee: Any) -> tuple[str, str] | None:
-    """Return (name, module.name) of a C function of a module, whatever
-    name it is called by (``real_sleep = time.sleep``)."""
-    if type(callee) is not types.BuiltinFunctionType:
-        return None
-    owner = callee.__self__
-    if owner is not None and not issubclass(type(owner), types.ModuleType):
-        return None
-    module = callee.__module__
-    qualified = f"{module}.{callee.__name__}" if type(module) is str \
-        else callee.__name__
-    return callee.__name__, qualified
-
-
-def _rlock_owner(lock: Any, rlocks: tuple[type, ...]) -> int | None:
-    """Return the ident owning a real RLock, or None (free or unknown)."""
-    # _thread.RLock.__repr__ is C code of the standard library, called on
-    # the C slot directly: a subclass's own __repr__ never runs.
-    c_type: Any = next((kind for kind in type(lock).__mro__
-                        if kind in rlocks), None)
-    match = _OWNER.search(c_type.__repr__(lock)) if c_type else None
-    if match and match[1] != "0":
-        return int(match[1])
-    return None
-
-
-def _lock(lock: Any, known: dict[int, Any], rlocks: tuple[type, ...]
-          ) -> dict[str, Any]:
-    """Describe a real lock; an RLock's owner from its C record (exact)."""
-    found: dict[str, Any] = {"lock": f"{type(lock).__name__} {id(lock):#x}"}
-    if issubclass(type(lock), rlocks):
-        owner = _rlock_owner(lock, rlocks)
-        if owner is not None:
-            c_type: Any = next(kind for kind in type(lock).__mro__
-                               if kind in rlocks)
-            match = _OWNER.search(c_type.__repr__(lock))
-            found["owner"] = owner
-            found["owner_name"] = naming.stored_attribute(known.get(owner),
-                                                          "_name")
-            found["count"] = int(match[2]) if match else None
-            found["owner_is"] = "exact (the lock's own record)"
-    else:
-        found["locked"] = type(lock).locked(lock)
-    return found
