@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import sys
 import time
+import types
 from types import FrameType
 from typing import Any
 
@@ -153,10 +154,14 @@ class Snapshot:
                 entry: dict[str, Any] = {"due_in": timer.due_in}
                 if timer.seconds is not None:
                     entry["since"] = offset + timer.due_in - timer.seconds
-                    # eventlet.sleep's own timer (a Timeout's throws): the
-                    # length of the sleep, as its frame's ``seconds``.
-                    if not timer.args and getattr(
-                            timer.callback, "__name__", None) == "switch":
+                    # eventlet.sleep's own timer, the greenlet's switch
+                    # with no arguments (a Timeout's throws): the length of
+                    # the sleep, as its frame's ``seconds``.  A builtin
+                    # method's name is C's: no application code is run.
+                    callback = timer.callback
+                    if not timer.args and \
+                            type(callback) is types.BuiltinMethodType \
+                            and callback.__name__ == "switch":
                         entry["sleep_seconds"] = round(timer.seconds, 3)
                 found.waits[id(green)] = entry
                 found.greenlets.append(green)
