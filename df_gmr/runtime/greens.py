@@ -57,8 +57,7 @@ class Greens:
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
         self.everything: dict[int, Any] = {}
-        #: The registry's greenlets (id -> greenlet), everything's first.
-        self.tracked: dict[int, Any] = {}
+        self.tracked: set[int] = set()
         self.spawn_sites: dict[int, Any] = {}
         #: id(stack keys) -> the index of its matching wait frame.
         self.match_of: dict[int, int | None] = {}
@@ -92,12 +91,13 @@ class Greens:
         return built
 
     def _collect(self) -> None:
-        # Comprehensions and a dict copy: C loops over 100,000 entries.
-        tracked = self.snapshot.tracked_with_sites()
-        self.tracked = {id(green): green for green, _ in tracked}
-        self.spawn_sites = {id(green): site for green, site in tracked
-                            if site}
-        self.everything = dict(self.tracked)
+        everything, spawn_sites = self.everything, self.spawn_sites
+        for green, site in self.snapshot.tracked_with_sites():
+            ident = id(green)
+            everything[ident] = green
+            if site:
+                spawn_sites[ident] = site
+        self.tracked.update(everything)
         for green in self.hub_waits.greenlets:
             self.everything.setdefault(id(green), green)
         self.hub_greenlets = set()
