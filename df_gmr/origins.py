@@ -28,9 +28,11 @@ from typing import Any
 from df_gmr import callers
 from df_gmr import stacks
 
+#: On a started Thread: ``(caller positions, ident, name)``, the ident and
+#: name of the thread that called ``start()`` as they were then.  One
+#: attribute: a second one grows the Thread's ``__dict__``, which costs
+#: a thread start more than everything else the hook does.
 ORIGIN_ATTR = "_df_gmr_origin"
-#: ``(ident, name)`` of the thread that called ``start()``, then.
-STARTER_ATTR = "_df_gmr_started_by"
 #: Modules whose Thread class is wrapped: the one in use and, under
 #: eventlet, the unpatched copy.
 THREADING_MODULES = ("threading", "__original_module_threading")
@@ -67,10 +69,9 @@ def _wrap(thread_class: type) -> None:
         # (an ident is reused once its thread ends).
         recorded = record(getframe(1))
         try:
-            setattr(self, ORIGIN_ATTR, recorded)
             ident = get_ident()  # type: ignore[misc]
             starter = active.get(ident)  # type: ignore[union-attr]
-            setattr(self, STARTER_ATTR, (ident, getattr(
+            setattr(self, ORIGIN_ATTR, (recorded, ident, getattr(
                 starter, "_name", None)))
         except Exception:  # a Thread with __slots__: no origin, no harm
             pass
@@ -91,8 +92,14 @@ def positions(thread: Any) -> tuple[Any, ...] | None:
 
 def recorded(stored: dict[str, Any]) -> tuple[Any, ...] | None:
     """Return the positions recorded in a Thread's ``__dict__``, or None."""
+    found = _record(stored)
+    positions = found[0] if found else None
+    return positions if type(positions) is tuple and positions else None
+
+
+def _record(stored: dict[str, Any]) -> tuple[Any, ...] | None:
     found = stored.get(ORIGIN_ATTR)
-    return found if type(found) is tuple and found else None
+    return found if type(found) is tuple and len(found) == 3 else None
 
 
 def describe(recorded: tuple[Any, ...] | None, prefixes: dict[str, str]
@@ -111,12 +118,11 @@ def describe(recorded: tuple[Any, ...] | None, prefixes: dict[str, str]
 def started_by(stored: dict[str, Any]) -> dict[str, Any] | None:
     """Return ``{"ident", "name"}`` of the thread that started a thread
     (from its Thread's ``__dict__``), as it was then; None if unknown."""
-    found = stored.get(STARTER_ATTR)
-    if type(found) is not tuple or len(found) != 2 or \
-            type(found[0]) is not int:
+    found = _record(stored)
+    if found is None or type(found[1]) is not int:
         return None
-    name = found[1] if type(found[1]) is str else None
-    return {"ident": found[0], "name": name}
+    name = found[2] if type(found[2]) is str else None
+    return {"ident": found[1], "name": name}
 
 
 def origin(thread: Any, prefixes: dict[str, str]) -> dict[str, Any] | None:
