@@ -28,8 +28,8 @@ from typing import Any
 from df_gmr import callers
 from df_gmr import stacks
 
-#: On a started Thread: ``(caller positions, ident, name)``, the ident and
-#: name of the thread that called ``start()`` as they were then.  One
+#: On a started Thread: ``(caller positions, ident, name, native id)`` of
+#: the thread that called ``start()``, as they were then.  One
 #: attribute: a second one grows the Thread's ``__dict__``, which costs
 #: a thread start more than everything else the hook does.
 ORIGIN_ATTR = "_df_gmr_origin"
@@ -59,6 +59,7 @@ def _wrap(thread_class: type) -> None:
     defined_in = getattr(start, "__globals__", {})
     active = defined_in.get("_active")
     get_ident = defined_in.get("get_ident")
+    get_native_id = defined_in.get("get_native_id")
 
     @functools.wraps(start)
     def recorded_start(self: Any) -> None:
@@ -72,7 +73,7 @@ def _wrap(thread_class: type) -> None:
             ident = get_ident()  # type: ignore[misc]
             starter = active.get(ident)  # type: ignore[union-attr]
             setattr(self, ORIGIN_ATTR, (recorded, ident, getattr(
-                starter, "_name", None)))
+                starter, "_name", None), get_native_id()))  # type: ignore[misc]
         except Exception:  # a Thread with __slots__: no origin, no harm
             pass
         start(self)
@@ -99,7 +100,7 @@ def recorded(stored: dict[str, Any]) -> tuple[Any, ...] | None:
 
 def _record(stored: dict[str, Any]) -> tuple[Any, ...] | None:
     found = stored.get(ORIGIN_ATTR)
-    return found if type(found) is tuple and len(found) == 3 else None
+    return found if type(found) is tuple and len(found) == 4 else None
 
 
 def describe(recorded: tuple[Any, ...] | None, prefixes: dict[str, str]
@@ -116,13 +117,16 @@ def describe(recorded: tuple[Any, ...] | None, prefixes: dict[str, str]
 
 
 def started_by(stored: dict[str, Any]) -> dict[str, Any] | None:
-    """Return ``{"ident", "name"}`` of the thread that started a thread
-    (from its Thread's ``__dict__``), as it was then; None if unknown."""
+    """Return ``{"ident", "name", "native_id"}`` of the thread that started
+    a thread (from its Thread's ``__dict__``), as it was then; None if
+    unknown.  An ident is reused once its thread ends: the native id tells
+    whether a thread running now with that ident is the same one."""
     found = _record(stored)
     if found is None or type(found[1]) is not int:
         return None
     name = found[2] if type(found[2]) is str else None
-    return {"ident": found[1], "name": name}
+    native_id = found[3] if type(found[3]) is int else None
+    return {"ident": found[1], "name": name, "native_id": native_id}
 
 
 def origin(thread: Any, prefixes: dict[str, str]) -> dict[str, Any] | None:

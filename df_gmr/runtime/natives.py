@@ -85,6 +85,7 @@ class Natives:
         self.wait_readings: dict[tuple[str, int],
                                  tuple[Any, dict[str, Any]]] = {}
         self.targets: dict[int, str] = {}
+        self.native_ids: dict[int, Any] | None = None
         #: ident -> (its innermost frame, the C call it makes, resolved):
         #: decoded and resolved once, for its wait kind and its details.
         self.calls: dict[int, tuple[Any, ccalls.Resolved | None]] = {}
@@ -204,6 +205,11 @@ class Natives:
                 found["origin"] = self._origin(stored)
                 starter = origins.started_by(stored)
                 if starter is not None:
+                    # Running now: the same ident and native id as a
+                    # thread of this snapshot (an ident alone is reused).
+                    starter["running"] = starter["native_id"] is not None \
+                        and self._native_ids().get(starter["ident"]) == \
+                        starter["native_id"]
                     found["started_by"] = starter
                 target = self._target(thread, stored)
                 if target is not None:
@@ -225,6 +231,19 @@ class Natives:
             return found
 
         return describe
+
+    def _native_ids(self) -> dict[int, Any]:
+        """Map the idents of this snapshot's threads to their native ids
+        (the main thread's is the pid: a Thread keeps its native id
+        across a fork), read once."""
+        if self.native_ids is None:
+            self.native_ids = {
+                ident: _stored(self.known.get(ident)).get("_native_id")
+                for ident in self.snapshot.frames()}
+            main = self.snapshot.main_thread
+            if main is not None and sys.platform.startswith("linux"):
+                self.native_ids[main] = os.getpid()
+        return self.native_ids
 
     def _match(self, keys: stacks.StackKey) -> int | None:
         # The group's stack is the very tuple gathered (kept alive by the

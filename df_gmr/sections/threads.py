@@ -103,7 +103,8 @@ def _group_lines(group: dict[str, Any], main: int | None = None
                  else None,
                  _site("started at", member["origin"])
                  if member.get("origin") else None,
-                 _starter(member.get("started_by"), main)]
+                 None if member.get("forked_in_thread")  # the parent's
+                 else _starter(member.get("started_by"), main)]
         lines.append(f"  - {member['id']} {member.get('name') or ''}: "
                      + "; ".join(flag for flag in flags if flag))
         lines.extend(held_lines(member))
@@ -135,10 +136,17 @@ def _origin(group: dict[str, Any]) -> str:
 
 def _starter(starter: dict[str, Any] | None, main: int | None
              ) -> str | None:
-    if not starter or starter["ident"] == main:
+    if not starter:
         return None
+    running = starter.get("running", True)
+    if running and starter["ident"] == main:
+        return None  # most threads: said in the JSON only
     name = f" ({starter['name']})" if starter.get("name") else ""
-    return f"started by thread {starter['ident']}{name}"
+    if running:
+        return f"started by thread {starter['ident']}{name}"
+    # Its ident may be another thread's now: never read as that one.
+    return (f"started by thread {starter['ident']}{name} then, "
+            "no longer running")
 
 
 def _site(label: str, frame: dict[str, Any]) -> str:

@@ -84,6 +84,10 @@ def test_cotyledon_used_directly_every_worker_listed_and_reporting(method):
                        for name in forked), forked
             assert result.stdout.count(
                 "(in the parent, which forked this process from it)") == 2
+            # Who started it is the parent's business: not claimed here.
+            lines = re.findall(r"^  - .*the parent's thread that forked "
+                               r"this process.*$", result.stdout, re.M)
+            assert not [line for line in lines if "started by" in line]
         else:  # a fresh interpreter: its own main thread
             assert not forked, forked
 

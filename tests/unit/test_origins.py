@@ -101,24 +101,34 @@ started = []
 def worker():
     release.wait(30)
 
-def boss():
-    child = threading.Thread(target=worker, name="child")
+def boss(name):
+    child = threading.Thread(target=worker, name=name)
     child.start()
     started.append(child)
 
-boss_thread = threading.Thread(target=boss, name="the-boss")
+def keeper():
+    boss("kept")
+    release.wait(30)
+
+boss_thread = threading.Thread(target=boss, args=("child",), name="the-boss")
 boss_thread.start()
 boss_thread.join()  # its ident may now be reused: the name was kept
+keeper_thread = threading.Thread(target=keeper, name="the-keeper")
+keeper_thread.start()
+while len(started) < 2:
+    pass
 snapshot = Snapshot()
 try:
     groups = Natives(snapshot).groups()
 finally:
     snapshot.release()
 release.set()
-started[0].join()
-members = [m for g in groups for m in g["members"] if m.get("name") == "child"]
+for thread in (*started, keeper_thread):
+    thread.join()
+by_name = {m.get("name"): m for g in groups for m in g["members"]}
 print(json.dumps({
-    "boss": boss_thread.ident, "member": members[0],
+    "boss": boss_thread.ident, "member": by_name["child"],
+    "keeper": keeper_thread.ident, "kept": by_name["kept"],
     "boss_started_by": origins.started_by(boss_thread.__dict__),
     "main": threading.main_thread().ident,
     "text": section.format_lines({"count": 0, "groups": groups,
@@ -129,12 +139,22 @@ print(json.dumps({
 def test_a_thread_names_the_thread_that_started_it():
     result = run_python(STARTER_SCENE)
     found = json.loads(result.stdout.splitlines()[-1])
-    assert found["member"]["started_by"] == {
-        "ident": found["boss"], "name": "the-boss"}, outcome(result)
-    assert found["boss_started_by"] == {
-        "ident": found["main"], "name": "MainThread"}
+    ended = found["member"]["started_by"]
+    assert (ended["ident"], ended["name"], ended["running"]) == (
+        found["boss"], "the-boss", False), outcome(result)
+    assert found["boss_started_by"]["name"] == "MainThread"
+    assert found["boss_started_by"]["ident"] == found["main"]
+    kept = found["kept"]["started_by"]
+    assert (kept["ident"], kept["name"], kept["running"]) == (
+        found["keeper"], "the-keeper", True)
+    # The text never reads an ended starter's ident as a thread running
+    # now (idents are reused): it says it is no longer running.
     line = next(line for line in found["text"] if " child: " in line)
-    assert f"started by thread {found['boss']} (the-boss)" in line, line
+    assert (f"started by thread {found['boss']} (the-boss) then, no "
+            "longer running") in line, line
+    line = next(line for line in found["text"] if " kept: " in line)
+    assert line.endswith(f"started by thread {found['keeper']} "
+                         "(the-keeper)"), line
 
 
 GREEN_SCENE = """
