@@ -185,13 +185,9 @@ class Natives:
             # read once.
             stored = _stored(thread)
             name = stored.get("_name")
-            native_id = stored.get("_native_id")
+            native_id = self._native_ids().get(ident)
             if main:
-                # Thread objects keep the native id they had before a
-                # fork; on Linux the main thread's native id is the pid.
                 name = name or "MainThread"
-                if sys.platform.startswith("linux"):
-                    native_id = os.getpid()
                 if thread is not None and \
                         type(thread).__name__ != "_MainThread":
                     # Forked from another thread of its parent (cotyledon's
@@ -233,9 +229,9 @@ class Natives:
         return describe
 
     def _native_ids(self) -> dict[int, Any]:
-        """Map the idents of this snapshot's threads to their native ids
-        (the main thread's is the pid: a Thread keeps its native id
-        across a fork), read once."""
+        """Map the idents of this snapshot's threads to their native ids,
+        read once: a Thread's stored one, but the main thread's is the pid
+        on Linux (a Thread keeps the native id it had before a fork)."""
         if self.native_ids is None:
             self.native_ids = {
                 ident: _stored(self.known.get(ident)).get("_native_id")
