@@ -73,13 +73,19 @@ NOTES = """\
   on `GreenThread.__init__` puts the greenthread in a dict with a tuple
   of its callers' codes and instruction offsets, through the wrapper
   libraries to the application's frame and its caller (`df_gmr/callers.py`;
-  shared with the previous spawn's when equal: a loop of spawns reads two
-  frames and builds nothing; codes and ints only, so the collector
+  shared with the previous spawn's when equal: a loop of spawns, from the
+  frame of the last spawn at the same instruction, reads that frame's
+  offset only and builds nothing; codes and ints only, so the collector
   stops tracking it at its first collection); the greenthread's own exit
   (`_resolve_links`, which `main()` calls however it ends, and `kill()`
-  for one killed before it ran) takes it out.  No weak reference, no
-  object per greenthread for the cyclic collector; plain greenlets of
-  `spawn_n` are swept once dead when the dict has doubled.
+  for one killed before it ran) takes it out, calling eventlet's only
+  when the greenthread has links.  No weak reference, no object per
+  greenthread for the cyclic collector; plain greenlets of `spawn_n`
+  and never-run greenthreads are swept when the dict has doubled, a
+  check made after each run of the collector (`gc.callbacks`), not per
+  spawn.  Measured with valgrind (instructions per spawn + run, this
+  workload): eventlet alone ~48,000; the hooks added ~4,500 before this
+  design and ~2,200 with it.
 - Copy-on-write: the parent grows a heap of small objects, spawns the
   mix, calls `gc.freeze()` and forks; the worker reads its private memory
   (Private_Clean + Private_Dirty of `/proc/self/smaps_rollup`, i.e. USS)

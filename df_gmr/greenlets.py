@@ -28,6 +28,14 @@ alive by the service anyway.  Greenlets created with raw
 ``greenlet.greenlet()`` after set-up are still found through the hubs'
 timers and listeners.
 
+Per spawn, a loop of spawns costs one frame read: the spawner's frame
+of the last spawn is held, so that the same frame at the same
+instruction (the same activation: a frame object held is never reused)
+shares the last site.  Limit: once that frame returns, its locals live
+on until the cyclic collector's next run (every few hundred
+allocations), which lets go of it; a process that allocates nothing
+more keeps them meanwhile.
+
 df_gmr's own threads (``lifecycle.own_threads()``: the reporting thread,
 section threads, watchers) are not the service's: they must not get a
 hub, and a hub one of them gets anyway is never listed.  A green
@@ -75,7 +83,10 @@ from df_gmr.lifecycle import lifecycle
 #: it started) by a sweep once dead, and those that can never run let go
 #: by it (see ``_sweep``), when the registry has doubled since the last
 #: sweep and whenever a hub is made (a renewed hub, a new thread's: each
-#: sweep reads every entry, ~10 ms at 100,000 greenthreads).
+#: sweep reads every entry, ~10 ms at 100,000 greenthreads).  "Has
+#: doubled" is checked after each run of the cyclic garbage collector
+#: (``_after_collection``: every few hundred allocations, not at every
+#: spawn) and at each ``spawn_n``.
 _alive: dict[Any, tuple[Any, ...] | None] = {}
 #: Greenlets found by the seed's heap scan, and those inherited from the
 #: parent by a forked child, held weakly with their sites: a hub that the
@@ -86,6 +97,15 @@ _weak: list[tuple[weakref.ref[Any], tuple[Any, ...] | None]] = []
 _weak_lock = _native.allocate_lock()
 _MISSING = object()
 _sweep_at = 4096
+#: The threads in a sweep or in the fork hook: a sweep that a collection
+#: would start there (from one of their allocations) is left to the next.
+_busy: set[int] = set()
+#: The last spawn's ``(spawner's frame, its f_lasti, site)``: a spawn from
+#: the same frame at the same instruction has the same site.  Holding the
+#: frame keeps its locals alive once it returns, so the collector's next
+#: run after that lets go of it (see ``_after_collection``).
+_NO_SPAWNER: tuple[Any, int, Any] = (None, -1, None)
+_spawner: list[tuple[Any, int, Any]] = [_NO_SPAWNER]
 _hubs: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 #: Hubs created in df_gmr's own threads: never the service's.
 _own_hubs: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -146,6 +166,7 @@ def install() -> None:
     if greenlet is not None:
         _seed(greenlet.greenlet)
     lifecycle.reset_after_fork(_weaken_inherited)
+    gc.callbacks.append(_after_collection)
     _imports.when_imported("eventlet.greenthread", _hook_greenthread)
     _imports.when_imported("eventlet.hubs.hub", _hook_hub)
     _imports.when_imported("eventlet.hubs", _hook_notify_opened)
@@ -182,6 +203,8 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
     record = recorder.record
     record_n = callers.Callers().record
 
+    spawner = _spawner
+
     @functools.wraps(green_thread_init)
     def tracked_init(self: Any, parent: Any) -> None:
         green_thread_init(self, parent)
@@ -189,37 +212,57 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
         # ThreadGroup.add_thread, green threading or the application)
         # out to the application's frame and its caller.  spawn() may be
         # a greenlet's outermost frame (spawn_n(spawn, f)): no caller
-        # then.  Only the site's tuple outlives the call.
+        # then.
         try:
             frame = getframe(2)
         except ValueError:
             alive[self] = None
+            return
+        lasti = frame.f_lasti
+        last = spawner[0]
+        # A loop of spawns: the very frame of the last spawn, at the same
+        # instruction, is the same activation (a frame object held is
+        # never reused), so its callers are those recorded: one frame
+        # read, where the codes' check below reads five.
+        if frame is last[0] and lasti == last[1]:
+            alive[self] = last[2]
         else:
             back = frame.f_back
             usual = recorder.usual
-            # The loop case of Callers.record, inline (every spawn of a
-            # loop): the same application frame and caller, at the same
-            # instructions, record the same tuple.
+            site: tuple[Any, ...] | None
+            # The loop case of Callers.record, inline: the same
+            # application frame and caller, at the same instructions,
+            # record the same tuple (another activation of them).
             if usual and back is not None and frame.f_code is usual[0] \
                     and back.f_code is usual[2] \
-                    and frame.f_lasti == usual[1] \
+                    and lasti == usual[1] \
                     and back.f_lasti == usual[3]:
-                alive[self] = usual
+                site = usual
             else:
-                alive[self] = record(frame)
-            del frame, back
-        if len(alive) >= _sweep_at:
-            sweep()
+                site = record(frame)
+            alive[self] = site
+            spawner[0] = (frame, lasti, site)
+            del back
+        del frame
+        # No sweep check here: see _after_collection.
 
     @functools.wraps(resolve_links)
     def forgotten_at_exit(self: Any) -> None:
         # main() calls it once the function returned or raised, and
         # kill() through main() for a greenthread killed before it ran;
         # link() calls it again on a finished one (pop is idempotent).
-        # After the links: a link callback may still park this greenthread.
-        try:
-            resolve_links(self)
-        finally:
+        # eventlet's _resolve_links does nothing without exit functions
+        # (its first lines; tests/unit/test_registry_churn.py holds it to
+        # that): the usual greenthread, with no link, is not made to call
+        # it, a Python call that was a fifth of the hooks' cost per spawn.
+        # With links: after them, as a link callback may still park this
+        # greenthread.
+        if self._exit_funcs:
+            try:
+                resolve_links(self)
+            finally:
+                forget(self, None)
+        else:
             forget(self, None)
 
     @functools.wraps(spawn_n)
@@ -245,10 +288,15 @@ def _weaken_inherited() -> None:
     """
     global _weak_lock
     _weak_lock = _native.allocate_lock()  # another thread may have held it
-    inherited = [(weakref.ref(green), site) for green, site in _alive.items()
-                 if not green.dead]
-    _alive.clear()
-    _hold_weakly(inherited)
+    _busy.clear()  # the threads are gone; this one allocates just below
+    _busy.add(_native.get_ident())
+    try:
+        inherited = [(weakref.ref(green), site)
+                     for green, site in _alive.items() if not green.dead]
+        _alive.clear()
+        _hold_weakly(inherited)
+    finally:
+        _busy.clear()
 
 
 def _sweep() -> None:
@@ -275,20 +323,64 @@ def _sweep() -> None:
                 site = _alive.pop(green, _MISSING)
                 if site is not _MISSING:
                     stale.append((weakref.ref(green), site))
-            elif sys.getrefcount(green) <= _ONLY_OURS:
-                _alive.pop(green, None)
+            else:
+                # Not started, a greenlet holds its run: a GreenThread's
+                # is its bound main(), which refers back to it; a
+                # reference of its own, when nothing else holds main().
+                run = getattr(green, "run", None)
+                own = type(run) is types.MethodType and \
+                    run.__self__ is green and \
+                    sys.getrefcount(run) <= _ONLY_THE_GREENLETS
+                del run
+                if sys.getrefcount(green) <= _ONLY_OURS + own:
+                    _alive.pop(green, None)
         del green
     _hold_weakly(stale)
     _sweep_at = max(4096, 2 * len(_alive))
 
 
 def _sweep_quietly() -> None:
-    # Called from a spawn and from a hub's creation: it must never break
-    # either; a sweep that fails is tried again at the next one.
+    # Called from a spawn_n, a hub's creation and the collector: it must
+    # never break any; a sweep that fails, or that finds another running
+    # (in this thread: it allocated, and the collector ran), is tried
+    # again at the next one.  A sweep in another thread is no reason to
+    # skip: each takes its own copy of the keys (see _sweep).
+    ident = _native.get_ident()
+    if ident in _busy:
+        return
+    _busy.add(ident)
     try:
         _sweep()
     except Exception:  # nothing to tell, and nowhere to tell it
         pass
+    finally:
+        _busy.discard(ident)
+
+
+def _after_collection(phase: str, info: dict[str, Any]) -> None:
+    """Sweep when the registry has doubled (a ``gc.callbacks`` entry).
+
+    The check costs nothing per spawn: the collector runs every few
+    hundred allocations, and a spawn makes several.  It runs in whatever
+    thread allocated, at any allocation, even inside a signal handler or
+    df_gmr's own code: the sweep takes no lock that code could hold
+    (``_hold_weakly``'s is taken only in a sweep or the fork hook, which
+    mark their thread ``_busy``) and is skipped in a busy thread.  A
+    service that disables the collector still has ``spawn_n``'s check,
+    and its greenthreads that end leave at their exit; one that never
+    runs stays until a hub is made (garbage in a reference cycle, which
+    such a service never frees anyway).
+    """
+    if phase != "stop":
+        return
+    # The last spawner's frame, once it returned (nothing but the tuple
+    # refers to it then: the running frame's own reference is gone): its
+    # locals must not outlive it for long.  Any thread may run this; a
+    # spawn replacing the tuple meanwhile only costs a full record.
+    if sys.getrefcount(_spawner[0][0]) <= _ONLY_IN_TUPLE:
+        _spawner[0] = _NO_SPAWNER
+    if len(_alive) >= _sweep_at:
+        _sweep_quietly()
 
 
 def newest_hubs(known: list[tuple[Any, int]]) -> dict[int, Any]:
@@ -325,6 +417,29 @@ def _references_when_only_ours() -> int:
 
 
 _ONLY_OURS = _references_when_only_ours()
+
+
+def _references_when_only_the_greenlets() -> int:
+    # What sys.getrefcount says, in _sweep's loop, of a greenlet's run that
+    # only the greenlet holds: its slot, the loop's variable, the argument.
+    holder = types.SimpleNamespace(run=object())
+    run = holder.run
+    return sys.getrefcount(run)
+
+
+_ONLY_THE_GREENLETS = _references_when_only_the_greenlets()
+
+
+def _references_when_only_in_tuple() -> int:
+    # What sys.getrefcount says, in _after_collection, of a frame that only
+    # the _spawner tuple holds: the tuple's item and the call's argument.
+    probe = object()
+    holder = [(probe, 0, None)]
+    del probe
+    return sys.getrefcount(holder[0][0])
+
+
+_ONLY_IN_TUPLE = _references_when_only_in_tuple()
 
 
 def is_own_thread(ident: int) -> bool:

@@ -45,3 +45,32 @@ def test_same_code_in_two_files_keeps_each_file_as_site_and_origin():
 def test_greenthreads_of_a_thread_gone_do_not_keep_its_hub():
     result = run_python("thread_gone_hub.py")
     assert int(result.stdout.split()[-1]) <= 1, result.stdout
+
+
+def test_spawn_shortcuts_change_no_site_no_lifetime_and_no_link():
+    result = run_python("spawn_cache.py")
+    sites, local_alive, never_run, links = result.stdout.splitlines()
+    # one helper's loop, called from two places: each its own caller
+    assert sites == "['first_caller'] ['second_caller']", result.stdout
+    # the frame held for the shortcut let go once the collector ran
+    assert local_alive == "False", result.stdout
+    # never-run greenthreads that only the registry held are let go once
+    # it has doubled; one the service holds, and the parked, stay
+    assert never_run == "9999 0 True True", result.stdout
+    assert links == "['result'] False", result.stdout
+
+
+def test_eventlet_resolve_links_still_does_nothing_without_links():
+    # The exit hook skips the call when a greenthread has no exit function
+    # (df_gmr.greenlets, forgotten_at_exit): that holds while eventlet's
+    # _resolve_links returns at once then.  A new eventlet that does more
+    # there fails this test, not the services.
+    import inspect
+
+    from eventlet import greenthread
+
+    lines = [line.strip() for line in inspect.getsource(
+        greenthread.GreenThread._resolve_links).splitlines()
+        if line.strip() and not line.strip().startswith("#")]
+    assert lines[1:5] == ["if self._resolving_links:", "return",
+                          "if not self._exit_funcs:", "return"], lines
