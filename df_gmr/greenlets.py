@@ -289,6 +289,9 @@ def _weaken_inherited() -> None:
     global _weak_lock
     _weak_lock = _native.allocate_lock()  # another thread may have held it
     _busy.clear()  # the threads are gone; this one allocates just below
+    # The last spawner may be a frame of a thread gone with the fork: it
+    # would never return here, so the collector would never let it go.
+    _spawner[0] = _NO_SPAWNER
     _busy.add(_native.get_ident())
     try:
         inherited = [(weakref.ref(green), site)
