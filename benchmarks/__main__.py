@@ -82,10 +82,11 @@ NOTES = """\
   when the greenthread has links.  No weak reference, no object per
   greenthread for the cyclic collector; plain greenlets of `spawn_n`
   and never-run greenthreads are swept when the dict has doubled, a
-  check made after each run of the collector (`gc.callbacks`), not per
-  spawn.  Measured with valgrind (instructions per spawn + run, this
-  workload): eventlet alone ~48,000; the hooks added ~4,500 before this
-  design and ~2,200 with it.
+  check made after each run of the collector (`gc.callbacks`) and at
+  each `spawn_n`, not per `spawn`.  Measured with valgrind
+  (instructions per spawn + run, this workload): eventlet alone
+  ~48,000; the hooks added ~4,500 before this design and ~2,200 with
+  it.
 - Copy-on-write: the parent grows a heap of small objects, spawns the
   mix, calls `gc.freeze()` and forks; the worker reads its private memory
   (Private_Clean + Private_Dirty of `/proc/self/smaps_rollup`, i.e. USS)
