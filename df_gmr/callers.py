@@ -20,10 +20,13 @@ a spawn runs it with the caches cold; every bytecode counts there.
 
 from __future__ import annotations
 
+import gc
 import operator
+import sys
 from typing import Any
 
 from df_gmr import stacks
+from df_gmr.lifecycle import lifecycle
 
 #: Callers recorded at most (libraries included), and the application's
 #: frames after which a walk stops.
@@ -120,3 +123,65 @@ def key(recorded: tuple[Any, ...]) -> tuple[int, ...]:
     of different lengths never share a key.
     """
     return (*map(id, recorded[::2]), *recorded[1::2])
+
+
+#: A memo's entry when it holds no frame.
+NOTHING: tuple[Any, ...] = (None, -1)
+
+
+class FrameMemo:
+    """What a hook made of a frame at an instruction, while that frame runs.
+
+    A loop of spawns or thread starts calls a hook from one frame at one
+    instruction, over and over: the hook keeps ``(frame, f_lasti,
+    *what it made)`` in ``entry`` and, seeing the very frame object at
+    the same ``f_lasti``, reuses what it made (one frame read, where
+    recording the callers reads several).  A frame object held is never
+    given to another call, so the same object is the same call, with
+    the same callers, in the same thread.
+
+    Holding the frame keeps its locals alive once it returns: after each
+    run of the cyclic collector, a frame that only its memo holds any
+    more (it returned) is let go (``_after_collection``).  Limit: a
+    process that allocates nothing more keeps them meanwhile.  A forked
+    child lets go of every memo's frame (its thread may be gone).
+    """
+
+    __slots__ = ("entry",)
+
+    def __init__(self) -> None:
+        self.entry: tuple[Any, ...] = NOTHING
+        _MEMOS.append(self)
+        if len(_MEMOS) == 1:
+            # Any thread, at any allocation: a few reads, no lock.
+            gc.callbacks.append(_after_collection)
+            lifecycle.reset_after_fork(_forget_all)
+
+
+_MEMOS: list[FrameMemo] = []
+
+
+def _after_collection(phase: str, info: dict[str, Any]) -> None:
+    if phase != "stop":
+        return
+    for memo in _MEMOS:
+        # A running frame is held by its call too: more than the entry.
+        if sys.getrefcount(memo.entry[0]) <= _ONLY_IN_ENTRY:
+            memo.entry = NOTHING
+
+
+def _forget_all() -> None:
+    for memo in _MEMOS:
+        memo.entry = NOTHING
+
+
+def _references_when_only_in_entry() -> int:
+    # What sys.getrefcount says, in _after_collection, of a frame that only
+    # an entry holds: the tuple's item and the call's argument.
+    probe = object()
+    holder = [(probe, 0)]
+    del probe
+    return sys.getrefcount(holder[0][0])
+
+
+_ONLY_IN_ENTRY = _references_when_only_in_entry()

@@ -30,11 +30,9 @@ timers and listeners.
 
 Per spawn, a loop of spawns costs one frame read: the spawner's frame
 of the last spawn is held, so that the same frame at the same
-instruction (the same activation: a frame object held is never reused)
-shares the last site.  Limit: once that frame returns, its locals live
-on until the cyclic collector's next run (every few hundred
-allocations), which lets go of it; a process that allocates nothing
-more keeps them meanwhile.
+instruction (the same call) shares the last site (``callers.FrameMemo``,
+which states the limit: a returned frame's locals live on until the
+cyclic collector's next run).
 
 df_gmr's own threads (``lifecycle.own_threads()``: the reporting thread,
 section threads, watchers) are not the service's: they must not get a
@@ -100,12 +98,6 @@ _sweep_at = 4096
 #: The threads in a sweep or in the fork hook: a sweep that a collection
 #: would start there (from one of their allocations) is left to the next.
 _busy: set[int] = set()
-#: The last spawn's ``(spawner's frame, its f_lasti, site)``: a spawn from
-#: the same frame at the same instruction has the same site.  Holding the
-#: frame keeps its locals alive once it returns, so the collector's next
-#: run after that lets go of it (see ``_after_collection``).
-_NO_SPAWNER: tuple[Any, int, Any] = (None, -1, None)
-_spawner: list[tuple[Any, int, Any]] = [_NO_SPAWNER]
 _hubs: weakref.WeakKeyDictionary[Any, int] = weakref.WeakKeyDictionary()
 #: Hubs created in df_gmr's own threads: never the service's.
 _own_hubs: weakref.WeakSet[Any] = weakref.WeakSet()
@@ -203,7 +195,8 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
     record = recorder.record
     record_n = callers.Callers().record
 
-    spawner = _spawner
+    # The last spawn's (spawner's frame, its f_lasti, site).
+    spawner = callers.FrameMemo()
 
     @functools.wraps(green_thread_init)
     def tracked_init(self: Any, parent: Any) -> None:
@@ -219,7 +212,7 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
             alive[self] = None
             return
         lasti = frame.f_lasti
-        last = spawner[0]
+        last = spawner.entry
         # A loop of spawns: the very frame of the last spawn, at the same
         # instruction, is the same activation (a frame object held is
         # never reused), so its callers are those recorded: one frame
@@ -241,7 +234,7 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
             else:
                 site = record(frame)
             alive[self] = site
-            spawner[0] = (frame, lasti, site)
+            spawner.entry = (frame, lasti, site)
             del back
         del frame
         # No sweep check here: see _after_collection.
@@ -289,9 +282,6 @@ def _weaken_inherited() -> None:
     global _weak_lock
     _weak_lock = _native.allocate_lock()  # another thread may have held it
     _busy.clear()  # the threads are gone; this one allocates just below
-    # The last spawner may be a frame of a thread gone with the fork: it
-    # would never return here, so the collector would never let it go.
-    _spawner[0] = _NO_SPAWNER
     _busy.add(_native.get_ident())
     try:
         inherited = [(weakref.ref(green), site)
@@ -374,15 +364,7 @@ def _after_collection(phase: str, info: dict[str, Any]) -> None:
     runs stays until a hub is made (garbage in a reference cycle, which
     such a service never frees anyway).
     """
-    if phase != "stop":
-        return
-    # The last spawner's frame, once it returned (nothing but the tuple
-    # refers to it then: the running frame's own reference is gone): its
-    # locals must not outlive it for long.  Any thread may run this; a
-    # spawn replacing the tuple meanwhile only costs a full record.
-    if sys.getrefcount(_spawner[0][0]) <= _ONLY_IN_TUPLE:
-        _spawner[0] = _NO_SPAWNER
-    if len(_alive) >= _sweep_at:
+    if phase == "stop" and len(_alive) >= _sweep_at:
         _sweep_quietly()
 
 
@@ -431,18 +413,6 @@ def _references_when_only_the_greenlets() -> int:
 
 
 _ONLY_THE_GREENLETS = _references_when_only_the_greenlets()
-
-
-def _references_when_only_in_tuple() -> int:
-    # What sys.getrefcount says, in _after_collection, of a frame that only
-    # the _spawner tuple holds: the tuple's item and the call's argument.
-    probe = object()
-    holder = [(probe, 0, None)]
-    del probe
-    return sys.getrefcount(holder[0][0])
-
-
-_ONLY_IN_TUPLE = _references_when_only_in_tuple()
 
 
 def is_own_thread(ident: int) -> bool:

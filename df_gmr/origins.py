@@ -61,6 +61,10 @@ def _wrap(thread_class: type) -> None:
     get_ident = defined_in.get("get_ident")
     get_native_id = defined_in.get("get_native_id")
 
+    # The last start's (starter's frame, its f_lasti, starting thread,
+    # origin): a loop of starts from one call, in one thread, shares it.
+    memo = callers.FrameMemo()
+
     @functools.wraps(start)
     def recorded_start(self: Any) -> None:
         # The callers' code positions (see df_gmr.callers), from
@@ -68,12 +72,24 @@ def _wrap(thread_class: type) -> None:
         # the previous one shares its tuple (a report describes it once,
         # found by identity).  And who started it, named as it was then
         # (an ident is reused once its thread ends).
-        recorded = record(getframe(1))
         try:
-            ident = get_ident()  # type: ignore[misc]
-            starter = active.get(ident)  # type: ignore[union-attr]
-            setattr(self, ORIGIN_ATTR, (recorded, ident, getattr(
-                starter, "_name", None), get_native_id()))  # type: ignore[misc]
+            frame = getframe(1)
+            lasti = frame.f_lasti
+            last = memo.entry
+            # The same call, so the same thread: its name is read again
+            # (a thread may be renamed), nothing else.
+            if frame is last[0] and lasti == last[1] and getattr(
+                    last[2], "_name", None) == last[3][2]:
+                origin = last[3]
+            else:
+                ident = get_ident()  # type: ignore[misc]
+                starter = active.get(ident)  # type: ignore[union-attr]
+                origin = (record(frame), ident,
+                          getattr(starter, "_name", None),
+                          get_native_id())  # type: ignore[misc]
+                memo.entry = (frame, lasti, starter, origin)
+            del frame
+            setattr(self, ORIGIN_ATTR, origin)
         except Exception:  # a Thread with __slots__: no origin, no harm
             pass
         start(self)

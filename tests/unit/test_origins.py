@@ -195,3 +195,56 @@ def test_a_spawn_through_libraries_is_followed_out_to_the_application():
     functions = json.loads(result.stdout.splitlines()[-1])
     assert {"start_green", "pool_spawn"} <= set(functions), outcome(result)
     assert not [name for name in functions if "library code" in name]
+
+
+LOOP_SCENE = """
+import json, threading
+from df_gmr import origins
+origins.install()
+
+def nothing():
+    pass
+
+def start_in_a_loop(count, rename_at=None):
+    started = []
+    for index in range(count):  # one call, one instruction: the memo's
+        if index == rename_at:
+            threading.current_thread().name = "renamed"
+        thread = threading.Thread(target=nothing)
+        thread.start()
+        thread.join()
+        started.append(thread)
+    return started
+
+def first_caller():
+    return start_in_a_loop(3)
+
+def second_caller():
+    return start_in_a_loop(3, rename_at=2)
+
+def origin(thread):
+    found = thread.__dict__[origins.ORIGIN_ATTR]
+    return [[code.co_name for code in found[0][::2]], found[2]]
+
+first, second = first_caller(), second_caller()
+print(json.dumps({
+    "first": [origin(thread) for thread in first],
+    "second": [origin(thread) for thread in second],
+    "shared": origins.positions(first[0]) is origins.positions(first[2]),
+}))
+"""
+
+
+def test_a_loop_of_starts_shares_its_origin_yet_names_each_caller():
+    # The hook's memo (callers.FrameMemo): one call's loop reuses its
+    # origin; the same helper called again (another frame) records its
+    # own caller; a starter renamed mid-loop is named anew.
+    result = run_python(LOOP_SCENE)
+    found = json.loads(result.stdout.splitlines()[-1])
+    assert found["first"] == [
+        [["start_in_a_loop", "first_caller"], "MainThread"]] * 3, outcome(
+            result)
+    assert found["second"] == [
+        [["start_in_a_loop", "second_caller"], "MainThread"]] * 2 + [
+        [["start_in_a_loop", "second_caller"], "renamed"]], outcome(result)
+    assert found["shared"] is True
