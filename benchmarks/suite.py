@@ -561,6 +561,16 @@ class Suite:
             if baseline and not higher_is_better:
                 baseline = 1 / baseline
             df_share = shares[DF_GMR]
+            kernel = ""
+            if key == "spawn_seconds":
+                kernel = "; " + "; ".join(
+                    f"{label}: kernel {share:.0%} of the loop's CPU time, "
+                    f"{faults:.2f} page faults per spawn"
+                    for label, tool in (("without either", WITHOUT),
+                                        ("df_gmr", DF_GMR))
+                    if (share := cases[tool].median("spawn_kernel_share"))
+                    is not None and (faults := cases[tool].median(
+                        "spawn_faults")) is not None)
             workload = (f"{self.plan.spawns:,} eventlet.spawn + sleep(0)"
                         if key == "spawn_seconds" else
                         f"{self.plan.switches:,} sleep(0) switches, "
@@ -572,7 +582,8 @@ class Suite:
                  else "without either: failed")
                 + f"; df_gmr only imported (no set-up): "
                 f"{_share_label(shares[IMPORTED])}, so set up / only "
-                f"imported: {_share_label(set_up_share, 'of imported')}",
+                f"imported: {_share_label(set_up_share, 'of imported')}"
+                + kernel,
                 ">= 97% of without",
                 self.goal(True, lambda share=df_share: share >= 0.97,
                           lambda share=df_share: f"{share:.1%}"),
