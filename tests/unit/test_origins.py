@@ -231,6 +231,11 @@ print(json.dumps({
     "first": [origin(thread) for thread in first],
     "second": [origin(thread) for thread in second],
     "shared": origins.positions(first[0]) is origins.positions(first[2]),
+    # the memo's hit: the whole origin reused, not only its positions
+    "reused": (first[0].__dict__[origins.ORIGIN_ATTR]
+               is first[2].__dict__[origins.ORIGIN_ATTR]),
+    "renamed_anew": (second[1].__dict__[origins.ORIGIN_ATTR]
+                     is not second[2].__dict__[origins.ORIGIN_ATTR]),
 }))
 """
 
@@ -248,3 +253,5 @@ def test_a_loop_of_starts_shares_its_origin_yet_names_each_caller():
         [["start_in_a_loop", "second_caller"], "MainThread"]] * 2 + [
         [["start_in_a_loop", "second_caller"], "renamed"]], outcome(result)
     assert found["shared"] is True
+    assert found["reused"] is True, outcome(result)
+    assert found["renamed_anew"] is True, outcome(result)
