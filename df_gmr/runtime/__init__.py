@@ -64,7 +64,7 @@ class Snapshot:
         #: The keys are kept and compared by identity: an id is reused
         #: once its tuple is freed (another section's stacks).
         self._lock_stacks: dict[int, tuple[StackKey, bool, Plan]] = {}
-        self._tracked: list[tuple[Any, tuple[Any, ...] | None]] | None = None
+        self._tracked: dict[Any, tuple[Any, ...] | None] | None = None
         self._own: dict[int, str] | None = None
 
     def frames(self) -> dict[int, FrameType]:
@@ -101,7 +101,7 @@ class Snapshot:
                 found["held_locks"] = held
         return found
 
-    def tracked_with_sites(self) -> list[tuple[Any, tuple[Any, ...] | None]]:
+    def tracked_with_sites(self) -> dict[Any, tuple[Any, ...] | None]:
         """Return the live tracked greenlets with their spawn sites, read
         once per report (every section that needs them shares one read
         of the registry: 100,000 greenthreads cost it once)."""

@@ -19,6 +19,7 @@ runs again, so neither does the greenlet, whatever its timer says.
 
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 import time
@@ -56,9 +57,12 @@ class Greens:
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
-        self.everything: dict[int, Any] = {}
-        self.tracked: set[int] = set()
-        self.spawn_sites: dict[int, Any] = {}
+        #: The registry's copy: greenlet -> raw spawn site (or None).
+        self.tracked: dict[Any, tuple[Any, ...] | None] = {}
+        #: The other greenlets: the hubs', their threads' main ones, and
+        #: those waiting in a hub that the registry does not hold.
+        self.extras: list[Any] = []
+        self.hub_greenlets: set[Any] = set()
         #: id(stack keys) -> the index of its matching wait frame.
         self.match_of: dict[int, int | None] = {}
         #: id(raw spawn site) -> (that raw site, its site); and by the
@@ -91,25 +95,29 @@ class Greens:
         return built
 
     def _collect(self) -> None:
-        everything, spawn_sites = self.everything, self.spawn_sites
-        for green, site in self.snapshot.tracked_with_sites():
-            ident = id(green)
-            everything[ident] = green
-            if site:
-                spawn_sites[ident] = site
-        self.tracked.update(everything)
+        # The registry's copy is used as it is (no dict, set or id per
+        # greenlet made here: 100,000 greenthreads); the few others are
+        # listed beside it, each once.
+        tracked = self.tracked = self.snapshot.tracked_with_sites()
+        seen: set[int] = set()
+        extras = self.extras
+
+        def add(green: Any) -> None:
+            if green not in tracked and id(green) not in seen:
+                seen.add(id(green))
+                extras.append(green)
+
         for green in self.hub_waits.greenlets:
-            self.everything.setdefault(id(green), green)
-        self.hub_greenlets = set()
+            add(green)
         for reading in self.snapshot.hubs():
             hub_greenlet = getattr(reading.hub, "greenlet", None)
             if hub_greenlet is None:
                 continue
-            self.hub_greenlets.add(id(hub_greenlet))
-            self.everything.setdefault(id(hub_greenlet), hub_greenlet)
+            self.hub_greenlets.add(hub_greenlet)
+            add(hub_greenlet)
             main = hub_greenlet.parent
             if main is not None:
-                self.everything.setdefault(id(main), main)
+                add(main)
 
     def _gather(self) -> dict[GroupKey, list[Any]]:
         import greenlet
@@ -139,7 +147,7 @@ class Greens:
         # case, a parked greenthread, costs attribute reads and one call
         # (its stack's key), and is filed by its kind alone in the lists
         # of its stack's own wait kind (found[4]).
-        for ident, green in self.everything.items():
+        for green in itertools.chain(tracked, self.extras):
             frame = green.gr_frame
             keys: stacks.StackKey = ()
             if frame is not None:  # a dead greenlet has no frame
@@ -147,7 +155,7 @@ class Greens:
                 key: tuple[Any, ...] = frame_ids(frame)
             else:
                 state = greenlets.state(green)
-                if state == "running" and ident in tracked:
+                if state == "running" and green in tracked:
                     frame = main_frame
                 # Rare (one running greenlet per thread, the dead): by
                 # positions, which never equal a stack's ids (an empty
@@ -156,7 +164,7 @@ class Greens:
                 if state == "running":
                     keys, _ = stacks.without_own_frames(keys)
                 key = keys
-            if ident in hub_greenlets:
+            if green in hub_greenlets:
                 kind = "hub"
             elif green.parent is None:
                 kind = "main"
@@ -178,7 +186,7 @@ class Greens:
                                          keys, {})
             del frame
             if state == "parked" and kind != "hub" and not (
-                    found[0] in _FD_WHEN_LISTENED and ident in on_fd):
+                    found[0] in _FD_WHEN_LISTENED and id(green) in on_fd):
                 # _wait_kind's answer, without the call: the stack's own.
                 members = found[4].get(kind)
                 if members is None:
@@ -186,12 +194,12 @@ class Greens:
                         (state, kind, found[0]), [])
             else:
                 wait_kind = _wait_kind(state, kind, found[0],
-                                       ident in on_fd)
+                                       id(green) in on_fd)
                 members = found[1].get((state, kind, wait_kind))
                 if members is None:
                     members = found[1][(state, kind, wait_kind)] = []
             members.append(green)
-        self.everything.clear()
+        self.extras.clear()
         gathered: dict[GroupKey, list[Any]] = {}
         same: dict[stacks.StackKey, stacks.StackKey] = {}
         for _, heads, match, positions, _ in by_stack.values():
@@ -208,13 +216,13 @@ class Greens:
                     group.extend(members)
         return gathered
 
-    def _spawn_site(self, ident: int) -> dict[str, Any]:
+    def _spawn_site(self, green: Any) -> dict[str, Any]:
         """Describe where a greenlet was spawned, or why that is unknown."""
-        raw = self.spawn_sites.get(ident)
-        started = self.looping_starts.get(ident, ())
+        raw = self.tracked.get(green) or None
+        started = self.looping_starts.get(id(green), ())
         if raw is None or started:
             positions = greenlets.spawn_positions(raw) if raw else None
-            return self._site(ident, positions or (), started)
+            return self._site(green, positions or (), started)
         # Greenlets spawned from one place mostly share one raw site tuple
         # (see greenlets' spawn hook): found by identity, then by its
         # codes' identities and offsets, never by hashing code objects.
@@ -225,18 +233,18 @@ class Greens:
         site = self.site_by_key.get(key)
         if site is None:
             site = self.site_by_key[key] = self._site(
-                ident, greenlets.spawn_positions(raw) or (), ())
+                green, greenlets.spawn_positions(raw) or (), ())
         self.site_of[id(raw)] = (raw, site)
         return site
 
-    def _site(self, ident: int, positions: tuple[Any, ...],
+    def _site(self, green: Any, positions: tuple[Any, ...],
               started: tuple[Any, ...]) -> dict[str, Any]:
         key: tuple[Any, ...]
         if positions or started:
             key = ("recorded", positions, started)
         elif self.found_by == "heap scan":
             key = ("scan",)
-        elif ident in self.tracked:
+        elif green in self.tracked:
             key = ("before",)
         else:
             key = ("bare",)
@@ -266,17 +274,23 @@ class Greens:
             state == "parked" and kind == "greenthread") else None
         spawned = kind not in ("main", "hub")
         sleeps = reads_wait and wait_kind == "sleep"
+        by_object = reads_wait and wait_kind in waits.BY_OBJECT
         request_ids = self.request_ids
         hub_waits = self.hub_waits.waits
         stranded = self.stranded
         readings = self.wait_readings
-        spawn_sites, site_of = self.spawn_sites, self.site_of
+        tracked, site_of = self.tracked, self.site_of
         looping_starts = self.looping_starts
         now = self.now
+        details = waits.details
 
         # The reading and site of the member described just before, when
         # it had nothing else (see SAME below).
         last: list[Any] = [_NONE, _NONE]
+        # This group's readings by the id of the waited-on object (its
+        # frame's ``self``): waits.details' shared reading without its
+        # call, its tuple key and its checks, once per member.
+        seen: dict[int, tuple[Any, dict[str, Any]]] = {}
 
         def describe(index: int, green: Any
                      ) -> dict[str, Any] | grouping.Same | None:
@@ -288,12 +302,11 @@ class Greens:
                             "unread": True}
                 return None
             hub_wait = hub_waits.get(ident)
-            stranded_by = stranded.get(ident)
-            reading = None
+            stranded_by = stranded.get(ident) if stranded else None
+            reading: dict[str, Any] | None = None
             if sleeps and hub_wait is not None and \
                     "sleep_seconds" in hub_wait:
-                # A sleep's length is its timer's: no frame's locals read.
-                reading = {"seconds": hub_wait["sleep_seconds"]}
+                pass  # a sleep's length is its timer's (see below)
             elif reads_wait:
                 frame = green.gr_frame
                 if frame is not None:
@@ -302,19 +315,33 @@ class Greens:
                         if frame.f_back is None:
                             break
                         frame = frame.f_back
-                    reading = waits.details(wait_kind, frame, readings)
+                    owner = None
+                    if by_object:
+                        try:
+                            owner = frame.f_locals.get("self")
+                        except Exception:  # details says why
+                            owner = None
+                        known = seen.get(id(owner)) if owner is not None \
+                            else None
+                        if known is not None and known[0] is owner:
+                            reading = known[1]
+                    if reading is None:
+                        reading = details(wait_kind, frame, readings)
+                        if owner is not None:
+                            seen[id(owner)] = (owner, reading)
                 del frame
             site = None
             if spawned:
                 # The common case inline: a site shared by identity (see
                 # _spawn_site for the rest).
-                raw = spawn_sites.get(ident)
-                shared = site_of.get(id(raw)) if raw is not None else None
+                raw = tracked.get(green)
+                shared = site_of.get(id(raw)) if raw else None
                 if shared is not None and shared[0] is raw and \
                         ident not in looping_starts:
                     site = shared[1]
                 else:
-                    site = self._spawn_site(ident)
+                    site = self._spawn_site(green)
+            since = None
             if hub_wait is None and stranded_by is None and plain_parked \
                     and not plan and ident not in request_ids:
                 # Nothing but its wait and its site: the same reading and
@@ -329,6 +356,10 @@ class Greens:
             else:
                 last[0] = _NONE
                 wait = _wait(state, kind, wait_kind, hub_wait, stranded_by)
+                since = wait.pop("since", None)
+                if sleeps and hub_wait is not None and \
+                        "sleep_seconds" in hub_wait:
+                    wait["seconds"] = hub_wait["sleep_seconds"]
             if reading:
                 wait.update(reading)
             member: dict[str, Any] = {"id": ident, "wait": wait}
@@ -339,9 +370,8 @@ class Greens:
                 member["spawn_site"] = site
             if ident in request_ids:
                 member["request_id"] = request_ids[ident]
-            if "since" in wait:
-                member["waiting_seconds"] = round(
-                    now - wait.pop("since"), 3) + 0.0  # never "-0.0"
+            if since is not None:
+                member["waiting_seconds"] = round(now - since, 3) + 0.0
             return member
 
         return describe

@@ -174,10 +174,12 @@ def nth_back(frame: FrameType, steps: int) -> FrameType:
 
 
 #: Wait kinds whose reader looks at the waited-on object only (not at the
-#: frame's other locals): members waiting on one object share a reading.
+#: frame's other locals), or that have no reader (the object's name is
+#: their reading): members waiting on one object share a reading.
 BY_OBJECT = frozenset({"semaphore", "lock", "queue get", "queue put",
                        "event", "join", "subprocess", "accept",
-                       "socket read", "db pool"})
+                       "socket read", "db pool", "pool slot", "pool waitall",
+                       "looping call", "looping call sleep"})
 
 
 def details(kind: str, frame: FrameType,

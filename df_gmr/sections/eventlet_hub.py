@@ -153,7 +153,7 @@ def _running_greenlet(runtime: Snapshot, hub_greenlet: Any) -> int | None:
     """Return the id of the one greenlet running in the hub's thread."""
     root = _root(hub_greenlet)
     candidates = {id(root): root}
-    for green, _ in runtime.tracked_with_sites():
+    for green in runtime.tracked_with_sites():
         # A parked greenlet has a frame: most of 100,000 are skipped here,
         # with one attribute read each.
         if green.gr_frame is None:

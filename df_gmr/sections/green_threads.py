@@ -56,7 +56,7 @@ def collect(context: ReportContext) -> dict[str, Any]:
     if reason is not None:
         return not_available(reason, total=0, groups=[])
     if not context.runtime.hubs() and all(
-            green.parent is None for green, _ in
+            green.parent is None for green in
             context.runtime.tracked_with_sites()):
         return not_available(EVENTLET_NOT_USED if "eventlet" in sys.modules
                              else "no greenlet in use", total=0, groups=[])

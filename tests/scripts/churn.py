@@ -20,7 +20,7 @@ for _ in range(5000):  # spawn_n's plain greenlets: swept once dead
 eventlet.sleep(0)
 for _ in range(20):
     eventlet.spawn(lambda: None)
-pairs = greenlets.tracked_with_sites()
+pairs = greenlets.tracked_with_sites().items()
 alive = [green for green, _ in pairs if not green.dead]
 print(len(greenlets._alive), len(alive),
       sum(1 for green, site in pairs if green in keep and site))

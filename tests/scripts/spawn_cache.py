@@ -79,7 +79,7 @@ def schedule_and_end(count):
 # One the service still holds stays listed, as do the parked ones.
 held = eventlet.spawn(schedule_and_end, 10_000).wait()
 eventlet.sleep(0.1)
-never_run = [weakref.ref(green) for green, _ in
+never_run = [weakref.ref(green) for green in
              greenlets.tracked_with_sites() if not green and green is not held]
 parked = [eventlet.spawn(eventlet.sleep, 10) for _ in range(20_000)]
 for _ in range(3):

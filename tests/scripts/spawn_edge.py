@@ -19,7 +19,8 @@ def sites_of_a_loop(spawn):
     before = {id(green) for green in greenlets.tracked()}
     for _ in range(3):
         spawn(eventlet.sleep, 10)
-    return len({id(site) for green, site in greenlets.tracked_with_sites()
+    tracked = greenlets.tracked_with_sites()
+    return len({id(site) for green, site in tracked.items()
                 if id(green) not in before})
 
 

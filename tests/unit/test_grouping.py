@@ -24,9 +24,17 @@ from df_gmr import greenlets
 greenlets.install()
 import eventlet
 from eventlet import event
+from eventlet import greenpool
 from df_gmr.runtime import Snapshot, greens
 
-first, second = event.Event(), event.Event()
+first, second, third = event.Event(), event.Event(), event.Event()
+pools = [greenpool.GreenPool(1), greenpool.GreenPool(1)]
+
+def hold(gate):
+    gate.wait()
+
+def want_slot(pool):
+    pool.spawn(hold, third)
 
 def wait(gate):
     gate.wait()
@@ -39,11 +47,20 @@ for gate in order:
     eventlet.spawn(wait, gate)
 for _ in range(BIG):
     eventlet.spawn(wait_long, first)
+for pool in pools:
+    pool.spawn(hold, third)  # the pool's one slot, taken
+for index in (0, 0, 1, 0, 1, 1):
+    eventlet.spawn(want_slot, pools[index])
 eventlet.sleep(0)
+groups = greens.Greens(Snapshot()).groups()
 print(json.dumps({
     "first": f"{id(first):#x}", "second": f"{id(second):#x}",
-    "groups": [group for group in greens.Greens(Snapshot()).groups()
-               if group["wait_kind"] == "event"]}))
+    "pools": [f"{id(pool):#x}" for pool in pools],
+    "slots": [group for group in groups
+              if group["wait_kind"] == "pool slot"],
+    "groups": [group for group in groups
+               if group["wait_kind"] == "event"
+               and group["stack"][-3]["function"] != "hold"]}))
 """
 
 
@@ -88,3 +105,18 @@ def test_identical_members_have_nothing_of_their_own_and_count_as_read(
     assert group["wait"]["object"].endswith(scene["first"])
     assert group["details_read"] == grouping.DETAILS_PER_GROUP
     assert len(group["ids"]) == group["count"]
+
+
+def test_members_waiting_for_slots_of_different_pools_each_say_theirs(
+        scene):
+    # A slot waiter's reading is its pool's name alone, shared by the
+    # members waiting on that pool (waits.BY_OBJECT): each still names
+    # its own pool, in order.
+    [group] = scene["slots"]
+    assert group["count"] == 6
+    assert "object" not in group["wait"]
+    objects = [member["wait"]["object"].split()[-1]
+               for member in group["members"]]
+    first, second = scene["pools"]
+    assert objects == [first, first, second, first, second, second]
+    assert [member["id"] for member in group["members"]] == group["ids"]

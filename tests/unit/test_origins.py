@@ -181,7 +181,7 @@ start_green()
 pool_spawn(eventlet.GreenPool(2))
 eventlet.sleep(0)
 found = {}
-for green, raw in greenlets.tracked_with_sites():
+for green, raw in greenlets.tracked_with_sites().items():
     if raw:
         site = stacks.origin(list(zip(*[iter(
             greenlets.spawn_positions(raw))] * 2)), stacks.wrapper_prefixes())
