@@ -277,6 +277,7 @@ class Greens:
         by_object = reads_wait and wait_kind in waits.BY_OBJECT
         request_ids = self.request_ids
         hub_waits = self.hub_waits.waits
+        hub_entry = self.hub_waits.entry
         stranded = self.stranded
         readings = self.wait_readings
         tracked, site_of = self.tracked, self.site_of
@@ -301,7 +302,9 @@ class Greens:
                             "request_id": request_ids[ident],
                             "unread": True}
                 return None
-            hub_wait = hub_waits.get(ident)
+            waits_in_hub = hub_waits.get(ident)
+            hub_wait = hub_entry(waits_in_hub) if waits_in_hub is not None \
+                else None
             stranded_by = stranded.get(ident) if stranded else None
             reading: dict[str, Any] | None = None
             if sleeps and hub_wait is not None and \
