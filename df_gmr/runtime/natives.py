@@ -85,6 +85,9 @@ class Natives:
         self.wait_readings: dict[tuple[str, int],
                                  tuple[Any, dict[str, Any]]] = {}
         self.targets: dict[int, str] = {}
+        #: id(start record) -> (that record, who started the thread):
+        #: threads started in one loop share one record (see origins).
+        self.starters: dict[int, tuple[Any, dict[str, Any] | None]] = {}
         self.native_ids: dict[int, Any] | None = None
         #: ident -> (its innermost frame, the C call it makes, resolved):
         #: decoded and resolved once, for its wait kind and its details.
@@ -108,28 +111,44 @@ class Natives:
                 if ident in self.snapshot.frames()]
 
     def _gather(self) -> dict[GroupKey, list[tuple[int, Any]]]:
-        # A stack's hash is not cached and hashes every code object in it:
-        # each thread's stack is hashed once, to find its classification
-        # and its groups; members are then found by the stack's identity.
-        # A stack is its frames' positions here (see
-        # stacks.frame_positions), made lines once per distinct stack.
-        by_stack: dict[stacks.StackKey, tuple[
+        # A code object's hash is not cached (it hashes its name,
+        # constants, names...): each thread's stack is looked up by its
+        # frames' code ids and offsets (stacks.frame_ids: ints), and its
+        # positions (codes and offsets, which keep the ids' codes alive)
+        # are read on a miss only, then classified and made lines once
+        # per distinct stack.  Members are then found by the stack's
+        # identity.
+        by_stack: dict[tuple[Any, ...], tuple[
             tuple[str, int | None],
-            dict[tuple[str, str, str], list[tuple[int, Any]]]]] = {}
+            dict[tuple[str, str, str], list[tuple[int, Any]]],
+            stacks.StackKey]] = {}
         builder = self.snapshot.builder_thread
         main = self.snapshot.main_thread
         own = self.own
+        frame_ids = stacks.frame_ids
         for ident, frame in self.snapshot.frames().items():
             if ident in own:
                 continue
-            keys = stacks.frame_positions(frame)
             if ident == builder:
-                keys, _ = stacks.without_own_frames(keys)
-            found = by_stack.get(keys)
+                # Its stack without df_gmr's frames: by positions, which
+                # never equal a stack's ids (one thread, once).
+                key: tuple[Any, ...] = stacks.without_own_frames(
+                    stacks.frame_positions(frame))[0]
+            else:
+                key = frame_ids(frame)
+            found = by_stack.get(key)
             if found is None:
+                keys = key if ident == builder else \
+                    stacks.frame_positions(frame)
+                if ident != builder:
+                    # Read again: the positions and the key they file
+                    # under must be of one moment (a live thread moves).
+                    key = stacks.ids_of(keys)
                 classified = waits.classify_chain(keys, waits.THREAD_WAITS,
                                                   self.inside)
-                found = by_stack[keys] = (classified, {})
+                found = by_stack.get(key)
+                if found is None:
+                    found = by_stack[key] = (classified, {}, keys)
             wait_kind, match = found[0]
             state = "waiting"
             if ident == builder:
@@ -151,7 +170,7 @@ class Natives:
             members.append((ident, frame))
         gathered: dict[GroupKey, list[tuple[int, Any]]] = {}
         same: dict[stacks.StackKey, stacks.StackKey] = {}
-        for positions, (classified, heads) in by_stack.items():
+        for classified, heads, positions in by_stack.values():
             # Stacks at different instructions of the same lines are one
             # stack: one tuple, so that it is found by identity.
             keys = stacks.lined(positions)
@@ -199,13 +218,8 @@ class Natives:
             found["daemon"] = stored.get("_daemonic")
             if thread is not None:
                 found["origin"] = self._origin(stored)
-                starter = origins.started_by(stored)
+                starter = self._started_by(stored)
                 if starter is not None:
-                    # Running now: the same ident and native id as a
-                    # thread of this snapshot (an ident alone is reused).
-                    starter["running"] = starter["native_id"] is not None \
-                        and self._native_ids().get(starter["ident"]) == \
-                        starter["native_id"]
                     found["started_by"] = starter
                 target = self._target(thread, stored)
                 if target is not None:
@@ -227,6 +241,23 @@ class Natives:
             return found
 
         return describe
+
+    def _started_by(self, stored: dict[str, Any]) -> dict[str, Any] | None:
+        """Say who started a thread, and whether it runs now: once per
+        start record (500 workers started in one loop share one)."""
+        record = stored.get(origins.ORIGIN_ATTR)
+        known = self.starters.get(id(record))
+        if known is not None and known[0] is record:
+            return known[1]
+        starter = origins.started_by(stored)
+        if starter is not None:
+            # Running now: the same ident and native id as a thread of
+            # this snapshot (an ident alone is reused).
+            starter["running"] = starter["native_id"] is not None and \
+                self._native_ids().get(starter["ident"]) == \
+                starter["native_id"]
+        self.starters[id(record)] = (record, starter)
+        return starter
 
     def _native_ids(self) -> dict[int, Any]:
         """Map the idents of this snapshot's threads to their native ids,
