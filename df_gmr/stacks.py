@@ -15,6 +15,7 @@ from __future__ import annotations
 import linecache
 import os
 import sys
+import tokenize
 from types import CodeType
 from types import FrameType
 from typing import Any
@@ -198,14 +199,79 @@ def without_own_frames(keys: StackKey) -> tuple[StackKey, bool]:
     return keys, False
 
 
+class SourceLines:
+    """The source lines that reports show, read from their files.
+
+    ``linecache`` keeps every line of every file it reads, for good: the
+    first report of a service with deep stacks would read and keep the
+    whole source of dozens of modules (the memory touched at once, and
+    kept at rest).  This keeps the lines shown, per file, checked against
+    the file's size and modification time when a stack is described (a
+    service upgraded in place shows its files as they are now, as
+    ``linecache.checkcache`` would).  A file that ``linecache`` already
+    holds (a traceback the service logged) is read from there.
+    """
+
+    def __init__(self) -> None:
+        #: file name -> ((size, mtime in ns), {line number: text})
+        self.files: dict[str, tuple[tuple[int, int], dict[int, str]]] = {}
+
+    def lines(self, filename: str, numbers: set[int]) -> dict[int, str]:
+        """Return the lines ``numbers`` of ``filename`` (missing: none)."""
+        held = linecache.cache.get(filename)
+        if held is not None and len(held) == 4:  # not a lazy entry
+            text = held[2]
+            return {number: text[number - 1] for number in numbers
+                    if 0 < number <= len(text)}
+        try:
+            status = os.stat(filename)
+        except (OSError, ValueError):  # "<frozen runpy>", gone, no access
+            return {}
+        signature = (status.st_size, status.st_mtime_ns)
+        known = self.files.get(filename)
+        if known is None or known[0] != signature:
+            known = self.files[filename] = (signature, {})
+        found = known[1]
+        missing = {number for number in numbers if number not in found}
+        if missing:
+            found.update(_read_lines(filename, missing))
+        return {number: found[number] for number in numbers
+                if number in found}
+
+
+def _read_lines(filename: str, numbers: set[int]) -> dict[int, str]:
+    """Read the lines ``numbers`` of a source file (its own encoding)."""
+    found: dict[int, str] = {}
+    last = max(numbers)
+    try:
+        with tokenize.open(filename) as source:
+            for number, line in enumerate(source, 1):
+                if number in numbers:
+                    found[number] = line
+                if number >= last:
+                    break
+    except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
+        return found  # unreadable or not text: those lines are not shown
+    return found
+
+
+#: The process's source lines, as reports show them.
+source_lines = SourceLines()
+
+
 def describe(keys: StackKey) -> list[dict[str, Any]]:
     """Return one dict per frame: file, line, function and source line."""
+    wanted: dict[str, set[int]] = {}
+    for code, lineno in keys:
+        wanted.setdefault(code.co_filename, set()).add(lineno)
+    text = {filename: source_lines.lines(filename, numbers)
+            for filename, numbers in wanted.items()}
     return [
         {
             "file": code.co_filename,
             "line": lineno,
             "function": code.co_name,
-            "code": linecache.getline(code.co_filename, lineno).strip(),
+            "code": text[code.co_filename].get(lineno, "").strip(),
         }
         for code, lineno in keys
     ]

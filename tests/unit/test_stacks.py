@@ -65,3 +65,43 @@ def test_df_gmrs_own_wrappers_say_so_in_a_stack():
     lines = stacks.format_stack(frames, "")
     assert lines[0].endswith("in stamped_run (df_gmr's wrapper)")
     assert lines[2] == 'File "/srv/app/worker.py", line 3, in work'
+
+
+def _code_of(path, source: str):
+    return compile(source.encode("latin-1"), str(path), "exec")
+
+
+def test_source_lines_are_read_in_the_files_encoding_and_kept_alone(
+        tmp_path):
+    import linecache
+
+    path = tmp_path / "module.py"
+    text = "# -*- coding: latin-1 -*-\nx = 1\ny = 'caf\xe9'\n"
+    path.write_bytes(text.encode("latin-1"))
+    code = _code_of(path, text)
+    described = stacks.describe(((code, 3), (code, 2), (code, 99)))
+    assert [frame["code"] for frame in described] == [
+        "y = 'caf\xe9'", "x = 1", ""]
+    # Only the lines shown are kept; linecache holds nothing of the file.
+    assert str(path) not in linecache.cache
+    assert stacks.source_lines.files[str(path)][1].keys() == {2, 3}
+
+
+def test_a_source_file_changed_in_place_shows_its_new_lines(tmp_path):
+    import os
+
+    path = tmp_path / "changed.py"
+    path.write_text("a = 1\nb = 2\n")
+    code = _code_of(path, "a = 1\n")
+    assert stacks.describe(((code, 2),))[0]["code"] == "b = 2"
+    path.write_text("a = 1\nb = 'upgraded'\n")
+    status = path.stat()  # a new size, and a later time to be sure
+    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns + 10**9))
+    assert stacks.describe(((code, 2),))[0]["code"] == "b = 'upgraded'"
+
+
+def test_missing_and_frozen_sources_show_no_line(tmp_path):
+    code = compile("pass\n", "<frozen runpy>", "exec")
+    gone = compile("pass\n", str(tmp_path / "gone.py"), "exec")
+    assert [frame["code"] for frame in stacks.describe(
+        ((code, 1), (gone, 1)))] == ["", ""]
