@@ -266,6 +266,11 @@ def wrap(text: str, indent: str = "", more: str | None = None
     A word longer than a line (a path, a dotted name, a request id) is
     kept whole on a line of its own: an operator copies and greps it.
     """
+    if len(indent) + len(text) <= WIDTH and text.isprintable() and \
+            text[:1] != " " and text[-1:] != " ":
+        # What textwrap returns for a short line of printable text with
+        # no space at either end (most lines), without its work.
+        return [indent + text] if text else [indent]
     return textwrap.wrap(
         text, width=WIDTH, initial_indent=indent,
         subsequent_indent=more if more is not None else indent + "  ",
