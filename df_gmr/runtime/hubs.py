@@ -118,33 +118,53 @@ def _read_hub(hub: Any, ident: int, status: str) -> HubReading:
     greenlet_module = sys.modules.get("greenlet")
     greenlet_type = getattr(greenlet_module, "greenlet", None)
     numbers = (int, float)
+    timer_module = sys.modules.get("eventlet.hubs.timer")
+    plain_timer = getattr(timer_module, "Timer", None)
+    local_timer = getattr(timer_module, "LocalTimer", None)
     for due, timer in entries:
-        # eventlet's timers keep their state in their __dict__: read with
-        # dict lookups (a getattr that misses raises inside), one timer
-        # per sleeping greenthread (25,000 and more).
-        state = getattr(timer, "__dict__", None)
-        if type(state) is not dict:  # another kind of timer
-            if not _pending(timer):
-                continue
-            callback, args = _timer_call(timer)
-            seconds = getattr(timer, "seconds", None)
-        else:
-            if state.get("called", False):
-                continue
-            if "greenlet" in state:  # a LocalTimer's dead greenlet: never
-                green = state["greenlet"]
-                if green is None or green.dead:
+        # One timer per sleeping greenthread (25,000 and more).  eventlet's
+        # own two kinds: their plain attributes read as they are (reading
+        # their __dict__ would make each timer a dict of its own, kept for
+        # good); another kind: its __dict__, with dict lookups (a getattr
+        # that misses raises inside).
+        kind = type(timer)
+        if kind is plain_timer or kind is local_timer:
+            try:
+                if timer.called:
                     continue
-            call = state.get("tpl")
-            # _call_of, inline: once per timer.
-            if type(call) is tuple and call:
-                callback = call[0]
-                args = call[1] if len(call) > 1 else ()
-                if type(args) is not tuple:
-                    args = ()
+                if kind is local_timer:  # a dead greenlet's: never
+                    green = timer.greenlet
+                    if green is None or green.dead:
+                        continue
+                call = timer.tpl
+                seconds = timer.seconds
+            except AttributeError:  # fired meanwhile (its tpl deleted)
+                continue
+        else:
+            state = getattr(timer, "__dict__", None)
+            if type(state) is not dict:  # no __dict__: attributes
+                if not _pending(timer):
+                    continue
+                call = getattr(timer, "tpl", None)
+                seconds = getattr(timer, "seconds", None)
             else:
-                callback, args = None, ()
-            seconds = state.get("seconds")
+                if state.get("called", False):
+                    continue
+                if "greenlet" in state:  # a LocalTimer's dead greenlet
+                    green = state["greenlet"]
+                    if green is None or green.dead:
+                        continue
+                call = state.get("tpl")
+                seconds = state.get("seconds")
+        # The call it makes: ``tpl``, deleted when it fired or was
+        # canceled.
+        if type(call) is tuple and call:
+            callback = call[0]
+            args = call[1] if len(call) > 1 else ()
+            if type(args) is not tuple:
+                args = ()
+        else:
+            callback, args = None, ()
         # bound_greenlet's common case inline: a sleeper's timer calls
         # its greenlet's switch (a builtin method of the greenlet).
         if type(callback) is BuiltinMethodType and greenlet_type is not None \
@@ -180,18 +200,6 @@ def _pending(timer: Any) -> bool:
         green = timer.__dict__["greenlet"]
         return green is not None and not green.dead
     return True
-
-
-def _timer_call(timer: Any) -> tuple[Any, tuple[Any, ...]]:
-    return _call_of(getattr(timer, "tpl", None))
-
-
-def _call_of(call: Any) -> tuple[Any, tuple[Any, ...]]:
-    # A timer's ``tpl``: deleted when it fired or was canceled.
-    if type(call) is not tuple or not call:
-        return None, ()
-    callback, args = call[0], call[1] if len(call) > 1 else ()
-    return callback, args if type(args) is tuple else ()
 
 
 def _listeners(hub: Any) -> list[Listener]:

@@ -141,3 +141,56 @@ def test_a_timer_due_this_instant_is_due_in_zero_never_minus_zero():
         "[timer] = hubs._read_hub(hub, 1, 'live').timers\n"
         "print(repr(timer.due_in), timer.greenlet is green)\n").stdout
     assert output.split() == ["0.0", "True"]
+
+
+HUB_READING = """
+import gc, json
+from df_gmr import greenlets
+greenlets.install()
+import eventlet
+from eventlet.hubs import get_hub
+from eventlet.hubs import timer as timer_module
+from df_gmr.runtime import Snapshot
+
+class OwnTimer(timer_module.Timer):
+    pass
+
+def sleeper(seconds):
+    eventlet.sleep(seconds)
+
+for seconds in (30, 40):
+    eventlet.spawn(sleeper, seconds)
+local = eventlet.greenthread.spawn_after_local(50, sleeper, 1)
+hub = get_hub()
+own = OwnTimer(60, print, "own")
+hub.add_timer(own)
+canceled = hub.schedule_call_global(70, print, "canceled")
+canceled.cancel()
+eventlet.sleep(0)
+[reading] = Snapshot().hubs()
+ours = (timer_module.Timer, timer_module.LocalTimer)
+print(json.dumps({
+    "seconds": sorted(timer.seconds for timer in reading.timers),
+    "callbacks": sorted(getattr(timer.callback, "__name__", "?")
+                        for timer in reading.timers),
+    # A timer whose __dict__ was read holds a dict of its own (Python
+    # 3.11 keeps instance attributes inline until then).
+    "with_dicts": sorted(type(timer).__name__ for _, timer in
+                         [*hub.timers, *hub.next_timers]
+                         if any(type(referent) is dict for referent in
+                                gc.get_referents(timer))),
+}))
+"""
+
+
+def test_hub_timers_are_read_without_making_their_dicts():
+    import json
+
+    result = run_python(HUB_READING)
+    found = json.loads(result.stdout.splitlines()[-1])
+    # The canceled timer is not pending; the others all are, read right.
+    assert found["seconds"] == [30, 40, 50, 60], result.stdout
+    assert found["callbacks"] == ["print", "switch", "switch", "switch"]
+    # eventlet's own timers are read by attribute; only the subclass,
+    # which may hold anything, through its __dict__.
+    assert found["with_dicts"] == ["OwnTimer"], result.stdout
