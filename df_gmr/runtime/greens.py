@@ -28,6 +28,7 @@ from typing import Any
 
 from df_gmr import callers
 from df_gmr import greenlets
+from df_gmr import naming
 from df_gmr import pools
 from df_gmr import stacks
 from df_gmr.runtime import grouping
@@ -292,6 +293,13 @@ class Greens:
         # frame's ``self``): waits.details' shared reading without its
         # call, its tuple key and its checks, once per member.
         seen: dict[int, tuple[Any, dict[str, Any]]] = {}
+        # eventlet's Event keeps its waiting greenlets in a set, from
+        # Event.wait's add to its finally's discard: a member found in the
+        # set of the Event that the member before it waits on waits on it
+        # too, and is described without its frame's locals (which Python
+        # 3.11 would copy into a dict kept on the frame).
+        joins_event = by_object and wait_kind == "event"
+        event: list[Any] = [None, None]  # (its waiters set, its reading)
 
         def describe(index: int, green: Any
                      ) -> dict[str, Any] | grouping.Same | None:
@@ -310,6 +318,8 @@ class Greens:
             if sleeps and hub_wait is not None and \
                     "sleep_seconds" in hub_wait:
                 pass  # a sleep's length is its timer's (see below)
+            elif joins_event and event[0] is not None and green in event[0]:
+                reading = event[1]
             elif reads_wait:
                 frame = green.gr_frame
                 if frame is not None:
@@ -332,6 +342,10 @@ class Greens:
                         reading = details(wait_kind, frame, readings)
                         if owner is not None:
                             seen[id(owner)] = (owner, reading)
+                    if joins_event and owner is not None:
+                        waiters = naming.stored_attribute(owner, "_waiters")
+                        event[0] = waiters if type(waiters) is set else None
+                        event[1] = reading
                 del frame
             site = None
             if spawned:
