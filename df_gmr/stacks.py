@@ -240,18 +240,33 @@ class SourceLines:
 
 
 def _read_lines(filename: str, numbers: set[int]) -> dict[int, str]:
-    """Read the lines ``numbers`` of a source file (its own encoding)."""
+    """Read the lines ``numbers`` of a source file (its own encoding).
+
+    The file's bytes are split up to the last line wanted (in C) and only
+    the lines wanted are decoded: no str is made for the thousand lines
+    before them.  A file with a lone carriage return (an old Mac line
+    end, which Python reads as a line end too) is read as text instead.
+    """
     found: dict[int, str] = {}
     last = max(numbers)
     try:
-        with tokenize.open(filename) as source:
-            for number, line in enumerate(source, 1):
-                if number in numbers:
-                    found[number] = line
-                if number >= last:
-                    break
+        with open(filename, "rb") as source:
+            encoding, _ = tokenize.detect_encoding(source.readline)
+            source.seek(0)
+            data = source.read()
+        if b"\r" in data and b"\r" in data.replace(b"\r\n", b""):
+            with tokenize.open(filename) as text:
+                return {number: line for number, line in enumerate(text, 1)
+                        if number in numbers}
+        lines = data.split(b"\n", last)
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
         return found  # unreadable or not text: those lines are not shown
+    for number in numbers:
+        if number <= len(lines):  # lines[last] is the rest of the file
+            try:
+                found[number] = lines[number - 1].decode(encoding)
+            except (UnicodeDecodeError, LookupError):
+                continue  # that line is not shown
     return found
 
 

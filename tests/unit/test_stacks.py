@@ -105,3 +105,36 @@ def test_missing_and_frozen_sources_show_no_line(tmp_path):
     gone = compile("pass\n", str(tmp_path / "gone.py"), "exec")
     assert [frame["code"] for frame in stacks.describe(
         ((code, 1), (gone, 1)))] == ["", ""]
+
+
+def test_source_lines_agree_with_linecache_on_real_files():
+    import linecache
+    import threading
+
+    for module in (threading, stacks):
+        filename = module.__file__
+        assert filename is not None
+        total = len(linecache.getlines(filename))
+        numbers = {1, 2, total // 2, total - 1, total, total + 5}
+        stacks.source_lines.files.pop(filename, None)
+        held = linecache.cache.pop(filename, None)
+        try:
+            found = stacks.source_lines.lines(filename, numbers)
+        finally:
+            if held is not None:
+                linecache.cache[filename] = held
+        for number in numbers:
+            assert found.get(number, "").strip() == \
+                linecache.getline(filename, number).strip(), number
+
+
+def test_crlf_bom_and_lone_cr_sources_read_as_python_reads_them(tmp_path):
+    crlf = tmp_path / "crlf.py"
+    crlf.write_bytes(b"\xef\xbb\xbfa = 1\r\nb = '\xc3\xa9'\r\n")
+    assert stacks.source_lines.lines(str(crlf), {1, 2}) == {
+        1: "a = 1\r", 2: "b = '\xe9'\r"}
+    lone = tmp_path / "lone.py"
+    lone.write_bytes(b"a = 1\rb = 2\r")
+    assert {number: line.strip() for number, line in
+            stacks.source_lines.lines(str(lone), {2}).items()} == {
+        2: "b = 2"}
