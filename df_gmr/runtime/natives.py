@@ -88,7 +88,6 @@ class Natives:
         #: id(start record) -> (that record, who started the thread):
         #: threads started in one loop share one record (see origins).
         self.starters: dict[int, tuple[Any, dict[str, Any] | None]] = {}
-        self.native_ids: dict[int, Any] | None = None
         #: ident -> (its innermost frame, the C call it makes, resolved):
         #: decoded and resolved once, for its wait kind and its details.
         self.calls: dict[int, tuple[Any, ccalls.Resolved | None]] = {}
@@ -204,7 +203,7 @@ class Natives:
             # read once.
             stored = _stored(thread)
             name = stored.get("_name")
-            native_id = self._native_ids().get(ident)
+            native_id = self._native_id(ident, stored)
             if main:
                 name = name or "MainThread"
                 if thread is not None and \
@@ -254,23 +253,25 @@ class Natives:
             # Running now: the same ident and native id as a thread of
             # this snapshot (an ident alone is reused).
             starter["running"] = starter["native_id"] is not None and \
-                self._native_ids().get(starter["ident"]) == \
+                self._native_id(starter["ident"]) == \
                 starter["native_id"]
         self.starters[id(record)] = (record, starter)
         return starter
 
-    def _native_ids(self) -> dict[int, Any]:
-        """Map the idents of this snapshot's threads to their native ids,
-        read once: a Thread's stored one, but the main thread's is the pid
-        on Linux (a Thread keeps the native id it had before a fork)."""
-        if self.native_ids is None:
-            self.native_ids = {
-                ident: _stored(self.known.get(ident)).get("_native_id")
-                for ident in self.snapshot.frames()}
-            main = self.snapshot.main_thread
-            if main is not None and sys.platform.startswith("linux"):
-                self.native_ids[main] = os.getpid()
-        return self.native_ids
+    def _native_id(self, ident: int, stored: dict[str, Any] | None = None
+                   ) -> Any:
+        """Return the native id of this snapshot's thread ``ident`` (None
+        if it is not one of them): its Thread's stored one, but the main
+        thread's is the pid on Linux (a Thread keeps the native id it had
+        before a fork)."""
+        if ident not in self.snapshot.frames():
+            return None
+        if ident == self.snapshot.main_thread and \
+                sys.platform.startswith("linux"):
+            return os.getpid()
+        if stored is None:
+            stored = _stored(self.known.get(ident))
+        return stored.get("_native_id")
 
     def _match(self, keys: stacks.StackKey) -> int | None:
         # The group's stack is the very tuple gathered (kept alive by the
