@@ -51,7 +51,18 @@ NOTES = """\
   collection inside it, which would raise the floor by a pause that is
   not reading frames; df_gmr's report also holds the collector off, and
   oslo.reports' does not).  The fixed cost
-  is the report time minus that walk.  The phases (df_gmr only) are
+  is the report time minus that walk.  Both touch memory for the first
+  time (the walk makes the frame objects of suspended greenlets; the
+  report its own data): the minor page faults of each are counted, as
+  on this VM each costs several microseconds, much of a first report's
+  time beyond a later one's.  What a report keeps low for that: one
+  copy of the registry as it is (a dict), the hubs' timers and
+  listeners kept as read (a member's wait made when it is described),
+  members of one Event found in its waiters set (no frame locals read,
+  which Python 3.11 copies into a dict kept on the frame), eventlet's
+  timers read by attribute (their __dict__ would be made), and only the
+  source lines shown read (not whole files kept by linecache).  The
+  phases (df_gmr only) are
   timed inside the measured report by wrapping, in the child, the steps
   df_gmr's report builder and text renderer call by name; each phase's
   own time (nested phases taken out), medians over runs.  The findings

@@ -161,6 +161,15 @@ def private_bytes() -> int:
 
 # -- helpers ----------------------------------------------------------------
 
+def minor_faults() -> int:
+    """Return the process's minor page faults so far (memory touched
+    for the first time: what makes a first report slower than the next
+    on a VM where each costs microseconds)."""
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def bare_frame_walk() -> tuple[float, int, int]:
     """Walk every greenlet's frames; return (seconds, greenlets, frames).
 
@@ -233,7 +242,9 @@ def measure_report_cost(params: dict[str, Any]) -> dict[str, Any]:
     from benchmarks import workloads
 
     workload = workloads.build(params["workload"], params["size"])
+    faults = minor_faults()
     floor, greenlet_count, frames = bare_frame_walk()
+    floor_faults = minor_faults() - faults
     clock = None
     if tool == "df_gmr" and params.get("phases"):
         from benchmarks.phases import PhaseClock
@@ -242,9 +253,11 @@ def measure_report_cost(params: dict[str, Any]) -> dict[str, Any]:
     gc.collect()
     sampler = PeakSampler()
     profiler = start_profile() if params.get("profile") else None
+    faults = minor_faults()
     started = time.perf_counter()
     text = report_class(BenchVersion()).run()
     seconds = time.perf_counter() - started
+    report_faults = minor_faults() - faults
     growth = sampler.growth()
     if profiler is not None:
         print_profile(profiler, params["profile"])
@@ -261,6 +274,8 @@ def measure_report_cost(params: dict[str, Any]) -> dict[str, Any]:
         **extra,
         "seconds": seconds,
         "floor_seconds": floor,
+        "floor_faults": floor_faults,
+        "report_faults": report_faults,
         "greenlets": greenlet_count,
         "frames": frames,
         "peak_growth": growth,

@@ -316,6 +316,12 @@ class Suite:
             met = FAILED if df_ratio is None else verdict(
                 df_ratio <= 3, f"{df_ratio / 3:.1f}x the goal")
         walk = df_gmr.median("floor_seconds")
+        faults = (df_gmr.median("report_faults"),
+                  df_gmr.median("floor_faults"))
+        touched = "" if None in faults else (
+            f"; memory touched for the first time (minor page faults, "
+            f"medians): {faults[0]:.0f} in the report, {faults[1]:.0f} "
+            "in the walk")
         return Row(
             f"{REPORT_COST}: time / bare frame walk",
             self._workload_label(workload, size),
@@ -324,7 +330,7 @@ class Suite:
             self._oslo_note(oslo, with_worst(
                 ratios(oslo, "seconds", "floor_seconds"),
                 lambda ratio: f"{ratio:.0f}x")),
-            f"walk of the same greenlets: {seconds_label(walk)}",
+            f"walk of the same greenlets: {seconds_label(walk)}{touched}",
             goal, met, runs_label(df_gmr, oslo))
 
     def _fixed_row(self, workload: str, size: int, df_gmr: Case,
