@@ -47,13 +47,15 @@ class GreenletWaits:
     """What greenlets wait on in hubs: a timer or a descriptor.
 
     Kept as the hubs were read (their own timer and listener records, by
-    greenlet id); ``entry`` makes one greenlet's plain description when
+    greenlet); ``entry`` makes one greenlet's plain description when
     it is described: 25,000 sleepers cost no dict each, only those read.
     """
 
-    waits: dict[int, HubWait] = dataclasses.field(default_factory=dict)
-    greenlets: list[Any] = dataclasses.field(default_factory=list)
-    on_fd: set[int] = dataclasses.field(default_factory=set)
+    #: greenlet -> what it waits on (by the greenlet itself, which hashes
+    #: by identity: no id made per timer).
+    waits: dict[Any, HubWait] = dataclasses.field(default_factory=dict)
+    #: The greenlets waiting on a descriptor.
+    on_fd: set[Any] = dataclasses.field(default_factory=set)
     #: ``time.monotonic()`` when the hubs were read (``since`` is on it).
     offset: float = 0.0
     fds: FdTable | None = None
@@ -192,19 +194,16 @@ class Snapshot:
         for reading in self.hubs():
             for timer in reading.timers:  # soonest first
                 green = timer.greenlet
-                if green is None or id(green) in waits:
-                    continue
-                waits[id(green)] = timer
-                found.greenlets.append(green)
+                if green is not None and green not in waits:
+                    waits[green] = timer
             for listener in reading.listeners:
                 green = listener.greenlet
                 if green is None:
                     continue
-                timed = waits.get(id(green))
-                waits[id(green)] = (listener, timed[1] if isinstance(
+                timed = waits.get(green)
+                waits[green] = (listener, timed[1] if isinstance(
                     timed, tuple) else timed)  # on another fd too?
-                found.on_fd.add(id(green))
-                found.greenlets.append(green)
+                found.on_fd.add(green)
         return found
 
     def wakeups(self) -> dict[int, float]:

@@ -108,7 +108,7 @@ class Greens:
                 seen.add(id(green))
                 extras.append(green)
 
-        for green in self.hub_waits.greenlets:
+        for green in self.hub_waits.waits:
             add(green)
         for reading in self.snapshot.hubs():
             hub_greenlet = getattr(reading.hub, "greenlet", None)
@@ -187,7 +187,7 @@ class Greens:
                                          keys, {})
             del frame
             if state == "parked" and kind != "hub" and not (
-                    found[0] in _FD_WHEN_LISTENED and id(green) in on_fd):
+                    found[0] in _FD_WHEN_LISTENED and green in on_fd):
                 # _wait_kind's answer, without the call: the stack's own.
                 members = found[4].get(kind)
                 if members is None:
@@ -195,7 +195,7 @@ class Greens:
                         (state, kind, found[0]), [])
             else:
                 wait_kind = _wait_kind(state, kind, found[0],
-                                       id(green) in on_fd)
+                                       green in on_fd)
                 members = found[1].get((state, kind, wait_kind))
                 if members is None:
                     members = found[1][(state, kind, wait_kind)] = []
@@ -310,7 +310,7 @@ class Greens:
                             "request_id": request_ids[ident],
                             "unread": True}
                 return None
-            waits_in_hub = hub_waits.get(ident)
+            waits_in_hub = hub_waits.get(green)
             hub_wait = hub_entry(waits_in_hub) if waits_in_hub is not None \
                 else None
             stranded_by = stranded.get(ident) if stranded else None

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Container
+import itertools
 from typing import Any
 from typing import cast
 
@@ -65,11 +66,14 @@ def build(gathered: dict[GroupKey, list[Any]],
     for key, members in gathered.items():
         if own_past_budget is None or len(members) <= DETAILS_PER_GROUP:
             chosen: Any = enumerate(members)
-        else:
-            chosen = [*enumerate(members[:DETAILS_PER_GROUP]), *(
-                (index, member) for index, member in enumerate(
-                    members[DETAILS_PER_GROUP:], DETAILS_PER_GROUP)
-                if ident(member) in own_past_budget)]
+        elif not own_past_budget:  # no member has anything of its own
+            chosen = itertools.islice(enumerate(members), DETAILS_PER_GROUP)
+        else:  # iterated, never listed (a tuple per member)
+            chosen = itertools.chain(
+                itertools.islice(enumerate(members), DETAILS_PER_GROUP),
+                ((index, member) for index, member in itertools.islice(
+                    enumerate(members), DETAILS_PER_GROUP, None)
+                 if ident(member) in own_past_budget))
         describe = describer(key)
         # A member described as SAME is passed on as its id alone.
         detailed = cast("list[dict[str, Any] | int]", [
