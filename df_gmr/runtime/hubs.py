@@ -13,6 +13,7 @@ call, no socket object.
 from __future__ import annotations
 
 import dataclasses
+import operator
 import os
 import sys
 from types import BuiltinMethodType
@@ -21,6 +22,8 @@ from typing import Any
 from df_gmr import greenlets
 from df_gmr import pools
 
+#: A timer's sort key.
+_DUE_IN = operator.attrgetter("due_in")
 #: Timers overdue by more than this many seconds mean a blocked hub.
 LATE_AFTER = 0.5
 
@@ -179,7 +182,7 @@ def _read_hub(hub: Any, ident: int, status: str) -> HubReading:
             round(due - now, 3) + 0.0,  # + 0.0: never "-0.0"
             seconds if type(seconds) in numbers else None,
             callback, args, green))
-    timers.sort(key=lambda timer: timer.due_in)
+    timers.sort(key=_DUE_IN)  # C-level key: 25,000 timers and more
     return HubReading(hub=hub, thread=ident, status=status, timers=timers,
                       scheduled=len(entries), listeners=_listeners(hub))
 
