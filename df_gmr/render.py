@@ -50,6 +50,7 @@ def as_text(
     lines = [RULE, _centered(report.header.get("title", "Guru Meditation"))]
     lines.append(RULE)
     lines.extend(_header_lines(report.header))
+    lines.extend(_read_while_running(report.sections))
     lines.extend(("", RULE, _centered("Findings"), RULE))
     lines.extend(finding_lines(report.findings))
     for result in report.sections:
@@ -58,6 +59,22 @@ def as_text(
         lines.extend(f"note: {note}" for note in result.notes)
     lines.append("")
     return "\n".join(lines)
+
+
+def _read_while_running(results: list[report_module.SectionResult]
+                        ) -> list[str]:
+    """Say that the sections were read one after another, live.
+
+    The service keeps running while its report is built (that is how a
+    report comes from a hung hub): each part is read once, but a thread
+    or greenthread that moves between two readings shows its state at
+    each (running in Threads, finished in Green Threads, say).
+    """
+    spent = sum(result.seconds for result in results
+                if isinstance(result.seconds, (int, float)))
+    return wrap(f"Read: live, section after section over {spent * 1000:.0f}"
+                " ms while the service ran; a thread or greenthread that "
+                "moved meanwhile shows its state at each reading", "", "  ")
 
 
 def finding_lines(findings: list[dict[str, Any]]) -> list[str]:

@@ -5,8 +5,11 @@ instead of walking threads, greenlets, hubs and descriptors itself: the
 native threads and their frames, the hubs' timers and listeners, what
 each greenlet waits on in a hub, the request ids, the descriptors' and
 sockets' descriptions.  Each part is read on first use and kept for the
-rest of the report, so sections agree with one another and nothing is
-read twice.  Threads and greenlets are the same kind of thing there (a
+rest of the report, so nothing is read twice and sections that show one
+part (the hubs' timers, the registry) show the same reading of it.  The
+service keeps running meanwhile: a thread or greenthread that moves
+between two parts' readings shows its state at each (the report's header
+says so).  Threads and greenlets are the same kind of thing there (a
 stack, a state, a wait, an origin), classified by ``waits`` and grouped
 by ``grouping``.
 

@@ -96,3 +96,23 @@ def test_unreadable_secret_option_error_does_not_quote_the_value(tmp_path):
     entries = {e["name"]: e for e in data["groups"]["DEFAULT"]}
     assert entries["secret_number"]["error"] == "ConfigFileValueError"
     assert "rabbit://u:***@h/" in entries["plain_number"]["error"]
+
+
+def test_the_header_says_the_sections_were_read_live_one_after_another():
+    import time
+
+    def slow(context):
+        time.sleep(0.05)
+        return {"slept": True}
+
+    built = build(Section("slow", "Slow", slow, lambda data: ["slept"]),
+                  generator_section("Quick", lambda: {"fine": True}))
+    text = render.as_text(built, {})
+    header = text.split("==== Findings")[0]
+    said = " ".join(" ".join(
+        line for line in header.splitlines()
+        if line.startswith(("Read:", "  "))).split())
+    assert said.startswith("Read: live, section after section over "), said
+    spent = int(said.split(" over ")[1].split(" ms")[0])
+    assert spent >= 50, said  # the sections' own time, the sleep in it
+    assert "moved meanwhile shows its state at each reading" in said
