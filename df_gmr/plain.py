@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from collections.abc import Mapping
 import json
+import operator
 from typing import Any
 
 from df_gmr.redact import MASK
@@ -125,7 +126,9 @@ class Normaliser:
         if depth <= MAX_DEPTH and kind is dict:
             masked = {}
             keys = redactor.keys()
+            same = True
             for key, item in value.items():
+                given = key
                 if type(key) is not str:
                     key = self._key(key)
                 key, hides = keys.get(key) or redactor.key(key)
@@ -136,14 +139,22 @@ class Normaliser:
                         item_kind is float and item - item == 0.0)):
                     masked[key] = item
                 else:
-                    masked[key] = self.masked(item, redactor, depth + 1,
-                                              hides)
-            return masked
+                    masked[key] = found = self.masked(
+                        item, redactor, depth + 1, hides)
+                    same = same and found is item
+                same = same and key is given
+            # Nothing changed (most of a section's dicts): the dict itself,
+            # the copy freed at once, so that a report's peak memory holds
+            # one copy of its data, not two (page faults, see benchmarks).
+            return value if same else masked
         if depth <= MAX_DEPTH and kind is list:
-            return [item if type(item) is int and -_LARGE < item < _LARGE
-                    and not hidden
-                    else self.masked(item, redactor, depth + 1, hidden)
-                    for item in value]
+            copied = [item if type(item) is int and -_LARGE < item < _LARGE
+                      and not hidden
+                      else self.masked(item, redactor, depth + 1, hidden)
+                      for item in value]
+            # The same, item for item (identity, in C): the list itself.
+            return value if all(map(operator.is_, copied, value)) \
+                else copied
         return redactor.walk(self.plain(value, depth), hidden)
 
     def _integer(self, value: int) -> int:

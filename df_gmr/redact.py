@@ -364,7 +364,9 @@ class Redactor:
         if self._limit is not None and len(masked) > self._limit:
             self.cut_count += 1
             masked = cut(masked, self._limit)
-        return masked
+        # Unchanged: the string given (an equal one was masked before):
+        # its container is then kept as it is (see Normaliser.masked).
+        return text if masked == text else masked
 
 
 _NUMBERS = (int, float, bool, type(None))

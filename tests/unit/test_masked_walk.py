@@ -153,3 +153,29 @@ def test_a_reports_sections_are_masked_in_their_thread():
     assert not by_name["custom"].masked
     assert by_name["custom"].data == {"password": redact.MASK,
                                       "v": "SeCrEt12"}
+
+
+def test_what_the_walk_leaves_unchanged_is_kept_and_never_changed():
+    import copy
+
+    clean = {"groups": [{"ids": list(range(2000)), "members": [
+        {"id": 7, "wait": {"due_in": 1.5, "fd_is": "socket"}}] * 3,
+        "stack": [{"file": "a.py", "code": "x = 1"}]}], "total": 3}
+    masked, _, _ = one_walk(clean, True)
+    # Nothing to mask or make plain: the very objects (no second copy of a
+    # section's data at the report's peak).
+    assert masked is clean
+    secret = {"groups": [{"ids": [1, 2], "members": [
+        {"id": 7, "wait": {"object": "Thing SeCrEtVaLuE"}},
+        {"id": 8, "wait": {"due_in": 2.0}}]}], "total": 2}
+    before = copy.deepcopy(secret)
+    masked, _, _ = one_walk(secret, True)
+    assert "SeCrEtVaLuE" not in repr(masked)
+    assert secret == before  # the input is never changed in place
+    # What changed is new, up to the top; what did not is kept.
+    assert masked is not secret
+    assert masked["groups"][0]["members"][0] is not \
+        secret["groups"][0]["members"][0]
+    assert masked["groups"][0]["members"][1] is \
+        secret["groups"][0]["members"][1]
+    assert masked["groups"][0]["ids"] is secret["groups"][0]["ids"]
