@@ -30,7 +30,9 @@ def read(hubs: list[Any], found: dict[str, list[Any]], tpool: dict[str, Any]
     looping calls (``pools.tracked()``) and tpool in place, as plain
     data: pools by id, each listed once, entries sorted by id."""
     wrappers = stacks.wrapper_prefixes()
-    wakeups = _wakeups(hubs)
+    wakeups = _wakeups(hubs, {id(green) for call in found["looping_calls"]
+                              if (green := getattr(call, "_thread", None))
+                              is not None})
     pool_entries: dict[int, dict[str, Any]] = {}
 
     def pool_id(pool: Any) -> int | None:
@@ -75,13 +77,17 @@ def _created_at(instance: Any, wrappers: dict[str, str]
     return stacks.origin(positions, wrappers, "created")
 
 
-def _wakeups(readings: list[Any]) -> dict[int, dict[str, Any]]:
-    """Map greenlets to their soonest hub timer: due, length, stranded."""
+def _wakeups(readings: list[Any], wanted: set[int]
+             ) -> dict[int, dict[str, Any]]:
+    """Map the ``wanted`` greenlets (ids: the looping calls') to their
+    soonest hub timer: due, length, stranded (no dict for the 25,000
+    sleepers' timers)."""
     found: dict[int, dict[str, Any]] = {}
     for reading in readings:
         stale = STALE_HUBS.get(reading.status)
         for timer in reading.timers:  # soonest first
-            if timer.greenlet is None or id(timer.greenlet) in found:
+            if timer.greenlet is None or id(timer.greenlet) not in wanted \
+                    or id(timer.greenlet) in found:
                 continue
             found[id(timer.greenlet)] = {
                 "due_in": timer.due_in, "seconds": timer.seconds,
