@@ -27,6 +27,7 @@ from types import FrameType
 from typing import Any
 
 from df_gmr import greenlets
+from df_gmr import stacks
 from df_gmr import trigger
 from df_gmr.lifecycle import UNREGISTERED_ROLE
 from df_gmr.lifecycle import lifecycle
@@ -115,11 +116,55 @@ class Snapshot:
         self._tracked: dict[Any, tuple[Any, ...] | None] | None = None
         self._own: dict[int, str] | None = None
 
-    def frames(self) -> dict[int, FrameType]:
-        """Return every native thread's current frame (read once)."""
+    def frames(self, fresh: bool = False) -> dict[int, FrameType]:
+        """Return every native thread's current frame (read once).
+
+        With ``fresh``, the frames of the same threads now (those that
+        ended since are left out; one started since, such as the thread
+        running the sections, is not added): a section that walks the
+        stacks reads them at its own moment (see ``steady_walk``).
+        """
         if self._frames is None:
             self._frames = sys._current_frames()
+        elif fresh:
+            now = sys._current_frames()
+            self._frames = {ident: now[ident] for ident in self._frames
+                            if ident in now}
         return self._frames
+
+    def moved(self, frames: dict[int, FrameType]) -> list[int]:
+        """Return the threads whose innermost frame is no longer the one
+        in ``frames`` (read just before their stacks were walked)."""
+        now = sys._current_frames()
+        return [ident for ident, frame in frames.items()
+                if now.get(ident) is not frame]
+
+    def steady_walk(self, ident: int) -> tuple[FrameType | None, StackKey]:
+        """Walk a live thread's stack from its innermost frame now, again
+        while that frame changed during the walk (three tries at most).
+
+        A thread's Python frames move only while it holds the GIL, and
+        the walking thread holds it through a walk unless the interpreter
+        switches threads in the middle (every few milliseconds at most).
+        Walked from a frame read before such a switch, a frame that has
+        returned since still links to its caller, which has moved on:
+        the stack would join two moments (a line shown calling a function
+        it does not call).  The same innermost frame before and after the
+        walk means the frames outside it stood still.  Returns the frame
+        walked from and its positions (``None, ()``: the thread ended).
+        """
+        frame: FrameType | None = None
+        positions: StackKey = ()
+        for _ in range(3):
+            frame = sys._current_frames().get(ident)
+            if frame is None:
+                return None, ()
+            positions = stacks.frame_positions(frame)
+            if sys._current_frames().get(ident) is frame:
+                break
+        if frame is not None:
+            self.frames()[ident] = frame  # what the other readings see
+        return frame, positions
 
     def lock_plan(self, keys: StackKey) -> tuple[bool, Plan] | None:
         """Return where a stack's locks are to be read, once per stack:

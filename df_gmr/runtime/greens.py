@@ -128,8 +128,6 @@ class Greens:
         # Eventlet services run greenthreads on the main thread: a running
         # tracked one there gets the main thread's current frames.
         main = self.snapshot.main_thread
-        main_frame = self.snapshot.frames().get(main) if main is not None \
-            else None
         tracked = self.tracked
         # One dict look-up per greenlet, by its stack's ids and positions
         # (stacks.frame_ids: ints, cheap to hash), then by (state, kind,
@@ -156,12 +154,15 @@ class Greens:
                 key: tuple[Any, ...] = frame_ids(frame)
             else:
                 state = greenlets.state(green)
-                if state == "running" and green in tracked:
-                    frame = main_frame
                 # Rare (one running greenlet per thread, the dead): by
                 # positions, which never equal a stack's ids (an empty
-                # stack is one stack either way).
-                keys = stacks.frame_positions(frame)
+                # stack is one stack either way).  The running one's, its
+                # thread's now, walked steadily (it moves).
+                if state == "running" and green in tracked and \
+                        main is not None:
+                    frame, keys = self.snapshot.steady_walk(main)
+                else:
+                    keys = stacks.frame_positions(frame)
                 if state == "running":
                     keys, _ = stacks.without_own_frames(keys)
                 key = keys

@@ -123,21 +123,34 @@ class Natives:
             stacks.StackKey]] = {}
         builder = self.snapshot.builder_thread
         main = self.snapshot.main_thread
-        own = self.own
         frame_ids = stacks.frame_ids
-        for ident, frame in self.snapshot.frames().items():
-            if ident in own:
-                continue
-            if ident == builder:
-                # Its stack without df_gmr's frames: by positions, which
-                # never equal a stack's ids (one thread, once).
-                key: tuple[Any, ...] = stacks.without_own_frames(
-                    stacks.frame_positions(frame))[0]
-            else:
-                key = frame_ids(frame)
+        # Every stack walked from the frames of this moment, at once; a
+        # thread that moved meanwhile (its innermost frame another) is
+        # walked again, steadily (see Snapshot.steady_walk), and its
+        # positions kept.
+        frames = self.snapshot.frames(fresh=True)
+        own = self.own
+        walked: dict[int, tuple[Any, tuple[Any, ...]]] = {
+            ident: (frame, frame_ids(frame)) for ident, frame in
+            frames.items() if ident not in own and ident != builder}
+        steady: dict[int, stacks.StackKey] = {}
+        for ident in self.snapshot.moved(frames):
+            if ident in walked:
+                frame, positions = self.snapshot.steady_walk(ident)
+                if frame is None:  # ended meanwhile
+                    del walked[ident]
+                    continue
+                steady[ident] = positions
+                walked[ident] = (frame, stacks.ids_of(positions))
+        if builder in frames and builder not in own:
+            # Its stack without df_gmr's frames: by positions, which
+            # never equal a stack's ids (one thread, once).
+            walked[builder] = (frames[builder], stacks.without_own_frames(
+                stacks.frame_positions(frames[builder]))[0])
+        for ident, (frame, key) in walked.items():
             found = by_stack.get(key)
             if found is None:
-                keys = key if ident == builder else \
+                keys = key if ident == builder else steady.get(ident) or \
                     stacks.frame_positions(frame)
                 if ident != builder:
                     # Read again: the positions and the key they file
