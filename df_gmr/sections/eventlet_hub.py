@@ -96,8 +96,9 @@ def _describe_hub(reading: HubReading, runtime: Snapshot
         "watchdog_beat_ago": _beat_ago(hub),
     }
     if reading.status == "live":
-        entry.update(_activity(runtime, hub, green,
-                               runtime.frames().get(reading.thread)))
+        # Its thread's stack now, of one moment (see Snapshot.steady_walk).
+        frame, positions = runtime.steady_walk(reading.thread)
+        entry.update(_activity(runtime, hub, green, frame, positions))
     entry["listeners"] = [{
         "mode": listener.mode,
         "fd": listener.fd,
@@ -121,8 +122,8 @@ def _beat_ago(hub: Any) -> float | None:
     return round(time.monotonic() - beat, 3)
 
 
-def _activity(runtime: Snapshot, hub: Any, green: Any, frame: Any
-              ) -> dict[str, Any]:
+def _activity(runtime: Snapshot, hub: Any, green: Any, frame: Any,
+              positions: stacks.StackKey) -> dict[str, Any]:
     """Say what the hub's thread does: wait, run the loop or a greenlet."""
     state = greenlets.state(green)
     found: dict[str, Any] = {}
@@ -132,7 +133,7 @@ def _activity(runtime: Snapshot, hub: Any, green: Any, frame: Any
         found["activity"] = (
             "the main greenlet is running" if running is not None and
             running == id(_root(green)) else "a greenthread is running")
-        keys, _ = stacks.without_own_frames(stacks.frame_keys(frame))
+        keys, _ = stacks.without_own_frames(stacks.lined(positions))
         if keys:
             found["running_at"] = stacks.describe(keys[-1:])[0]
     elif state == "running":
