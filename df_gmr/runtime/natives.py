@@ -124,33 +124,18 @@ class Natives:
         builder = self.snapshot.builder_thread
         main = self.snapshot.main_thread
         frame_ids = stacks.frame_ids
-        # Every stack walked from the frames of this moment, at once; a
-        # thread that moved meanwhile (its innermost frame another) is
-        # walked again, steadily (see Snapshot.steady_walk), and its
-        # positions kept.
-        frames = self.snapshot.frames(fresh=True)
+        # Every stack walked from the snapshot's frames; a thread that has
+        # moved since (its innermost frame another: a running one) is
+        # walked again, steadily (see Snapshot.steady_walk), and filed
+        # anew; one that ended since is left out.
+        frames = self.snapshot.frames()
         own = self.own
-        walked: dict[int, tuple[Any, tuple[Any, ...]]] = {
-            ident: (frame, frame_ids(frame)) for ident, frame in
-            frames.items() if ident not in own and ident != builder}
-        steady: dict[int, stacks.StackKey] = {}
-        for ident in self.snapshot.moved(frames):
-            if ident in walked:
-                frame, positions = self.snapshot.steady_walk(ident)
-                if frame is None:  # ended meanwhile
-                    del walked[ident]
-                    continue
-                steady[ident] = positions
-                walked[ident] = (frame, stacks.ids_of(positions))
-        if builder in frames and builder not in own:
-            # Its stack without df_gmr's frames: by positions, which
-            # never equal a stack's ids (one thread, once).
-            walked[builder] = (frames[builder], stacks.without_own_frames(
-                stacks.frame_positions(frames[builder]))[0])
-        for ident, (frame, key) in walked.items():
+
+        def file(ident: int, frame: Any, key: tuple[Any, ...],
+                 positions: stacks.StackKey | None = None) -> None:
             found = by_stack.get(key)
             if found is None:
-                keys = key if ident == builder else steady.get(ident) or \
+                keys = key if ident == builder else positions or \
                     stacks.frame_positions(frame)
                 if ident != builder:
                     # Read again: the positions and the key they file
@@ -180,6 +165,30 @@ class Natives:
             if members is None:
                 members = heads[(state, kind, wait_kind)] = []
             members.append((ident, frame))
+
+        for ident, frame in frames.items():
+            if ident in own:
+                continue
+            if ident == builder:
+                # Its stack without df_gmr's frames: by positions, which
+                # never equal a stack's ids (one thread, once).
+                file(ident, frame, stacks.without_own_frames(
+                    stacks.frame_positions(frame))[0])
+            else:
+                file(ident, frame, frame_ids(frame))
+        for ident in self.snapshot.moved(frames):
+            if ident in own or ident == builder:
+                continue
+            # Its innermost frame changed since it was read: its stack may
+            # join two moments.  Walked again, steadily, and filed anew.
+            for _, heads, _ in by_stack.values():
+                for members in heads.values():
+                    if any(member[0] == ident for member in members):
+                        members[:] = [member for member in members
+                                      if member[0] != ident]
+            now, positions = self.snapshot.steady_walk(ident)
+            if now is not None:  # else it ended meanwhile
+                file(ident, now, stacks.ids_of(positions), positions)
         gathered: dict[GroupKey, list[tuple[int, Any]]] = {}
         same: dict[stacks.StackKey, stacks.StackKey] = {}
         for classified, heads, positions in by_stack.values():
@@ -189,6 +198,8 @@ class Natives:
             keys = same.setdefault(keys, keys)
             self.match_of[id(keys)] = (keys, classified[1])
             for head, members in heads.items():
+                if not members:  # its one thread moved (filed anew)
+                    continue
                 group = gathered.setdefault((*head, keys), members)
                 if group is not members:
                     group.extend(members)

@@ -34,12 +34,16 @@ calling_line = outer.__code__.co_firstlineno + 2  # inner()
 worker = threading.Thread(target=outer, daemon=True)
 worker.start()
 time.sleep(0.05)
-torn = seen = 0
+torn = seen = empty = twice = 0
 for _ in range(150):
     snapshot = Snapshot(threading.get_ident())
     snapshot.frames()  # as a report's header does, at its start
     time.sleep(0.002)  # the worker runs meanwhile
-    for group in Natives(snapshot).groups():
+    groups = Natives(snapshot).groups()
+    # The worker once, however it moved (no group left behind empty).
+    empty += sum(1 for group in groups if group["count"] < 1)
+    twice += sum(worker.ident in group["ids"] for group in groups) != 1
+    for group in groups:
         calls = [(frame["function"], frame["line"])
                  for frame in group["stack"]]
         names = [name for name, _ in calls]
@@ -49,7 +53,8 @@ for _ in range(150):
     snapshot.release()
 stop = True
 worker.join(5)
-print(json.dumps({"torn": torn, "seen": seen}))
+print(json.dumps({"torn": torn, "seen": seen, "empty": empty,
+                  "twice": twice}))
 """
 
 
@@ -60,3 +65,4 @@ def test_a_busy_threads_stack_never_joins_two_moments():
     assert found["seen"] >= 10, outcome(result)
     # ...and outer() always stood at its call of inner() then.
     assert found["torn"] == 0, outcome(result)
+    assert found["empty"] == found["twice"] == 0, outcome(result)
