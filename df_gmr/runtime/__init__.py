@@ -116,20 +116,12 @@ class Snapshot:
         self._tracked: dict[Any, tuple[Any, ...] | None] | None = None
         self._own: dict[int, str] | None = None
 
-    def frames(self, fresh: bool = False) -> dict[int, FrameType]:
-        """Return every native thread's current frame (read once).
-
-        With ``fresh``, the frames of the same threads now (those that
-        ended since are left out; one started since, such as the thread
-        running the sections, is not added): a section that walks the
-        stacks reads them at its own moment (see ``steady_walk``).
-        """
+    def frames(self) -> dict[int, FrameType]:
+        """Return every native thread's current frame (read once; a
+        running thread's stack is walked from its frame now, see
+        ``steady_walk``)."""
         if self._frames is None:
             self._frames = sys._current_frames()
-        elif fresh:
-            now = sys._current_frames()
-            self._frames = {ident: now[ident] for ident in self._frames
-                            if ident in now}
         return self._frames
 
     def moved(self, frames: dict[int, FrameType]) -> list[int]:
