@@ -240,9 +240,11 @@ class Snapshot:
                 green = listener.greenlet
                 if green is None:
                     continue
+                # Its timeout's timer, if any (kept from an earlier
+                # descriptor when it waits on two).
                 timed = waits.get(green)
                 waits[green] = (listener, timed[1] if isinstance(
-                    timed, tuple) else timed)  # on another fd too?
+                    timed, tuple) else timed)
                 found.on_fd.add(green)
         return found
 

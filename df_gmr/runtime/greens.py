@@ -100,12 +100,12 @@ class Greens:
         # greenlet made here: 100,000 greenthreads); the few others are
         # listed beside it, each once.
         tracked = self.tracked = self.snapshot.tracked_with_sites()
-        seen: set[int] = set()
+        seen: set[Any] = set()
         extras = self.extras
 
         def add(green: Any) -> None:
-            if green not in tracked and id(green) not in seen:
-                seen.add(id(green))
+            if green not in tracked and green not in seen:
+                seen.add(green)
                 extras.append(green)
 
         for green in self.hub_waits.waits:
@@ -316,9 +316,10 @@ class Greens:
                 else None
             stranded_by = stranded.get(ident) if stranded else None
             reading: dict[str, Any] | None = None
-            if sleeps and hub_wait is not None and \
-                    "sleep_seconds" in hub_wait:
-                pass  # a sleep's length is its timer's (see below)
+            timed_sleep = sleeps and hub_wait is not None and \
+                "sleep_seconds" in hub_wait
+            if timed_sleep:
+                pass  # its length is its timer's (below): no locals read
             elif joins_event and event[0] is not None and green in event[0]:
                 reading = event[1]
             elif reads_wait:
@@ -375,8 +376,7 @@ class Greens:
                 last[0] = _NONE
                 wait = _wait(state, kind, wait_kind, hub_wait, stranded_by)
                 since = wait.pop("since", None)
-                if sleeps and hub_wait is not None and \
-                        "sleep_seconds" in hub_wait:
+                if timed_sleep and hub_wait is not None:
                     wait["seconds"] = hub_wait["sleep_seconds"]
             if reading:
                 wait.update(reading)
@@ -389,7 +389,8 @@ class Greens:
             if ident in request_ids:
                 member["request_id"] = request_ids[ident]
             if since is not None:
-                member["waiting_seconds"] = round(now - since, 3) + 0.0
+                member["waiting_seconds"] = round(
+                    now - since, 3) + 0.0  # never "-0.0"
             return member
 
         return describe
