@@ -64,6 +64,9 @@ class Greens:
         #: those waiting in a hub that the registry does not hold.
         self.extras: list[Any] = []
         self.hub_greenlets: set[Any] = set()
+        #: A hub's greenlet and its thread's main greenlet -> the thread
+        #: that runs them (0: unknown).
+        self.thread_of: dict[Any, int] = {}
         #: id(stack keys) -> the index of its matching wait frame.
         self.match_of: dict[int, int | None] = {}
         #: id(raw spawn site) -> (that raw site, its site); and by the
@@ -115,9 +118,11 @@ class Greens:
             if hub_greenlet is None:
                 continue
             self.hub_greenlets.add(hub_greenlet)
+            self.thread_of[hub_greenlet] = reading.thread
             add(hub_greenlet)
             main = hub_greenlet.parent
             if main is not None:
+                self.thread_of.setdefault(main, reading.thread)
                 add(main)
 
     def _gather(self) -> dict[GroupKey, list[Any]]:
@@ -157,10 +162,13 @@ class Greens:
                 # Rare (one running greenlet per thread, the dead): by
                 # positions, which never equal a stack's ids (an empty
                 # stack is one stack either way).  The running one's, its
-                # thread's now, walked steadily (it moves).
-                if state == "running" and green in tracked and \
-                        main is not None:
-                    frame, keys = self.snapshot.steady_walk(main)
+                # thread's now, walked steadily (it moves): a hub's or a
+                # main greenlet's thread is known; a greenthread runs on
+                # the main thread (eventlet services).
+                thread = self.thread_of.get(green) or (
+                    main if green in tracked else None)
+                if state == "running" and thread:
+                    frame, keys = self.snapshot.steady_walk(thread)
                 else:
                     keys = stacks.frame_positions(frame)
                 if state == "running":

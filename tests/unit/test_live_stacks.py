@@ -66,3 +66,37 @@ def test_a_busy_threads_stack_never_joins_two_moments():
     # ...and outer() always stood at its call of inner() then.
     assert found["torn"] == 0, outcome(result)
     assert found["empty"] == found["twice"] == 0, outcome(result)
+
+
+HUB_SCENE = """
+import json, threading, time
+from df_gmr import greenlets
+greenlets.install()
+import eventlet
+from df_gmr.runtime import Snapshot, greens
+
+found = {}
+
+def build():
+    time.sleep(0.2)  # the main thread's hub is in its loop by then
+    groups = greens.Greens(Snapshot(threading.get_ident())).groups()
+    found["hub"] = [{"state": group["state"], "functions": [
+        frame["function"] for frame in group["stack"]]}
+        for group in groups if group["kind"] == "hub"]
+
+builder = threading.Thread(target=build)  # not monkey-patched
+builder.start()
+eventlet.sleep(0.6)  # the hub runs: it waits for events
+builder.join(5)
+print(json.dumps(found))
+"""
+
+
+def test_a_running_hub_shows_its_threads_stack_now():
+    result = run_python(HUB_SCENE, timeout=60)
+    [hub] = json.loads(result.stdout.splitlines()[-1])["hub"]
+    assert hub["state"] == "running", outcome(result)
+    # Its loop, down to the wait for events: the main thread's stack now.
+    assert "run" in hub["functions"], outcome(result)
+    assert hub["functions"][-1] in ("wait", "do_poll", "poll"), \
+        outcome(result)
