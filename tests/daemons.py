@@ -162,6 +162,31 @@ def _end(process: subprocess.Popen[Any]) -> None:
     process.wait(timeout=DEFAULT_TIMEOUT)
 
 
+def _process_state(pid: int) -> str:
+    """Say what a live process and its threads are doing (a hung worker:
+    its signals pending, blocked and caught, each thread's wait)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            fields = dict(line.rstrip("\n").split(":\t", 1)
+                          for line in status if ":\t" in line)
+        lines = [f"--- process {pid}: " + ", ".join(
+            f"{key} {fields.get(key, '?').strip()}" for key in (
+                "State", "SigPnd", "ShdPnd", "SigBlk", "SigCgt"))]
+        for task in sorted(os.listdir(f"/proc/{pid}/task"), key=int):
+            def read(name: str, task: str = task) -> str:
+                try:
+                    with open(f"/proc/{pid}/task/{task}/{name}") as file:
+                        return file.read().strip()
+                except OSError:
+                    return "?"
+            lines.append(f"    thread {task} {read('comm')!r}: "
+                         f"wchan {read('wchan')}, "
+                         f"state {read('stat').split(') ')[-1][:1]}")
+        return "\n".join(lines) + "\n"
+    except (OSError, ValueError) as error:
+        return f"--- process {pid}: {error}\n"
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str,
              daemon: Daemon | None = None) -> Any:
     """Poll ``predicate`` until it is true; fail with context on time-out."""
@@ -207,9 +232,11 @@ class Daemon:
     def describe(self) -> str:
         """Return the command, its state and its output, for failures."""
         state = _exit_status(self.process)
+        processes = "" if state is not None else "".join(
+            _process_state(pid) for pid in [self.pid, *self.workers()])
         return (f"--- daemon {shlex.join(self.command)} (pid {self.pid}, "
                 f"{'running' if state is None else f'exit status {state}'})"
-                f" output:\n{self.text()}\n--- end")
+                f" output:\n{self.text()}\n{processes}--- end")
 
     def wait_ready(self, count: int = 1, timeout: float = DEFAULT_TIMEOUT
                    ) -> None:
