@@ -48,6 +48,8 @@ class Integration:
         self.starts: dict[tuple[str, int], int] = {}
         #: Called in the parent when a worker was reaped.
         self.exit_listeners: list[Callable[[], None]] = []
+        #: Called in a worker that is about to leave (``os._exit``).
+        self.leaving_listeners: list[Callable[[], None]] = []
 
 
 _integration = Integration()
@@ -56,7 +58,8 @@ _integration = Integration()
 def install(on_role_change: Callable[[], None] | None = None,
             worker_environment: Callable[[], dict[str, str]] | None = None,
             on_worker_exit: Callable[[], None] | None = None,
-            worker_bootstrap: Callable[..., Any] | None = None) -> None:
+            worker_bootstrap: Callable[..., Any] | None = None,
+            on_worker_leaving: Callable[[], None] | None = None) -> None:
     """Wrap oslo.service's launchers once it is imported (idempotent)."""
     listeners = _integration.role_listeners
     if on_role_change is not None and on_role_change not in listeners:
@@ -64,6 +67,9 @@ def install(on_role_change: Callable[[], None] | None = None,
     exits = _integration.exit_listeners
     if on_worker_exit is not None and on_worker_exit not in exits:
         exits.append(on_worker_exit)
+    leaving = _integration.leaving_listeners
+    if on_worker_leaving is not None and on_worker_leaving not in leaving:
+        leaving.append(on_worker_leaving)
     if worker_environment is not None:
         _integration.worker_environment = worker_environment
     if worker_bootstrap is not None:
@@ -102,6 +108,7 @@ def _wrap_eventlet_backend(module: ModuleType) -> None:
     original_start_child = launcher_class._start_child
     original_child_process = launcher_class._child_process
     original_wait_child = launcher_class._wait_child
+    original_child_wait = launcher_class._child_wait_for_exit_or_signal
     service_launcher = module.ServiceLauncher
     original_single = service_launcher.launch_service
 
@@ -122,6 +129,14 @@ def _wrap_eventlet_backend(module: ModuleType) -> None:
         _quietly(_became_worker)
         return original_child_process(self, service)
 
+    @functools.wraps(original_child_wait)
+    def child_wait(self: Any, launcher: Any) -> Any:
+        # The worker stops here (its signal came, or its service ended),
+        # then leaves with os._exit: no atexit function runs.
+        outcome = original_child_wait(self, launcher)
+        _notify(_integration.leaving_listeners)
+        return outcome
+
     @functools.wraps(original_wait_child)
     def wait_child(self: Any, *args: Any, **kwargs: Any) -> Any:
         reaped = original_wait_child(self, *args, **kwargs)
@@ -138,6 +153,7 @@ def _wrap_eventlet_backend(module: ModuleType) -> None:
     launcher_class._start_child = start_child
     launcher_class._child_process = child_process
     launcher_class._wait_child = wait_child
+    launcher_class._child_wait_for_exit_or_signal = child_wait
     service_launcher.launch_service = launch_single
 
 

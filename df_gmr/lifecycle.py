@@ -39,9 +39,10 @@ _SYNCHRONOUS = {int(getattr(signal, name)) for name in (
     "SIGPIPE", "SIGXFSZ", "SIGKILL", "SIGSTOP") if hasattr(signal, name)}
 
 
-def _process_signals() -> set[int]:
+def process_signals() -> set[int]:
     """Return the signals sent to the process as a whole (SIGTERM, SIGINT,
-    SIGHUP, SIGCHLD...): what df_gmr's own threads block."""
+    SIGHUP, SIGCHLD...): what df_gmr's own threads block, and what its
+    signal handler holds off while it runs (see ``trigger``)."""
     if not hasattr(signal, "pthread_sigmask"):
         return set()
     return {int(signum) for signum in signal.valid_signals()} - _SYNCHRONOUS
@@ -115,7 +116,7 @@ class Lifecycle:
         # thread's next wake-up (an idle eventlet hub sleeps up to 60 s in
         # epoll) before its Python handler ran.  A SIGTERM during a burst
         # of SIGUSR2 did (the main thread had a signal pending already).
-        blocked = _process_signals()
+        blocked = process_signals()
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked) \
             if blocked else None
         try:
@@ -165,7 +166,7 @@ class Lifecycle:
         meanwhile: a thread it starts inherits its creator's name from
         the system, and would pass for df_gmr's in ``top -H``.
         """
-        unblocked = _process_signals() - keep
+        unblocked = process_signals() - keep
         previous = signal.pthread_sigmask(signal.SIG_UNBLOCK, unblocked) \
             if unblocked else None
         own_name = _native.thread_name()

@@ -175,7 +175,8 @@ class Reporter:
         launchers.install(on_role_change=self.announce,
                           worker_environment=self._worker_environment,
                           on_worker_exit=self.listener.forget_gone,
-                          worker_bootstrap=spawned_worker)
+                          worker_bootstrap=spawned_worker,
+                          on_worker_leaving=signals.worker_leaving)
         lifecycle.reset_after_fork(self.listener.after_fork)
         lifecycle.on_worker_start(self.announce)
         signals.on_handler_replaced(self.announce)

@@ -267,6 +267,16 @@ class SignalOwner:
         except Exception as error:
             complain(f"cannot guard the exit: {error!r}")
 
+    def worker_leaving(self) -> None:
+        """In a worker about to leave with ``os._exit`` (oslo.service's
+        way, which runs no atexit function): finish a requested report,
+        at most EXIT_WAIT seconds, as ``at_exit`` does."""
+        try:
+            if trigger.thread_pid == os.getpid():
+                self._wait_for_report(EXIT_WAIT)
+        except Exception as error:
+            complain(f"cannot finish the report before exit: {error!r}")
+
     def exit_begins(self) -> None:
         """Disarm the stack dump for good: the interpreter exits.
 
@@ -320,6 +330,7 @@ trigger.wake_hooks.append(owner.rearm_native_dumps)
 install_signal = owner.install_signal
 handler_state = owner.handler_state
 stack_signal = owner.stack_signal
+worker_leaving = owner.worker_leaving
 
 
 def on_handler_replaced(callback: Callable[[], None]) -> None:

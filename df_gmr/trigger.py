@@ -9,8 +9,8 @@ bytecodes of whatever code was running there, often in the middle of a
 greenthread or of the eventlet hub itself.  So it does the least work
 possible and it guarantees:
 
-* it never raises (a failure is swallowed; only an exception raised by a
-  *nested* handler of another signal, such as KeyboardInterrupt, passes);
+* it never raises an error of its own (a failure is swallowed); what a
+  handler of another signal raises goes on (see "Other signals" below);
 * it never yields to the hub: it takes no green lock, does no green I/O,
   spawns no greenthread;
 * it never kills, exits or stops the process, and never waits: it counts
@@ -39,6 +39,26 @@ a finalized interpreter.  An application that installs its own handler
 for the signal wins, visibly (see ``signals``, which installs this
 handler).
 
+Other signals
+-------------
+
+A signal that comes in while a Python-level handler runs has its own
+handler run inside that one, between two of its bytecodes: Python gives
+no way to defer it.  oslo.service's eventlet handler depends on where it
+runs: it wakes the hub only when it interrupts the hub's wait itself
+(raising EINTR there); anywhere else, the wait goes on (PEP 475), up to a
+minute in an idle worker, so a SIGTERM run inside df_gmr's handler would
+be acted on a minute late, or never within a launcher's patience.  So
+the handler holds the process's other signals off while it works (a
+real signal mask, two system calls) and lets them in as it ends: their
+handlers run then, inside it, and what they raise goes on.  When one came
+in and df_gmr's handler itself interrupted the hub's wait (eventlet's
+``do_poll``, or oslo.service's ``do_sleep``), it ends that wait in their
+place with ``InterruptedError`` (EINTR), which both take as a wake-up:
+the only exception of its own it ever raises, there and for that.  A
+signal that comes in within the first bytecode of the handler, before
+the mask is set, is still run inside it unnoticed.
+
 The handler is Python-level only.  When the main thread holds the GIL in
 one long C call, no Python code runs anywhere until it returns: the
 report comes when the call returns, and the main thread's stack can be
@@ -51,7 +71,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Iterator
+from collections.abc import Mapping
 import contextlib
+import errno
 import gc
 import os
 import signal
@@ -61,6 +83,7 @@ from typing import Any
 
 from df_gmr import _native
 from df_gmr.lifecycle import lifecycle
+from df_gmr.lifecycle import process_signals
 from df_gmr.lifecycle import run_each
 from df_gmr.streams import complain
 
@@ -92,16 +115,27 @@ class Trigger:
     # The handler and the requests (see the contract above).
 
     def on_signal(self, signum: int, frame: FrameType | None) -> None:
-        """The Python-level handler: count, wake, return."""
+        """The Python-level handler: count, wake, return.
+
+        Other signals are held off meanwhile (see "Other signals" above).
+        """
+        held = _hold_signals()
         try:
-            self.last_trigger = "signal " + self.signal_names.get(
-                signum, str(signum))
-            self.requests += 1
-            if self.thread_pid != os.getpid():
-                self._ensure_thread()
-            self._poke()
-        except Exception:
-            pass
+            try:
+                self.last_trigger = "signal " + self.signal_names.get(
+                    signum, str(signum))
+                self.requests += 1
+                if self.thread_pid != os.getpid():
+                    self._ensure_thread()
+                self._poke()
+            except Exception:
+                pass
+        finally:
+            # Their handlers run in here: what they raise goes on.
+            came_in = _let_signals_in(held, self.signal_names)
+        if came_in and _in_hub_wait(frame):
+            raise InterruptedError(errno.EINTR, "woken for a signal handled "
+                                   "inside df_gmr's handler")
 
     def request(self, label: str) -> None:
         """Ask the reporting thread for a report (from any thread)."""
@@ -202,6 +236,39 @@ class Trigger:
 
 
 #: The process's one trigger.
+def _hold_signals() -> Any:
+    """Block the process's signals in this thread; return the old mask."""
+    try:
+        return signal.pthread_sigmask(signal.SIG_BLOCK, process_signals())
+    except (AttributeError, OSError, ValueError):  # no signal masks here
+        return None
+
+
+def _let_signals_in(held: Any, own: Mapping[int, str]) -> bool:
+    """Restore the mask ``held``; say whether a signal with a Python
+    handler other than ``own`` came in meanwhile (it is handled here)."""
+    if held is None:
+        return False
+    try:
+        pending = signal.sigpending()
+    except (AttributeError, OSError):
+        pending = set()
+    signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    return any(int(signum) not in own and callable(signal.getsignal(signum))
+               for signum in pending if signum not in held)
+
+
+def _in_hub_wait(frame: FrameType | None) -> bool:
+    """Say whether ``frame`` is the eventlet hub waiting for events, where
+    an EINTR ends the wait (eventlet's poll hubs, oslo.service's sleep)."""
+    if frame is None:
+        return False
+    name = frame.f_code.co_name
+    module = str(frame.f_globals.get("__name__", ""))
+    return (name == "do_poll" and module.startswith("eventlet.hubs.")) or \
+        (name == "do_sleep" and module.startswith("oslo_service."))
+
+
 trigger = Trigger()
 
 # The module's functions, for the rest of df_gmr.

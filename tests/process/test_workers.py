@@ -255,3 +255,22 @@ def test_parent_lists_workers_of_each_service_apart(tmp_path):
             ("0", "0", "OtherWorker"), ("0", "0", "Worker"),
             ("1", "0", "OtherWorker"), ("1", "0", "Worker")]
         assert sorted(int(row[0]) for row in rows) == daemon.workers()
+
+
+@pytest.mark.parametrize("point", ["start", "poke"])
+def test_sigterm_inside_the_handler_still_stops_an_idle_worker(tmp_path,
+                                                               point):
+    # A worker whose hub has nothing to do sleeps a minute in its wait;
+    # oslo.service's SIGTERM handler wakes it only when it interrupts that
+    # wait itself.  Run inside df_gmr's handler (the signal came in while
+    # it ran: a burst of SIGUSR2 makes this happen by chance), it cannot;
+    # df_gmr's handler must then end the wait in its place.
+    with running("nested_signal.py", str(tmp_path), point,
+                 log_dir=str(tmp_path)) as daemon:
+        daemon.wait_ready(count=2)
+        (worker,) = daemon.workers()
+        reports = len(daemon.reports())
+        daemon.signal(pid=worker)
+        daemon.wait_text(f"Child {worker} exited with status 0", timeout=15)
+        # The report asked for before the SIGTERM is not lost.
+        daemon.wait_reports(reports + 1)
