@@ -176,12 +176,57 @@ def _seed(greenlet_type: type) -> None:
         _hubs[hub] = _native.get_ident()
 
 
+#: eventlet's ``GreenThread.__init__`` as it is (0.36 to 0.41 at least).
+#: When the installed one compiles to the same code, the spawn hook does
+#: its four lines itself instead of calling it: a call of a Python
+#: function was a quarter of the hook's cost per spawn (~650 of ~2,300
+#: instructions; eventlet's spawn takes ~48,000).  Any other one (an
+#: older or newer eventlet, a wrapped one) is called as it is.
+#: Compiled, never run: its imports make the calls compile as eventlet's
+#: do (Python 3.11 compiles a call on an imported name differently).
+_EVENTLET_INIT = """\
+from eventlet import event
+from eventlet.support import greenlets as greenlet
+def __init__(self, parent):
+    greenlet.greenlet.__init__(self, self.main, parent)
+    self._exit_event = event.Event()
+    self._resolving_links = False
+    self._exit_funcs = None
+"""
+
+
+def _code_of(source: str) -> types.CodeType:
+    module = compile(source, "<known>", "exec", dont_inherit=True)
+    return next(const for const in module.co_consts
+                if isinstance(const, types.CodeType))
+
+
+def same_code(function: Any, source: str) -> bool:
+    """Say whether ``function`` compiles to what ``source`` defines."""
+    code = getattr(function, "__code__", None)
+    if not isinstance(code, types.CodeType):
+        return False
+    known = _code_of(source)
+    return all(getattr(code, name) == getattr(known, name) for name in (
+        "co_code", "co_names", "co_consts", "co_varnames", "co_argcount",
+        "co_kwonlyargcount", "co_flags", "co_freevars")) and \
+        not getattr(function, "__defaults__", None)
+
+
 def _hook_greenthread(greenthread: ModuleType) -> None:
     # Wrap the functions found now; whatever wraps them later wraps ours.
     # This runs on every spawn: attribute reads for a spawn of a loop, one
     # call (the site, see df_gmr.callers) for another, no call of ours but
     # that and the rare sweep.
     green_thread_init = greenthread.GreenThread.__init__
+    # eventlet's own lines, when its __init__ is the known one (see
+    # _EVENTLET_INIT); looked up as it does, but for greenlet's __init__.
+    inline = same_code(green_thread_init, _EVENTLET_INIT) and \
+        getattr(greenthread, "greenlet", None) is not None and \
+        getattr(greenthread, "event", None) is not None
+    greenlet_init: Any = greenthread.greenlet.greenlet.__init__ if inline \
+        else None
+    event_module: Any = greenthread.event if inline else None
     resolve_links = greenthread.GreenThread._resolve_links
     spawn_n = greenthread._spawn_n
     getframe = sys._getframe
@@ -200,7 +245,13 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
 
     @functools.wraps(green_thread_init)
     def tracked_init(self: Any, parent: Any) -> None:
-        green_thread_init(self, parent)
+        if inline:
+            greenlet_init(self, self.main, parent)
+            self._exit_event = event_module.Event()
+            self._resolving_links = False
+            self._exit_funcs = None
+        else:
+            green_thread_init(self, parent)
         # Callers, innermost first, from spawn()'s caller (GreenPool.spawn,
         # ThreadGroup.add_thread, green threading or the application)
         # out to the application's frame and its caller.  spawn() may be

@@ -74,3 +74,18 @@ def test_eventlet_resolve_links_still_does_nothing_without_links():
         if line.strip() and not line.strip().startswith("#")]
     assert lines[1:5] == ["if self._resolving_links:", "return",
                           "if not self._exit_funcs:", "return"], lines
+
+
+def test_spawn_hook_does_eventlets_init_only_when_it_is_the_known_one():
+    # The installed eventlet's GreenThread.__init__ is the known one: the
+    # hook does its lines itself, and a greenthread so made is one that
+    # eventlet's own __init__ makes (same attributes, parent, run).
+    same = run_python("spawn_inline.py", "same").stdout.splitlines()
+    assert same == [
+        "True", "True",
+        "True [('_exit_event', 'Event'), ('_exit_funcs', 'NoneType'), "
+        "('_resolving_links', 'bool')]",
+        "True result 0"], same
+    # A wrapped __init__ is not the known code: the hook calls it.
+    wrapped = run_python("spawn_inline.py", "wrapped").stdout.splitlines()
+    assert wrapped[0] == "False" and wrapped[-1] == "True result 1", wrapped
