@@ -13,6 +13,8 @@ a failure in recording never reaches the launcher.
 from __future__ import annotations
 
 from collections.abc import Callable
+from collections.abc import Iterator
+import contextlib
 import functools
 import os
 import signal
@@ -323,6 +325,39 @@ def _wrap_cotyledon_worker(module: ModuleType) -> None:
                      "cotyledon ServiceManager")
 
     _imports.wrap_init(module.ServiceWorker, WRAPPED, before=before)
+    _wrap_cotyledon_exit(module)
+
+
+def _wrap_cotyledon_exit(module: ModuleType) -> None:
+    """Finish a requested report before a cotyledon worker's os._exit.
+
+    ``exit_on_exception`` guards what a worker runs in its threads (its
+    service's run, terminate and reload) and turns what they raise into
+    ``os._exit``, so no atexit function runs: a SIGTERM ends with the
+    ``sys.exit(0)`` after the service's terminate, a few milliseconds
+    after the signal; a report asked for just before it would be lost.
+    The leaving listeners run in that thread, after terminate and before
+    the exit (bounded, see ``signals.worker_leaving``); cotyledon's main
+    thread still answers SIGALRM (its graceful-shutdown timeout) and
+    SIGINT meanwhile.  Only cotyledon's worker uses the function.
+    """
+    utils = module._utils  # the module the worker looks it up in, each time
+    original = utils.exit_on_exception
+    if getattr(original, WRAPPED, False):
+        return
+
+    @contextlib.contextmanager
+    def exit_on_exception() -> Iterator[None]:
+        with original():
+            try:
+                yield
+            except BaseException:
+                # Whatever it is, the original's os._exit follows.
+                _notify(_integration.leaving_listeners)
+                raise
+
+    setattr(exit_on_exception, WRAPPED, True)
+    utils.exit_on_exception = exit_on_exception
 
 
 def _block_report_signals() -> set[int]:

@@ -274,3 +274,31 @@ def test_sigterm_inside_the_handler_still_stops_an_idle_worker(tmp_path,
         daemon.wait_text(f"Child {worker} exited with status 0", timeout=15)
         # The report asked for before the SIGTERM is not lost.
         daemon.wait_reports(reports + 1)
+
+
+@pytest.mark.parametrize("method", ["fork", "spawn"])
+@pytest.mark.parametrize("scene", ["threading_service.py",
+                                   "cotyledon_direct.py"])
+def test_report_asked_just_before_sigterm_survives_cotyledon_exit(
+        tmp_path, scene, method):
+    # A cotyledon worker (oslo.service's threading backend, or cotyledon
+    # used directly) ends its SIGTERM with os._exit as soon as its
+    # service's terminate returns: no atexit function runs.  The worker
+    # asks itself for a report, then for its end, a few microseconds apart.
+    env = {"DF_GMR_ENABLE": "1", "DF_GMR_SERVICE_NAME": "notifier",
+           "DF_GMR_LOG_DIR": str(tmp_path)} \
+        if scene == "cotyledon_direct.py" else None
+    with running(scene, method, "1", str(tmp_path), "leave", env=env,
+                 log_dir=str(tmp_path)) as daemon:
+        text = daemon.wait_text("LEAVING worker", timeout=60)
+        worker = int(re.search(r"^LEAVING worker (\d+)$", text, re.M)[1])
+        # Stopped by its SIGTERM (not killed by the signals).
+        daemon.wait_text(f"Child {worker} exited with status 0")
+        # Nothing writes for the worker once it is gone: its report is
+        # there now or never.
+        reports = by_pid(daemon.reports())
+        assert worker in reports, sorted(reports)
+        assert "Trigger: signal SIGUSR2" in reports[worker]
+        assert "Role: worker" in reports[worker]
+        # Its successor (which leaves nothing) came up.
+        daemon.wait_ready(count=3, timeout=60)

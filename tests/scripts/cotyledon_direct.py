@@ -1,11 +1,16 @@
 """A service that uses cotyledon directly, as aodh and ceilometer do.
 
-Usage: cotyledon_direct.py fork|spawn WORKERS LOG_DIR
+Usage: cotyledon_direct.py fork|spawn WORKERS [LOG_DIR [leave]]
 Activation by environment only (DF_GMR_ENABLE=1), as an operator would.
 Prints 'READY parent <pid>' then each worker prints 'READY worker <pid>'.
+With ``leave``, the first worker (only: its successor stays) prints
+'LEAVING worker <pid>' and sends itself SIGUSR2 then SIGTERM at once,
+and cotyledon's log (how each worker ended) goes to stdout.
 """
+import logging
 import multiprocessing
 import os
+import signal
 import sys
 import threading
 
@@ -15,23 +20,43 @@ import cotyledon
 class Notifier(cotyledon.Service):
     name = "notifier"
 
-    def __init__(self, worker_id):
+    def __init__(self, worker_id, leave_mark=None):
         super().__init__(worker_id)
         self._stop = threading.Event()
+        self._leave_mark = leave_mark
 
     def run(self):
         print(f"READY worker {os.getpid()}", flush=True)
+        if self._leave_mark is not None:
+            leave_once(self._leave_mark)
         self._stop.wait()
 
     def terminate(self):
         self._stop.set()
 
 
+def leave_once(mark):
+    """Ask for a report, then stop, in the first worker that gets here."""
+    try:
+        os.close(os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return
+    print(f"LEAVING worker {os.getpid()}", flush=True)
+    os.kill(os.getpid(), signal.SIGUSR2)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def main():
     method, workers = sys.argv[1], int(sys.argv[2])
+    mark = None
+    if sys.argv[4:5] == ["leave"]:
+        mark = os.path.join(sys.argv[3], "leave.once")
+        # cotyledon says on stdout how each worker ended
+        logging.basicConfig(level=logging.INFO, stream=sys.stdout,
+                            format="%(levelname)s %(name)s %(message)s")
     manager = cotyledon.ServiceManager(
         mp_context=multiprocessing.get_context(method))
-    manager.add(Notifier, workers=workers)
+    manager.add(Notifier, workers=workers, args=(mark,))
     print(f"READY parent {os.getpid()}", flush=True)
     manager.run()
 
