@@ -10,11 +10,11 @@ and cotyledon's log (how each worker ended) goes to stdout.
 import logging
 import multiprocessing
 import os
-import signal
 import sys
 import threading
 
 import cotyledon
+from leaving import leave_once
 
 
 class Notifier(cotyledon.Service):
@@ -33,17 +33,6 @@ class Notifier(cotyledon.Service):
 
     def terminate(self):
         self._stop.set()
-
-
-def leave_once(mark):
-    """Ask for a report, then stop, in the first worker that gets here."""
-    try:
-        os.close(os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return
-    print(f"LEAVING worker {os.getpid()}", flush=True)
-    os.kill(os.getpid(), signal.SIGUSR2)
-    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def main():

@@ -8,7 +8,6 @@ and cotyledon's log (how each worker ended) goes to stdout.
 """
 import logging
 import os
-import signal
 import sys
 
 from oslo_config import cfg
@@ -16,6 +15,7 @@ from oslo_service import backend
 
 backend.init_backend(backend.BackendType.THREADING)
 
+from leaving import leave_once  # noqa: E402
 from oslo_service import service  # noqa: E402
 
 from df_gmr import guru_meditation_report as gmr  # noqa: E402
@@ -32,17 +32,6 @@ class Worker(service.Service):
         print(f"READY worker {os.getpid()}", flush=True)
         if self.leave_mark is not None:
             leave_once(self.leave_mark)
-
-
-def leave_once(mark):
-    """Ask for a report, then stop, in the first worker that gets here."""
-    try:
-        os.close(os.open(mark, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-    except FileExistsError:
-        return
-    print(f"LEAVING worker {os.getpid()}", flush=True)
-    os.kill(os.getpid(), signal.SIGUSR2)
-    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def main():
