@@ -121,11 +121,16 @@ NOTES = """\
 - Native hooks at rest: each round runs, for each workload, a process
   with df_gmr's hook installed and one without (both import the hook's
   module; the order alternates round by round); each process warms up,
-  then keeps the best of {hook_inner} timed repetitions.  The share is
-  with / without, paired within a round: the median and the worst
-  (lowest) over rounds.  The hook's own work is timed apart, in the
-  hooked process: the same wrapper around a method that does nothing,
-  best of many calls, minus the bare method.
+  then keeps the best of {hook_inner} timed repetitions.  "Across
+  processes" is with / without, paired within a round: the median and
+  the worst (lowest) over rounds.  Processes of the same code vary by
+  more than the 3% a hook may cost (the row gives the spread of the runs
+  without), so the goal is judged on "paired in one process": in each
+  hooked process, {hook_pairs} pairs of the hook swapped out (the method
+  it wraps) and back in, 5 runs each way, interleaved, the best of each
+  side; the median and the worst over all pairs.  The hook's own work
+  is timed apart, in the hooked process: the same wrapper around a
+  method that does nothing, best of many calls, minus the bare method.
 - Diagnosis: the reports are written once per run (two JSON reports of
   one process of the mix, seconds apart; one JSON report of a 1k mix
   copied with varied pid, host and time); each command's run is a fresh
@@ -233,7 +238,8 @@ def results_document(rows: list[table.Row], command: str,
         table.markdown(rows),
         "",
         NOTES.format(budget=chosen.slow_budget, settle=BLOCK_SETTLE,
-                     hook_inner=chosen.hook_inner),
+                     hook_inner=chosen.hook_inner,
+                     hook_pairs=chosen.hook_pairs),
     ]
     if failures:
         lines.extend(["## Failed cases", ""])

@@ -21,6 +21,7 @@ that imported df_gmr's hook module and either installed the hook or not.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import socket
 import statistics
 import sys
@@ -288,6 +289,8 @@ def measure_hook_rest(params: dict[str, Any]) -> dict[str, Any]:
         def once(total: int) -> float:
             return thread_rate(total)
         executor = None
+        owner: Any = threading.Thread
+        method = "start"
     else:
         from df_gmr.runtime import executors
 
@@ -310,6 +313,7 @@ def measure_hook_rest(params: dict[str, Any]) -> dict[str, Any]:
             raise ValueError(msg)
         installed = bool(getattr(item_class, "_df_gmr_stamped", False))
         batch = min(count, params["batch"])
+        owner, method = item_class, "run"
 
         def once(total: int) -> float:
             return pool_rate(executor, total, batch)
@@ -318,14 +322,50 @@ def measure_hook_rest(params: dict[str, Any]) -> dict[str, Any]:
         raise RuntimeError(msg)
     once(max(1, count // 5))  # warm up: workers started, code cached
     rates = [once(count) for _ in range(params["inner"])]
+    paired = paired_shares(owner, method, once, count,
+                           params.get("pairs", 0)) if hooked else []
     if executor is not None:
         executor.shutdown(wait=True)
     # The best repetition: the one least disturbed by other processes.
     found = {"rate": max(rates), "rate_median": statistics.median(rates),
-             "rates": rates, "hooked": installed}
+             "rates": rates, "hooked": installed, "paired": paired}
     if hooked:
         found["hook_seconds"] = hook_own_cost(variant)
     return found
+
+
+#: Runs of each side per pair, interleaved (the best of each counts).
+PAIR_RUNS = 5
+
+
+def paired_shares(owner: Any, method: str, once: Callable[[int], float],
+                  count: int, pairs: int) -> list[float]:
+    """Return hooked / unhooked throughput, pair by pair, in this process.
+
+    The hook is swapped out (the method it wraps, its ``__wrapped__``)
+    and back in, ``PAIR_RUNS`` runs each way, interleaved; a pair is the
+    best of each side.  Separate processes
+    of the same code vary in throughput by more than a hook costs (the
+    row gives their spread); paired in one process, that variance is
+    out, and what is left is the hook's.
+    """
+    hooked = getattr(owner, method)
+    original = getattr(hooked, "__wrapped__", None)
+    if original is None:
+        return []
+    shares = []
+    try:
+        for index in range(pairs):
+            rates: dict[bool, list[float]] = {True: [], False: []}
+            for turn in range(2 * PAIR_RUNS):
+                wrapped = (turn + index) % 2 == 0
+                setattr(owner, method, hooked if wrapped else original)
+                rates[wrapped].append(once(count))
+            # Each side's best run: the one least disturbed.
+            shares.append(max(rates[True]) / max(rates[False]))
+    finally:
+        setattr(owner, method, hooked)
+    return shares
 
 
 def hook_own_cost(variant: str) -> float | None:

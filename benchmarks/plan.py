@@ -54,6 +54,9 @@ class Plan:
     #: Timed repetitions inside each of its processes (the best counts:
     #: many short ones, so that some run undisturbed on a busy machine).
     hook_inner: int
+    #: Pairs per hooked process of measurement 7: the hook swapped out
+    #: and back in, in the same process (``benchmarks.native.paired_shares``).
+    hook_pairs: int
     #: ``Thread.start(); join()`` per repetition.
     thread_starts: int
     #: Tasks submitted (and waited for) per repetition, per pool.
@@ -97,6 +100,7 @@ FULL = Plan(
     native_runs=5,
     hook_rounds=9,
     hook_inner=40,
+    hook_pairs=10,
     thread_starts=200,
     pool_tasks=2_000,
     diagnosis_size=100_000,
@@ -132,6 +136,7 @@ SMOKE = Plan(
     native_runs=1,
     hook_rounds=1,
     hook_inner=3,
+    hook_pairs=2,
     thread_starts=100,
     pool_tasks=1_000,
     diagnosis_size=300,
