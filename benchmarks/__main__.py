@@ -94,10 +94,16 @@ NOTES = """\
   greenthread for the cyclic collector; plain greenlets of `spawn_n`
   and never-run greenthreads are swept when the dict has doubled, a
   check made after each run of the collector (`gc.callbacks`) and at
-  each `spawn_n`, not per `spawn`.  Measured with valgrind
-  (instructions per spawn + run, this workload): eventlet alone
-  ~48,000; the hooks added ~4,500 before this design and ~2,200 with
-  it.
+  each `spawn_n`, not per `spawn`.  When eventlet's
+  `GreenThread.__init__` is the known one (its code compared at
+  install), the hook does its four lines itself rather than calling it.
+  Measured with valgrind (instructions per spawn + run, this workload):
+  eventlet alone ~47,700; the hooks added ~4,500 before this design,
+  ~2,300 with it, and ~1,540 with the four lines done in the hook.
+  "The hooks swapped out and back in" times the same loop in each
+  df_gmr process with the two hooks replaced by the methods they wrap
+  and put back, interleaved, best of 2 runs each way per pair: the
+  hooks' own share, without what differs between processes.
 - Copy-on-write: the parent grows a heap of small objects, spawns the
   mix, calls `gc.freeze()` and forks; the worker reads its private memory
   (Private_Clean + Private_Dirty of `/proc/self/smaps_rollup`, i.e. USS)

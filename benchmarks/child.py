@@ -384,6 +384,36 @@ def switch_rate(switches: int) -> float:
     return (switches // 2 * 2) / (time.perf_counter() - started)
 
 
+def spawn_pairs(total: int, batch: int, pairs: int) -> list[float]:
+    """Return spawn rates with / without df_gmr's spawn hooks, in pairs.
+
+    The hooks (``GreenThread.__init__`` and ``_resolve_links``) are
+    swapped out for what they wrap and back in, in this process, 2 runs
+    each way per pair, interleaved, the best of each side: the hooks'
+    own share, free of what differs between processes.
+    """
+    from eventlet import greenthread
+
+    thread_class = greenthread.GreenThread
+    hooked = (thread_class.__init__, thread_class._resolve_links)
+    bare = tuple(getattr(method, "__wrapped__", None) for method in hooked)
+    if None in bare:
+        return []
+    shares = []
+    try:
+        for index in range(pairs):
+            seconds: dict[bool, list[float]] = {True: [], False: []}
+            for turn in range(4):
+                with_hooks = (turn + index) % 2 == 0
+                (thread_class.__init__, thread_class._resolve_links) = \
+                    hooked if with_hooks else bare
+                seconds[with_hooks].append(spawn_seconds(total, batch))
+            shares.append(min(seconds[False]) / min(seconds[True]))
+    finally:
+        thread_class.__init__, thread_class._resolve_links = hooked
+    return shares
+
+
 def measure_rest(params: dict[str, Any]) -> dict[str, Any]:
     """Spawn and switch throughput with ``tool`` set up (or not)."""
     import statistics
@@ -405,8 +435,11 @@ def measure_rest(params: dict[str, Any]) -> dict[str, Any]:
     cpu = kernel + after.ru_utime - before.ru_utime
     switches = [switch_rate(params["switches"])
                 for _ in range(params["inner"])]
+    paired = spawn_pairs(params["spawns"], batch, params.get("pairs", 0)) \
+        if params["tool"] == "df_gmr" else []
     # The best repetition: the one least disturbed by other processes.
     return {
+        "spawn_paired": paired,
         "spawn_seconds": min(spawns),
         "switch_rate": max(switches),
         "spawn_seconds_median": statistics.median(spawns),

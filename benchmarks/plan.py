@@ -36,6 +36,9 @@ class Plan:
     rest_rounds: int
     #: Timed repetitions inside each process (the best one counts).
     rest_inner: int
+    #: Pairs of the spawn loop with df_gmr's hooks swapped out and back
+    #: in, in each df_gmr process of measurement 3 (``child.spawn_pairs``).
+    rest_pairs: int
     spawns: int
     switches: int
     heap_mb: int
@@ -88,6 +91,7 @@ FULL = Plan(
     stall_budget=60.0,
     rest_rounds=9,
     rest_inner=3,
+    rest_pairs=2,
     spawns=50_000,
     switches=100_000,
     heap_mb=1024,
@@ -124,6 +128,7 @@ SMOKE = Plan(
     stall_budget=0.0,
     rest_rounds=1,
     rest_inner=1,
+    rest_pairs=1,
     spawns=5_000,
     switches=5_000,
     heap_mb=100,

@@ -536,7 +536,8 @@ class Suite:
         self.runner.say(f"{REST}: {self.plan.rest_rounds} rounds")
         params = {"spawns": self.plan.spawns,
                   "switches": self.plan.switches,
-                  "inner": self.plan.rest_inner, "log_dir": True}
+                  "inner": self.plan.rest_inner, "log_dir": True,
+                  "pairs": self.plan.rest_pairs}
         order = [WITHOUT, DF_GMR, OSLO, IMPORTED]
         rounds: list[dict[str, dict[str, Any]]] = []
         cases = {tool: Case("rest", tool, dict(params))
@@ -569,7 +570,14 @@ class Suite:
             df_share = shares[DF_GMR]
             kernel = ""
             if key == "spawn_seconds":
-                kernel = "; " + "; ".join(
+                paired, paired_worst = median_worst(
+                    [pair for result in cases[DF_GMR].results
+                     for pair in result.get("spawn_paired", [])], min)
+                if paired is not None and paired_worst is not None:
+                    kernel += (f"; the hooks swapped out and back in, in "
+                               f"each df_gmr process: {paired:.1%} of "
+                               f"without them (worst {paired_worst:.1%})")
+                kernel += "; " + "; ".join(
                     f"{label}: kernel {share:.0%} of the loop's CPU time, "
                     f"{faults:.2f} page faults per spawn"
                     for label, tool in (("without either", WITHOUT),
