@@ -180,24 +180,27 @@ def _root(green: Any) -> Any:
 
 def _timers(reading: HubReading) -> dict[str, Any]:
     pending = reading.timers  # soonest first
-    overdue = reading.overdue()
+    # A stale hub never runs again: its timers are never due, none is
+    # overdue (it would say something waits for them to fire), and its
+    # lateness is no sign of a block.
+    stale = reading.status.startswith("stale")
+    overdue = [] if stale else reading.overdue()
     return {
         "count": reading.scheduled,
         "pending": len(pending),
         "canceled": reading.scheduled - len(pending),
         "overdue": len(overdue),
         "max_overdue": round(-overdue[0].due_in, 3) if overdue else 0.0,
-        # Only a live hub can be blocked: a stale one's timers are all
-        # overdue sooner or later, as it never runs.
         "late": reading.status == "live" and reading.late(),
-        "next": [_describe_timer(timer) for timer in pending[:NEXT_TIMERS]],
+        "next": [_describe_timer(timer, stale)
+                 for timer in pending[:NEXT_TIMERS]],
     }
 
 
-def _describe_timer(timer: Timer) -> dict[str, Any]:
+def _describe_timer(timer: Timer, stale: bool = False) -> dict[str, Any]:
     green = timer.greenlet
     entry: dict[str, Any] = {
-        "due_in": timer.due_in,
+        "due_in": None if stale else timer.due_in,
         "seconds": timer.seconds,
         "callback": naming.callable_name(timer.callback)
         if timer.callback is not None else None,
@@ -300,10 +303,11 @@ def _timer_lines(timers: dict[str, Any], stale: bool = False
         lines.append(f"    {label} ({shown} of {timers['pending']}):")
     for timer in timers["next"]:
         due_in = timer["due_in"]
-        when = (f"overdue {-due_in:.3f}s" if due_in < 0
-                else f"in {due_in:.3f}s")
-        if stale:
+        if stale or due_in is None:
             when = "never"
+        else:
+            when = (f"overdue {-due_in:.3f}s" if due_in < 0
+                    else f"in {due_in:.3f}s")
         lines.extend(wrap(f"{when:>16}  {_timer_action(timer)}", "      ",
                            "                        "))
     return lines

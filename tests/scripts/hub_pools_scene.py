@@ -155,13 +155,15 @@ def scene_tpool():
 def scene_fork():
     old_hub = eventlet.hubs.get_hub()
     eventlet.sleep(0)
+    # Pending when the child leaves this hub behind: due, never fired.
+    old_hub.schedule_call_global(0.05, lambda: None)
     child = os.fork()
     if child:
         _, status = os.waitpid(child, 0)
         os._exit(os.waitstatus_to_exitcode(status))
     # As oslo.service's ProcessLauncher does in each worker.
     eventlet.hubs.use_hub()
-    eventlet.sleep(0)
+    eventlet.sleep(0.1)  # past the old hub's timer
     facts["old_hub_greenlet"] = id(old_hub.greenlet)
     facts["new_hub_greenlet"] = id(eventlet.hubs.get_hub().greenlet)
     return old_hub

@@ -112,6 +112,13 @@ def test_hub_from_before_fork_is_stale_and_the_new_one_live(hub_pools_scene):
     assert stale["status"] == "stale (from before fork)"
     assert stale["created_by_pid"] != live["created_by_pid"]
     assert hubs(scene)[0] == live  # the live hub comes first
+    # Its timer is past its time, but the stale hub never runs again: it
+    # is never due, not overdue (nothing blocks that hub), in JSON too.
+    timers = stale["timers"]
+    assert timers["pending"] == 1 and timers["overdue"] == 0
+    assert timers["max_overdue"] == 0.0 and timers["late"] is False
+    assert timers["next"][0]["due_in"] is None
+    assert "never due (1 of 1): never " in text(scene)
 
 
 def test_text_fits_in_80_columns(hub_pools_scene):
