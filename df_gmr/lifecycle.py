@@ -39,13 +39,15 @@ _SYNCHRONOUS = {int(getattr(signal, name)) for name in (
     "SIGPIPE", "SIGXFSZ", "SIGKILL", "SIGSTOP") if hasattr(signal, name)}
 
 
-def process_signals() -> set[int]:
+@functools.cache
+def process_signals() -> frozenset[int]:
     """Return the signals sent to the process as a whole (SIGTERM, SIGINT,
     SIGHUP, SIGCHLD...): what df_gmr's own threads block, and what its
     signal handler holds off while it runs (see ``trigger``)."""
     if not hasattr(signal, "pthread_sigmask"):
-        return set()
-    return {int(signum) for signum in signal.valid_signals()} - _SYNCHRONOUS
+        return frozenset()
+    return frozenset(int(signum) for signum in signal.valid_signals()
+                     if int(signum) not in _SYNCHRONOUS)
 
 
 #: The role of a df_gmr thread caught starting or ending, out of the

@@ -50,7 +50,7 @@ runs: it wakes the hub only when it interrupts the hub's wait itself
 minute in an idle worker, so a SIGTERM run inside df_gmr's handler would
 be acted on a minute late, or never within a launcher's patience.  So
 the handler holds the process's other signals off while it works (a
-real signal mask, two system calls) and lets them in as it ends: their
+real signal mask: three system calls) and lets them in as it ends: their
 handlers run then, inside it, and what they raise goes on.  When one came
 in and df_gmr's handler itself interrupted the hub's wait (eventlet's
 ``do_poll``, or oslo.service's ``do_sleep``), it ends that wait in their
@@ -235,7 +235,6 @@ class Trigger:
             self.collector_held_in = 0
 
 
-#: The process's one trigger.
 def _hold_signals() -> Any:
     """Block the process's signals in this thread; return the old mask."""
     try:
@@ -269,6 +268,7 @@ def _in_hub_wait(frame: FrameType | None) -> bool:
         (name == "do_sleep" and module.startswith("oslo_service."))
 
 
+#: The process's one trigger.
 trigger = Trigger()
 
 # The module's functions, for the rest of df_gmr.
