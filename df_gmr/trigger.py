@@ -102,6 +102,11 @@ class Trigger:
         #: More signals df_gmr's own threads block (the stack signal).
         self.blocked: set[int] = set()
         self.requests = 0
+        #: Requests ever counted, and how many of the first were answered
+        #: (their report built or failed): what an exit waits for is the
+        #: reports asked before it, not those a storm keeps asking.
+        self.asked = 0
+        self.answered = 0
         self.last_trigger = ""
         self.wake: Any = None
         self.thread_pid = 0
@@ -125,6 +130,7 @@ class Trigger:
                 self.last_trigger = "signal " + self.signal_names.get(
                     signum, str(signum))
                 self.requests += 1
+                self.asked += 1  # after requests: see _reporting_loop
                 if self.thread_pid != os.getpid():
                     self._ensure_thread()
                 self._poke()
@@ -141,6 +147,7 @@ class Trigger:
         """Ask the reporting thread for a report (from any thread)."""
         self.last_trigger = label
         self.requests += 1
+        self.asked += 1
         self._ensure_thread()
         self._poke()
 
@@ -169,6 +176,13 @@ class Trigger:
         self.thread_pid = 0
         self.thread_ident = None
         self.wake = None
+        # Forked while the parent's thread built a report, the lock came
+        # over held, and no thread here would ever release it: the
+        # child's reporting thread waited on it for good (no report, and
+        # its exit waited 5 s).  The parent's requests are not the
+        # child's.
+        self.building = _native.allocate_lock()
+        self.requests = self.asked = self.answered = 0
         if self.collector_held_in:
             # Forked while a report held the collector off: the child has
             # no report to finish, so it gets the collector back at once.
@@ -195,6 +209,10 @@ class Trigger:
             # Building is marked before the requests are taken: the exit
             # guard never sees neither (a report it would not wait for).
             self.building.acquire()
+            # Every request counted in asked by now is in requests already
+            # (the handler counts it there first): taken by this report,
+            # or by one before.
+            answering = self.asked
             try:
                 run_each(self.wake_hooks, "wake hook")
                 merged, self.requests = self.requests, 0
@@ -208,6 +226,7 @@ class Trigger:
             except BaseException as error:
                 complain(f"report failed: {error!r}")
             finally:
+                self.answered = max(self.answered, answering)
                 self.building.release()
 
     @contextlib.contextmanager
