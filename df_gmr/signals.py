@@ -258,8 +258,7 @@ class SignalOwner:
         """
         try:
             self.exit_begins()
-            if trigger.thread_pid == os.getpid():
-                self._wait_for_report(EXIT_WAIT)
+            self.worker_leaving()  # the same wait: finish what was asked
             for signum in list(trigger.signal_names):
                 current = signal.getsignal(signum)
                 if current is not signal.SIG_DFL:
