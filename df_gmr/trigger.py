@@ -50,14 +50,19 @@ runs: it wakes the hub only when it interrupts the hub's wait itself
 minute in an idle worker, so a SIGTERM run inside df_gmr's handler would
 be acted on a minute late, or never within a launcher's patience.  So
 the handler holds the process's other signals off while it works (a
-real signal mask: three system calls) and lets them in as it ends: their
-handlers run then, inside it, and what they raise goes on.  When one came
-in and df_gmr's handler itself interrupted the hub's wait (eventlet's
-``do_poll``, or oslo.service's ``do_sleep``), it ends that wait in their
-place with ``InterruptedError`` (EINTR), which both take as a wake-up:
-the only exception of its own it ever raises, there and for that.  A
-signal that comes in within the first bytecode of the handler, before
-the mask is set, is still run inside it unnoticed.
+real signal mask: two system calls) and lets them in as it ends: their
+handlers run then, inside it, and what they raise goes on.  And when
+df_gmr's handler itself interrupted the hub's wait (eventlet's
+``do_poll``, or oslo.service's ``do_sleep``) and the hub got a call
+scheduled meanwhile (a handler run inside ours, before the mask was set
+or as it ends, spawned one), it ends that wait with ``InterruptedError``
+(EINTR), which both take as a wake-up: the hub turns once more and runs
+it.  That is the only exception of its own it ever raises, there and
+for that.  Otherwise it raises nothing: a signal that was already due
+with ours is handled after it, from the hub's wait itself, and raising
+there would push its handler into the hub's own code (where
+oslo.service's ``eventlet.spawn`` can lose its call, if it lands while
+the hub moves its new calls to its timers).
 
 The handler is Python-level only.  When the main thread holds the GIL in
 one long C call, no Python code runs anywhere until it returns: the
@@ -71,7 +76,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from collections.abc import Iterator
-from collections.abc import Mapping
 import contextlib
 import errno
 import gc
@@ -138,9 +142,9 @@ class Trigger:
                 pass
         finally:
             # Their handlers run in here: what they raise goes on.
-            came_in = _let_signals_in(held, self.signal_names)
-        if came_in and _in_hub_wait(frame):
-            raise InterruptedError(errno.EINTR, "woken for a signal handled "
+            _let_signals_in(held)
+        if _in_hub_wait(frame) and _hub_has_new_calls():
+            raise InterruptedError(errno.EINTR, "woken for a call scheduled "
                                    "inside df_gmr's handler")
 
     def request(self, label: str) -> None:
@@ -262,18 +266,10 @@ def _hold_signals() -> Any:
         return None
 
 
-def _let_signals_in(held: Any, own: Mapping[int, str]) -> bool:
-    """Restore the mask ``held``; say whether a signal with a Python
-    handler other than ``own`` came in meanwhile (it is handled here)."""
-    if held is None:
-        return False
-    try:
-        pending = signal.sigpending()
-    except (AttributeError, OSError):
-        pending = set()
-    signal.pthread_sigmask(signal.SIG_SETMASK, held)
-    return any(int(signum) not in own and callable(signal.getsignal(signum))
-               for signum in pending if signum not in held)
+def _let_signals_in(held: Any) -> None:
+    """Restore the mask ``held``: what came in meanwhile is handled here."""
+    if held is not None:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
 
 def _in_hub_wait(frame: FrameType | None) -> bool:
@@ -285,6 +281,18 @@ def _in_hub_wait(frame: FrameType | None) -> bool:
     module = str(frame.f_globals.get("__name__", ""))
     return (name == "do_poll" and module.startswith("eventlet.hubs.")) or \
         (name == "do_sleep" and module.startswith("oslo_service."))
+
+
+def _hub_has_new_calls() -> bool:
+    """Say whether this thread's hub got calls scheduled while it waits.
+
+    The hub moves its new calls (``next_timers``) to its timers before it
+    waits: one there now was scheduled meanwhile, by a signal handler
+    (oslo.service's ``eventlet.spawn``).
+    """
+    hubs = sys.modules.get("eventlet.hubs")
+    hub = getattr(getattr(hubs, "_threadlocal", None), "hub", None)
+    return bool(getattr(hub, "next_timers", None))
 
 
 #: The process's one trigger.

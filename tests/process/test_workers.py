@@ -257,7 +257,7 @@ def test_parent_lists_workers_of_each_service_apart(tmp_path):
         assert sorted(int(row[0]) for row in rows) == daemon.workers()
 
 
-@pytest.mark.parametrize("point", ["start", "poke"])
+@pytest.mark.parametrize("point", ["start", "poke", "entry"])
 def test_sigterm_inside_the_handler_still_stops_an_idle_worker(tmp_path,
                                                                point):
     # A worker whose hub has nothing to do sleeps a minute in its wait;

@@ -1,13 +1,14 @@
 """An idle oslo.service worker that gets SIGTERM while df_gmr's handler runs.
 
-Usage: nested_signal.py LOG_DIR start|poke
+Usage: nested_signal.py LOG_DIR start|poke|entry
 
 oslo.service's eventlet handler wakes the hub only when it interrupts the
 hub's wait itself; a signal that comes in while another handler runs has
 its handler run inside that one.  The worker sends itself SIGTERM from
 inside df_gmr's handler, at the point named (``start``: as the handler
 starts the reporting thread, the first request's race; ``poke``: as it
-wakes a running one), as a burst of signals from outside does by chance.
+wakes a running one; ``entry``: as it begins, before it holds other
+signals off), as a burst of signals from outside does by chance.
 Its hub has nothing to do: without a wake-up it sleeps a minute.
 """
 import eventlet
@@ -60,6 +61,8 @@ class Worker(service.Service):
 
 if point == "start":
     inject(lifecycle, "start_thread")
+elif point == "entry":  # before the handler holds other signals off
+    inject(trigger, "_hold_signals")
 else:
     inject(trigger.trigger, "_poke")
 launcher = service.ProcessLauncher(CONF, restart_method="mutate")
