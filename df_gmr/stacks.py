@@ -12,6 +12,8 @@ frame alive.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+import io
 import linecache
 import os
 import sys
@@ -239,6 +241,10 @@ class SourceLines:
                 if number in found}
 
 
+#: Bytes read at a time from a source file, up to the last line wanted.
+READ_CHUNK = 16384
+
+
 def _read_lines(filename: str, numbers: set[int]) -> dict[int, str]:
     """Read the lines ``numbers`` of a source file (its own encoding).
 
@@ -251,9 +257,16 @@ def _read_lines(filename: str, numbers: set[int]) -> dict[int, str]:
     last = max(numbers)
     try:
         with open(filename, "rb") as source:
-            encoding, _ = tokenize.detect_encoding(source.readline)
-            source.seek(0)
-            data = source.read()
+            # Read up to the last line wanted, not the whole file: a
+            # first report reads a dozen modules, most of whose bytes it
+            # never shows (and each fresh buffer's pages cost faults).
+            chunks = [source.read(READ_CHUNK)]
+            ends = chunks[0].count(b"\n")
+            while ends < last and chunks[-1]:
+                chunks.append(source.read(READ_CHUNK))
+                ends += chunks[-1].count(b"\n")
+        data = b"".join(chunks)
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(chunks[0]).readline)
         if b"\r" in data and b"\r" in data.replace(b"\r\n", b""):
             with tokenize.open(filename) as text:
                 return {number: line for number, line in enumerate(text, 1)
@@ -272,6 +285,18 @@ def _read_lines(filename: str, numbers: set[int]) -> dict[int, str]:
 
 #: The process's source lines, as reports show them.
 source_lines = SourceLines()
+
+
+def read_ahead(stacks: Iterable[StackKey]) -> None:
+    """Read the source lines of several stacks, each file once (the
+    stacks of one report share files; each would read it again for the
+    lines new to it)."""
+    wanted: dict[str, set[int]] = {}
+    for keys in stacks:
+        for code, lineno in keys:
+            wanted.setdefault(code.co_filename, set()).add(lineno)
+    for filename, numbers in wanted.items():
+        source_lines.lines(filename, numbers)
 
 
 def describe(keys: StackKey) -> list[dict[str, Any]]:

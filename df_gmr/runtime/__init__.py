@@ -115,6 +115,7 @@ class Snapshot:
         self._lock_stacks: dict[int, tuple[StackKey, bool, Plan]] = {}
         self._tracked: dict[Any, tuple[Any, ...] | None] | None = None
         self._own: dict[int, str] | None = None
+        self._known: dict[int, Any] | None = None
 
     def frames(self) -> dict[int, FrameType]:
         """Return every native thread's current frame (read once; a
@@ -203,18 +204,24 @@ class Snapshot:
         know are walked (df_gmr starts bare threads).
         """
         if self._own is None:
-            # Imported by the first report, as the Threads section does:
-            # nothing of it is needed at rest.
-            from df_gmr.runtime import natives
-
             own = dict(lifecycle.own_threads())
-            known = natives.known_threads()
+            known = self.known_threads()
             for ident, frame in self.frames().items():
                 if ident not in own and ident not in known and \
                         lifecycle.is_own_thread(frame):
                     own[ident] = UNREGISTERED_ROLE
             self._own = own
         return self._own
+
+    def known_threads(self) -> dict[int, Any]:
+        """Map thread idents to their ``threading.Thread`` (read once)."""
+        if self._known is None:
+            # Imported by the first report, as the Threads section does:
+            # nothing of it is needed at rest.
+            from df_gmr.runtime import natives
+
+            self._known = natives.known_threads()
+        return self._known
 
     def hubs(self) -> list[hub_reading.HubReading]:
         """Return every known hub, read once (see ``runtime.hubs``)."""
@@ -266,6 +273,7 @@ class Snapshot:
     def release(self) -> None:
         """Drop the live frames and objects this snapshot holds."""
         self._frames = None
+        self._known = None
         self._tracked = None
         self._lock_stacks.clear()
         self._hubs = None

@@ -186,21 +186,33 @@ def resolve(frame: FrameType, chain: tuple[tuple[str, str], ...]) -> Any:
 
     Returns None when a link is a slot, a property or a class attribute.
     """
+    return resolve_both(frame, chain)[1]
+
+
+def resolve_both(frame: FrameType, chain: tuple[tuple[str, str], ...]
+                 ) -> tuple[Any, Any]:
+    """Return what ``resolve`` finds for the chain but its last link (None
+    for a chain of one name), and for the whole chain: one walk (one
+    reading of the frame's locals, a sync of them all on 3.11)."""
     kind, root = chain[0]
     try:
         if kind in ("LOAD_GLOBAL", "LOAD_NAME"):
             space = frame.f_globals
-            owner = space[root] if root in space else vars(builtins)[root]
+            value = space[root] if root in space else vars(builtins)[root]
         else:
-            owner = frame.f_locals[root]
+            value = frame.f_locals[root]
     except KeyError:
-        return None
-    for _, attribute in chain[1:]:
+        return None, None
+    owner = None
+    last = len(chain) - 1
+    for index, (_, attribute) in enumerate(chain[1:], 1):
+        owner = value
         namespace = _namespace(owner)
         if namespace is None or attribute not in namespace:
-            return None
-        owner = namespace[attribute]
-    return owner
+            # Lost at the last link: only the whole chain is unknown.
+            return (owner if index == last else None), None
+        value = namespace[attribute]
+    return owner, value
 
 
 def text(chain: tuple[tuple[str, str], ...]) -> str:

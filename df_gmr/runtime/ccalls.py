@@ -34,11 +34,11 @@ def call_of(frame: Any) -> Resolved | None:
         return None
     kind, _, chain, _ = call
     try:
-        owner_chain = chain[:-1] if kind == "call" else chain
-        target = callsite.resolve(frame, owner_chain) \
-            if owner_chain else None  # a plain function: no object
-        callee = callsite.resolve(frame, chain) if kind == "call" \
-            else None
+        if kind == "call":
+            # What it is called on (None for a plain function), and what.
+            target, callee = callsite.resolve_both(frame, chain)
+        else:
+            target, callee = callsite.resolve(frame, chain), None
     except Exception:
         return (call, False, None, None)
     return (call, True, target, callee)

@@ -63,6 +63,7 @@ def build(gathered: dict[GroupKey, list[Any]],
     100,000 identical waiters costs no call per member).
     """
     built = []
+    stacks.read_ahead(key[3] for key in gathered)
     for key, members in gathered.items():
         if own_past_budget is None or len(members) <= DETAILS_PER_GROUP:
             chosen: Any = enumerate(members)

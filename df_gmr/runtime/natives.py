@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 import sys
+import types
 from typing import TYPE_CHECKING
 from typing import Any
 
@@ -66,7 +67,7 @@ class Natives:
 
     def __init__(self, snapshot: Snapshot) -> None:
         self.snapshot = snapshot
-        self.known = known_threads()
+        self.known = snapshot.known_threads()
         #: The C lock and RLock types, read once per report.
         self.lock_types = ccalls.lock_types()
         self.own = snapshot.own_threads()
@@ -84,13 +85,19 @@ class Natives:
         #: Waits read per waited-on object (see ``waits.details``).
         self.wait_readings: dict[tuple[str, int],
                                  tuple[Any, dict[str, Any]]] = {}
-        self.targets: dict[int, str] = {}
+        self.targets: dict[Any, str] = {}
         #: id(start record) -> (that record, who started the thread):
         #: threads started in one loop share one record (see origins).
         self.starters: dict[int, tuple[Any, dict[str, Any] | None]] = {}
+        #: (id(start positions), starter's ident, name, native id) -> (those
+        #: positions, the origin, who started).
+        self.started: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
         #: ident -> (its innermost frame, the C call it makes, resolved):
         #: decoded and resolved once, for its wait kind and its details.
         self.calls: dict[int, tuple[Any, ccalls.Resolved | None]] = {}
+        #: (call, resolved, target, callee ids) -> what the call blocks on.
+        self.call_details: dict[tuple[int, bool, int, int], tuple[
+            Any, Any, Any, dict[str, Any]]] = {}
 
     def groups(self) -> list[dict[str, Any]]:
         """Return the service's threads grouped, biggest group first."""
@@ -216,6 +223,11 @@ class Natives:
         main = kind == "main"
         builder = self.snapshot.builder_thread
         known = self.known
+        frames = self.snapshot.frames()
+        # What _native_id says, inline (once per member).
+        main_ident = self.snapshot.main_thread \
+            if sys.platform.startswith("linux") else None
+        pid = os.getpid()
 
         def describe(index: int, member: tuple[int, Any]) -> dict[str, Any]:
             ident, frame = member
@@ -225,9 +237,10 @@ class Natives:
             # The Thread's stored fields, never its properties (a subclass
             # of the application could make them run code): its __dict__,
             # read once.
-            stored = _stored(thread)
+            stored = _stored(thread) if thread is not None else _EMPTY
             name = stored.get("_name")
-            native_id = self._native_id(ident, stored)
+            native_id = None if ident not in frames else pid \
+                if ident == main_ident else stored.get("_native_id")
             if main:
                 name = name or "MainThread"
                 if thread is not None and \
@@ -240,8 +253,8 @@ class Natives:
             found["native_id"] = native_id
             found["daemon"] = stored.get("_daemonic")
             if thread is not None:
-                found["origin"] = self._origin(stored)
-                starter = self._started_by(stored)
+                _, origin, starter = self._start(stored)
+                found["origin"] = origin
                 if starter is not None:
                     found["started_by"] = starter
                 target = self._target(thread, stored)
@@ -264,6 +277,25 @@ class Natives:
             return found
 
         return describe
+
+    def _start(self, stored: dict[str, Any]) -> tuple[Any, Any, Any]:
+        """Return (where it started, its origin, who started it), once per
+        place and starter: a loop's starts share their recorded positions
+        (see origins), an executor's each have a record of their own."""
+        record: Any = stored.get(origins.ORIGIN_ATTR)
+        recorded = type(record) is tuple and len(record) == 4
+        where = record[0] if recorded else record
+        try:
+            key = (id(where), *record[1:]) if recorded else (id(where),)
+            known = self.started.get(key)
+        except TypeError:  # an odd record (unhashable): not shared
+            return where, self._origin(stored), self._started_by(stored)
+        if known is None or known[0] is not where:
+            # The positions kept beside their id, which names them only
+            # while they live.
+            known = self.started[key] = (
+                where, self._origin(stored), self._started_by(stored))
+        return known
 
     def _started_by(self, stored: dict[str, Any]) -> dict[str, Any] | None:
         """Say who started a thread, and whether it runs now: once per
@@ -339,10 +371,15 @@ class Natives:
             if type(thread).__name__ == "_MainThread":
                 return None  # the program's own code: it runs no run()
             return naming.type_name(thread) + ".run"
-        key = id(target)  # the target lives as long as this report
-        if key not in self.targets:
-            self.targets[key] = naming.callable_name(target)
-        return self.targets[key]
+        # Each Thread(target=self.work) holds a bound method of its own:
+        # those of one function and one object are named once.  The
+        # target (holding both) lives as long as this report.
+        key: Any = (id(target.__func__), id(target.__self__)) \
+            if type(target) is types.MethodType else id(target)
+        name = self.targets.get(key)
+        if name is None:
+            name = self.targets[key] = naming.callable_name(target)
+        return name
 
     def _call_of(self, ident: int, frame: Any) -> ccalls.Resolved | None:
         """Decode and resolve the call the innermost frame makes, once per
@@ -355,12 +392,28 @@ class Natives:
         return resolved
 
     def _call_details(self, ident: int, frame: Any) -> dict[str, Any]:
-        """Say what a C call blocks on (see ``ccalls.call_details``)."""
-        return ccalls.call_details(self._call_of(ident, frame), frame,
-                                   self.known, self.lock_types)
+        """Say what a C call blocks on (see ``ccalls.call_details``): once
+        per call site and object (a hundred threads blocked on one lock
+        read it once), but a sleep's seconds, read from each frame."""
+        resolved = self._call_of(ident, frame)
+        if resolved is None or resolved[0][1] == "sleep":
+            return ccalls.call_details(resolved, frame, self.known,
+                                       self.lock_types)
+        call, ok, target, callee = resolved
+        key = (id(call), ok, id(target), id(callee))
+        known = self.call_details.get(key)
+        # Kept beside their ids, which name them only while they live.
+        if known is None or known[0] is not call or \
+                known[1] is not target or known[2] is not callee:
+            known = self.call_details[key] = (
+                call, target, callee, ccalls.call_details(
+                    resolved, frame, self.known, self.lock_types))
+        return known[3]
 
 
 _MISSING = object()
+#: The stored fields of a thread without a Thread.
+_EMPTY: dict[str, Any] = {}
 
 
 def _stored(thread: Any) -> dict[str, Any]:
