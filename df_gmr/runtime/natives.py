@@ -92,6 +92,8 @@ class Natives:
         #: (id(start positions), starter's ident, name, native id) -> (those
         #: positions, the origin, who started).
         self.started: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
+        #: id(start record) -> (that record, what _start returned for it).
+        self.by_record: dict[int, tuple[Any, tuple[Any, Any, Any]]] = {}
         #: ident -> (its innermost frame, the C call it makes, resolved):
         #: decoded and resolved once, for its wait kind and its details.
         self.calls: dict[int, tuple[Any, ccalls.Resolved | None]] = {}
@@ -228,12 +230,16 @@ class Natives:
         main_ident = self.snapshot.main_thread \
             if sys.platform.startswith("linux") else None
         pid = os.getpid()
+        # The wait of every member past the details read: one dict (the
+        # group's factoring reads it, never changes it).
+        unread_wait = {"kind": wait_kind}
 
         def describe(index: int, member: tuple[int, Any]) -> dict[str, Any]:
             ident, frame = member
             thread = known.get(ident)
-            found: dict[str, Any] = {"id": ident,
-                                     "wait": {"kind": wait_kind}}
+            found: dict[str, Any] = {
+                "id": ident, "wait": {"kind": wait_kind}
+                if index < DETAILS_PER_GROUP else unread_wait}
             # The Thread's stored fields, never its properties (a subclass
             # of the application could make them run code): its __dict__,
             # read once.
@@ -283,6 +289,10 @@ class Natives:
         place and starter: a loop's starts share their recorded positions
         (see origins), an executor's each have a record of their own."""
         record: Any = stored.get(origins.ORIGIN_ATTR)
+        # Threads started in one loop share their record itself.
+        same = self.by_record.get(id(record))
+        if same is not None and same[0] is record:
+            return same[1]
         recorded = type(record) is tuple and len(record) == 4
         where = record[0] if recorded else record
         try:
@@ -295,6 +305,7 @@ class Natives:
             # while they live.
             known = self.started[key] = (
                 where, self._origin(stored), self._started_by(stored))
+        self.by_record[id(record)] = (record, known)
         return known
 
     def _started_by(self, stored: dict[str, Any]) -> dict[str, Any] | None:
