@@ -237,9 +237,8 @@ class Natives:
         def describe(index: int, member: tuple[int, Any]) -> dict[str, Any]:
             ident, frame = member
             thread = known.get(ident)
-            found: dict[str, Any] = {
-                "id": ident, "wait": {"kind": wait_kind}
-                if index < DETAILS_PER_GROUP else unread_wait}
+            wait = {"kind": wait_kind} if index < DETAILS_PER_GROUP \
+                else unread_wait
             # The Thread's stored fields, never its properties (a subclass
             # of the application could make them run code): its __dict__,
             # read once.
@@ -247,25 +246,36 @@ class Natives:
             name = stored.get("_name")
             native_id = None if ident not in frames else pid \
                 if ident == main_ident else stored.get("_native_id")
+            forked = False
             if main:
                 name = name or "MainThread"
-                if thread is not None and \
-                        type(thread).__name__ != "_MainThread":
-                    # Forked from another thread of its parent (cotyledon's
-                    # supervisor thread, say): its Thread, name and origin
-                    # are the parent's; the fork made it the main thread.
-                    found["forked_in_thread"] = True
-            found["name"] = name
-            found["native_id"] = native_id
-            found["daemon"] = stored.get("_daemonic")
-            if thread is not None:
+                # Forked from another thread of its parent (cotyledon's
+                # supervisor thread, say): its Thread, name and origin are
+                # the parent's; the fork made it the main thread.
+                forked = thread is not None and \
+                    type(thread).__name__ != "_MainThread"
+            if thread is None:
+                found: dict[str, Any] = {
+                    "id": ident, "wait": wait, "name": name,
+                    "native_id": native_id, "daemon": None}
+            else:
+                # One dict made at its size (a thousand members each grew
+                # theirs, key by key: the memory churned is what a first
+                # report pays for, in page faults).
                 _, origin, starter = self._start(stored)
-                found["origin"] = origin
-                if starter is not None:
-                    found["started_by"] = starter
                 target = self._target(thread, stored)
-                if target is not None:
-                    found["target"] = target
+                found = {"id": ident, "wait": wait, "name": name,
+                         "native_id": native_id,
+                         "daemon": stored.get("_daemonic"),
+                         "origin": origin, "started_by": starter,
+                         "target": target}
+                if starter is None:
+                    del found["started_by"]
+                if target is None:
+                    del found["target"]
+            if forked:  # said third, as it was (id and wait keep theirs)
+                found = {"id": ident, "wait": wait, "forked_in_thread": True,
+                         **found}
             if ident == builder:
                 found["role"] = "building this report (df_gmr frames omitted)"
             if index >= DETAILS_PER_GROUP:

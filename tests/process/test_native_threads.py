@@ -28,6 +28,7 @@ from df_gmr.sections import green_threads
 from df_gmr.sections import thread_pools
 from df_gmr.sections import threads as threads_section
 from tests.daemons import Daemon
+from tests.daemons import run_python
 from tests.daemons import running
 from tests.daemons import wait_for
 
@@ -427,3 +428,36 @@ def test_standin_output_is_clean(standin):
     # No traceback, no worker restarted: the scene is the one reported.
     assert "Traceback" not in standin.output, standin.output
     assert standin.output.count("READY worker") == 1, standin.output
+
+
+FORKED_IN_A_THREAD = """\
+import json, os, threading
+from df_gmr.context import ReportContext
+from df_gmr.runtime import Snapshot
+from df_gmr.sections import threads
+
+def fork_here():
+    pid = os.fork()
+    if pid == 0:  # the child: this thread is its main thread now
+        ident = threading.get_ident()
+        context = ReportContext(builder_thread=None, runtime=Snapshot(None))
+        data = threads.collect(context)
+        main = [member for group in data["groups"] if group["kind"] == "main"
+                for member in group["members"]]
+        print(json.dumps([list(member) for member in main]), flush=True)
+        os._exit(0)
+    os.waitpid(pid, 0)
+
+thread = threading.Thread(target=fork_here, name="supervisor")
+thread.start()
+thread.join()
+"""
+
+
+def test_a_process_forked_in_a_thread_says_its_main_thread_was_one():
+    # cotyledon's supervisor thread forks the workers: in the child, the
+    # forking Thread (its name, its origin) is the main thread.
+    done = run_python(FORKED_IN_A_THREAD)
+    members = json.loads(done.stdout.strip().splitlines()[-1])
+    assert members and members[0][:3] == ["id", "forked_in_thread", "name"], \
+        done.stdout
