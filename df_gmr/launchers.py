@@ -7,7 +7,9 @@ oslo.service is imported) so that the header of each report says parent,
 worker N or single process, and the parent's report lists its workers.
 
 The wrappers run the original methods unchanged and only record facts;
-a failure in recording never reaches the launcher.
+a failure in recording never reaches the launcher.  One thing more: the
+start of a worker holds the signals its hub handles until its hub
+exists (see ``_hold_hub_signals``), lest a SIGTERM be lost.
 """
 
 from __future__ import annotations
@@ -52,6 +54,11 @@ class Integration:
         self.exit_listeners: list[Callable[[], None]] = []
         #: Called in a worker that is about to leave (``os._exit``).
         self.leaving_listeners: list[Callable[[], None]] = []
+        #: True while the launcher starts a worker: its fork holds the
+        #: hub's signals (see _hold_hub_signals).
+        self.forking_worker = False
+        #: The signals this process holds for a worker's start.
+        self.held: set[int] = set()
 
 
 _integration = Integration()
@@ -122,14 +129,27 @@ def _wrap_eventlet_backend(module: ModuleType) -> None:
     @functools.wraps(original_start_child)
     def start_child(self: Any, wrap: Any) -> Any:
         _quietly(_choose_index, wrap)
-        pid = original_start_child(self, wrap)
+        # Held only where the child is sure to let them in again: through
+        # this module's _child_process (a subclass may have its own).
+        _integration.forking_worker = \
+            getattr(type(self), "_child_process", None) is child_process
+        try:  # the child never returns from it (it leaves with os._exit)
+            pid = original_start_child(self, wrap)
+        finally:
+            _integration.forking_worker = False
         _quietly(_record_worker, pid, wrap)
         return pid
 
     @functools.wraps(original_child_process)
     def child_process(self: Any, service: Any) -> Any:
-        _quietly(_became_worker)
-        return original_child_process(self, service)
+        _integration.forking_worker = False
+        try:
+            _quietly(_became_worker)
+            return original_child_process(self, service)
+        finally:
+            # Its handlers are set and its hub is made: a signal held
+            # since the fork is handled now, on that hub.
+            _release_hub_signals()
 
     @functools.wraps(original_child_wait)
     def child_wait(self: Any, launcher: Any) -> Any:
@@ -151,12 +171,46 @@ def _wrap_eventlet_backend(module: ModuleType) -> None:
         _quietly(_became_single, workers)
         return original_single(self, service, workers)
 
+    os.register_at_fork(before=_hold_hub_signals,
+                        after_in_parent=_release_hub_signals)
     launcher_class.launch_service = launch_service
     launcher_class._start_child = start_child
     launcher_class._child_process = child_process
     launcher_class._wait_child = wait_child
     launcher_class._child_wait_for_exit_or_signal = child_wait
     service_launcher.launch_service = launch_single
+
+
+#: The signals that oslo.service's eventlet handlers turn into a call on
+#: the hub (a worker's SignalHandler: SIGTERM, SIGHUP, SIGINT).
+HUB_SIGNALS = frozenset({signal.SIGTERM, signal.SIGHUP, signal.SIGINT})
+
+
+def _hold_hub_signals() -> None:
+    """Hold the hub's signals across a worker's fork (run before it).
+
+    A new worker sets its handlers, then makes a new hub (``use_hub``): a
+    SIGTERM that came before that spawned its call on the hub the fork
+    copied, which is then dropped, and the worker ran on with its SIGTERM
+    lost (a launcher stopping a worker it just started).  Held from the
+    fork, such a signal waits until the worker's hub exists.  The parent
+    lets them in again as soon as the fork returned.
+    """
+    if not _integration.forking_worker:
+        return  # another fork (a subprocess, a library's)
+    try:
+        before = signal.pthread_sigmask(signal.SIG_BLOCK, HUB_SIGNALS)
+    except Exception:  # never stand in a fork's way
+        return
+    # Only those not held already: the rest stay as they were.
+    _integration.held = set(HUB_SIGNALS - before)
+
+
+def _release_hub_signals() -> None:
+    held, _integration.held = _integration.held, set()
+    if held:
+        with contextlib.suppress(Exception):
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
 
 
 def _became_parent() -> None:
