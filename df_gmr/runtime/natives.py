@@ -289,7 +289,9 @@ class Natives:
                     self.wait_readings))
             elif frame is not None and reads_call:
                 found["wait"].update(self._call_details(ident, frame))
-            self._describe_fds(found["wait"])
+            wait = found["wait"]
+            if "fd" in wait or "fds" in wait:
+                self._describe_fds(wait)
             return found
 
         return describe
