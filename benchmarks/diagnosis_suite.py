@@ -112,7 +112,8 @@ def _row(title: str, workload: str, case: Case, goal: float,
     met = ""
     if applies:
         met = FAILED if middle is None or worst is None else verdict(
-            middle < goal, f"{seconds_label(middle)}; worst "
+            middle < goal and worst < goal,
+            f"{seconds_label(middle)}; worst "
             f"{seconds_label(worst)}"
             + (" is over" if worst >= goal else ""))
     reading = values(case, "read_seconds")

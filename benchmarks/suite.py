@@ -99,6 +99,11 @@ def ratios(case: Case, numerator: str, denominator: str) -> list[float]:
             if result.get(numerator) and result.get(denominator)]
 
 
+def _over(worst: float, goal: float) -> str:
+    """Say that a time goal's worst run missed it (it then is not met)."""
+    return " is over" if worst > goal else ""
+
+
 def median_worst(found: list[float], worst: Any = max
                  ) -> tuple[float | None, float | None]:
     """Return the median and the worst (``max`` or ``min``) of ``found``."""
@@ -309,12 +314,16 @@ class Suite:
         if workload != "mix":
             return None
         df_ratio = _median_ratio(df_gmr, "seconds", "floor_seconds")
+        _, worst_ratio = median_worst(ratios(df_gmr, "seconds",
+                                             "floor_seconds"))
         goal = ""
         met = ""
         if size == GOAL_MIDDLE:
             goal = "<= 3x the walk"
-            met = FAILED if df_ratio is None else verdict(
-                df_ratio <= 3, f"{df_ratio / 3:.1f}x the goal")
+            met = FAILED if df_ratio is None or worst_ratio is None \
+                else verdict(df_ratio <= 3 and worst_ratio <= 3,
+                             f"{df_ratio / 3:.1f}x the goal, worst "
+                             f"{worst_ratio:.1f}x" + _over(worst_ratio, 3))
         walk = df_gmr.median("floor_seconds")
         faults = (df_gmr.median("report_faults"),
                   df_gmr.median("floor_faults"))
@@ -347,8 +356,9 @@ class Suite:
         if size == GOAL_SMALL:
             goal = "<= 10 ms"
             met = FAILED if middle is None or worst is None \
-                else verdict(middle <= 0.010, f"{middle * 1000:.1f} ms, "
-                             f"worst {worst * 1000:.1f} ms")
+                else verdict(middle <= 0.010 and worst <= 0.010,
+                             f"{middle * 1000:.1f} ms, worst "
+                             f"{worst * 1000:.1f} ms" + _over(worst, 0.010))
         return Row(
             f"{REPORT_COST}: fixed cost (report time - bare frame walk)",
             self._workload_label(workload, size),
@@ -410,8 +420,9 @@ class Suite:
         if size == GOAL_MIDDLE:
             goal = "<= 10% extra report time"
             met = FAILED if share is None or worst is None \
-                else verdict(share <= 0.10,
-                             f"{share:.1%}, worst {worst:.1%}")
+                else verdict(share <= 0.10 and worst <= 0.10,
+                             f"{share:.1%}, worst {worst:.1%}"
+                             + _over(worst, 0.10))
         return Row(
             f"{REPORT_COST}: findings overhead (findings pass / rest of "
             "the report)",
