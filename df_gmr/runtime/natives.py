@@ -419,19 +419,20 @@ class Natives:
         per call site and object (a hundred threads blocked on one lock
         read it once), but a sleep's seconds, read from each frame."""
         resolved = self._call_of(ident, frame)
-        if resolved is None or resolved[0][1] == "sleep":
-            return ccalls.call_details(resolved, frame, self.known,
-                                       self.lock_types)
+        if resolved is None:
+            return {}
         call, ok, target, callee = resolved
         key = (id(call), ok, id(target), id(callee))
         known = self.call_details.get(key)
         # Kept beside their ids, which name them only while they live.
-        if known is None or known[0] is not call or \
-                known[1] is not target or known[2] is not callee:
-            known = self.call_details[key] = (
-                call, target, callee, ccalls.call_details(
-                    resolved, frame, self.known, self.lock_types))
-        return known[3]
+        if known is not None and known[0] is call and \
+                known[1] is target and known[2] is callee:
+            return known[3]
+        details = ccalls.call_details(resolved, frame, self.known,
+                                      self.lock_types)
+        if "seconds" not in details:  # a sleep's are its frame's own
+            self.call_details[key] = (call, target, callee, details)
+        return details
 
 
 _MISSING = object()

@@ -461,3 +461,40 @@ def test_a_process_forked_in_a_thread_says_its_main_thread_was_one():
     members = json.loads(done.stdout.strip().splitlines()[-1])
     assert members and members[0][:3] == ["id", "forked_in_thread", "name"], \
         done.stdout
+
+
+SLEEPS_BY_ANOTHER_NAME = """\
+import json, threading, time
+from df_gmr.context import ReportContext
+from df_gmr.runtime import Snapshot
+from df_gmr.runtime.grouping import expand
+from df_gmr.sections import threads
+
+nap = time.sleep  # a C function called by another name
+ready = []
+
+def sleeper(seconds):
+    ready.append(1)
+    nap(seconds)
+
+for seconds in (100, 200, 300):
+    threading.Thread(target=sleeper, args=(seconds,), daemon=True).start()
+while len(ready) < 3:
+    time.sleep(0.01)
+time.sleep(0.2)
+context = ReportContext(builder_thread=threading.get_ident(),
+                        runtime=Snapshot(threading.get_ident()))
+data = threads.collect(context)
+print(json.dumps(sorted(member["wait"].get("seconds")
+                        for group in data["groups"]
+                        if group["wait_kind"] == "sleep"
+                        for member in expand(group))))
+"""
+
+
+def test_threads_sleeping_at_one_call_each_show_their_own_seconds():
+    # What a C call blocks on is read once per call site and object, but
+    # a sleep's seconds are each frame's own.
+    done = run_python(SLEEPS_BY_ANOTHER_NAME)
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == \
+        [100, 200, 300], done.stdout
