@@ -62,9 +62,13 @@ Block = tuple[int, int, frozenset[int]]
 #: The expression a ``with`` entered: its text, the path to read it, the
 #: ``with`` statement's line.
 Expression = tuple[str, tuple[str, ...], int]
+#: A ``with`` block with what it entered: (body start, body end, that
+#: expression or None).
+Entered = tuple[int, int, "Expression | None"]
 #: Where to look in a stack: (depth from the innermost frame, its code, a
-#: ``Condition.wait``?, the blocks its line stands in).
-Plan = tuple[tuple[int, CodeType, bool, tuple[Block, ...]], ...]
+#: ``Condition.wait``?, the blocks its line stands in, with what each
+#: entered: read once per plan, not per member).
+Plan = tuple[tuple[int, CodeType, bool, tuple[Entered, ...]], ...]
 #: The bytecode layout this reading was checked against: CPython 3.11,
 #: where a ``with`` body is one stretch of code covered by its handler's
 #: table entries.  From 3.12 on, exception-handling code moves to the end
@@ -121,11 +125,13 @@ class WithBlocks:
             code, line = keys[innermost - depth]
             waits = code.co_name == "wait" and \
                 code.co_filename.endswith(CONDITION_FILE)
-            blocks = self.of(code)
-            if not any(line in block[2] for block in blocks):
-                blocks = ()
-            if waits or blocks:
-                steps.append((depth, code, waits, blocks))
+            # Only the blocks its line stands in: a frame on this line is
+            # inside no other (its offset would be on one of their lines).
+            entered = tuple((start, end, self.expression(code, start))
+                            for start, end, lines in self.of(code)
+                            if line in lines)
+            if waits or entered:
+                steps.append((depth, code, waits, entered))
         return tuple(steps) if any(step[3] for step in steps) else ()
 
     def held_by_plan(self, frame: FrameType | None, plan: Plan
@@ -163,21 +169,23 @@ class WithBlocks:
                 released.update(_released_by_wait(frame))
             blocks = self.of(code)
             if blocks:
-                found.extend(self._held_in(frame, blocks, released))
+                lasti = frame.f_lasti
+                # Disassembled only for a block the frame is inside.
+                found.extend(self._held_in(frame, tuple(
+                    (start, end, self.expression(code, start))
+                    for start, end, _ in blocks if start <= lasti < end),
+                    released))
             frame = frame.f_back
             depth += 1
         return found
 
-    def _held_in(self, frame: FrameType, blocks: tuple[Block, ...],
+    def _held_in(self, frame: FrameType, blocks: tuple[Entered, ...],
                  released: set[int]) -> list[dict[str, Any]]:
         found = []
         lasti = frame.f_lasti
         code = frame.f_code
-        for start, end, _ in reversed(blocks):  # innermost first
-            if not start <= lasti < end:
-                continue
-            entered = self.expression(code, start)
-            if entered is None:
+        for start, end, entered in reversed(blocks):  # innermost first
+            if entered is None or not start <= lasti < end:
                 continue
             text, path, line = entered
             lock = _lock(_evaluate(frame, path))
