@@ -54,9 +54,9 @@ class Integration:
         self.exit_listeners: list[Callable[[], None]] = []
         #: Called in a worker that is about to leave (``os._exit``).
         self.leaving_listeners: list[Callable[[], None]] = []
-        #: True while the launcher starts a worker: its fork holds the
-        #: hub's signals (see _hold_hub_signals).
-        self.forking_worker = False
+        #: The greenlet in which the launcher starts a worker, meanwhile:
+        #: its fork holds the hub's signals (see _hold_hub_signals).
+        self.forking_in: Any = None
         #: The signals this process holds for a worker's start.
         self.held: set[int] = set()
 
@@ -131,18 +131,18 @@ def _wrap_eventlet_backend(module: ModuleType) -> None:
         _quietly(_choose_index, wrap)
         # Held only where the child is sure to let them in again: through
         # this module's _child_process (a subclass may have its own).
-        _integration.forking_worker = \
-            getattr(type(self), "_child_process", None) is child_process
+        if getattr(type(self), "_child_process", None) is child_process:
+            _integration.forking_in = _current_greenlet()
         try:  # the child never returns from it (it leaves with os._exit)
             pid = original_start_child(self, wrap)
         finally:
-            _integration.forking_worker = False
+            _integration.forking_in = None
         _quietly(_record_worker, pid, wrap)
         return pid
 
     @functools.wraps(original_child_process)
     def child_process(self: Any, service: Any) -> Any:
-        _integration.forking_worker = False
+        _integration.forking_in = None
         try:
             _quietly(_became_worker)
             return original_child_process(self, service)
@@ -196,14 +196,23 @@ def _hold_hub_signals() -> None:
     fork, such a signal waits until the worker's hub exists.  The parent
     lets them in again as soon as the fork returned.
     """
-    if not _integration.forking_worker:
-        return  # another fork (a subprocess, a library's)
+    forking_in = _integration.forking_in
+    if forking_in is None or forking_in is not _current_greenlet():
+        # Another fork: not the launcher's, or another greenthread's while
+        # the launcher waits (_start_child sleeps between quick restarts).
+        return
     try:
         before = signal.pthread_sigmask(signal.SIG_BLOCK, HUB_SIGNALS)
     except Exception:  # never stand in a fork's way
         return
     # Only those not held already: the rest stay as they were.
     _integration.held = set(HUB_SIGNALS - before)
+
+
+def _current_greenlet() -> Any:
+    import greenlet  # loaded with eventlet, whose backend this is
+
+    return greenlet.getcurrent()
 
 
 def _release_hub_signals() -> None:

@@ -173,9 +173,10 @@ def test_a_sigterm_right_after_a_worker_forked_still_stops_it(tmp_path):
                              timeout=15)
 
 
-@pytest.mark.parametrize("mode", ["plain", "subclass", "worker"])
+@pytest.mark.parametrize("mode", ["plain", "other", "subclass", "worker"])
 def test_only_a_worker_start_holds_the_hub_signals_and_lets_them_in(mode):
-    # plain: a fork of the service's own holds nothing; subclass: a
+    # plain: a fork of the service's own holds nothing; other: nor one
+    # in another greenthread while the launcher starts a worker; subclass: a
     # launcher whose _child_process is its own would never let them in
     # (so none are held); worker: let in once the worker runs.
     done = run_python(os.path.join(SCRIPTS, "fork_hold.py"), mode)

@@ -1,8 +1,10 @@
 """Which forks hold the hub's signals (SIGTERM, SIGHUP, SIGINT).
 
-Usage: fork_hold.py plain|subclass|worker
+Usage: fork_hold.py plain|other|subclass|worker
 Prints 'MASK <who> <held signal numbers>' from each process concerned.
   plain     a fork of the service's own (a subprocess, say): held nowhere
+  other     a fork in another greenthread while the launcher starts a
+            worker (it sleeps between quick restarts): held nowhere
   subclass  a ProcessLauncher whose _child_process is its own: not held
             (df_gmr could not let them in again)
   worker    a plain ProcessLauncher worker, once it runs: let in again
@@ -45,8 +47,15 @@ gmr.TextGuruMeditation.setup_autorun(None, service_name="forkhold")
 mode = sys.argv[1]
 conf = cfg.ConfigOpts()
 conf([], project="forkhold")
-if mode == "plain":
+if mode in ("plain", "other"):
     launcher = service.ProcessLauncher(conf)  # wrapped, unused
+    if mode == "other":
+        import greenlet
+
+        from df_gmr import launchers
+
+        # As while _start_child sleeps in the launcher's greenthread.
+        launchers._integration.forking_in = greenlet.greenlet(lambda: None)
     pid = os.fork()
     if pid == 0:
         held("child")
