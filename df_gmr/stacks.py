@@ -259,7 +259,7 @@ def _read_lines(filename: str, numbers: set[int]) -> dict[int, str]:
         with open(filename, "rb") as source:
             # Read up to the last line wanted, not the whole file: a
             # first report reads a dozen modules, most of whose bytes it
-            # never shows (and each fresh buffer's pages cost faults).
+            # never shows.
             chunks = [source.read(READ_CHUNK)]
             ends = chunks[0].count(b"\n")
             while ends < last and chunks[-1]:
@@ -291,21 +291,22 @@ def read_ahead(stacks: Iterable[StackKey]) -> None:
     """Read the source lines of several stacks, each file once (the
     stacks of one report share files; each would read it again for the
     lines new to it)."""
+    _lines_of(stacks)
+
+
+def _lines_of(stacks: Iterable[StackKey]) -> dict[str, dict[int, str]]:
+    """Return the source lines of these stacks, by file."""
     wanted: dict[str, set[int]] = {}
     for keys in stacks:
         for code, lineno in keys:
             wanted.setdefault(code.co_filename, set()).add(lineno)
-    for filename, numbers in wanted.items():
-        source_lines.lines(filename, numbers)
+    return {filename: source_lines.lines(filename, numbers)
+            for filename, numbers in wanted.items()}
 
 
 def describe(keys: StackKey) -> list[dict[str, Any]]:
     """Return one dict per frame: file, line, function and source line."""
-    wanted: dict[str, set[int]] = {}
-    for code, lineno in keys:
-        wanted.setdefault(code.co_filename, set()).add(lineno)
-    text = {filename: source_lines.lines(filename, numbers)
-            for filename, numbers in wanted.items()}
+    text = _lines_of((keys,))
     return [
         {
             "file": code.co_filename,

@@ -1,4 +1,4 @@
-"""A call's chain is resolved in one walk, as two walks would."""
+"""A call's chain is resolved in one walk: what it is made on, and what."""
 
 from __future__ import annotations
 
@@ -21,23 +21,17 @@ def _chain(root: str, *attributes: str, kind: str = "LOAD_FAST"):
     return ((kind, root), *(("attr", name) for name in attributes))
 
 
-@pytest.mark.parametrize("chain", [
-    _chain("local"),
-    _chain("local", "inner"),
-    _chain("local", "inner", "value"),
-    _chain("local", "missing", "value"),  # lost before the last link
-    _chain("local", "inner", "missing"),  # lost at the last link
-    _chain("absent", "inner"),
-    _chain("TOP", "inner", "value", kind="LOAD_GLOBAL"),
-    _chain("len", kind="LOAD_GLOBAL"),
+@pytest.mark.parametrize(("chain", "owner", "value"), [
+    (_chain("local"), None, TOP),
+    (_chain("local", "inner"), TOP, TOP.inner),
+    (_chain("local", "inner", "value"), TOP.inner, 5),
+    (_chain("local", "missing", "value"), None, None),  # lost before last
+    (_chain("local", "inner", "missing"), TOP.inner, None),  # at the last
+    (_chain("absent", "inner"), None, None),
+    (_chain("TOP", "inner", "value", kind="LOAD_GLOBAL"), TOP.inner, 5),
+    (_chain("len", kind="LOAD_GLOBAL"), None, len),
 ])
-def test_resolve_both_finds_what_two_walks_find(chain):
-    frame = _frame()
-    owner = callsite.resolve(frame, chain[:-1]) if len(chain) > 1 else None
-    whole = callsite.resolve(frame, chain)
-    found = callsite.resolve_both(frame, chain)
-    assert found[0] is owner and found[1] is whole
-    if chain == _chain("local", "inner", "missing"):
-        assert found == (TOP.inner, None)
-    if chain == _chain("local", "missing", "value"):
-        assert found == (None, None)
+def test_resolve_both_returns_the_owner_and_the_value(chain, owner, value):
+    found = callsite.resolve_both(_frame(), chain)
+    assert found[0] is owner and found[1] is value
+    assert callsite.resolve(_frame(), chain) is value
