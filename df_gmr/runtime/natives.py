@@ -86,9 +86,6 @@ class Natives:
         self.wait_readings: dict[tuple[str, int],
                                  tuple[Any, dict[str, Any]]] = {}
         self.targets: dict[Any, str] = {}
-        #: id(start record) -> (that record, who started the thread):
-        #: threads started in one loop share one record (see origins).
-        self.starters: dict[int, tuple[Any, dict[str, Any] | None]] = {}
         #: (id(start positions), starter's ident, name, native id) -> (those
         #: positions, the origin, who started).
         self.started: dict[tuple[Any, ...], tuple[Any, Any, Any]] = {}
@@ -321,12 +318,8 @@ class Natives:
         return known
 
     def _started_by(self, stored: dict[str, Any]) -> dict[str, Any] | None:
-        """Say who started a thread, and whether it runs now: once per
-        start record (500 workers started in one loop share one)."""
-        record = stored.get(origins.ORIGIN_ATTR)
-        known = self.starters.get(id(record))
-        if known is not None and known[0] is record:
-            return known[1]
+        """Say who started a thread, and whether it runs now (once per
+        place and starter: see _start)."""
         starter = origins.started_by(stored)
         if starter is not None:
             # Running now: the same ident and native id as a thread of
@@ -334,7 +327,6 @@ class Natives:
             starter["running"] = starter["native_id"] is not None and \
                 self._native_id(starter["ident"]) == \
                 starter["native_id"]
-        self.starters[id(record)] = (record, starter)
         return starter
 
     def _native_id(self, ident: int, stored: dict[str, Any] | None = None
