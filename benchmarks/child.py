@@ -394,24 +394,20 @@ def spawn_pairs(total: int, batch: int, pairs: int) -> list[float]:
     """
     from eventlet import greenthread
 
+    from benchmarks.pairing import paired_shares
+
     thread_class = greenthread.GreenThread
     hooked = (thread_class.__init__, thread_class._resolve_links)
     bare = tuple(getattr(method, "__wrapped__", None) for method in hooked)
     if None in bare:
         return []
-    shares = []
-    try:
-        for index in range(pairs):
-            seconds: dict[bool, list[float]] = {True: [], False: []}
-            for turn in range(4):
-                with_hooks = (turn + index) % 2 == 0
-                (thread_class.__init__, thread_class._resolve_links) = \
-                    hooked if with_hooks else bare
-                seconds[with_hooks].append(spawn_seconds(total, batch))
-            shares.append(min(seconds[False]) / min(seconds[True]))
-    finally:
-        thread_class.__init__, thread_class._resolve_links = hooked
-    return shares
+
+    def swap(with_hooks: bool) -> None:
+        (thread_class.__init__, thread_class._resolve_links) = \
+            hooked if with_hooks else bare
+
+    return paired_shares(pairs, 2, swap,
+                         lambda: total / spawn_seconds(total, batch))
 
 
 def measure_rest(params: dict[str, Any]) -> dict[str, Any]:

@@ -349,23 +349,17 @@ def paired_shares(owner: Any, method: str, once: Callable[[int], float],
     row gives their spread); paired in one process, that variance is
     out, and what is left is the hook's.
     """
+    from benchmarks import pairing
+
     hooked = getattr(owner, method)
     original = getattr(hooked, "__wrapped__", None)
     if original is None:
         return []
-    shares = []
-    try:
-        for index in range(pairs):
-            rates: dict[bool, list[float]] = {True: [], False: []}
-            for turn in range(2 * PAIR_RUNS):
-                wrapped = (turn + index) % 2 == 0
-                setattr(owner, method, hooked if wrapped else original)
-                rates[wrapped].append(once(count))
-            # Each side's best run: the one least disturbed.
-            shares.append(max(rates[True]) / max(rates[False]))
-    finally:
-        setattr(owner, method, hooked)
-    return shares
+    return pairing.paired_shares(
+        pairs, PAIR_RUNS,
+        lambda wrapped: setattr(owner, method,
+                                hooked if wrapped else original),
+        lambda: once(count))
 
 
 def hook_own_cost(variant: str) -> float | None:
