@@ -90,19 +90,59 @@ def error_text(error: BaseException) -> str:
     return f"{type_name(error)}: {', '.join(shown)}"
 
 
+#: Types whose instances have no ``__dict__`` at all (a C lock, a socket,
+#: None, a class with ``__slots__``): found once each, so that asking one
+#: again raises nothing (an exception made and caught was most of what
+#: reading a C lock's chain cost).
+_DICTLESS: set[type] = set()
+_DICT_OFFSET = type.__dict__["__dictoffset__"]
+
+
+def instance_dict(owner: Any) -> dict[str, Any] | None:
+    """Return ``owner``'s own ``__dict__`` (None: it has none, or an odd
+    one).
+
+    No property, ``__getattr__`` or ``__getattribute__`` of the owner's
+    class runs (an application subclass may define them).
+    """
+    kind = type(owner)
+    if kind in _DICTLESS:
+        return None
+    try:
+        namespace = object.__getattribute__(owner, "__dict__")
+    except Exception:  # no __dict__ (slots), or an odd descriptor
+        _remember_dictless(kind)
+        return None
+    return namespace if type(namespace) is dict else None
+
+
 def stored_attribute(owner: Any, name: str, default: Any = None) -> Any:
     """Return ``owner.name`` as stored in its ``__dict__``, else ``default``.
 
     No property, ``__getattr__`` or ``__getattribute__`` of the owner's
     class runs (an application subclass may define them).
     """
+    # instance_dict's lines, inline: read for every member of a group.
+    kind = type(owner)
+    if kind in _DICTLESS:
+        return default
     try:
         namespace = object.__getattribute__(owner, "__dict__")
     except Exception:  # no __dict__ (slots), or an odd descriptor
+        _remember_dictless(kind)
         return default
     if type(namespace) is not dict:
         return default
     return namespace.get(name, default)
+
+
+def _remember_dictless(kind: type) -> None:
+    # Only when no instance of the type can have one: no dict slot, and no
+    # class of its MRO names a ``__dict__`` (a descriptor that may answer
+    # for another instance).
+    if _DICT_OFFSET.__get__(kind) == 0 and not any(
+            "__dict__" in vars(base) for base in kind.__mro__):
+        _DICTLESS.add(kind)
 
 
 _SIZED = (set, frozenset, list, tuple, dict, collections.deque)

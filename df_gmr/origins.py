@@ -26,6 +26,7 @@ import sys
 from typing import Any
 
 from df_gmr import callers
+from df_gmr import naming
 from df_gmr import stacks
 
 #: On a started Thread: ``(caller positions, ident, name, native id)`` of
@@ -100,11 +101,8 @@ def _wrap(thread_class: type) -> None:
 
 def positions(thread: Any) -> tuple[Any, ...] | None:
     """Return the caller positions recorded when ``thread`` started."""
-    try:
-        stored = object.__getattribute__(thread, "__dict__")
-    except Exception:
-        return None
-    return recorded(stored) if type(stored) is dict else None
+    stored = naming.instance_dict(thread)
+    return recorded(stored) if stored is not None else None
 
 
 def recorded(stored: dict[str, Any]) -> tuple[Any, ...] | None:

@@ -126,10 +126,14 @@ def line_at(code: CodeType, offset: int) -> int:
         known = _LINES[code] = {}
     line = known.get(offset)
     if line is None:
-        line = known[offset] = next(
-            (number for start, end, number in code.co_lines()
-             if start <= offset < end and number is not None),
-            code.co_firstlineno)
+        # A loop, not next() over a generator: one left unfinished is
+        # closed by an exception thrown into it.
+        line = code.co_firstlineno
+        for start, end, number in code.co_lines():
+            if start <= offset < end and number is not None:
+                line = number
+                break
+        known[offset] = line
     return line
 
 

@@ -28,6 +28,9 @@ from types import FrameType
 from types import ModuleType
 from typing import Any
 
+from df_gmr import naming
+from df_gmr.runtime import bytecode
+
 _CALLS = frozenset({"CALL", "CALL_METHOD", "CALL_FUNCTION",
                     "CALL_FUNCTION_KW", "CALL_KW", "CALL_FUNCTION_EX",
                     "PRECALL"})
@@ -47,21 +50,21 @@ Call = tuple[str, str, tuple[tuple[str, str], ...], tuple[Any, ...]]
 _cache: dict[tuple[int, int], tuple[CodeType, Call | None]] = {}
 
 
-def _name(instruction: dis.Instruction) -> str:
+def _name(instruction: bytecode.Instruction) -> str:
     shown = instruction.argrepr
     for junk in ("NULL|self + ", " + NULL|self", "NULL + ", " + NULL"):
         shown = shown.replace(junk, "")
     return shown
 
 
-def _effect(instruction: dis.Instruction) -> int:
+def _effect(instruction: bytecode.Instruction) -> int:
     if instruction.opcode < dis.HAVE_ARGUMENT:
         return dis.stack_effect(instruction.opcode)
     return dis.stack_effect(instruction.opcode, instruction.arg or 0,
                             jump=False)
 
 
-def _chain_ending(instructions: list[dis.Instruction], end: int
+def _chain_ending(instructions: list[bytecode.Instruction], end: int
                   ) -> tuple[tuple[str, str], ...] | None:
     chain: list[tuple[str, str]] = []
     for index in range(end, -1, -1):
@@ -86,17 +89,16 @@ def decode(code: CodeType, lasti: int) -> Call | None:
         return known[1]
     if len(_cache) > _MAX_CACHE:
         _cache.clear()
-    instructions = list(dis.get_instructions(code))
-    index = next((n for n, instruction in enumerate(instructions)
-                  if instruction.offset == lasti), None)
+    # Only the instructions up to the call: it is decoded backwards.
+    instructions = bytecode.before(code, lasti)
     found: Call | None = None
-    if index is not None:
-        found = _decode_at(instructions, index)
+    if instructions and instructions[-1].offset == lasti:
+        found = _decode_at(instructions, len(instructions) - 1)
     _cache[key] = (code, found)  # the code kept: its id stays its own
     return found
 
 
-def _decode_at(instructions: list[dis.Instruction], index: int
+def _decode_at(instructions: list[bytecode.Instruction], index: int
                ) -> Call | None:
     current = instructions[index]
     if current.opname in _WITH:
@@ -137,7 +139,7 @@ class Global:
     name: str
 
 
-def _simple_arguments(region: list[dis.Instruction], opname: str
+def _simple_arguments(region: list[bytecode.Instruction], opname: str
                       ) -> tuple[Any, ...]:
     """Return the call's positional arguments when each is one constant
     or one variable (``time.sleep(5)``, ``time.sleep(pause)``); else
@@ -174,11 +176,7 @@ def argument(frame: FrameType, value: Any) -> Any:
 def _namespace(owner: Any) -> dict[str, Any] | None:
     if isinstance(owner, ModuleType):
         return owner.__dict__
-    try:
-        namespace = object.__getattribute__(owner, "__dict__")
-    except Exception:
-        return None
-    return namespace if type(namespace) is dict else None
+    return naming.instance_dict(owner)
 
 
 def resolve(frame: FrameType, chain: tuple[tuple[str, str], ...]) -> Any:

@@ -236,16 +236,28 @@ def _module_function(callee: Any) -> tuple[str, str] | None:
     return callee.__name__, qualified
 
 
+def _rlock_record(lock: Any, rlocks: tuple[type, ...]
+                  ) -> tuple[int, int] | None:
+    """Return (owning ident, count) of a held real RLock, from one reading
+    of its C record; None when it is free or unknown."""
+    # _thread.RLock.__repr__ is C code of the standard library, called on
+    # the C slot directly: a subclass's own __repr__ never runs.  (A loop,
+    # not next() over a generator: one left unfinished is closed by an
+    # exception thrown into it.)
+    kind: Any
+    for kind in type(lock).__mro__:
+        if kind in rlocks:
+            match = _OWNER.search(kind.__repr__(lock))
+            if match and match[1] != "0":
+                return int(match[1]), int(match[2])
+            return None
+    return None
+
+
 def _rlock_owner(lock: Any, rlocks: tuple[type, ...]) -> int | None:
     """Return the ident owning a real RLock, or None (free or unknown)."""
-    # _thread.RLock.__repr__ is C code of the standard library, called on
-    # the C slot directly: a subclass's own __repr__ never runs.
-    c_type: Any = next((kind for kind in type(lock).__mro__
-                        if kind in rlocks), None)
-    match = _OWNER.search(c_type.__repr__(lock)) if c_type else None
-    if match and match[1] != "0":
-        return int(match[1])
-    return None
+    record = _rlock_record(lock, rlocks)
+    return record[0] if record is not None else None
 
 
 def _lock(lock: Any, known: dict[int, Any], rlocks: tuple[type, ...]
@@ -253,15 +265,13 @@ def _lock(lock: Any, known: dict[int, Any], rlocks: tuple[type, ...]
     """Describe a real lock; an RLock's owner from its C record (exact)."""
     found: dict[str, Any] = {"lock": f"{type(lock).__name__} {id(lock):#x}"}
     if issubclass(type(lock), rlocks):
-        owner = _rlock_owner(lock, rlocks)
-        if owner is not None:
-            c_type: Any = next(kind for kind in type(lock).__mro__
-                               if kind in rlocks)
-            match = _OWNER.search(c_type.__repr__(lock))
+        record = _rlock_record(lock, rlocks)
+        if record is not None:
+            owner, count = record
             found["owner"] = owner
             found["owner_name"] = naming.stored_attribute(known.get(owner),
                                                           "_name")
-            found["count"] = int(match[2]) if match else None
+            found["count"] = count
             found["owner_is"] = "exact (the lock's own record)"
     else:
         found["locked"] = type(lock).locked(lock)

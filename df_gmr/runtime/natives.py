@@ -230,6 +230,9 @@ class Natives:
         # The wait of every member past the details read: one dict (the
         # group's factoring reads it, never changes it).
         unread_wait = {"kind": wait_kind}
+        origin_attr = origins.ORIGIN_ATTR
+        by_record = self.by_record
+        targets = self.targets
 
         def describe(index: int, member: tuple[int, Any]) -> dict[str, Any]:
             ident, frame = member
@@ -239,7 +242,10 @@ class Natives:
             # The Thread's stored fields, never its properties (a subclass
             # of the application could make them run code): its __dict__,
             # read once.
-            stored = _stored(thread) if thread is not None else _EMPTY
+            stored = naming.instance_dict(thread) if thread is not None \
+                else None
+            if stored is None:
+                stored = _EMPTY
             name = stored.get("_name")
             native_id = None if ident not in frames else pid \
                 if ident == main_ident else stored.get("_native_id")
@@ -259,8 +265,22 @@ class Natives:
                 # One dict made at its size (a thousand members each grew
                 # theirs, key by key: the memory churned is what a first
                 # report pays for, in page faults).
-                _, origin, starter = self._start(stored)
-                target = self._target(thread, stored)
+                # _start's and _target's memos, inline (once per member):
+                # a loop's threads share their start record, and each
+                # function (and object) its name.
+                record = stored.get(origin_attr)
+                same = by_record.get(id(record))
+                _, origin, starter = same[1] \
+                    if same is not None and same[0] is record \
+                    else self._start(stored)
+                function: Any = stored.get("_target")
+                kind: Any = type(function)
+                target = targets.get(id(function)) \
+                    if kind is types.FunctionType else targets.get(
+                        (id(function.__func__), id(function.__self__))) \
+                    if kind is types.MethodType else None
+                if target is None:
+                    target = self._target(thread, stored)
                 found = {"id": ident, "wait": wait, "name": name,
                          "native_id": native_id,
                          "daemon": stored.get("_daemonic"),
@@ -434,11 +454,8 @@ _EMPTY: dict[str, Any] = {}
 
 def _stored(thread: Any) -> dict[str, Any]:
     """Return a Thread's own ``__dict__`` (empty if it has none)."""
-    try:
-        namespace = object.__getattribute__(thread, "__dict__")
-    except Exception:  # no __dict__ (slots), or an odd descriptor
-        return {}
-    return namespace if type(namespace) is dict else {}
+    namespace = naming.instance_dict(thread)
+    return namespace if namespace is not None else {}
 
 
 def _ident(member: tuple[int, Any]) -> int:

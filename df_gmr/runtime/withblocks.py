@@ -37,6 +37,7 @@ from typing import Any
 import weakref
 
 from df_gmr import naming
+from df_gmr.runtime import bytecode
 
 #: Frames looked at from the innermost, at most.
 DEPTH = 60
@@ -245,17 +246,13 @@ def _read_blocks(code: CodeType) -> tuple[Block, ...]:
 
 def _expression_before(code: CodeType, start: int) -> Expression | None:
     """Return the plain expression whose value BEFORE_WITH entered."""
-    instructions = []
-    for instruction in dis.get_instructions(code):
-        if instruction.offset >= start:
-            break
-        if instruction.opname not in _SKIPPED:
-            instructions.append(instruction)
+    instructions = [instruction
+                    for instruction in bytecode.before(code, start - 1)
+                    if instruction.opname not in _SKIPPED]
     index = len(instructions) - 1
     if index < 1 or instructions[index].opname != "BEFORE_WITH":
         return None
-    positions = instructions[index].positions
-    line = (positions.lineno if positions is not None else None) or 0
+    line = bytecode.line_of(code, instructions[index].offset) or 0
     attributes: list[str] = []
     index -= 1
     while index >= 0 and instructions[index].opname == "LOAD_ATTR":
@@ -270,33 +267,44 @@ def _expression_before(code: CodeType, start: int) -> Expression | None:
 
 def _evaluate(frame: FrameType, path: tuple[str, ...]) -> Any:
     """Read ``path`` in ``frame`` without running application code."""
-    opname, name, *attributes = path
+    opname = path[0]
     value: Any
     if opname in ("LOAD_GLOBAL", "LOAD_NAME"):
-        value = frame.f_globals.get(name, _MISSING)
+        value = frame.f_globals.get(path[1], _MISSING)
         if value is _MISSING:
-            value = vars(builtins).get(name)
+            value = vars(builtins).get(path[1])
     else:
-        value = frame.f_locals.get(name)
-    for attribute in attributes:
+        value = frame.f_locals.get(path[1])
+    for index in range(2, len(path)):
         if value is None:
             return None
-        value = naming.stored_attribute(value, attribute)
+        value = naming.stored_attribute(value, path[index])
     return value
 
 
 _MISSING = object()
+#: type -> what ``_lock`` makes of its instances: LOCK, CONDITION or None
+#: (read once per type: a C type's module and name are new strings at
+#: each read).  Types only, and only those found in ``with`` blocks.
+_LOCK_KINDS: dict[type, str | None] = {}
+LOCK = "lock"
+CONDITION = "condition"
 
 
 def _lock(value: Any) -> Any:
     """Return the lock ``value`` is (a Condition's own lock), or None."""
     kind = type(value)
-    if (kind.__module__, kind.__name__) not in LOCK_CLASSES:
-        return None
-    if kind.__name__ == "Condition":
+    verdict = _LOCK_KINDS.get(kind, _MISSING)
+    if verdict is _MISSING:
+        verdict = _LOCK_KINDS[kind] = None if (
+            kind.__module__, kind.__name__) not in LOCK_CLASSES else \
+            CONDITION if kind.__name__ == "Condition" else LOCK
+    if verdict is LOCK:
+        return value
+    if verdict is CONDITION:
         inner = naming.stored_attribute(value, "_lock")
         return inner if _lock(inner) is not None else None
-    return value
+    return None
 
 
 #: The process's one cache of code objects' ``with`` blocks.
