@@ -144,6 +144,13 @@ _OWNER = re.compile(r"owner=(\d+) count=(\d+)")
 RUNNING_PYTHON = "running Python code"
 
 
+#: What a call says whoever makes it (``call_verdict``): (state, wait kind)
+#: when the thread waits in it, the ident holding the RLock it acquires
+#: (that thread does not wait: it re-enters its own lock) or None, and
+#: (state, wait kind) otherwise.
+Verdict = tuple[tuple[str, str], "int | None", tuple[str, str]]
+
+
 def current_call(resolved: Resolved | None, ident: int,
                   lock_kinds: LockTypes) -> tuple[str, str]:
     """Return (state, wait kind) from the call the innermost frame makes.
@@ -155,8 +162,25 @@ def current_call(resolved: Resolved | None, ident: int,
     not held by this thread, a socket, a SimpleQueue, time.sleep,
     select, os.waitpid, a file read); anything else is "in C call".
     """
+    return settle(call_verdict(resolved, lock_kinds), ident)
+
+
+def settle(verdict: Verdict, ident: int) -> tuple[str, str]:
+    """Return what ``verdict`` says of the thread ``ident``."""
+    waits, holder, otherwise = verdict
+    if holder is not None and holder == ident:
+        return otherwise
+    return waits
+
+
+def call_verdict(resolved: Resolved | None, lock_kinds: LockTypes
+                 ) -> Verdict:
+    """Say what a call means for any thread that makes it (see
+    ``current_call``): read once for the threads of one call site and
+    object (a hundred threads on one lock, one reading of its owner)."""
     if resolved is None:
-        return "running", RUNNING_PYTHON
+        running = ("running", RUNNING_PYTHON)
+        return running, None, running
     call, ok, target, callee = resolved
     kind, name, chain, _ = call
     owner = None
@@ -165,10 +189,10 @@ def current_call(resolved: Resolved | None, ident: int,
             owner, name = _owner_and_name(kind, name, target, callee)
         except Exception:  # an odd object (an unhashable __module__...)
             owner = None
-    known = _blocking_kind(owner, name, ident, lock_kinds)
-    if known is not None:
-        return "waiting", known
-    return "running", f"in C call {callsite.text(chain)}"
+    running = ("running", f"in C call {callsite.text(chain)}")
+    known, holder = _blocking_kind(owner, name, lock_kinds)
+    return (("waiting", known) if known is not None else running), \
+        holder, running
 
 
 def _owner_and_name(kind: str, name: str, target: Any, callee: Any
@@ -186,30 +210,31 @@ def _owner_and_name(kind: str, name: str, target: Any, callee: Any
     return target, name
 
 
-def _blocking_kind(owner: Any, name: str, ident: int,
-                   lock_kinds: LockTypes) -> str | None:
+def _blocking_kind(owner: Any, name: str, lock_kinds: LockTypes
+                   ) -> tuple[str | None, int | None]:
+    """Return the wait kind of a call (None: no wait), and the ident
+    holding the RLock it acquires (None: no RLock, or a free one)."""
     kind = type(owner)
     if name in ("acquire", "__enter__"):
         locks, rlocks = lock_kinds
         if kind in locks:
-            return "lock"
+            return "lock", None
         if issubclass(kind, rlocks):
-            holder = _rlock_owner(owner, rlocks)
-            return None if holder == ident else "lock"
-        return None
+            return "lock", _rlock_owner(owner, rlocks)
+        return None, None
     if issubclass(kind, _socket.socket):
-        return C_WAITS.get(name) if name in SOCKET_CALLS else None
+        return (C_WAITS.get(name) if name in SOCKET_CALLS else None), None
     if kind.__name__ == "SimpleQueue" and kind.__module__ == "_queue":
-        return "queue get" if name == "get" else None
+        return ("queue get" if name == "get" else None), None
     if issubclass(kind, types.ModuleType):
-        return MODULE_WAITS.get((owner.__name__, name))
+        return MODULE_WAITS.get((owner.__name__, name)), None
     if kind.__module__ == "select" and kind.__name__ in POLLERS and \
             name in ("poll", "control"):
-        return "select"  # an epoll object's poll: an idle eventlet hub
+        return "select", None  # an epoll object's poll: an idle hub
     if kind.__module__ == "_io" and name in ("read", "readline",
                                              "readinto"):
-        return "read"
-    return None
+        return "read", None
+    return None, None
 
 
 def _bound_builtin(callee: Any) -> tuple[Any, str] | None:

@@ -94,6 +94,9 @@ class Natives:
         #: ident -> (its innermost frame, the C call it makes, resolved):
         #: decoded and resolved once, for its wait kind and its details.
         self.calls: dict[int, tuple[Any, ccalls.Resolved | None]] = {}
+        #: (call, resolved, target, callee ids) -> what the call means.
+        self.verdicts: dict[tuple[int, bool, int, int], tuple[
+            Any, Any, Any, ccalls.Verdict]] = {}
         #: (call, resolved, target, callee ids) -> what the call blocks on.
         self.call_details: dict[tuple[int, bool, int, int], tuple[
             Any, Any, Any, dict[str, Any]]] = {}
@@ -157,8 +160,8 @@ class Natives:
             if ident == builder:
                 state, wait_kind = "running", "building this report"
             elif match is None:
-                state, wait_kind = ccalls.current_call(
-                    self._call_of(ident, frame), ident, self.lock_types)
+                state, wait_kind = ccalls.settle(
+                    self._verdict(self._call_of(ident, frame)), ident)
                 if wait_kind == ccalls.RUNNING_PYTHON and self.hub_code and \
                         frame.f_code.co_filename.startswith(self.hub_code):
                     # An eventlet thread between two waits of its hub (a
@@ -425,6 +428,23 @@ class Natives:
         resolved = ccalls.call_of(frame)
         self.calls[ident] = (frame, resolved)
         return resolved
+
+    def _verdict(self, resolved: ccalls.Resolved | None) -> ccalls.Verdict:
+        """Say what a call means (see ``ccalls.call_verdict``), once per
+        call site and object: a hundred threads on one lock read it (and
+        an RLock's owner) once."""
+        if resolved is None:
+            return ccalls.call_verdict(None, self.lock_types)
+        call, ok, target, callee = resolved
+        key = (id(call), ok, id(target), id(callee))
+        known = self.verdicts.get(key)
+        # Kept beside their ids, which name them only while they live.
+        if known is not None and known[0] is call and \
+                known[1] is target and known[2] is callee:
+            return known[3]
+        verdict = ccalls.call_verdict(resolved, self.lock_types)
+        self.verdicts[key] = (call, target, callee, verdict)
+        return verdict
 
     def _call_details(self, ident: int, frame: Any) -> dict[str, Any]:
         """Say what a C call blocks on (see ``ccalls.call_details``): once
