@@ -168,10 +168,12 @@ def frame_ids(frame: FrameType | None, limit: int = 200
     so its codes) beside it.
     """
     keys: list[int] = []
-    while frame is not None and len(keys) < 2 * limit:
-        keys.append(id(frame.f_code))
-        keys.append(frame.f_lasti)
+    append = keys.append  # once per frame of every thread: bound once
+    while frame is not None and limit:
+        append(id(frame.f_code))
+        append(frame.f_lasti)
         frame = frame.f_back
+        limit -= 1
     del frame  # no reference cycle through this function's locals
     return tuple(keys)
 
