@@ -11,6 +11,7 @@ unpatched modules whether df_gmr is imported before or after
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 import importlib
 import posix
 import sys
@@ -41,6 +42,8 @@ _allocate_lock = _thread_module.allocate_lock
 _RLock = _thread_module.RLock
 _get_ident = _thread_module.get_ident
 _posix_write = posix.write  # posix itself is never patched
+# The C module behind signal (never patched either).
+_signal_module = importlib.import_module("_signal")
 
 
 def allocate_lock() -> Any:
@@ -108,3 +111,19 @@ def sleep(seconds: float) -> None:
     never_released = _allocate_lock()
     never_released.acquire()
     never_released.acquire(timeout=max(seconds, 0))
+
+
+def signal_mask(how: int, signals: Iterable[int]) -> set[int]:
+    """``signal.pthread_sigmask``, its masks sets of plain ints.
+
+    ``signal``'s wrapper makes each number of the mask it returns a
+    ``Signals`` member, and a real-time signal is none: the enum raises
+    and catches for each, about 0.1 ms for a full mask, twice a report.
+    AttributeError where the system has no signal masks.
+    """
+    return set(_signal_module.pthread_sigmask(how, signals))
+
+
+def valid_signals() -> set[int]:
+    """``signal.valid_signals()`` as plain ints (see ``signal_mask``)."""
+    return set(_signal_module.valid_signals())

@@ -46,8 +46,8 @@ def process_signals() -> frozenset[int]:
     signal handler holds off while it runs (see ``trigger``)."""
     if not hasattr(signal, "pthread_sigmask"):
         return frozenset()
-    return frozenset(int(signum) for signum in signal.valid_signals()
-                     if int(signum) not in _SYNCHRONOUS)
+    return frozenset(signum for signum in _native.valid_signals()
+                     if signum not in _SYNCHRONOUS)
 
 
 #: The role of a df_gmr thread caught starting or ending, out of the
@@ -119,13 +119,13 @@ class Lifecycle:
         # epoll) before its Python handler ran.  A SIGTERM during a burst
         # of SIGUSR2 did (the main thread had a signal pending already).
         blocked = process_signals()
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked) \
+        previous = _native.signal_mask(signal.SIG_BLOCK, blocked) \
             if blocked else None
         try:
             _native.start_thread(run)
         finally:
             if previous is not None:
-                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+                _native.signal_mask(signal.SIG_SETMASK, previous)
 
     def _run_own(self, role: str, function: Callable[..., Any],
                  args: tuple[Any, ...]) -> None:
@@ -169,7 +169,7 @@ class Lifecycle:
         the system, and would pass for df_gmr's in ``top -H``.
         """
         unblocked = process_signals() - keep
-        previous = signal.pthread_sigmask(signal.SIG_UNBLOCK, unblocked) \
+        previous = _native.signal_mask(signal.SIG_UNBLOCK, unblocked) \
             if unblocked else None
         own_name = _native.thread_name()
         service_name = _native.thread_name("/proc/self/comm")
@@ -181,7 +181,7 @@ class Lifecycle:
             if own_name is not None and service_name is not None:
                 _native.name_thread(own_name)
             if previous is not None:
-                signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+                _native.signal_mask(signal.SIG_SETMASK, previous)
 
     def note_own_hub(self) -> None:
         """Remember the calling df_gmr thread's eventlet hub, if it has one.

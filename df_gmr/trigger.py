@@ -261,7 +261,7 @@ class Trigger:
 def _hold_signals() -> Any:
     """Block the process's signals in this thread; return the old mask."""
     try:
-        return signal.pthread_sigmask(signal.SIG_BLOCK, process_signals())
+        return _native.signal_mask(signal.SIG_BLOCK, process_signals())
     except (AttributeError, OSError, ValueError):  # no signal masks here
         return None
 
@@ -269,7 +269,7 @@ def _hold_signals() -> Any:
 def _let_signals_in(held: Any) -> None:
     """Restore the mask ``held``: what came in meanwhile is handled here."""
     if held is not None:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        _native.signal_mask(signal.SIG_SETMASK, held)
 
 
 def _in_hub_wait(frame: FrameType | None) -> bool:
