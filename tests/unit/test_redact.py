@@ -148,3 +148,31 @@ def test_redactor_cuts_long_strings_after_masking():
     assert masked == ["a" * 10 + "***" + "b" * 7 + "... [cut at 20 "
                       "characters]"]
     assert redactor.cut_count == 1
+
+
+def test_the_quick_ascii_hint_says_what_the_case_blind_one_says():
+    # Every source line of a few modules, and each hint in every case
+    # (upper, lower, title, alternating) inside other text: the lowercased
+    # ASCII test and the IGNORECASE one agree on all of them.
+    import inspect
+    import itertools
+    import logging
+    import threading
+
+    samples = [line for module in (logging, threading, redact)
+               for line in inspect.getsource(module).splitlines()]
+    for hint in ("pass", "pw", "secret", "token", "key", "credential",
+                 "authoriz", "cookie", "://", "-u ", "-user", "-u", "-ux"):
+        cased = [hint.upper(), hint.lower(), hint.title(),
+                 "".join(char.upper() if index % 2 else char
+                         for index, char in enumerate(hint))]
+        samples += [f"x{variant}y" for variant in cased]
+        samples += [f"{a}{variant}{b}" for variant, (a, b) in
+                    itertools.product(cased, [("", ""), ("a=", " b")])]
+    assert sum(1 for text in samples if redact._hinted(text)) > 50
+    for text in samples:
+        assert text.isascii()
+        assert redact._hinted(text) == bool(redact._HINT.search(text)), text
+    # Outside ASCII the case-blind test itself answers (a Kelvin sign is
+    # a "k" to it).
+    assert redact._hinted("\u212aey=1")
