@@ -75,7 +75,9 @@ USER_FLAGS = frozenset({"--user", "-u", "--proxy-user"})
 @functools.lru_cache(maxsize=4096)
 def is_credential_name(name: str) -> bool:
     """Say whether a key, option or flag name names a credential."""
-    normal = _CAMEL.sub(r"\1_\2", name).lower()
+    # Most names have no capital: re.sub with a template calls back into
+    # Python for each call, and a first report reads a hundred new names.
+    normal = name if name.islower() else _CAMEL.sub(r"\1_\2", name).lower()
     if _STRONG_NAME.search(normal.replace("-", "_")):
         return True
     words = [word for word in _WORD_SPLIT.split(normal) if word]
