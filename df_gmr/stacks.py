@@ -223,6 +223,25 @@ class SourceLines:
     def __init__(self) -> None:
         #: file name -> ((size, mtime in ns), {line number: text})
         self.files: dict[str, tuple[tuple[int, int], dict[int, str]]] = {}
+        #: Between ``begin`` and ``end`` (a report), the files whose status
+        #: was read (True: it could be read): once per report, not once
+        #: per stack shown (a file in every stack was read twenty times a
+        #: report).  None outside a report: read at every call.
+        self.checked: dict[str, bool] | None = None
+        #: Between ``begin`` and ``end``, the bytes read of each file
+        #: (``_read_head``): another stack of the report wants other lines
+        #: of it.  Never kept at rest.
+        self.heads: dict[str, tuple[bytes, bool]] | None = None
+
+    def begin(self) -> None:
+        """Start a report: each file's status is read once until ``end``."""
+        self.checked = {}
+        self.heads = {}
+
+    def end(self) -> None:
+        """End a report: let go of the bytes read (see ``heads``)."""
+        self.checked = None
+        self.heads = None
 
     def lines(self, filename: str, numbers: set[int]) -> dict[int, str]:
         """Return the lines ``numbers`` of ``filename`` (missing: none)."""
@@ -231,62 +250,93 @@ class SourceLines:
             text = held[2]
             return {number: text[number - 1] for number in numbers
                     if 0 < number <= len(text)}
+        checked = self.checked
+        readable = checked.get(filename) if checked is not None else None
+        if readable is None:
+            readable = self._check(filename)
+            if checked is not None:
+                checked[filename] = readable
+        if not readable:
+            return {}
+        found = self.files[filename][1]
+        missing = {number for number in numbers if number not in found}
+        if missing:
+            heads = self.heads
+            lines, head = _read_lines(
+                filename, missing,
+                heads.get(filename) if heads is not None else None)
+            found.update(lines)
+            if head is not None and heads is not None:
+                heads[filename] = head
+        return {number: found[number] for number in numbers
+                if number in found}
+
+    def _check(self, filename: str) -> bool:
+        """Read a file's size and modification time; forget its lines
+        if either changed (say whether it can be read)."""
         try:
             status = os.stat(filename)
         except (OSError, ValueError):  # "<frozen runpy>", gone, no access
-            return {}
+            return False
         signature = (status.st_size, status.st_mtime_ns)
         known = self.files.get(filename)
         if known is None or known[0] != signature:
-            known = self.files[filename] = (signature, {})
-        found = known[1]
-        missing = {number for number in numbers if number not in found}
-        if missing:
-            found.update(_read_lines(filename, missing))
-        return {number: found[number] for number in numbers
-                if number in found}
+            self.files[filename] = (signature, {})
+        return True
 
 
 #: Bytes read at a time from a source file, up to the last line wanted.
 READ_CHUNK = 16384
 
 
-def _read_lines(filename: str, numbers: set[int]) -> dict[int, str]:
-    """Read the lines ``numbers`` of a source file (its own encoding).
+def _read_head(filename: str, last: int) -> tuple[bytes, bool]:
+    """Read a source file's bytes up to its line ``last`` (say whether
+    that is the whole file): a first report reads a dozen modules, most
+    of whose bytes it never shows."""
+    with open(filename, "rb") as source:
+        chunks = [source.read(READ_CHUNK)]
+        ends = chunks[0].count(b"\n")
+        while ends < last and chunks[-1]:
+            chunks.append(source.read(READ_CHUNK))
+            ends += chunks[-1].count(b"\n")
+    return b"".join(chunks), not chunks[-1]
+
+
+def _read_lines(filename: str, numbers: set[int],
+                head: tuple[bytes, bool] | None = None
+                ) -> tuple[dict[int, str], tuple[bytes, bool] | None]:
+    """Read the lines ``numbers`` of a source file (its own encoding);
+    return them, and the bytes read (``_read_head``) for the next call.
 
     The file's bytes are split up to the last line wanted (in C) and only
     the lines wanted are decoded: no str is made for the thousand lines
-    before them.  A file with a lone carriage return (an old Mac line
-    end, which Python reads as a line end too) is read as text instead.
+    before them.  ``head`` is what an earlier call of this report read: a
+    line it holds is not read again.  A file with a lone carriage return
+    (an old Mac line end, which Python reads as a line end too) is read
+    as text instead.
     """
     found: dict[int, str] = {}
     last = max(numbers)
     try:
-        with open(filename, "rb") as source:
-            # Read up to the last line wanted, not the whole file: a
-            # first report reads a dozen modules, most of whose bytes it
-            # never shows.
-            chunks = [source.read(READ_CHUNK)]
-            ends = chunks[0].count(b"\n")
-            while ends < last and chunks[-1]:
-                chunks.append(source.read(READ_CHUNK))
-                ends += chunks[-1].count(b"\n")
-        data = b"".join(chunks)
-        encoding, _ = tokenize.detect_encoding(io.BytesIO(chunks[0]).readline)
+        if head is None or (not head[1] and head[0].count(b"\n") < last):
+            head = _read_head(filename, last)
+        data = head[0]
+        encoding, _ = tokenize.detect_encoding(
+            io.BytesIO(data[:READ_CHUNK]).readline)
         if b"\r" in data and b"\r" in data.replace(b"\r\n", b""):
             with tokenize.open(filename) as text:
                 return {number: line for number, line in enumerate(text, 1)
-                        if number in numbers}
+                        if number in numbers}, None
         lines = data.split(b"\n", last)
     except (OSError, SyntaxError, UnicodeDecodeError, ValueError):
-        return found  # unreadable or not text: those lines are not shown
+        return found, None  # unreadable or not text: not shown
     for number in numbers:
         if number <= len(lines):  # lines[last] is the rest of the file
             try:
                 found[number] = lines[number - 1].decode(encoding)
             except (UnicodeDecodeError, LookupError):
                 continue  # that line is not shown
-    return found
+    return found, head
 
 
 #: The process's source lines, as reports show them.

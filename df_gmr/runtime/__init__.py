@@ -116,6 +116,8 @@ class Snapshot:
         self._tracked: dict[Any, tuple[Any, ...] | None] | None = None
         self._own: dict[int, str] | None = None
         self._known: dict[int, Any] | None = None
+        # Source files' status read once for this report's stacks.
+        stacks.source_lines.begin()
 
     def frames(self) -> dict[int, FrameType]:
         """Return every native thread's current frame (read once; a
@@ -272,6 +274,7 @@ class Snapshot:
 
     def release(self) -> None:
         """Drop the live frames and objects this snapshot holds."""
+        stacks.source_lines.end()
         self._frames = None
         self._known = None
         self._tracked = None

@@ -138,3 +138,40 @@ def test_crlf_bom_and_lone_cr_sources_read_as_python_reads_them(tmp_path):
     assert {number: line.strip() for number, line in
             stacks.source_lines.lines(str(lone), {2}).items()} == {
         2: "b = 2"}
+
+
+def test_a_report_reads_each_source_file_once(tmp_path, monkeypatch):
+    import os
+
+    path = tmp_path / "shared.py"
+    path.write_text("".join(f"line_{number} = {number}\n"
+                            for number in range(1, 41)))
+    code = _code_of(path, "line_1 = 1\n")
+    stats: list[str] = []
+    heads: list[str] = []
+    real_stat, real_head = os.stat, stacks._read_head
+    monkeypatch.setattr(os, "stat", lambda name, *args, **kwargs: (
+        stats.append(str(name)), real_stat(name, *args, **kwargs))[1])
+    monkeypatch.setattr(stacks, "_read_head", lambda name, last: (
+        heads.append(name), real_head(name, last))[1])
+    stacks.source_lines.begin()
+    try:
+        # Two stacks of one report, other lines of one file each.
+        first = stacks.describe(((code, 2), (code, 30)))
+        second = stacks.describe(((code, 5), (code, 31)))
+    finally:
+        stacks.source_lines.end()
+    assert [frame["code"] for frame in first + second] == [
+        "line_2 = 2", "line_30 = 30", "line_5 = 5", "line_31 = 31"]
+    assert stats.count(str(path)) == 1
+    assert heads == [str(path)]
+    # Nothing read is kept once the report ended; the next one reads the
+    # file's status again (an upgrade in place shows).
+    assert stacks.source_lines.heads is None
+    path.write_text("line_1 = 'new'\n" * 40)
+    stacks.source_lines.begin()
+    try:
+        assert stacks.describe(((code, 2),))[0]["code"] == "line_1 = 'new'"
+    finally:
+        stacks.source_lines.end()
+    assert stats.count(str(path)) == 2
