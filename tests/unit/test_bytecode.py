@@ -7,21 +7,22 @@ from __future__ import annotations
 import concurrent.futures.thread
 import dis
 import logging
+import pathlib
 import queue
 import socket
 import subprocess
 import threading
-import typing
 from types import CodeType
+import typing
 from typing import Any
 
 import pytest
 
 import df_gmr.report
-import df_gmr.runtime.natives
 from df_gmr.runtime import bytecode
 from df_gmr.runtime import callsite
 from df_gmr.runtime import withblocks
+import df_gmr.runtime.natives
 
 MODULES = (threading, queue, socket, subprocess, concurrent.futures.thread,
            logging, typing,
@@ -38,7 +39,7 @@ needs_311 = pytest.mark.skipif(
 def _codes() -> list[CodeType]:
     """Every code object of the modules, nested ones included."""
     found: list[CodeType] = []
-    pending = [compile(open(module.__file__).read(),  # noqa: SIM115
+    pending = [compile(pathlib.Path(module.__file__).read_text("utf-8"),
                        module.__file__, "exec") for module in MODULES]
     while pending:
         code = pending.pop()
