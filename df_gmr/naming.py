@@ -111,7 +111,12 @@ def instance_dict(owner: Any) -> dict[str, Any] | None:
     try:
         namespace = object.__getattribute__(owner, "__dict__")
     except Exception:  # no __dict__ (slots), or an odd descriptor
-        _remember_dictless(kind)
+        # Remembered only when no instance of the type can have one: no
+        # dict slot, and no class of its MRO names a ``__dict__`` (a
+        # descriptor that may answer for another instance).
+        if _DICT_OFFSET.__get__(kind) == 0 and not any(
+                "__dict__" in vars(base) for base in kind.__mro__):
+            _DICTLESS.add(kind)
         return None
     return namespace if type(namespace) is dict else None
 
@@ -122,27 +127,8 @@ def stored_attribute(owner: Any, name: str, default: Any = None) -> Any:
     No property, ``__getattr__`` or ``__getattribute__`` of the owner's
     class runs (an application subclass may define them).
     """
-    # instance_dict's lines, inline: read for every member of a group.
-    kind = type(owner)
-    if kind in _DICTLESS:
-        return default
-    try:
-        namespace = object.__getattribute__(owner, "__dict__")
-    except Exception:  # no __dict__ (slots), or an odd descriptor
-        _remember_dictless(kind)
-        return default
-    if type(namespace) is not dict:
-        return default
-    return namespace.get(name, default)
-
-
-def _remember_dictless(kind: type) -> None:
-    # Only when no instance of the type can have one: no dict slot, and no
-    # class of its MRO names a ``__dict__`` (a descriptor that may answer
-    # for another instance).
-    if _DICT_OFFSET.__get__(kind) == 0 and not any(
-            "__dict__" in vars(base) for base in kind.__mro__):
-        _DICTLESS.add(kind)
+    namespace = instance_dict(owner)
+    return default if namespace is None else namespace.get(name, default)
 
 
 _SIZED = (set, frozenset, list, tuple, dict, collections.deque)

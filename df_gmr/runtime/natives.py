@@ -94,12 +94,9 @@ class Natives:
         #: ident -> (its innermost frame, the C call it makes, resolved):
         #: decoded and resolved once, for its wait kind and its details.
         self.calls: dict[int, tuple[Any, ccalls.Resolved | None]] = {}
-        #: (call, resolved, target, callee ids) -> what the call means.
-        self.verdicts: dict[tuple[int, bool, int, int], tuple[
-            Any, Any, Any, ccalls.Verdict]] = {}
-        #: (call, resolved, target, callee ids) -> what the call blocks on.
-        self.call_details: dict[tuple[int, bool, int, int], tuple[
-            Any, Any, Any, dict[str, Any]]] = {}
+        #: What each call means, and what it blocks on.
+        self.verdicts = PerCall()
+        self.call_details = PerCall()
 
     def groups(self) -> list[dict[str, Any]]:
         """Return the service's threads grouped, biggest group first."""
@@ -435,16 +432,11 @@ class Natives:
         an RLock's owner) once."""
         if resolved is None:
             return ccalls.call_verdict(None, self.lock_types)
-        call, ok, target, callee = resolved
-        key = (id(call), ok, id(target), id(callee))
-        known = self.verdicts.get(key)
-        # Kept beside their ids, which name them only while they live.
-        if known is not None and known[0] is call and \
-                known[1] is target and known[2] is callee:
-            return known[3]
-        verdict = ccalls.call_verdict(resolved, self.lock_types)
-        self.verdicts[key] = (call, target, callee, verdict)
-        return verdict
+        verdict = self.verdicts.get(resolved)
+        if verdict is _MISSING:
+            verdict = ccalls.call_verdict(resolved, self.lock_types)
+            self.verdicts.put(resolved, verdict)
+        return verdict  # type: ignore[no-any-return]
 
     def _call_details(self, ident: int, frame: Any) -> dict[str, Any]:
         """Say what a C call blocks on (see ``ccalls.call_details``): once
@@ -453,18 +445,39 @@ class Natives:
         resolved = self._call_of(ident, frame)
         if resolved is None:
             return {}
+        details = self.call_details.get(resolved)
+        if details is _MISSING:
+            details = ccalls.call_details(resolved, frame, self.known,
+                                          self.lock_types)
+            if "seconds" not in details:  # a sleep's are its frame's own
+                self.call_details.put(resolved, details)
+        return details  # type: ignore[no-any-return]
+
+
+class PerCall:
+    """What was read of C calls, kept per call site and object (one
+    report's): by the ids of the call, what it is made on and what it
+    calls, kept beside them (an id names its object only while it
+    lives)."""
+
+    def __init__(self) -> None:
+        self.known: dict[tuple[int, bool, int, int],
+                         tuple[Any, Any, Any, Any]] = {}
+
+    def get(self, resolved: ccalls.Resolved) -> Any:
+        """Return what was kept for this call (_MISSING: nothing)."""
         call, ok, target, callee = resolved
-        key = (id(call), ok, id(target), id(callee))
-        known = self.call_details.get(key)
-        # Kept beside their ids, which name them only while they live.
+        known = self.known.get((id(call), ok, id(target), id(callee)))
         if known is not None and known[0] is call and \
                 known[1] is target and known[2] is callee:
             return known[3]
-        details = ccalls.call_details(resolved, frame, self.known,
-                                      self.lock_types)
-        if "seconds" not in details:  # a sleep's are its frame's own
-            self.call_details[key] = (call, target, callee, details)
-        return details
+        return _MISSING
+
+    def put(self, resolved: ccalls.Resolved, value: Any) -> None:
+        """Keep ``value`` for this call."""
+        call, ok, target, callee = resolved
+        self.known[(id(call), ok, id(target), id(callee))] = (
+            call, target, callee, value)
 
 
 _MISSING = object()
