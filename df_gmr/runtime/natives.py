@@ -242,10 +242,7 @@ class Natives:
             # The Thread's stored fields, never its properties (a subclass
             # of the application could make them run code): its __dict__,
             # read once.
-            stored = naming.instance_dict(thread) if thread is not None \
-                else None
-            if stored is None:
-                stored = _EMPTY
+            stored = _stored(thread) if thread is not None else _EMPTY
             name = stored.get("_name")
             native_id = None if ident not in frames else pid \
                 if ident == main_ident else stored.get("_native_id")
@@ -486,9 +483,10 @@ _EMPTY: dict[str, Any] = {}
 
 
 def _stored(thread: Any) -> dict[str, Any]:
-    """Return a Thread's own ``__dict__`` (empty if it has none)."""
+    """Return a Thread's own ``__dict__`` (``_EMPTY``, read only, if it
+    has none)."""
     namespace = naming.instance_dict(thread)
-    return namespace if namespace is not None else {}
+    return namespace if namespace is not None else _EMPTY
 
 
 def _ident(member: tuple[int, Any]) -> int:
