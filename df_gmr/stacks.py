@@ -23,6 +23,8 @@ from types import FrameType
 from typing import Any
 import weakref
 
+from df_gmr import _native
+
 FrameKey = tuple[CodeType, int]
 StackKey = tuple[FrameKey, ...]
 
@@ -293,13 +295,7 @@ def _read_head(filename: str, last: int) -> tuple[bytes, bool]:
     """Read a source file's bytes up to its line ``last`` (say whether
     that is the whole file): a first report reads a dozen modules, most
     of whose bytes it never shows."""
-    with open(filename, "rb") as source:
-        chunks = [source.read(READ_CHUNK)]
-        ends = chunks[0].count(b"\n")
-        while ends < last and chunks[-1]:
-            chunks.append(source.read(READ_CHUNK))
-            ends += chunks[-1].count(b"\n")
-    return b"".join(chunks), not chunks[-1]
+    return _native.read_head(filename, READ_CHUNK, last)
 
 
 def _read_lines(filename: str, numbers: set[int],
