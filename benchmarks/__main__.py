@@ -127,8 +127,12 @@ NOTES = """\
   off, as for the greenlets' walk), then one of:
   df_gmr's Threads section alone (`collect` with a fresh `Snapshot`, then
   `format_lines`), df_gmr's whole report, oslo.reports' whole report
-  (`TextGuruMeditation(version).run()`).  The section's ratio to the walk
-  is paired within each process.  "worst" is the slowest run (the
+  (`TextGuruMeditation(version).run()`).  The section runs as in a
+  report, with the collector held off, and its clock stops, as the
+  walk's does, before the collector is given back: the collection
+  deferred meanwhile (shown apart in the row) is a report's to pay once
+  it is built, and is in the whole report's time.  The section's ratio
+  to the walk is paired within each process.  "worst" is the slowest run (the
   highest ratio).
 - Native hooks at rest: each round runs, for each workload, a process
   with df_gmr's hook installed and one without (both import the hook's

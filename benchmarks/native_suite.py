@@ -123,7 +123,11 @@ def _section_row(suite: Suite, workload: str, section: Case) -> Row:
         "n/a (no section alone)",
         f"section {seconds_pair(values(section, 'seconds'))}; walk "
         f"{seconds_pair(values(section, 'floor_seconds'))}"
-        + (f"; {groups:.0f} groups" if groups is not None else ""),
+        + (f"; {groups:.0f} groups" if groups is not None else "")
+        + (f"; then the collection deferred meanwhile "
+           f"{seconds_pair(collected)} (a report's is in its whole time)"
+           if (collected := values(section, "collection_seconds"))
+           else ""),
         f"<= {SECTION_GOAL:g}x the walk",
         suite.goal(True, lambda: ratio <= SECTION_GOAL and
                    worst <= SECTION_GOAL,
