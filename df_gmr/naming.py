@@ -96,6 +96,11 @@ def error_text(error: BaseException) -> str:
 #: reading a C lock's chain cost).
 _DICTLESS: set[type] = set()
 _DICT_OFFSET = type.__dict__["__dictoffset__"]
+_MRO = type.__dict__["__mro__"]
+_NAMESPACE = type.__dict__["__dict__"]
+#: Types whose instances have a ``__dict__`` and look attributes up as
+#: ``object`` does (see ``_plain``); found again in each report.
+_PLAIN: set[type] = set()
 
 
 def instance_dict(owner: Any) -> dict[str, Any] | None:
@@ -106,10 +111,21 @@ def instance_dict(owner: Any) -> dict[str, Any] | None:
     class runs (an application subclass may define them).
     """
     kind = type(owner)
+    if kind in _PLAIN:
+        # Its attributes are looked up by object's own code: ``vars``
+        # reads what ``object.__getattribute__`` would, without the
+        # slot wrapper's call (a new tuple per call).
+        try:
+            namespace = vars(owner)
+        except Exception:  # never, from type's own descriptor: no harm
+            return None
+        return namespace if type(namespace) is dict else None
     if kind in _DICTLESS:
         return None
     try:
         namespace = object.__getattribute__(owner, "__dict__")
+        if _plain(kind):
+            _PLAIN.add(kind)
     except Exception:  # no __dict__ (slots), or an odd descriptor
         # Remembered only when no instance of the type can have one: no
         # dict slot, and no class of its MRO names a ``__dict__`` (a
@@ -119,6 +135,34 @@ def instance_dict(owner: Any) -> dict[str, Any] | None:
             _DICTLESS.add(kind)
         return None
     return namespace if type(namespace) is dict else None
+
+
+def _plain(kind: type) -> bool:
+    """Say whether ``kind``'s instances look attributes up as ``object``
+    does and keep their ``__dict__`` where Python puts it: no class of
+    its MRO defines ``__getattribute__`` or ``__getattr__``, and the
+    first to name ``__dict__`` names the interpreter's own descriptor,
+    not a property (read from the classes' own namespaces, through
+    ``type``'s descriptors: no metaclass code runs)."""
+    lookup = dict_found = False
+    for base in _MRO.__get__(kind):
+        names = _NAMESPACE.__get__(base)
+        if not dict_found and "__dict__" in names:
+            dict_found = True
+            if type(names["__dict__"]) is not types.GetSetDescriptorType:
+                return False
+        if not lookup and ("__getattribute__" in names
+                           or "__getattr__" in names):
+            lookup = True
+            if base is not object or "__getattr__" in names:
+                return False
+    return lookup and dict_found
+
+
+def forget_plain_types() -> None:
+    """Check every type again (a class may be given a ``__getattr__``
+    later): called as each report begins."""
+    _PLAIN.clear()
 
 
 def stored_attribute(owner: Any, name: str, default: Any = None) -> Any:

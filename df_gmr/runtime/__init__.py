@@ -27,6 +27,7 @@ from types import FrameType
 from typing import Any
 
 from df_gmr import greenlets
+from df_gmr import naming
 from df_gmr import stacks
 from df_gmr import trigger
 from df_gmr.lifecycle import UNREGISTERED_ROLE
@@ -118,6 +119,7 @@ class Snapshot:
         self._known: dict[int, Any] | None = None
         # Source files' status read once for this report's stacks.
         stacks.source_lines.begin()
+        naming.forget_plain_types()
 
     def frames(self) -> dict[int, FrameType]:
         """Return every native thread's current frame (read once; a

@@ -50,3 +50,73 @@ def test_a_type_whose_mro_names_a_dict_is_asked_every_time():
     assert naming.instance_dict(without) is None
     assert MayHaveADict not in naming._DICTLESS
     assert naming.instance_dict(with_one) == {"value": 2}
+
+
+class Looked:
+    """Counts the lookups its instances' class code makes."""
+
+    calls = 0
+
+    def __init__(self) -> None:
+        self.value = 3
+
+    def __getattribute__(self, name: str):  # type: ignore[no-untyped-def]
+        type(self).calls += 1
+        return object.__getattribute__(self, name)
+
+
+class Fallback:
+    def __init__(self) -> None:
+        self.value = 4
+
+    def __getattr__(self, name: str):  # type: ignore[no-untyped-def]
+        raise AssertionError(f"__getattr__ ran for {name}")
+
+
+class Later:
+    def __init__(self) -> None:
+        self.value = 5
+
+
+def test_a_plain_type_is_read_the_short_way_and_answers_the_same():
+    plain = Plain()
+    naming.forget_plain_types()
+    assert naming.instance_dict(plain) == {"value": 1}
+    assert Plain in naming._PLAIN
+    assert naming.instance_dict(plain) is vars(plain)
+    assert naming.stored_attribute(Plain(), "value") == 1
+
+
+def test_types_with_their_own_lookup_or_dict_are_never_plain():
+    looked, fallback = Looked(), Fallback()
+    for _ in range(2):
+        assert naming.instance_dict(looked) == {"value": 3}
+        assert naming.instance_dict(fallback) == {"value": 4}
+    assert Looked.calls == 0  # its __getattribute__ never ran
+    with_one = MayHaveADict()
+    with_one._namespace = {"value": 2}
+    assert naming.instance_dict(with_one) == {"value": 2}
+    # A later instance without its own namespace still answers None.
+    assert naming.instance_dict(MayHaveADict()) is None
+    assert not {Looked, Fallback, MayHaveADict} & naming._PLAIN
+
+
+def test_a_class_given_a_lookup_later_is_checked_again_in_the_next_report():
+    later = Later()
+    assert naming.instance_dict(later) == {"value": 5}
+    assert Later in naming._PLAIN
+    calls = []
+
+    def hook(self, name):  # type: ignore[no-untyped-def]
+        calls.append(name)
+        return object.__getattribute__(self, name)
+
+    Later.__getattribute__ = hook  # type: ignore[method-assign]
+    try:
+        naming.forget_plain_types()  # as each report begins
+        assert naming.instance_dict(later) == {"value": 5}
+        assert naming.instance_dict(later) == {"value": 5}
+        assert Later not in naming._PLAIN
+        assert calls == []
+    finally:
+        del Later.__getattribute__
