@@ -124,8 +124,7 @@ class WithBlocks:
         innermost = len(keys) - 1
         for depth in range(min(len(keys), DEPTH)):
             code, line = keys[innermost - depth]
-            waits = code.co_name == "wait" and \
-                code.co_filename.endswith(CONDITION_FILE)
+            waits = releases_while_waiting(code)
             # Only the blocks its line stands in: a frame on this line is
             # inside no other (its offset would be on one of their lines).
             entered = tuple((start, end, self.expression(code, start))
@@ -165,8 +164,7 @@ class WithBlocks:
         depth = 0
         while frame is not None and depth < DEPTH:
             code = frame.f_code
-            if code.co_name == "wait" and \
-                    code.co_filename.endswith(CONDITION_FILE):
+            if releases_while_waiting(code):
                 released.update(_released_by_wait(frame))
             blocks = self.of(code)
             if blocks:
@@ -198,6 +196,18 @@ class WithBlocks:
                 "found_by": (f"the stack: inside 'with {text}:' in "
                              f"{code.co_name} ({where})")})
         return found
+
+
+def releases_while_waiting(code: CodeType) -> bool:
+    """Say whether ``code`` is threading's ``Condition.wait`` (Event's,
+    Barrier's and the others' waits call it: their own frames release
+    nothing).  Python 3.10 has no qualified name: any ``wait`` of
+    threading counts there (its frame is read and tells)."""
+    if code.co_name != "wait" or not code.co_filename.endswith(
+            CONDITION_FILE):
+        return False
+    qualified = getattr(code, "co_qualname", None)
+    return qualified is None or qualified == "Condition.wait"
 
 
 def _released_by_wait(frame: FrameType) -> tuple[int, ...]:
