@@ -57,8 +57,11 @@ def known_threads() -> dict[int, Any]:
         module = sys.modules.get(module_name)
         active = getattr(module, "_active", None)
         if isinstance(active, dict):
-            for ident, thread in list(active.items()):
-                known.setdefault(ident, thread)
+            # Copied in C, at once (a thread may start or end meanwhile);
+            # the first module's Thread of an ident wins.
+            merged = dict(active)
+            merged.update(known)
+            known = merged
     return known
 
 
