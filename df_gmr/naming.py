@@ -159,6 +159,14 @@ def _plain(kind: type) -> bool:
     return lookup and dict_found
 
 
+def plain_types() -> set[type]:
+    """Return the set of plain types (see ``_plain``) itself, for a loop
+    that reads a million ``__dict__``s: ``vars(owner)`` of an instance of
+    one of them is what ``instance_dict`` returns, when it is a ``dict``
+    (an instance may have been given a dict subclass)."""
+    return _PLAIN
+
+
 def forget_plain_types() -> None:
     """Check every type again (a class may be given a ``__getattr__``
     later): called as each report begins."""

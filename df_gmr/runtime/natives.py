@@ -236,6 +236,7 @@ class Natives:
         origin_attr = origins.ORIGIN_ATTR
         by_record = self.by_record
         targets = self.targets
+        plain = naming.plain_types()
 
         def describe(index: int, member: tuple[int, Any]) -> dict[str, Any]:
             ident, frame = member
@@ -245,7 +246,10 @@ class Natives:
             # The Thread's stored fields, never its properties (a subclass
             # of the application could make them run code): its __dict__,
             # read once.
-            stored = _stored(thread) if thread is not None else _EMPTY
+            # naming.instance_dict, inline for the usual Thread.
+            stored = vars(thread) if type(thread) in plain else None
+            if type(stored) is not dict:
+                stored = _stored(thread) if thread is not None else _EMPTY
             name = stored.get("_name")
             native_id = None if ident not in frames else pid \
                 if ident == main_ident else stored.get("_native_id")

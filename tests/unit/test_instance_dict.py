@@ -120,3 +120,53 @@ def test_a_class_given_a_lookup_later_is_checked_again_in_the_next_report():
         assert calls == []
     finally:
         del Later.__getattribute__
+
+
+class Odd(dict):  # type: ignore[type-arg]
+    def get(self, *args):  # type: ignore[no-untyped-def, override]
+        raise AssertionError("a dict subclass's get ran")
+
+
+def test_an_instance_given_a_dict_subclass_answers_none():
+    usual, odd = Plain(), Plain()
+    odd.__dict__ = Odd(value=6)
+    assert naming.instance_dict(usual) == {"value": 1}
+    assert Plain in naming.plain_types()
+    # The inline reading (vars) sees the subclass: its readers check.
+    assert type(vars(odd)) is Odd
+    assert naming.instance_dict(odd) is None
+    assert naming.stored_attribute(odd, "value", "none") == "none"
+
+
+def test_a_thread_given_a_dict_subclass_is_listed_without_reading_it():
+    from df_gmr.runtime import Snapshot
+    from df_gmr.runtime.natives import Natives
+
+    release = threading.Event()
+    usual = threading.Thread(target=release.wait, args=(10,), daemon=True,
+                             name="usual")
+    odd = threading.Thread(target=release.wait, args=(10,), daemon=True,
+                           name="odd")
+    usual.start()
+    odd.start()
+    odd.__dict__ = Odd(odd.__dict__)
+    try:
+        snapshot = Snapshot(threading.get_ident())
+        try:
+            # Thread known plain: the describer reads it inline.
+            assert naming.instance_dict(usual) is not None
+            assert threading.Thread in naming.plain_types()
+            members = {}
+            for group in Natives(snapshot).groups():
+                for member in group["members"]:
+                    members[member["id"]] = member
+            assert usual.ident is not None and odd.ident is not None
+            assert members[usual.ident]["name"] == "usual"
+            # Its fields unread (None), never its dict's own get().
+            assert members.get(odd.ident, {}).get("name") is None
+        finally:
+            snapshot.release()
+    finally:
+        release.set()
+        usual.join(10)
+        odd.join(10)
