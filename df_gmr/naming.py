@@ -99,8 +99,10 @@ _DICT_OFFSET = type.__dict__["__dictoffset__"]
 _MRO = type.__dict__["__mro__"]
 _NAMESPACE = type.__dict__["__dict__"]
 #: Types whose instances have a ``__dict__`` and look attributes up as
-#: ``object`` does (see ``_plain``); found again in each report.
+#: ``object`` does (see ``_plain``), and every type checked for it: found
+#: again in each report.
 _PLAIN: set[type] = set()
+_CHECKED: set[type] = set()
 
 
 def instance_dict(owner: Any) -> dict[str, Any] | None:
@@ -124,8 +126,10 @@ def instance_dict(owner: Any) -> dict[str, Any] | None:
         return None
     try:
         namespace = object.__getattribute__(owner, "__dict__")
-        if _plain(kind):
-            _PLAIN.add(kind)
+        if kind not in _CHECKED:  # once per type and report
+            _CHECKED.add(kind)
+            if _plain(kind):
+                _PLAIN.add(kind)
     except Exception:  # no __dict__ (slots), or an odd descriptor
         # Remembered only when no instance of the type can have one: no
         # dict slot, and no class of its MRO names a ``__dict__`` (a
@@ -171,6 +175,7 @@ def forget_plain_types() -> None:
     """Check every type again (a class may be given a ``__getattr__``
     later): called as each report begins."""
     _PLAIN.clear()
+    _CHECKED.clear()
 
 
 def stored_attribute(owner: Any, name: str, default: Any = None) -> Any:

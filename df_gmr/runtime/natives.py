@@ -245,8 +245,7 @@ class Natives:
                 else unread_wait
             # The Thread's stored fields, never its properties (a subclass
             # of the application could make them run code): its __dict__,
-            # read once.
-            # naming.instance_dict, inline for the usual Thread.
+            # read once (naming.instance_dict, inline for a plain Thread).
             stored = vars(thread) if type(thread) in plain else None
             if type(stored) is not dict:
                 stored = _stored(thread) if thread is not None else _EMPTY

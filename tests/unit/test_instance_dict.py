@@ -170,3 +170,22 @@ def test_a_thread_given_a_dict_subclass_is_listed_without_reading_it():
         release.set()
         usual.join(10)
         odd.join(10)
+
+
+def test_a_type_is_checked_for_plainness_once_per_report(monkeypatch):
+    checked = []
+    plain = naming._plain
+
+    def counting(kind):  # type: ignore[no-untyped-def]
+        checked.append(kind)
+        return plain(kind)
+
+    monkeypatch.setattr(naming, "_plain", counting)
+    naming.forget_plain_types()
+    for _ in range(3):
+        naming.instance_dict(Fallback())  # never plain
+        naming.instance_dict(Plain())
+    assert checked == [Fallback, Plain]
+    naming.forget_plain_types()  # the next report checks again
+    naming.instance_dict(Fallback())
+    assert checked == [Fallback, Plain, Fallback]
