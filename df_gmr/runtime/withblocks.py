@@ -187,7 +187,12 @@ class WithBlocks:
             if entered is None or not start <= lasti < end:
                 continue
             text, path, line = entered
-            lock = _lock(_evaluate(frame, path))
+            value = _evaluate(frame, path)
+            # The Condition a wait below released (or its lock), the usual
+            # case of a waiter: no need to tell what lock it is.
+            if id(value) in released:
+                continue
+            lock = _lock(value)
             if lock is None or id(lock) in released:
                 continue
             where = f"{os.path.basename(code.co_filename)}:{line}"
