@@ -109,6 +109,13 @@ NOTES = """\
   Later (whole process, 30,000 spawns against 10,000): eventlet alone
   49,462; df_gmr set up with its spawn hooks swapped back out 49,576
   (+0.2%: set-up costs nothing else per spawn); set up 50,985 (+3.1%).
+  Of the hooks (PYTHONHASHSEED=0, the loop timed alone: eventlet 49,420,
+  set up 51,032), the registry itself, a dict entry put and taken out,
+  is ~410; the rest, ~1,200, is the spawn site: `sys._getframe(2)` ~380
+  and its `f_lasti` ~380 (a getset the interpreter does not specialize,
+  and a new int), the memo's reads and comparisons ~450.  A spawn
+  origin is what the last percents of the goal pay for; a Python hook
+  cannot read it for less.
   "The hooks swapped out and back in" times the same loop in each
   df_gmr process with the two hooks replaced by the methods they wrap
   and put back, interleaved, best of 2 runs each way per pair: the
