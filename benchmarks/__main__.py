@@ -114,8 +114,9 @@ NOTES = """\
   is ~410; the rest, ~1,200, is the spawn site: `sys._getframe(2)` ~380
   and its `f_lasti` ~380 (a getset the interpreter does not specialize,
   and a new int), the memo's reads and comparisons ~450.  A spawn
-  origin is what the last percents of the goal pay for; a Python hook
-  cannot read it for less.
+  origin is what the last percents of the goal pay for; no way to read
+  it for less in a Python hook has been found (the variants tried cost
+  the same or more).
   "The hooks swapped out and back in" times the same loop in each
   df_gmr process with the two hooks replaced by the methods they wrap
   and put back, interleaved, best of 2 runs each way per pair: the
