@@ -124,29 +124,33 @@ class Normaliser:
                 kind is float and value - value == 0.0):
             return MASK if hidden else value
         if depth <= MAX_DEPTH and kind is dict:
-            masked = {}
+            masked: dict[str, Any] | None = None
             keys = redactor.keys()
-            same = True
-            for key, item in value.items():
-                given = key
-                if type(key) is not str:
-                    key = self._key(key)
+            max_text = self.max_text
+            for given, item in value.items():
+                key = given if type(given) is str else self._key(given)
                 key, hides = keys.get(key) or redactor.key(key)
                 item_kind = type(item)
                 # Plain values inline, as in plain() (once per value).
                 if not hides and (item is None or item_kind is bool or (
                         item_kind is int and -_LARGE < item < _LARGE) or (
                         item_kind is float and item - item == 0.0)):
-                    masked[key] = item
+                    found = item
+                elif item_kind is str and (
+                        max_text is None or len(item) <= max_text):
+                    # What masked() does with it, one call fewer.
+                    found = redactor.string(item, hides)
                 else:
-                    masked[key] = found = self.masked(
-                        item, redactor, depth + 1, hides)
-                    same = same and found is item
-                same = same and key is given
+                    found = self.masked(item, redactor, depth + 1, hides)
+                if masked is None:
+                    if found is item and key is given:
+                        continue
+                    masked = _before(value, given)
+                masked[key] = found
             # Nothing changed (most of a section's dicts): the dict itself,
-            # the copy freed at once, so that a report's peak memory holds
-            # one copy of its data, not two (page faults, see benchmarks).
-            return value if same else masked
+            # no copy made, so that a report's peak memory holds one copy
+            # of its data, not two (page faults, see benchmarks).
+            return value if masked is None else masked
         if depth <= MAX_DEPTH and kind is list:
             copied = [item if type(item) is int and -_LARGE < item < _LARGE
                       and not hidden
@@ -182,3 +186,14 @@ class Normaliser:
 def plain_data(value: Any) -> Any:
     """Return ``value`` as strict JSON-compatible data (see Normaliser)."""
     return Normaliser().plain(value)
+
+
+def _before(value: dict[Any, Any], given: Any) -> dict[Any, Any]:
+    """Return the items of ``value`` before the key ``given``, copied: those
+    the walk kept as they were (the first it changed is ``given``)."""
+    kept = {}
+    for key, item in value.items():
+        if key is given:
+            break
+        kept[key] = item
+    return kept
