@@ -145,7 +145,8 @@ class Normaliser:
                 if masked is None:
                     if found is item and key is given:
                         continue
-                    masked = _before(value, given)
+                    masked = self._masked_before(value, given, redactor,
+                                                 depth)
                 masked[key] = found
             # Nothing changed (most of a section's dicts): the dict itself,
             # no copy made, so that a report's peak memory holds one copy
@@ -160,6 +161,27 @@ class Normaliser:
             return value if all(map(operator.is_, copied, value)) \
                 else copied
         return redactor.walk(self.plain(value, depth), hidden)
+
+    def _masked_before(self, value: dict[Any, Any], given: Any,
+                       redactor: Redactor, depth: int) -> dict[str, Any]:
+        """Return the items of ``value`` before the key ``given`` (the
+        first the walk changed), masked again as ``masked`` masks them.
+
+        Again, not copied: the dict may have changed since they were read
+        (live data, another thread, a subclass's conversion run by the
+        walk), and nothing unmasked may reach a report.  Unchanged, they
+        mask to themselves: no note or cut is counted twice.
+        """
+        keys = redactor.keys()
+        copied: dict[str, Any] = {}
+        for key, item in value.items():
+            if key is given:
+                break
+            if type(key) is not str:
+                key = self._key(key)
+            key, hides = keys.get(key) or redactor.key(key)
+            copied[key] = self.masked(item, redactor, depth + 1, hides)
+        return copied
 
     def _integer(self, value: int) -> int:
         if value.bit_length() > MAX_INT_DIGITS * 3.32:
@@ -186,14 +208,3 @@ class Normaliser:
 def plain_data(value: Any) -> Any:
     """Return ``value`` as strict JSON-compatible data (see Normaliser)."""
     return Normaliser().plain(value)
-
-
-def _before(value: dict[Any, Any], given: Any) -> dict[Any, Any]:
-    """Return the items of ``value`` before the key ``given``, copied: those
-    the walk kept as they were (the first it changed is ``given``)."""
-    kept = {}
-    for key, item in value.items():
-        if key is given:
-            break
-        kept[key] = item
-    return kept

@@ -194,3 +194,27 @@ def test_what_the_walk_leaves_unchanged_is_kept_and_never_changed():
     assert masked["groups"][0]["members"][1] is \
         secret["groups"][0]["members"][1]
     assert masked["groups"][0]["ids"] is secret["groups"][0]["ids"]
+
+
+class Late(float):
+    """A float subclass whose conversion, run by the walk, changes the
+    dict it is in: live data another thread updates meanwhile."""
+
+    target: dict[str, Any] = {}
+
+    def __float__(self) -> float:
+        Late.target["password"] = "hunter2"
+        Late.target["note"] = "SeCrEtVaLuE"
+        return 2.0
+
+
+def test_a_dict_changed_during_the_walk_leaks_nothing():
+    # The walk read "password" and "note" unchanged, then changed "load":
+    # what it keeps of the items before is masked again, never copied as
+    # the dict has them now.
+    live: dict[str, Any] = {"password": None, "note": "ok", "load": Late(1)}
+    Late.target = live
+    masked, _, _ = one_walk(live, True)
+    assert "hunter2" not in repr(masked)
+    assert "SeCrEtVaLuE" not in repr(masked)
+    assert masked["load"] == 2.0
