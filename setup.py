@@ -1,5 +1,11 @@
 """Build df-gmr; also ship df_gmr_autostart.pth at the top of site-packages.
 
+The C module df_gmr._sites (the spawn hook's per-spawn work, see
+df_gmr/_sites.c) is built where it applies (CPython 3.11 or newer, with
+the GIL) and is optional: without a compiler the build says why and
+installs the package without it, and df_gmr runs its pure-Python hook
+(``df-gmr doctor`` says which one runs).
+
 The .pth file is what lets ``DF_GMR_ENABLE=1`` activate df_gmr in any
 Python process without code change (see df_gmr/autostart.py).  A regular
 wheel gets it from ``build_py``; an editable install (``pip install -e``,
@@ -8,8 +14,13 @@ a path finder, so the file is written into that wheel as well.
 """
 
 import os
+import platform
+import sys
+import sysconfig
 
+from setuptools import Extension
 from setuptools import setup
+from setuptools.command.build_ext import build_ext
 from setuptools.command.build_py import build_py
 
 try:
@@ -52,7 +63,48 @@ class _StrategyWithPth:
         return self.strategy.__exit__(*exc_info)
 
 
-cmdclass = {"build_py": build_py_with_pth}
+class optional_build_ext(build_ext):
+    """Build the C module, or say why not and go on without it."""
+
+    def run(self):
+        try:
+            super().run()
+        except Exception as error:
+            self._skipped(error)
+
+    def build_extension(self, ext):
+        try:
+            super().build_extension(ext)
+        except Exception as error:
+            self._skipped(error)
+
+    def copy_file(self, infile, outfile, *args, **kwargs):
+        # In place (an editable install, devstack's setup_develop): a
+        # running service may have the old module mapped, and writing
+        # over it would change code under it.  A new file, renamed over.
+        partial = f"{outfile}.{os.getpid()}.tmp"
+        _, copied = super().copy_file(infile, partial, *args, **kwargs)
+        if copied:
+            os.replace(partial, outfile)
+        return outfile, copied
+
+    def _skipped(self, error):
+        print(f"df-gmr: the C spawn hook (df_gmr._sites) was not built "
+              f"({error}); df_gmr runs its pure-Python hook",
+              file=sys.stderr)
+
+
+def extensions():
+    """The C module, where it applies (see the module's docstring)."""
+    if platform.python_implementation() != "CPython" \
+            or sys.version_info < (3, 11) \
+            or sysconfig.get_config_var("Py_GIL_DISABLED"):
+        return []
+    return [Extension("df_gmr._sites", ["df_gmr/_sites.c"],
+                      optional=True)]
+
+
+cmdclass = {"build_py": build_py_with_pth, "build_ext": optional_build_ext}
 if editable_wheel is not None and hasattr(editable_wheel, "_select_strategy"):
 
     class editable_wheel_with_pth(editable_wheel):
@@ -64,4 +116,4 @@ if editable_wheel is not None and hasattr(editable_wheel, "_select_strategy"):
 
     cmdclass["editable_wheel"] = editable_wheel_with_pth
 
-setup(cmdclass=cmdclass)
+setup(cmdclass=cmdclass, ext_modules=extensions())

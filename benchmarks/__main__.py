@@ -113,10 +113,14 @@ NOTES = """\
   set up 51,032), the registry itself, a dict entry put and taken out,
   is ~410; the rest, ~1,200, is the spawn site: `sys._getframe(2)` ~380
   and its `f_lasti` ~380 (a getset the interpreter does not specialize,
-  and a new int), the memo's reads and comparisons ~450.  A spawn
-  origin is what the last percents of the goal pay for; no way to read
-  it for less in a Python hook has been found (the variants tried cost
-  the same or more).
+  and a new int), the memo's reads and comparisons ~450.  No way to
+  read a spawn origin for less in a Python hook was found (the variants
+  tried cost the same or more), so the same work is done in C where the
+  install can build it (`df_gmr/_sites.c`, the Machine section says
+  which hook ran; the pure-Python one with DF_GMR_PURE_PYTHON=1):
+  eventlet alone 49,446; set up with the C hook 50,302 (+1.7%); with
+  the pure-Python hook 51,046 (+3.2%).  Of the C call's ~600, putting
+  the registry's dict entry is ~250 and `sys._getframe` ~160.
   "The hooks swapped out and back in" times the same loop in each
   df_gmr process with the two hooks replaced by the methods they wrap
   and put back, interleaved, best of 2 runs each way per pair: the

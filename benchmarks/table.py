@@ -111,6 +111,7 @@ def df_gmr_revision(revision: str | None) -> str:
 def machine(revision: str | None = None) -> list[tuple[str, str]]:
     """Describe the machine and the software the run measured."""
     import df_gmr
+    from df_gmr import greenlets
 
     cores = os.cpu_count() or 0
     usable = len(os.sched_getaffinity(0)) if hasattr(
@@ -129,6 +130,7 @@ def machine(revision: str | None = None) -> list[tuple[str, str]]:
         ("greenlet", _version("greenlet")),
         ("oslo.reports", _version("oslo.reports")),
         ("df_gmr", f"{df_gmr.__version__}, {df_gmr_revision(revision)}"),
+        ("df_gmr's spawn hook", greenlets.spawn_hook()),
     ]
 
 

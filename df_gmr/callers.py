@@ -152,13 +152,28 @@ class FrameMemo:
     def __init__(self) -> None:
         self.entry: tuple[Any, ...] = NOTHING
         _MEMOS.append(self)
-        if len(_MEMOS) == 1:
-            # Any thread, at any allocation: a few reads, no lock.
-            gc.callbacks.append(_after_collection)
-            lifecycle.reset_after_fork(_forget_all)
+        _watch()
+
+
+def keep_compiled(memo: Any) -> None:
+    """Let go of a compiled memo's frame as a FrameMemo's is.
+
+    ``memo`` is a ``df_gmr._sites.Sites``: its ``forget_returned()`` is
+    called after each collection, its ``forget()`` in a forked child.
+    """
+    _COMPILED.append(memo)
+    _watch()
 
 
 _MEMOS: list[FrameMemo] = []
+_COMPILED: list[Any] = []
+
+
+def _watch() -> None:
+    if len(_MEMOS) + len(_COMPILED) == 1:  # the first memo
+        # Any thread, at any allocation: a few reads, no lock.
+        gc.callbacks.append(_after_collection)
+        lifecycle.reset_after_fork(_forget_all)
 
 
 def _after_collection(phase: str, info: dict[str, Any]) -> None:
@@ -168,11 +183,15 @@ def _after_collection(phase: str, info: dict[str, Any]) -> None:
         # A running frame is held by its call too: more than the entry.
         if sys.getrefcount(memo.entry[0]) <= _ONLY_IN_ENTRY:
             memo.entry = NOTHING
+    for compiled in _COMPILED:
+        compiled.forget_returned()
 
 
 def _forget_all() -> None:
     for memo in _MEMOS:
         memo.entry = NOTHING
+    for compiled in _COMPILED:
+        compiled.forget()
 
 
 def _references_when_only_in_entry() -> int:

@@ -43,6 +43,8 @@ try:
     import df_gmr
     found["df_gmr"] = df_gmr.__version__
     found["df_gmr_path"] = os.path.dirname(df_gmr.__file__)
+    from df_gmr import greenlets
+    found["spawn_hook"] = greenlets.spawn_hook()
 except Exception as error:
     found["df_gmr"] = None
     found["import_error"] = repr(error)
@@ -114,6 +116,9 @@ def _interpreter_checks(name: str, found: dict[str, Any]) -> list[Check]:
         checks.append(Check(True, f"{name} (Python {found['python']}) "
                             f"imports df_gmr {found['df_gmr']} from "
                             f"{found.get('df_gmr_path')}"))
+        if found.get("spawn_hook"):
+            checks.append(Check(True,
+                                f"spawn hook: {found['spawn_hook']}"))
     else:
         checks.append(Check(False, f"{name} cannot import df_gmr "
                             f"({found.get('import_error')})",

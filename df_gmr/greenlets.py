@@ -213,6 +213,30 @@ def same_code(function: Any, source: str) -> bool:
         not getattr(function, "__defaults__", None)
 
 
+def compiled_sites() -> Any:
+    """Return the C spawn hook's type (``df_gmr._sites.Sites``), or None.
+
+    None when it was not built (see setup.py) or when
+    ``DF_GMR_PURE_PYTHON=1`` asks for the pure-Python hook.
+    """
+    if os.environ.get("DF_GMR_PURE_PYTHON") == "1":
+        return None
+    try:
+        from df_gmr import _sites  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _sites.Sites
+
+
+def spawn_hook() -> str:
+    """Say which spawn hook records sites here, and why (for doctor)."""
+    if os.environ.get("DF_GMR_PURE_PYTHON") == "1":
+        return "pure Python (DF_GMR_PURE_PYTHON=1)"
+    if compiled_sites() is None:
+        return "pure Python (df_gmr._sites was not built for this Python)"
+    return "C (df_gmr._sites)"
+
+
 def _hook_greenthread(greenthread: ModuleType) -> None:
     # Wrap the functions found now; whatever wraps them later wraps ours.
     # This runs on every spawn: attribute reads for a spawn of a loop, one
@@ -242,8 +266,28 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
 
     # The last spawn's (spawner's frame, its f_lasti, site).
     spawner = callers.FrameMemo()
+    compiled = compiled_sites()
+    note: Any = None
+    if compiled is not None:
+        # The same work in C (df_gmr/_sites.c): the spawner is two frames
+        # out from the hook, as for getframe(2) below.
+        sites = compiled(alive, recorder, 2)
+        callers.keep_compiled(sites)
+        note = sites.note
 
-    @functools.wraps(green_thread_init)
+    def noted_init(self: Any, parent: Any) -> None:
+        # eventlet's lines, then the C hook.  Not a branch of tracked_init:
+        # a call copies each of a closure's cells into its frame, and
+        # tracked_init's ten more cost ~180 instructions a spawn.
+        if inline:
+            greenlet_init(self, self.main, parent)
+            self._exit_event = event_module.Event()
+            self._resolving_links = False
+            self._exit_funcs = None
+        else:
+            green_thread_init(self, parent)
+        note(self)
+
     def tracked_init(self: Any, parent: Any) -> None:
         if inline:
             greenlet_init(self, self.main, parent)
@@ -318,7 +362,8 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
             sweep()
         return timer, green
 
-    greenthread.GreenThread.__init__ = tracked_init
+    greenthread.GreenThread.__init__ = functools.wraps(green_thread_init)(
+        tracked_init if note is None else noted_init)
     greenthread.GreenThread._resolve_links = forgotten_at_exit
     greenthread._spawn_n = tracked_spawn_n  # type: ignore[attr-defined]
 

@@ -84,14 +84,16 @@ def outcome(result: subprocess.CompletedProcess[str]) -> str:
 
 def run_python(script_or_code: str, *args: str,
                env: dict[str, str] | None = None,
-               timeout: float = 60.0, status: int | None = 0
+               timeout: float = 60.0, status: int | None = 0,
+               cwd: str | None = None
                ) -> subprocess.CompletedProcess[str]:
     """Run a Python scene to its end and return what it did.
 
     ``script_or_code`` as for ``python_command``; ``env`` defaults to
-    ``child_env()``.  The child runs in a session of its own; once it
-    exited (or after ``timeout`` seconds, which fails the test) its whole
-    process group is killed and the child reaped.  Unless ``status`` is
+    ``child_env()``, ``cwd`` to this process's.  The child runs in a
+    session of its own; once it exited (or after ``timeout`` seconds,
+    which fails the test) its whole process group is killed and the
+    child reaped.  Unless ``status`` is
     None, an exit status other than ``status`` fails the test; either
     failure shows the child's command, status, stdout and stderr.
     """
@@ -103,7 +105,7 @@ def run_python(script_or_code: str, *args: str,
         process = subprocess.Popen(
             command, stdout=stdout, stderr=stderr, stdin=subprocess.DEVNULL,
             env=child_env() if env is None else env,
-            start_new_session=True)
+            start_new_session=True, cwd=cwd)
         exited = _wait_exited(process, timeout)
         _end(process)
         result = subprocess.CompletedProcess(

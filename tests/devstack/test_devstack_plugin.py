@@ -14,6 +14,7 @@ import sys
 
 import pytest
 
+from tests import compiled
 from tests.devstack.harness import REPO
 from tests.devstack.harness import Devstack
 from tests.devstack.harness import environment_lines
@@ -151,6 +152,12 @@ def test_install_develops_the_plugin_repository(installed: Devstack) -> None:
     # DevStack's Python now imports df_gmr from this repository.
     result = installed.python("import df_gmr; print(df_gmr.__file__)")
     assert result.stdout.strip() == str(REPO / "df_gmr" / "__init__.py")
+    # With the C spawn hook built in place, wherever it can be.
+    result = installed.python("from df_gmr import greenlets\n"
+                              "print(greenlets.spawn_hook())")
+    assert result.stdout.strip() == (
+        "C (df_gmr._sites)" if not compiled.why_not_built() else
+        "pure Python (df_gmr._sites was not built for this Python)")
 
 
 def test_install_leaves_devstacks_python_as_it_was_when_not_enabled(

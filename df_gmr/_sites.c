@@ -1,0 +1,304 @@
+/*
+ * df_gmr._sites: the spawn hook's per-spawn work, in C (optional).
+ *
+ * What it does is what df_gmr/greenlets.py's pure-Python hook does
+ * (_hook_greenthread's tracked_init, after eventlet's own lines): read
+ * the spawner's frame, reuse the site recorded for that very frame at
+ * that very instruction (a loop of spawns), else the recorder's usual
+ * record (the same two codes at the same instructions), else call the
+ * recorder; then put the greenthread in the registry with its site.
+ * The pure-Python hook is the reference: tests/unit/test_sites.py holds
+ * the two to the same records.
+ *
+ * Why C: a spawn from eventlet alone takes ~49,000 instructions; the
+ * Python hook's frame read, f_lasti (a new int) and memo cost ~1,200 of
+ * them, this ~300.  Built only for CPython >= 3.11 with the GIL (see
+ * setup.py); anything else runs the Python hook, as does
+ * DF_GMR_PURE_PYTHON=1.
+ *
+ * Threads: every call runs with the GIL held.  The only Python code run
+ * from here is the recorder (a memo miss) and whatever a decref frees;
+ * the memo is written whole before anything is let go, so a re-entrant
+ * call (a finaliser that spawns) sees an old or a new memo, never a mix.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+#include <frameobject.h>
+
+#if PY_VERSION_HEX < 0x030B0000
+#error "df_gmr._sites needs CPython 3.11 or newer (PyFrame_GetLasti)"
+#endif
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *alive;     /* dict: greenthread -> site */
+    PyObject *recorder;  /* a df_gmr.callers.Callers */
+    PyObject *record;    /* recorder.record */
+    PyObject *getframe;  /* sys._getframe */
+    PyObject *depth;     /* the spawner's depth, from the caller's frame */
+    /* The memo: the last spawn's frame (a strong reference, let go by
+     * forget_returned once only the memo holds it), its f_lasti, and
+     * the site recorded for them. */
+    PyObject *frame;
+    int lasti;
+    PyObject *site;
+} Sites;
+
+static PyObject *usual_name;  /* "usual", interned */
+
+/* The recorder's usual record when frame (at lasti) matches it: a new
+ * reference, or NULL (no error set) when it does not. */
+static PyObject *
+usual_site(Sites *self, PyFrameObject *frame, int lasti)
+{
+    PyObject *usual = PyObject_GetAttr(self->recorder, usual_name);
+    if (usual == NULL) {
+        PyErr_Clear();
+        return NULL;
+    }
+    if (!PyTuple_CheckExact(usual) || PyTuple_GET_SIZE(usual) != 4) {
+        Py_DECREF(usual);
+        return NULL;
+    }
+    PyFrameObject *back = PyFrame_GetBack(frame);
+    int same = 0;
+    if (back != NULL) {
+        PyCodeObject *code = PyFrame_GetCode(frame);
+        PyCodeObject *back_code = PyFrame_GetCode(back);
+        same = (PyObject *)code == PyTuple_GET_ITEM(usual, 0)
+            && (PyObject *)back_code == PyTuple_GET_ITEM(usual, 2)
+            && PyLong_CheckExact(PyTuple_GET_ITEM(usual, 1))
+            && PyLong_CheckExact(PyTuple_GET_ITEM(usual, 3))
+            && PyLong_AsLong(PyTuple_GET_ITEM(usual, 1)) == lasti
+            && PyLong_AsLong(PyTuple_GET_ITEM(usual, 3))
+                == PyFrame_GetLasti(back);
+        if (PyErr_Occurred()) {  /* an offset beyond a C long */
+            PyErr_Clear();
+            same = 0;
+        }
+        Py_DECREF(code);
+        Py_DECREF(back_code);
+        Py_DECREF(back);
+    }
+    if (!same) {
+        Py_DECREF(usual);
+        return NULL;
+    }
+    return usual;
+}
+
+PyDoc_STRVAR(note_doc,
+"note(greenthread)\n\n"
+"Put greenthread in the registry with its spawner's site.  Called as\n"
+"the last line of the hooked GreenThread.__init__.");
+
+static PyObject *
+Sites_note(Sites *self, PyObject *green)
+{
+    PyObject *frame = PyObject_Vectorcall(self->getframe, &self->depth, 1,
+                                          NULL);
+    if (frame == NULL) {
+        /* No spawner: spawn() is the outermost frame of a greenlet
+         * (spawn_n(spawn, f)). */
+        if (!PyErr_ExceptionMatches(PyExc_ValueError)) {
+            return NULL;
+        }
+        PyErr_Clear();
+        if (PyDict_SetItem(self->alive, green, Py_None) < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    int lasti = PyFrame_GetLasti((PyFrameObject *)frame);
+    if (frame == self->frame && lasti == self->lasti) {
+        /* The very frame object at the same instruction: the same
+         * activation (a frame object held is never reused). */
+        Py_DECREF(frame);
+        if (PyDict_SetItem(self->alive, green, self->site) < 0) {
+            return NULL;
+        }
+        Py_RETURN_NONE;
+    }
+    PyObject *site = usual_site(self, (PyFrameObject *)frame, lasti);
+    if (site == NULL) {
+        site = PyObject_CallOneArg(self->record, frame);
+        if (site == NULL) {
+            Py_DECREF(frame);
+            return NULL;
+        }
+    }
+    if (PyDict_SetItem(self->alive, green, site) < 0) {
+        Py_DECREF(frame);
+        Py_DECREF(site);
+        return NULL;
+    }
+    PyObject *old_frame = self->frame;
+    PyObject *old_site = self->site;
+    self->frame = frame;
+    self->lasti = lasti;
+    self->site = site;
+    Py_XDECREF(old_frame);
+    Py_XDECREF(old_site);
+    Py_RETURN_NONE;
+}
+
+static void
+forget(Sites *self)
+{
+    PyObject *old_frame = self->frame;
+    PyObject *old_site = self->site;
+    self->frame = NULL;
+    self->lasti = -1;
+    self->site = NULL;
+    Py_XDECREF(old_frame);
+    Py_XDECREF(old_site);
+}
+
+PyDoc_STRVAR(forget_returned_doc,
+"forget_returned()\n\n"
+"Let go of the memo's frame if only the memo holds it (it returned).");
+
+static PyObject *
+Sites_forget_returned(Sites *self, PyObject *unused)
+{
+    /* A running frame is also held by its interpreter frame. */
+    if (self->frame != NULL && Py_REFCNT(self->frame) <= 1) {
+        forget(self);
+    }
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(forget_doc,
+"forget()\n\n"
+"Let go of the memo (in a forked child: its thread may be gone).");
+
+static PyObject *
+Sites_forget(Sites *self, PyObject *unused)
+{
+    forget(self);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(holds_doc, "holds()\n\nSay whether the memo holds a frame.");
+
+static PyObject *
+Sites_holds(Sites *self, PyObject *unused)
+{
+    return PyBool_FromLong(self->frame != NULL);
+}
+
+static int
+Sites_init(Sites *self, PyObject *args, PyObject *kwargs)
+{
+    static char *names[] = {"alive", "recorder", "depth", NULL};
+    PyObject *alive, *recorder, *depth;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OO!:Sites", names,
+                                     &PyDict_Type, &alive, &recorder,
+                                     &PyLong_Type, &depth)) {
+        return -1;
+    }
+    PyObject *record = PyObject_GetAttrString(recorder, "record");
+    if (record == NULL) {
+        return -1;
+    }
+    PyObject *getframe = PySys_GetObject("_getframe");  /* borrowed */
+    if (getframe == NULL) {
+        Py_DECREF(record);
+        PyErr_SetString(PyExc_RuntimeError, "sys._getframe is missing");
+        return -1;
+    }
+    Py_XSETREF(self->alive, Py_NewRef(alive));
+    Py_XSETREF(self->recorder, Py_NewRef(recorder));
+    Py_XSETREF(self->record, record);
+    Py_XSETREF(self->getframe, Py_NewRef(getframe));
+    Py_XSETREF(self->depth, Py_NewRef(depth));
+    forget(self);
+    return 0;
+}
+
+static int
+Sites_traverse(Sites *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->alive);
+    Py_VISIT(self->recorder);
+    Py_VISIT(self->record);
+    Py_VISIT(self->getframe);
+    Py_VISIT(self->frame);
+    Py_VISIT(self->site);
+    return 0;
+}
+
+static int
+Sites_clear(Sites *self)
+{
+    Py_CLEAR(self->alive);
+    Py_CLEAR(self->recorder);
+    Py_CLEAR(self->record);
+    Py_CLEAR(self->getframe);
+    Py_CLEAR(self->depth);
+    Py_CLEAR(self->frame);
+    Py_CLEAR(self->site);
+    return 0;
+}
+
+static void
+Sites_dealloc(Sites *self)
+{
+    PyObject_GC_UnTrack(self);
+    Sites_clear(self);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static PyMethodDef Sites_methods[] = {
+    {"note", (PyCFunction)Sites_note, METH_O, note_doc},
+    {"forget_returned", (PyCFunction)Sites_forget_returned, METH_NOARGS,
+     forget_returned_doc},
+    {"forget", (PyCFunction)Sites_forget, METH_NOARGS, forget_doc},
+    {"holds", (PyCFunction)Sites_holds, METH_NOARGS, holds_doc},
+    {NULL, NULL, 0, NULL}
+};
+
+PyDoc_STRVAR(Sites_doc,
+"Sites(alive, recorder, depth)\n\n"
+"The spawn hook's registry entry and site, for one hook: alive is the\n"
+"registry (greenthread -> site), recorder a df_gmr.callers.Callers,\n"
+"depth how far the spawner's frame is from note()'s caller.");
+
+static PyTypeObject SitesType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "df_gmr._sites.Sites",
+    .tp_basicsize = sizeof(Sites),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = Sites_doc,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Sites_init,
+    .tp_traverse = (traverseproc)Sites_traverse,
+    .tp_clear = (inquiry)Sites_clear,
+    .tp_dealloc = (destructor)Sites_dealloc,
+    .tp_methods = Sites_methods,
+};
+
+static struct PyModuleDef sites_module = {
+    PyModuleDef_HEAD_INIT,
+    .m_name = "df_gmr._sites",
+    .m_doc = "The spawn hook's per-spawn work, in C (see df_gmr.greenlets).",
+    .m_size = -1,
+};
+
+PyMODINIT_FUNC
+PyInit__sites(void)
+{
+    usual_name = PyUnicode_InternFromString("usual");
+    if (usual_name == NULL || PyType_Ready(&SitesType) < 0) {
+        return NULL;
+    }
+    PyObject *module = PyModule_Create(&sites_module);
+    if (module == NULL) {
+        return NULL;
+    }
+    if (PyModule_AddObjectRef(module, "Sites", (PyObject *)&SitesType) < 0) {
+        Py_DECREF(module);
+        return NULL;
+    }
+    return module;
+}

@@ -1,0 +1,63 @@
+"""The C spawn hook (df_gmr/_sites.c) for the tests: built in place.
+
+The tests import df_gmr from this checkout (tests/conftest.py, and
+``child_env`` for the scenes), where no install put the compiled module.
+``build_in_place`` compiles it next to its source, as an editable install
+does, with the flags this interpreter was built with, once per session
+(before pytest-xdist starts its workers) and again only when the source
+is newer.  Where it cannot be built (no compiler, another Python), the
+tests of the C hook are skipped with the reason, and the pure-Python
+hook, which every test also runs, is what df_gmr uses.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shlex
+import subprocess
+import sys
+import sysconfig
+
+SOURCE_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SOURCE = os.path.join(SOURCE_ROOT, "df_gmr", "_sites.c")
+TARGET = os.path.join(SOURCE_ROOT, "df_gmr",
+                      "_sites" + (sysconfig.get_config_var("EXT_SUFFIX")
+                                  or ".so"))
+#: Set by build_in_place for the workers: empty when built, else why not.
+NOT_BUILT = "DF_GMR_TEST_SITES_NOT_BUILT"
+
+
+def build_in_place() -> str:
+    """Build the C module next to its source; return "" or why not."""
+    if platform.python_implementation() != "CPython" or \
+            sys.version_info < (3, 11) or \
+            sysconfig.get_config_var("Py_GIL_DISABLED"):
+        return f"not built for {platform.python_implementation()} " \
+               f"{platform.python_version()} (see setup.py)"
+    if os.path.exists(TARGET) and \
+            os.path.getmtime(TARGET) >= os.path.getmtime(SOURCE):
+        return ""
+    compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")
+    flags = shlex.split(sysconfig.get_config_var("CFLAGS") or "")
+    shared = shlex.split(sysconfig.get_config_var("CCSHARED") or "-fPIC")
+    include = sysconfig.get_paths()["include"]
+    partial = f"{TARGET}.{os.getpid()}.tmp"
+    command = [*compiler, *flags, *shared, "-shared", f"-I{include}",
+               SOURCE, "-o", partial]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True,
+                                timeout=120, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"cannot run the compiler: {error}"
+    if result.returncode != 0:
+        if os.path.exists(partial):
+            os.unlink(partial)
+        return f"the compiler failed: {result.stderr.strip()[-500:]}"
+    os.replace(partial, TARGET)  # whole, never half-written
+    return ""
+
+
+def why_not_built() -> str:
+    """Return why the C module is not there ("" when it is)."""
+    return os.environ.get(NOT_BUILT, "")
