@@ -22,6 +22,7 @@ from benchmarks import plan as plans
 from benchmarks import suite
 from benchmarks import table
 from benchmarks.runner import Runner
+from benchmarks.runner import spawn_hook
 
 RESULTS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                             "RESULTS.md")
@@ -289,7 +290,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as error:
         print(f"python -m benchmarks: {error}", file=sys.stderr)
         return 2
-    machine = table.machine(arguments.revision)
+    machine = table.machine(arguments.revision,
+                            spawn_hook(runner.environment(),
+                                       runner.scratch))
     measurements = suite.Suite(runner, chosen, arguments.oslo_max_size)
     steps: list[tuple[int, Callable[[], list[table.Row]]]] = [
         (1, measurements.report_cost),

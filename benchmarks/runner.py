@@ -16,11 +16,13 @@ import dataclasses
 import io
 import json
 import os
+import shlex
 import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import tempfile
 import time
@@ -230,7 +232,45 @@ def snapshot(scratch: str, revision: str | None) -> str:
             archive.extractall(source, filter="data")
         else:  # pragma: no cover - Python without extraction filters
             archive.extractall(source)
+    build_sites(source)
     return source
+
+
+def build_sites(source: str) -> None:
+    """Compile the C spawn hook into a snapshot taken from git.
+
+    What setup.py builds, compiled directly (a snapshot has df_gmr alone).
+    A revision before it, or a failed build: the children run the
+    pure-Python hook, and the Machine section says so.
+    """
+    module = os.path.join(source, "df_gmr", "_sites.c")
+    if not os.path.exists(module):
+        return
+    target = os.path.join(source, "df_gmr", "_sites" + (
+        sysconfig.get_config_var("EXT_SUFFIX") or ".so"))
+    command = [*shlex.split(sysconfig.get_config_var("CC") or "cc"),
+               *shlex.split(sysconfig.get_config_var("CFLAGS") or ""),
+               *shlex.split(sysconfig.get_config_var("CCSHARED") or ""),
+               "-shared", f"-I{sysconfig.get_paths()['include']}", module,
+               "-o", target]
+    try:
+        subprocess.run(command, capture_output=True, check=False,
+                       timeout=300, stdin=subprocess.DEVNULL)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+
+
+def spawn_hook(environment: dict[str, str], cwd: str) -> str:
+    """Say which spawn hook the children run (df_gmr.greenlets).
+
+    ``cwd``: a directory without df_gmr (``-c`` puts it first).
+    """
+    result = subprocess.run(
+        [sys.executable, "-c",
+         "from df_gmr import greenlets; print(greenlets.spawn_hook())"],
+        capture_output=True, text=True, env=environment, check=False,
+        timeout=60, stdin=subprocess.DEVNULL, cwd=cwd)
+    return result.stdout.strip() or f"unknown: {result.stderr.strip()}"
 
 
 def parse_result(returncode: int, stdout: str, stderr: str

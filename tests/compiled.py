@@ -2,19 +2,18 @@
 
 The tests import df_gmr from this checkout (tests/conftest.py, and
 ``child_env`` for the scenes), where no install put the compiled module.
-``build_in_place`` compiles it next to its source, as an editable install
-does, with the flags this interpreter was built with, once per session
-(before pytest-xdist starts its workers) and again only when the source
-is newer.  Where it cannot be built (no compiler, another Python), the
-tests of the C hook are skipped with the reason, and the pure-Python
-hook, which every test also runs, is what df_gmr uses.
+``build_in_place`` builds it next to its source through setup.py, as an
+editable install does, once per session (before pytest-xdist starts its
+workers) and again only when the source is newer.  Where it cannot be
+built (no compiler, another Python), the tests of the C hook are skipped
+with the reason, and the pure-Python hook, which every test also runs,
+is what df_gmr uses.
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import shlex
 import subprocess
 import sys
 import sysconfig
@@ -29,7 +28,10 @@ NOT_BUILT = "DF_GMR_TEST_SITES_NOT_BUILT"
 
 
 def build_in_place() -> str:
-    """Build the C module next to its source; return "" or why not."""
+    """Build the C module next to its source; return "" or why not.
+
+    Through setup.py (``build_ext --inplace``), as an install builds it.
+    """
     if platform.python_implementation() != "CPython" or \
             sys.version_info < (3, 11) or \
             sysconfig.get_config_var("Py_GIL_DISABLED"):
@@ -38,23 +40,17 @@ def build_in_place() -> str:
     if os.path.exists(TARGET) and \
             os.path.getmtime(TARGET) >= os.path.getmtime(SOURCE):
         return ""
-    compiler = shlex.split(sysconfig.get_config_var("CC") or "cc")
-    flags = shlex.split(sysconfig.get_config_var("CFLAGS") or "")
-    shared = shlex.split(sysconfig.get_config_var("CCSHARED") or "-fPIC")
-    include = sysconfig.get_paths()["include"]
-    partial = f"{TARGET}.{os.getpid()}.tmp"
-    command = [*compiler, *flags, *shared, "-shared", f"-I{include}",
-               SOURCE, "-o", partial]
     try:
-        result = subprocess.run(command, capture_output=True, text=True,
-                                timeout=120, stdin=subprocess.DEVNULL)
+        result = subprocess.run(
+            [sys.executable, "setup.py", "--quiet", "build_ext",
+             "--inplace"], capture_output=True, text=True, timeout=300,
+            cwd=SOURCE_ROOT, stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as error:
-        return f"cannot run the compiler: {error}"
-    if result.returncode != 0:
-        if os.path.exists(partial):
-            os.unlink(partial)
-        return f"the compiler failed: {result.stderr.strip()[-500:]}"
-    os.replace(partial, TARGET)  # whole, never half-written
+        return f"cannot run setup.py: {error}"
+    if not os.path.exists(TARGET) or \
+            os.path.getmtime(TARGET) < os.path.getmtime(SOURCE):
+        output = (result.stdout + result.stderr).strip()
+        return f"setup.py build_ext did not build it: {output[-500:]}"
     return ""
 
 
