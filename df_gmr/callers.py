@@ -20,6 +20,7 @@ a spawn runs it with the caches cold; every bytecode counts there.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 import gc
 import operator
 import sys
@@ -37,7 +38,11 @@ APPLICATION_CALLERS = 2
 class Callers:
     """Records caller positions for one hook (see the module)."""
 
-    def __init__(self) -> None:
+    def __init__(self, spawner_site: Callable[[], Any] | None = None
+                 ) -> None:
+        #: Returns the current greenthread's own recorded site, or None
+        #: (greenthread hooks only): see ``walk``.
+        self.spawner_site = spawner_site
         #: id(code) -> whether the code is df_gmr's or a wrapper
         #: library's, decided when first seen (a code's file never
         #: changes).
@@ -97,6 +102,19 @@ class Callers:
                 if outside == APPLICATION_CALLERS:
                     break
             frame = frame.f_back
+        if frame is None and not outside and self.spawner_site is not None:
+            # Library code alone, out to its greenthread's first frame (a
+            # WSGI server spawning a request): where that greenthread was
+            # spawned is what places this one.  Its site up to its own
+            # marker: one level, a bounded tuple.
+            spawner = self.spawner_site()
+            if spawner:
+                positions.append(stacks.SPAWNER_SPAWNED_AT)
+                positions.append(0)
+                for index in range(0, len(spawner), 2):
+                    if spawner[index] is stacks.SPAWNER_SPAWNED_AT:
+                        break
+                    positions.extend(spawner[index:index + 2])
         del frame  # no reference cycle through this function's locals
         return tuple(positions)
 

@@ -260,9 +260,16 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
     # One recorder per spawn path: a loop of spawns (or of spawn_n, a
     # WSGI server's requests) shares one site tuple, which a report
     # describes once.
-    recorder = callers.Callers()
+    # A spawn by library code alone records its greenthread's own site
+    # too (callers.Callers.walk).
+    getcurrent = greenthread.greenlet.getcurrent
+
+    def spawner_site() -> Any:
+        return alive.get(getcurrent())
+
+    recorder = callers.Callers(spawner_site)
     record = recorder.record
-    record_n = callers.Callers().record
+    record_n = callers.Callers(spawner_site).record
 
     # The last spawn's (spawner's frame, its f_lasti, site).
     spawner = callers.FrameMemo()

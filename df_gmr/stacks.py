@@ -80,6 +80,14 @@ def wrapper_prefixes() -> dict[str, str]:
     return prefixes
 
 
+#: In a recorded spawn site, between the spawner's callers (all library
+#: code, up to its greenthread's outermost frame) and that greenthread's
+#: own spawn site (df_gmr.callers): a code object, so that a site stays
+#: a plain run of (code, offset) pairs.
+SPAWNER_SPAWNED_AT = compile("", "<df_gmr: the spawner's own spawn site>",
+                             "exec")
+
+
 def origin(pairs: tuple[FrameKey, ...] | list[FrameKey],
            prefixes: dict[str, str], what: str = "spawned"
            ) -> dict[str, Any]:
@@ -87,12 +95,23 @@ def origin(pairs: tuple[FrameKey, ...] | list[FrameKey],
 
     ``pairs``: recorded ``(code, lineno)`` callers, innermost first.
     When every one is df_gmr's or a wrapper's, return ``{"unknown":
-    why}`` instead: the report never names a wrapper as an origin.
+    why}`` instead: the report never names a wrapper as an origin.  A
+    greenthread spawned by library code alone (a WSGI server's request)
+    also gets ``spawner_spawned_at``: where the greenthread that ran that
+    library code was spawned, when that is known.
     """
     if not pairs:
         return {"unknown": f"nothing recorded of where it was {what}"}
     wrappers = tuple(prefixes)
-    for code, lineno in pairs:
+    for index, (code, lineno) in enumerate(pairs):
+        if code is SPAWNER_SPAWNED_AT:  # all before it were wrappers'
+            found = origin(pairs[:index], prefixes, what)
+            spawner = origin([pair for pair in pairs[index + 1:]
+                              if pair[0] is not SPAWNER_SPAWNED_AT],
+                             prefixes)
+            if "unknown" not in spawner:
+                found["spawner_spawned_at"] = spawner
+            return found
         if not code.co_filename.startswith(wrappers):
             return describe(((code, lineno),))[0]
     libraries = []

@@ -132,7 +132,10 @@ def _details(wait: dict[str, Any], site: dict[str, Any] | None,
     if waiting is not None:
         details.append(f"waiting {waiting}s")
     if site and "unknown" in site:
-        details.append(f"spawned at: unknown ({site['unknown']})")
+        spawner = site.get("spawner_spawned_at")
+        details.append(f"spawned at: unknown ({site['unknown']})" + (
+            f", in a greenthread spawned at {spawner['file']}:"
+            f"{spawner['line']}" if spawner else ""))
     elif site:
         details.append(f"spawned at {site['file']}:{site['line']}")
     if request_id:

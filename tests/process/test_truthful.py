@@ -142,6 +142,18 @@ def test_origins_name_the_application_never_df_gmr_or_a_wrapper(reports):
             wsgi_pool["created_at"]["line"]) == (
         SCENE, int(facts["the_wsgi_server"]))
     assert "debtcollector" not in text(worker, green_pools)
+    # The held connection's request: eventlet's WSGI server spawned it (no
+    # application frame), in the server's greenthread, which the
+    # application spawned by starting the server.
+    [request] = [m for m in members(worker)
+                 if "process_request" in m["functions"]]
+    site = request["spawn_site"]
+    assert site["unknown"].startswith("spawned by library code only ("), site
+    assert (site["spawner_spawned_at"]["file"],
+            site["spawner_spawned_at"]["line"]) == (
+        SCENE, int(facts["the_wsgi_start"])), site
+    assert (f"in a greenthread spawned at {SCENE}:{facts['the_wsgi_start']}"
+            in text(worker, green_threads))
     assert not re.search(r"spawned at /\S*/df_gmr/",
                          text(worker, green_threads))
 

@@ -15,6 +15,7 @@ from eventlet import greenpool  # noqa: E402
 
 from df_gmr import callers  # noqa: E402
 from df_gmr import greenlets  # noqa: E402
+from df_gmr import stacks  # noqa: E402
 
 greenlets.install()
 print(greenlets.spawn_hook())
@@ -60,6 +61,13 @@ def in_a_thread(into):
     into.extend(loop_and_another_line())
 
 
+def library_only():
+    # GreenPool.spawn as a greenthread's first frame: library code alone
+    # spawns the inner one; its site goes on with the outer one's.
+    outer = eventlet.spawn(pool.spawn, waiter)  # the outer spawn
+    return [outer.wait()]
+
+
 groups = {
     "loop": loop_and_another_line(),
     "two lines": two_lines(),
@@ -67,6 +75,7 @@ groups = {
     "first again": first_caller(),
     "second": second_caller(),
     "pool": pooled(),
+    "library only": library_only(),
 }
 native = []
 thread = threading.Thread(target=in_a_thread, args=(native,))
@@ -81,8 +90,10 @@ for name, spawned in groups.items():
         site = sites[green]
         # which earlier site tuple this one is (shared by identity)
         same = seen.setdefault(id(site), len(seen))
-        shown.append((same, [(code.co_name, offset) for code, offset in
-                             zip(site[::2], site[1::2], strict=True)]))
+        shown.append((same, [
+            ("MARKER" if code is stacks.SPAWNER_SPAWNED_AT else code.co_name,
+             offset) for code, offset in
+            zip(site[::2], site[1::2], strict=True)]))
     print(name, shown)
 # The memos' frames (the last spawner's, returned) are let go once the
 # collector ran.

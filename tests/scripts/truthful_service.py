@@ -102,7 +102,7 @@ class Worker(service.Service):
         super().start()
         self.server = wsgi.Server(  # the wsgi server
             CONF, "truthful", app, host="127.0.0.1", port=0)
-        self.server.start()
+        self.server.start()  # the wsgi start
         self.tg.add_dynamic_timer(  # the periodic task
             periodic_tasks, initial_delay=None, periodic_interval_max=None)
         self.tg.add_timer(60, report_state)  # the fixed timer
@@ -113,8 +113,8 @@ class Worker(service.Service):
         say(f"READY worker {os.getpid()} {self.server.port}")
 
 
-for marker in ("the wsgi server", "the periodic task", "the fixed timer",
-               "the rpc server", "the launch"):
+for marker in ("the wsgi server", "the wsgi start", "the periodic task",
+               "the fixed timer", "the rpc server", "the launch"):
     say("FACT", marker.replace(" ", "_"), line_of(f"# {marker}"))
 eventlet.spawn(asleep_at_fork)
 eventlet.sleep(0)

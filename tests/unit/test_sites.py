@@ -31,6 +31,11 @@ def test_both_hooks_record_the_same_sites_and_share_them_alike():
     # Two lines of one frame, one after the other: two sites.
     assert c_hook[2].startswith("two lines [(2, [('two_lines', ") and \
         "(3, [('two_lines', " in c_hook[2], c_hook
+    # Spawned by library code alone: the site goes on, past the marker,
+    # with where the spawning greenthread was spawned.
+    [library] = [line for line in c_hook if line.startswith("library only")]
+    assert "('main', " in library and \
+        "('MARKER', 0), ('library_only', " in library, library
     # Each memo let go of its frame once the spawner returned.
     assert c_hook[-1] == "memos hold [False] [False]", c_hook
     assert python_hook[-1] == "memos hold [False] []", python_hook
