@@ -28,6 +28,9 @@
 #if PY_VERSION_HEX < 0x030B0000
 #error "df_gmr._sites needs CPython 3.11 or newer (PyFrame_GetLasti)"
 #endif
+#ifdef Py_GIL_DISABLED
+#error "df_gmr._sites relies on the GIL (its memo); setup.py skips it here"
+#endif
 
 typedef struct {
     PyObject_HEAD
@@ -95,6 +98,10 @@ PyDoc_STRVAR(note_doc,
 static PyObject *
 Sites_note(Sites *self, PyObject *green)
 {
+    if (self->alive == NULL) {  /* made by __new__ alone */
+        PyErr_SetString(PyExc_RuntimeError, "Sites was not initialised");
+        return NULL;
+    }
     PyObject *frame = PyObject_Vectorcall(self->getframe, &self->depth, 1,
                                           NULL);
     if (frame == NULL) {

@@ -50,3 +50,16 @@ def test_the_python_hook_runs_when_the_c_one_is_not_built():
         "print(greenlets.compiled_sites(), greenlets.spawn_hook())")
     assert result.stdout == ("None pure Python (df_gmr._sites was not "
                              "built for this Python)\n"), result.stdout
+
+
+def test_an_uninitialised_sites_refuses_rather_than_crashes():
+    reason = compiled.why_not_built()
+    if reason:
+        pytest.skip(f"the C spawn hook: {reason}")
+    from df_gmr import _sites  # type: ignore[attr-defined]
+
+    bare = _sites.Sites.__new__(_sites.Sites)
+    with pytest.raises(RuntimeError, match="not initialised"):
+        bare.note(object())
+    bare.forget_returned()  # nothing held: nothing to do
+    assert bare.holds() is False
