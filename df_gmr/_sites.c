@@ -139,6 +139,18 @@ Sites_note(Sites *self, PyObject *green)
         Py_DECREF(site);
         return NULL;
     }
+    /* A generator's or coroutine's frame is resumed by any caller, in
+     * any greenlet: never memoised (df_gmr.callers.RESUMABLE). */
+    PyCodeObject *code = PyFrame_GetCode((PyFrameObject *)frame);
+    int resumable = code->co_flags & (CO_GENERATOR | CO_COROUTINE
+                                      | CO_ASYNC_GENERATOR
+                                      | CO_ITERABLE_COROUTINE);
+    Py_DECREF(code);
+    if (resumable) {
+        Py_DECREF(frame);
+        Py_DECREF(site);
+        Py_RETURN_NONE;
+    }
     PyObject *old_frame = self->frame;
     PyObject *old_site = self->site;
     self->frame = frame;
@@ -166,7 +178,7 @@ PyDoc_STRVAR(forget_returned_doc,
 "Let go of the memo's frame if only the memo holds it (it returned).");
 
 static PyObject *
-Sites_forget_returned(Sites *self, PyObject *unused)
+Sites_forget_returned(Sites *self, PyObject *Py_UNUSED(unused))
 {
     /* A running frame is also held by its interpreter frame. */
     if (self->frame != NULL && Py_REFCNT(self->frame) <= 1) {
@@ -180,7 +192,7 @@ PyDoc_STRVAR(forget_doc,
 "Let go of the memo (in a forked child: its thread may be gone).");
 
 static PyObject *
-Sites_forget(Sites *self, PyObject *unused)
+Sites_forget(Sites *self, PyObject *Py_UNUSED(unused))
 {
     forget(self);
     Py_RETURN_NONE;
@@ -189,7 +201,7 @@ Sites_forget(Sites *self, PyObject *unused)
 PyDoc_STRVAR(holds_doc, "holds()\n\nSay whether the memo holds a frame.");
 
 static PyObject *
-Sites_holds(Sites *self, PyObject *unused)
+Sites_holds(Sites *self, PyObject *Py_UNUSED(unused))
 {
     return PyBool_FromLong(self->frame != NULL);
 }

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 import gc
+import inspect
 import operator
 import sys
 from typing import Any
@@ -145,6 +146,11 @@ def key(recorded: tuple[Any, ...]) -> tuple[int, ...]:
 
 #: A memo's entry when it holds no frame.
 NOTHING: tuple[Any, ...] = (None, -1)
+#: Codes whose frame is resumed (generators, coroutines): the same frame
+#: at the same instruction may have another caller, greenlet or thread
+#: each time, so a memo never holds one.
+RESUMABLE = (inspect.CO_GENERATOR | inspect.CO_COROUTINE
+             | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE)
 
 
 class FrameMemo:
@@ -156,7 +162,8 @@ class FrameMemo:
     the same ``f_lasti``, reuses what it made (one frame read, where
     recording the callers reads several).  A frame object held is never
     given to another call, so the same object is the same call, with
-    the same callers, in the same thread.
+    the same callers, in the same thread, unless the frame is a
+    generator's or a coroutine's (RESUMABLE): a hook never keeps one.
 
     Holding the frame keeps its locals alive once it returns: after each
     run of the cyclic collector, a frame that only its memo holds any

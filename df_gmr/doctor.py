@@ -117,8 +117,13 @@ def _interpreter_checks(name: str, found: dict[str, Any]) -> list[Check]:
                             f"imports df_gmr {found['df_gmr']} from "
                             f"{found.get('df_gmr_path')}"))
         if found.get("spawn_hook"):
-            checks.append(Check(True,
-                                f"spawn hook: {found['spawn_hook']}"))
+            # Read in this probe: DF_GMR_PURE_PYTHON=1 in the service's
+            # own environment (a unit file) would still choose Python.
+            checks.append(Check(True, f"spawn hook: {found['spawn_hook']}"
+                                + (", unless the service's environment sets "
+                                   "DF_GMR_PURE_PYTHON=1" if
+                                   found["spawn_hook"].startswith("C ")
+                                   else "")))
     else:
         checks.append(Check(False, f"{name} cannot import df_gmr "
                             f"({found.get('import_error')})",

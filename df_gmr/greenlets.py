@@ -273,6 +273,7 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
 
     # The last spawn's (spawner's frame, its f_lasti, site).
     spawner = callers.FrameMemo()
+    resumable = callers.RESUMABLE
     compiled = compiled_sites()
     note: Any = None
     if compiled is not None:
@@ -336,7 +337,8 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
             else:
                 site = record(frame)
             alive[self] = site
-            spawner.entry = (frame, lasti, site)
+            if not frame.f_code.co_flags & resumable:
+                spawner.entry = (frame, lasti, site)
             del back
         del frame
         # No sweep check here: see _after_collection.

@@ -88,7 +88,8 @@ def _wrap(thread_class: type) -> None:
                 origin = (record(frame), ident,
                           getattr(starter, "_name", None),
                           get_native_id())  # type: ignore[misc]
-                memo.entry = (frame, lasti, starter, origin)
+                if not frame.f_code.co_flags & callers.RESUMABLE:
+                    memo.entry = (frame, lasti, starter, origin)
             del frame
             setattr(self, ORIGIN_ATTR, origin)
         except Exception:  # a Thread with __slots__: no origin, no harm

@@ -49,8 +49,10 @@ def build_in_place() -> str:
         return f"cannot run setup.py: {error}"
     if not os.path.exists(TARGET) or \
             os.path.getmtime(TARGET) < os.path.getmtime(SOURCE):
-        output = (result.stdout + result.stderr).strip()
-        return f"setup.py build_ext did not build it: {output[-500:]}"
+        # Its last lines: the error, whole (a cut line hides its cause).
+        lines = (result.stdout + result.stderr).strip().splitlines()
+        return ("setup.py build_ext did not build it: "
+                + " / ".join(lines[-3:]))
     return ""
 
 

@@ -92,3 +92,15 @@ def test_spawn_hook_does_eventlets_init_only_when_it_is_the_known_one(
     wrapped = run_python("spawn_inline.py", "wrapped",
                          env=hook_env).stdout.splitlines()
     assert wrapped[0] == "False" and wrapped[-1] == "True result 1", wrapped
+
+
+def test_a_resumed_generator_never_lends_one_callers_site_to_another(
+        hook_env):
+    # A generator's frame is one object whichever caller resumes it: the
+    # memo of the spawn and thread-start hooks never holds one.
+    result = run_python("spawn_resumed.py", env=hook_env)
+    assert result.stdout.splitlines() == [
+        "caller_x caller_y",  # spawned from two functions in turn
+        "1",  # from two greenthreads, spawned a line apart
+        "start_from_x start_from_y",  # threads started from two functions
+    ], result.stdout
