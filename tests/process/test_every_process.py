@@ -13,8 +13,11 @@ import time
 
 import pytest
 
+from tests import compiled
 from tests.daemons import SCRIPTS
 from tests.daemons import SOURCE_ROOT
+from tests.daemons import child_env
+from tests.daemons import run_python
 from tests.daemons import running
 from tests.daemons import wait_for
 
@@ -139,6 +142,19 @@ def test_doctor_finds_the_activation_file_missing():
     assert result.returncode == 1, result.stdout
     assert "activation file df_gmr_autostart.pth is missing" in \
         result.stdout
+
+
+@pytest.mark.parametrize("pure", [False, True])
+def test_doctor_says_which_spawn_hook_the_interpreter_runs(pure):
+    if not pure and compiled.why_not_built():
+        pytest.skip(f"the C spawn hook: {compiled.why_not_built()}")
+    result = run_python("-m", "df_gmr.cli", "doctor", "--python",
+                        sys.executable, status=None, env=child_env(
+                            DF_GMR_PURE_PYTHON="1" if pure else None))
+    assert ("ok: spawn hook: pure Python (DF_GMR_PURE_PYTHON=1)" if pure
+            else "ok: spawn hook: C (df_gmr._sites), unless the service's "
+            "environment sets DF_GMR_PURE_PYTHON=1") in result.stdout, \
+        result.stdout + result.stderr
 
 
 def test_run_refuses_what_activation_cannot_reach(tmp_path):
