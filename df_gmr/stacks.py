@@ -21,9 +21,9 @@ import tokenize
 from types import CodeType
 from types import FrameType
 from typing import Any
-import weakref
 
 from df_gmr import _native
+from df_gmr.codememo import CodeMemo
 
 FrameKey = tuple[CodeType, int]
 StackKey = tuple[FrameKey, ...]
@@ -129,10 +129,9 @@ def origin(pairs: tuple[FrameKey, ...] | list[FrameKey],
                        f"among its {callers}"}
 
 
-#: code -> {offset: line}, weakly: a code object that goes takes its
-#: entry with it.
-_LINES: weakref.WeakKeyDictionary[CodeType, dict[int, int]] = \
-    weakref.WeakKeyDictionary()
+#: code -> {offset: line}: a code object that goes takes its entry with
+#: it.
+_LINES: CodeMemo[dict[int, int]] = CodeMemo()
 
 
 def line_at(code: CodeType, offset: int) -> int:
@@ -144,7 +143,7 @@ def line_at(code: CodeType, offset: int) -> int:
     """
     known = _LINES.get(code)
     if known is None:
-        known = _LINES[code] = {}
+        known = _LINES.put(code, {})
     line = known.get(offset)
     if line is None:
         # A loop, not next() over a generator: one left unfinished is

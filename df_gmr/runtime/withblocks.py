@@ -34,9 +34,9 @@ import sys
 from types import CodeType
 from types import FrameType
 from typing import Any
-import weakref
 
 from df_gmr import naming
+from df_gmr.codememo import CodeMemo
 from df_gmr.runtime import bytecode
 
 #: Frames looked at from the innermost, at most.
@@ -89,18 +89,16 @@ class WithBlocks:
     """
 
     def __init__(self) -> None:
-        self.blocks: weakref.WeakKeyDictionary[CodeType, tuple[Block, ...]] \
-            = weakref.WeakKeyDictionary()
+        self.blocks: CodeMemo[tuple[Block, ...]] = CodeMemo()
         #: Disassembled only for a frame found inside a block.
-        self.expressions: weakref.WeakKeyDictionary[
-            CodeType, dict[int, Expression | None]] = \
-            weakref.WeakKeyDictionary()
+        self.expressions: CodeMemo[dict[int, Expression | None]] = \
+            CodeMemo()
 
     def of(self, code: CodeType) -> tuple[Block, ...]:
         """Return the ``with`` blocks of ``code``, outermost first."""
         blocks = self.blocks.get(code)
         if blocks is None:
-            blocks = self.blocks[code] = _read_blocks(code)
+            blocks = self.blocks.put(code, _read_blocks(code))
         return blocks
 
     def expression(self, code: CodeType, start: int) -> Expression | None:
@@ -108,7 +106,7 @@ class WithBlocks:
         """
         known = self.expressions.get(code)
         if known is None:
-            known = self.expressions[code] = {}
+            known = self.expressions.put(code, {})
         if start not in known:
             known[start] = _expression_before(code, start)
         return known[start]
