@@ -62,6 +62,7 @@ import weakref
 from df_gmr import _imports
 from df_gmr import _native
 from df_gmr import callers
+from df_gmr import speedups
 from df_gmr.heapscan import HeapScan
 from df_gmr.heapscan import scanner
 from df_gmr.lifecycle import lifecycle
@@ -219,18 +220,13 @@ def compiled_sites() -> Any:
     None when it was not built (see setup.py) or when
     ``DF_GMR_PURE_PYTHON=1`` asks for the pure-Python hook.
     """
-    if os.environ.get("DF_GMR_PURE_PYTHON") == "1":
-        return None
-    try:
-        from df_gmr import _sites  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return _sites.Sites
+    found = speedups.module()
+    return None if found is None else found.Sites
 
 
 def spawn_hook() -> str:
     """Say which spawn hook records sites here, and why (for doctor)."""
-    if os.environ.get("DF_GMR_PURE_PYTHON") == "1":
+    if os.environ.get(speedups.PURE_PYTHON) == "1":
         return "pure Python (DF_GMR_PURE_PYTHON=1)"
     if compiled_sites() is None:
         return "pure Python (df_gmr._sites was not built for this Python)"

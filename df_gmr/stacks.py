@@ -23,6 +23,7 @@ from types import FrameType
 from typing import Any
 
 from df_gmr import _native
+from df_gmr import speedups
 from df_gmr.codememo import CodeMemo
 
 FrameKey = tuple[CodeType, int]
@@ -175,7 +176,7 @@ def frame_positions(frame: FrameType | None, limit: int = 200) -> StackKey:
     return tuple(keys)
 
 
-def frame_ids(frame: FrameType | None, limit: int = 200
+def _frame_ids(frame: FrameType | None, limit: int = 200
               ) -> tuple[int, ...]:
     """Return ``(id(code), f_lasti, ...)`` of the chain of ``frame``,
     innermost first: the cheapest key of a stack, for a dict look-up per
@@ -196,6 +197,11 @@ def frame_ids(frame: FrameType | None, limit: int = 200
         limit -= 1
     del frame  # no reference cycle through this function's locals
     return tuple(keys)
+
+
+#: The walk of every stack of a report, in C where df_gmr._sites was
+#: built (the same keys: see tests/unit/test_sites.py).
+frame_ids = getattr(speedups.module(), "frame_ids", _frame_ids)
 
 
 def ids_of(positions: StackKey) -> tuple[int, ...]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import greenlet
 import pytest
 
 from tests import compiled
@@ -63,3 +64,62 @@ def test_an_uninitialised_sites_refuses_rather_than_crashes():
         bare.note(object())
     bare.forget_returned()  # nothing held: nothing to do
     assert bare.holds() is False
+
+
+def _parked(depth: int) -> greenlet.greenlet:
+    def down(left: int) -> None:
+        if left:
+            down(left - 1)
+        else:
+            greenlet.getcurrent().parent.switch()
+
+    parked = greenlet.greenlet(down)
+    parked.switch(depth)
+    return parked
+
+
+def test_the_c_stack_walk_gives_the_python_walks_keys():
+    reason = compiled.why_not_built()
+    if reason:
+        pytest.skip(f"the C stack walk: {reason}")
+    from df_gmr import _sites  # type: ignore[attr-defined]
+    from df_gmr import stacks
+
+    assert stacks.frame_ids is _sites.frame_ids  # the one reports use
+    python = stacks._frame_ids
+    parked = [_parked(depth) for depth in (0, 3, 250)]
+    for green in parked:
+        frame = green.gr_frame
+        for limit in (0, 1, 2, 200, 1000):
+            assert _sites.frame_ids(frame, limit) == python(frame, limit)
+        assert _sites.frame_ids(frame) == python(frame)
+        assert _sites.frame_ids(frame) == stacks.ids_of(
+            stacks.frame_positions(frame))
+    assert len(_sites.frame_ids(parked[2].gr_frame)) == 2 * 200
+    # down(250) .. down(0): 251 frames, every one past the default limit.
+    assert len(_sites.frame_ids(parked[2].gr_frame, 1000)) == 2 * 251
+
+    def suspended():
+        yield 1
+
+    generator = suspended()
+    next(generator)  # a suspended generator's frame: no f_back
+    assert _sites.frame_ids(generator.gi_frame) == \
+        python(generator.gi_frame)
+    assert _sites.frame_ids(None) == python(None) == ()
+    with pytest.raises(TypeError, match="wants a frame, not int"):
+        _sites.frame_ids(1)
+    with pytest.raises(TypeError):
+        _sites.frame_ids()
+    with pytest.raises(TypeError):
+        _sites.frame_ids(None, "many")
+    for green in parked:
+        green.throw(greenlet.GreenletExit)
+
+
+def test_pure_python_walks_stacks_in_python():
+    result = run_python(
+        "from df_gmr import stacks\n"
+        "print(stacks.frame_ids is stacks._frame_ids)",
+        env=child_env(DF_GMR_PURE_PYTHON="1"))
+    assert result.stdout == "True\n", result.stdout
