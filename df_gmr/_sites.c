@@ -329,45 +329,67 @@ frame_ids(PyObject *Py_UNUSED(module), PyObject *const *args,
     if (limit == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    PyObject *keys = PyList_New(0);
-    if (keys == NULL) {
-        return NULL;
-    }
+    /* The keys, two per frame, gathered here then moved into the tuple
+     * (most stacks fit the first buffer; a deeper one grows on the heap). */
+    PyObject *local[2 * 64];
+    PyObject **keys = local;
+    Py_ssize_t size = 0, room = 2 * 64;
+    PyObject *found = NULL;
     PyFrameObject *frame = args[0] == Py_None ? NULL
         : (PyFrameObject *)Py_NewRef(args[0]);
     while (frame != NULL && limit > 0) {
+        if (size + 2 > room) {
+            PyObject **grown = PyMem_Malloc(2 * room * sizeof(PyObject *));
+            if (grown == NULL) {
+                PyErr_NoMemory();
+                goto done;
+            }
+            memcpy(grown, keys, size * sizeof(PyObject *));
+            if (keys != local) {
+                PyMem_Free(keys);
+            }
+            keys = grown;
+            room *= 2;
+        }
         PyCodeObject *code = PyFrame_GetCode(frame);
         /* The code stays alive through the frame: its address is id(). */
         PyObject *ident = PyLong_FromVoidPtr(code);
         Py_DECREF(code);
-        PyObject *lasti = ident == NULL ? NULL
-            : PyLong_FromLong(PyFrame_GetLasti(frame));
-        int failed = lasti == NULL || PyList_Append(keys, ident) < 0 ||
-            PyList_Append(keys, lasti) < 0;
-        Py_XDECREF(ident);
-        Py_XDECREF(lasti);
-        if (failed) {
-            goto error;
+        if (ident == NULL) {
+            goto done;
         }
+        keys[size++] = ident;
+        PyObject *lasti = PyLong_FromLong(PyFrame_GetLasti(frame));
+        if (lasti == NULL) {
+            goto done;
+        }
+        keys[size++] = lasti;
         /* A new reference, or NULL: the outermost frame, or a frame
          * object that could not be made (an error is then set). */
         PyFrameObject *back = PyFrame_GetBack(frame);
         Py_DECREF(frame);
         frame = back;
         if (frame == NULL && PyErr_Occurred()) {
-            Py_DECREF(keys);
-            return NULL;
+            goto done;
         }
         limit--;
     }
+    found = PyTuple_New(size);
+    if (found != NULL) {
+        for (Py_ssize_t index = 0; index < size; index++) {
+            PyTuple_SET_ITEM(found, index, keys[index]);  /* moved */
+        }
+        size = 0;
+    }
+done:
     Py_XDECREF(frame);
-    PyObject *found = PyList_AsTuple(keys);
-    Py_DECREF(keys);
+    for (Py_ssize_t index = 0; index < size; index++) {
+        Py_DECREF(keys[index]);
+    }
+    if (keys != local) {
+        PyMem_Free(keys);
+    }
     return found;
-error:
-    Py_DECREF(frame);
-    Py_DECREF(keys);
-    return NULL;
 }
 
 static PyMethodDef sites_functions[] = {
