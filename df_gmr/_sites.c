@@ -1,5 +1,6 @@
 /*
- * df_gmr._sites: the spawn hook's per-spawn work, in C (optional).
+ * df_gmr._sites: the spawn hook's per-spawn work, and the walk of a
+ * report's stacks (frame_ids, below), in C (optional).
  *
  * What it does is what df_gmr/greenlets.py's pure-Python hook does
  * (_hook_greenthread's tracked_init, after eventlet's own lines): read
@@ -401,7 +402,8 @@ static PyMethodDef sites_functions[] = {
 static struct PyModuleDef sites_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "df_gmr._sites",
-    .m_doc = "The spawn hook's per-spawn work, in C (see df_gmr.greenlets).",
+    .m_doc = "The spawn hook's per-spawn work and the stack walk, in C "
+             "(see df_gmr.greenlets and df_gmr.stacks).",
     .m_size = -1,
     .m_methods = sites_functions,
 };
