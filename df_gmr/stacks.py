@@ -177,7 +177,7 @@ def frame_positions(frame: FrameType | None, limit: int = 200) -> StackKey:
 
 
 def _frame_ids(frame: FrameType | None, limit: int = 200
-              ) -> tuple[int, ...]:
+               ) -> tuple[int, ...]:
     """Return ``(id(code), f_lasti, ...)`` of the chain of ``frame``,
     innermost first: the cheapest key of a stack, for a dict look-up per
     greenlet.
