@@ -22,7 +22,7 @@ from benchmarks import plan as plans
 from benchmarks import suite
 from benchmarks import table
 from benchmarks.runner import Runner
-from benchmarks.runner import spawn_hook
+from benchmarks.runner import speedups
 
 RESULTS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)),
                             "RESULTS.md")
@@ -291,8 +291,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"python -m benchmarks: {error}", file=sys.stderr)
         return 2
     machine = table.machine(arguments.revision,
-                            spawn_hook(runner.environment(),
-                                       runner.scratch))
+                            speedups(runner.environment(), runner.scratch))
     measurements = suite.Suite(runner, chosen, arguments.oslo_max_size)
     steps: list[tuple[int, Callable[[], list[table.Row]]]] = [
         (1, measurements.report_cost),

@@ -260,14 +260,25 @@ def build_sites(source: str) -> None:
         pass
 
 
-def spawn_hook(environment: dict[str, str], cwd: str) -> str:
-    """Say which spawn hook the children run (df_gmr.greenlets).
+#: What the children's df_gmr says of its C module (an older revision,
+#: measured with --revision, has only its spawn hook's account).
+SPEEDUPS_PROBE = """
+try:
+    from df_gmr import speedups
+    print(speedups.available())
+except (ImportError, AttributeError):
+    from df_gmr import greenlets
+    print("spawn hook: " + greenlets.spawn_hook())
+"""
+
+
+def speedups(environment: dict[str, str], cwd: str) -> str:
+    """Say what the children run in C (df_gmr.speedups).
 
     ``cwd``: a directory without df_gmr (``-c`` puts it first).
     """
     result = subprocess.run(
-        [sys.executable, "-c",
-         "from df_gmr import greenlets; print(greenlets.spawn_hook())"],
+        [sys.executable, "-c", SPEEDUPS_PROBE],
         capture_output=True, text=True, env=environment, check=False,
         timeout=60, stdin=subprocess.DEVNULL, cwd=cwd)
     return result.stdout.strip() or f"unknown: {result.stderr.strip()}"

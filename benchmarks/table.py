@@ -108,7 +108,7 @@ def df_gmr_revision(revision: str | None) -> str:
     return f"working tree on {described}, with local changes to {files}"
 
 
-def machine(revision: str | None = None, spawn_hook: str = "?"
+def machine(revision: str | None = None, speedups: str = "?"
             ) -> list[tuple[str, str]]:
     """Describe the machine and the software the run measured."""
     import df_gmr
@@ -130,7 +130,7 @@ def machine(revision: str | None = None, spawn_hook: str = "?"
         ("greenlet", _version("greenlet")),
         ("oslo.reports", _version("oslo.reports")),
         ("df_gmr", f"{df_gmr.__version__}, {df_gmr_revision(revision)}"),
-        ("df_gmr's spawn hook", spawn_hook),
+        ("df_gmr's C module", speedups),
     ]
 
 

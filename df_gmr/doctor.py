@@ -43,8 +43,8 @@ try:
     import df_gmr
     found["df_gmr"] = df_gmr.__version__
     found["df_gmr_path"] = os.path.dirname(df_gmr.__file__)
-    from df_gmr import greenlets
-    found["spawn_hook"] = greenlets.spawn_hook()
+    from df_gmr import speedups
+    found["speedups"] = speedups.available()
 except Exception as error:
     found["df_gmr"] = None
     found["import_error"] = repr(error)
@@ -116,13 +116,13 @@ def _interpreter_checks(name: str, found: dict[str, Any]) -> list[Check]:
         checks.append(Check(True, f"{name} (Python {found['python']}) "
                             f"imports df_gmr {found['df_gmr']} from "
                             f"{found.get('df_gmr_path')}"))
-        if found.get("spawn_hook"):
+        if found.get("speedups"):
             # Read in this probe: DF_GMR_PURE_PYTHON=1 in the service's
             # own environment (a unit file) would still choose Python.
-            checks.append(Check(True, f"spawn hook: {found['spawn_hook']}"
+            checks.append(Check(True, f"speedups: {found['speedups']}"
                                 + (", unless the service's environment sets "
                                    "DF_GMR_PURE_PYTHON=1" if
-                                   found["spawn_hook"].startswith("C ")
+                                   found["speedups"].startswith("C ")
                                    else "")))
     else:
         checks.append(Check(False, f"{name} cannot import df_gmr "

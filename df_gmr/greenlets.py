@@ -224,15 +224,6 @@ def compiled_sites() -> Any:
     return None if found is None else found.Sites
 
 
-def spawn_hook() -> str:
-    """Say which spawn hook records sites here, and why (for doctor)."""
-    if os.environ.get(speedups.PURE_PYTHON) == "1":
-        return "pure Python (DF_GMR_PURE_PYTHON=1)"
-    if compiled_sites() is None:
-        return "pure Python (df_gmr._sites was not built for this Python)"
-    return "C (df_gmr._sites)"
-
-
 def _hook_greenthread(greenthread: ModuleType) -> None:
     # Wrap the functions found now; whatever wraps them later wraps ours.
     # This runs on every spawn: attribute reads for a spawn of a loop, one
@@ -278,6 +269,7 @@ def _hook_greenthread(greenthread: ModuleType) -> None:
         sites = compiled(alive, recorder, 2)
         callers.keep_compiled(sites)
         note = sites.note
+        speedups.used.note("spawn hook")
 
     def noted_init(self: Any, parent: Any) -> None:
         # eventlet's lines, then the C hook.  Not a branch of tracked_init:

@@ -137,7 +137,10 @@ def _centered(text: str) -> str:
 
 
 def _header_lines(header: dict[str, Any]) -> list[str]:
-    lines = [f"{label}: {header.get(key)}" for key, label in HEADER_FIELDS]
+    lines = [f"{label}: {header.get(key)}" + (
+        _speedups(header["df_gmr_speedups"])
+        if key == "df_gmr_version" and header.get("df_gmr_speedups")
+        else "") for key, label in HEADER_FIELDS]
     if header.get("redaction"):
         lines.append(f"Redaction: {header['redaction']}")
     concurrency = header.get("concurrency") or {}
@@ -163,6 +166,13 @@ def _header_lines(header: dict[str, Any]) -> list[str]:
                 f"restarts {worker['restarts']}, {worker['service']}"
             )
     return lines
+
+
+def _speedups(used: dict[str, Any]) -> str:
+    """Say, after df_gmr's version, which of its parts ran in C."""
+    if used.get("c"):
+        return f" (in C: {', '.join(used['c'])})"
+    return f" (pure Python: {used.get('why_not', 'unknown')})"
 
 
 def _section_lines(

@@ -45,6 +45,7 @@ from df_gmr import findings
 from df_gmr import identity
 from df_gmr import naming
 from df_gmr import redact
+from df_gmr import speedups
 from df_gmr import trigger
 from df_gmr.context import ReportContext
 from df_gmr.isolation import Isolation
@@ -116,6 +117,7 @@ def collect_header(context: ReportContext) -> dict[str, Any]:
         "time": now.isoformat(timespec="microseconds"),
         "trigger": context.trigger,
         "df_gmr_version": df_gmr.__version__,
+        "df_gmr_speedups": speedups.used.header(),
         "python": sys.version.split()[0],
     }
     try:

@@ -202,6 +202,8 @@ def _frame_ids(frame: FrameType | None, limit: int = 200
 #: The walk of every stack of a report, in C where df_gmr._sites was
 #: built (the same keys: see tests/unit/test_sites.py).
 frame_ids = getattr(speedups.module(), "frame_ids", _frame_ids)
+if frame_ids is not _frame_ids:
+    speedups.used.note("stack walk")
 
 
 def ids_of(positions: StackKey) -> tuple[int, ...]:

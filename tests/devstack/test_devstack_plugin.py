@@ -153,10 +153,11 @@ def test_install_develops_the_plugin_repository(installed: Devstack) -> None:
     result = installed.python("import df_gmr; print(df_gmr.__file__)")
     assert result.stdout.strip() == str(REPO / "df_gmr" / "__init__.py")
     # With the C spawn hook built in place, wherever it can be.
-    result = installed.python("from df_gmr import greenlets\n"
-                              "print(greenlets.spawn_hook())")
+    result = installed.python("from df_gmr import speedups\n"
+                              "print(speedups.available())")
     assert result.stdout.strip() == (
-        "C (df_gmr._sites)" if not compiled.why_not_built() else
+        "C (df_gmr._sites: spawn hook, stack walk)"
+        if not compiled.why_not_built() else
         "pure Python (df_gmr._sites was not built for this Python)")
 
 

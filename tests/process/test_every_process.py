@@ -145,15 +145,16 @@ def test_doctor_finds_the_activation_file_missing():
 
 
 @pytest.mark.parametrize("pure", [False, True])
-def test_doctor_says_which_spawn_hook_the_interpreter_runs(pure):
+def test_doctor_says_which_c_parts_the_interpreter_runs(pure):
     if not pure and compiled.why_not_built():
         pytest.skip(f"the C spawn hook: {compiled.why_not_built()}")
     result = run_python("-m", "df_gmr.cli", "doctor", "--python",
                         sys.executable, status=None, env=child_env(
                             DF_GMR_PURE_PYTHON="1" if pure else None))
-    assert ("ok: spawn hook: pure Python (DF_GMR_PURE_PYTHON=1)" if pure
-            else "ok: spawn hook: C (df_gmr._sites), unless the service's "
-            "environment sets DF_GMR_PURE_PYTHON=1") in result.stdout, \
+    assert ("ok: speedups: pure Python (DF_GMR_PURE_PYTHON=1)" if pure
+            else "ok: speedups: C (df_gmr._sites: spawn hook, stack walk), "
+            "unless the service's environment sets DF_GMR_PURE_PYTHON=1"
+            ) in result.stdout, \
         result.stdout + result.stderr
 
 

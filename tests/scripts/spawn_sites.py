@@ -1,4 +1,4 @@
-"""Spawn from every kind of place; print the hook used and each site.
+"""Spawn from every kind of place; print the C parts used and each site.
 
 Run once with each spawn hook (tests/unit/test_sites.py): the two must
 print the same sites, the same offsets, and share site tuples alike.
@@ -15,10 +15,11 @@ from eventlet import greenpool  # noqa: E402
 
 from df_gmr import callers  # noqa: E402
 from df_gmr import greenlets  # noqa: E402
+from df_gmr import speedups  # noqa: E402
 from df_gmr import stacks  # noqa: E402
 
 greenlets.install()
-print(greenlets.spawn_hook())
+print(speedups.used.header())  # what a report's header says
 done = eventlet.event.Event()
 
 

@@ -20,8 +20,8 @@ def test_both_hooks_record_the_same_sites_and_share_them_alike():
     if reason:
         pytest.skip(f"the C spawn hook: {reason}")
     c_hook, python_hook = sites_with(pure=False), sites_with(pure=True)
-    assert c_hook[0] == "C (df_gmr._sites)", c_hook
-    assert python_hook[0] == "pure Python (DF_GMR_PURE_PYTHON=1)"
+    assert c_hook[0] == "{'c': ['spawn hook', 'stack walk']}", c_hook
+    assert python_hook[0] == "{'c': [], 'why_not': 'DF_GMR_PURE_PYTHON=1'}"
     # The same codes at the same offsets, and the same sharing of site
     # tuples: a loop keeps one, another line of the frame its own, two
     # activations of one helper from one place the usual record.
@@ -47,10 +47,14 @@ def test_the_python_hook_runs_when_the_c_one_is_not_built():
     # the pure-Python hook: the same one DF_GMR_PURE_PYTHON=1 forces.
     result = run_python(
         "import sys; sys.modules['df_gmr._sites'] = None\n"
-        "from df_gmr import greenlets\n"
-        "print(greenlets.compiled_sites(), greenlets.spawn_hook())")
-    assert result.stdout == ("None pure Python (df_gmr._sites was not "
-                             "built for this Python)\n"), result.stdout
+        "from df_gmr import greenlets, speedups, stacks\n"
+        "print(greenlets.compiled_sites(), speedups.available())\n"
+        "print(stacks.frame_ids is stacks._frame_ids, "
+        "speedups.used.header())")
+    assert result.stdout == (
+        "None pure Python (df_gmr._sites was not built for this Python)\n"
+        "True {'c': [], 'why_not': 'df_gmr._sites was not built for this "
+        "Python'}\n"), result.stdout
 
 
 def test_an_uninitialised_sites_refuses_rather_than_crashes():
@@ -123,3 +127,34 @@ def test_pure_python_walks_stacks_in_python():
         "print(stacks.frame_ids is stacks._frame_ids)",
         env=child_env(DF_GMR_PURE_PYTHON="1"))
     assert result.stdout == "True\n", result.stdout
+
+
+HEADER_SCRIPT = """
+import json
+import eventlet
+eventlet.monkey_patch()
+from df_gmr import guru_meditation_report as gmr
+
+class Version:
+    def version_string(self):
+        return "1"
+
+gmr.TextGuruMeditation.setup_autorun(Version(), service_name="sites")
+eventlet.spawn(eventlet.sleep, 30)
+eventlet.sleep(0)
+report = gmr.TextGuruMeditation(Version())
+print(json.dumps(json.loads(report.run("json"))["header"]["df_gmr_speedups"]))
+print([line for line in report.run().splitlines()
+       if line.startswith("df_gmr: ")][0])
+"""
+
+
+def test_the_report_header_says_which_parts_ran_in_c(hook_env):
+    result = run_python(HEADER_SCRIPT, env=hook_env)
+    said, line = result.stdout.splitlines()[-2:]
+    if hook_env.get("DF_GMR_PURE_PYTHON") == "1":
+        assert said == '{"c": [], "why_not": "DF_GMR_PURE_PYTHON=1"}', said
+        assert line.endswith(" (pure Python: DF_GMR_PURE_PYTHON=1)"), line
+    else:
+        assert said == '{"c": ["spawn hook", "stack walk"]}', said
+        assert line.endswith(" (in C: spawn hook, stack walk)"), line
