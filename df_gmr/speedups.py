@@ -22,7 +22,18 @@ PARTS = ("spawn hook", "stack walk")
 
 
 def module() -> Any:
-    """Return ``df_gmr._sites``, or None (not built, or turned off)."""
+    """Return ``df_gmr._sites``, or None (not built, or turned off).
+
+    Each part asks once, when it chooses its code: why it got None is
+    kept for the report's header (the environment may change later).
+    """
+    found = _module()
+    if found is None and used.refused is None:
+        used.refused = why_not()
+    return found
+
+
+def _module() -> Any:
     if os.environ.get(PURE_PYTHON) == "1":
         return None
     try:
@@ -36,7 +47,7 @@ def why_not() -> str | None:
     """Return why the C module is not used here, or None when it is."""
     if os.environ.get(PURE_PYTHON) == "1":
         return f"{PURE_PYTHON}=1"
-    if module() is None:
+    if _module() is None:
         return f"{NAME} was not built for this Python"
     return None
 
@@ -54,6 +65,8 @@ class Use:
 
     def __init__(self) -> None:
         self.parts: list[str] = []
+        #: Why a part was refused the module, when one was.
+        self.refused: str | None = None
 
     def note(self, part: str) -> None:
         """Record that ``part`` (one of ``PARTS``) runs in C here."""
@@ -66,8 +79,8 @@ class Use:
         parts = [part for part in PARTS if part in self.parts]
         if parts:
             return {"c": parts}
-        return {"c": [], "why_not": why_not() or
-                "no part of it has run in this process yet"}
+        return {"c": [], "why_not": self.refused or
+                "none of its parts chose it in this process"}
 
 
 #: This process's parts in C (set where each part chooses its code).
