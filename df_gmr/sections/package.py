@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from df_gmr.context import ReportContext
 
 UNKNOWN = "unknown"
+NOT_INSTALLED = "not installed"
 
 #: Distribution name -> module that may carry ``__version__``.
 COMPONENTS = (
@@ -82,15 +83,23 @@ def _fallback_str(version: Any) -> str:
 
 
 def component_versions() -> dict[str, str]:
-    """Return the versions of Python and the libraries df_gmr cares about."""
+    """Return the versions of Python and the libraries df_gmr cares about.
+
+    A library installed but not imported by this process (eventlet beside
+    a service of native threads) says so: its version alone would read
+    as if the service ran on it.
+    """
     versions = {"python": sys.version.split()[0]}
     for distribution, module_name in COMPONENTS:
         module = sys.modules.get(module_name)
         loaded = getattr(module, "__version__", None)
         if isinstance(loaded, str):
             versions[distribution] = loaded
-        else:
-            versions[distribution] = _installed_version(distribution)
+            continue
+        installed = _installed_version(distribution)
+        versions[distribution] = installed if module is not None or \
+            installed == NOT_INSTALLED else \
+            f"{installed} (installed, not imported)"
     return versions
 
 
@@ -103,7 +112,7 @@ def _installed_version(distribution: str) -> str:
         try:
             _installed[distribution] = metadata.version(distribution)
         except metadata.PackageNotFoundError:
-            _installed[distribution] = "not installed"
+            _installed[distribution] = NOT_INSTALLED
     return _installed[distribution]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from importlib import metadata
 import platform
 import types
@@ -10,6 +11,7 @@ import pbr.version
 
 import df_gmr
 from df_gmr.sections import package
+from tests.daemons import run_python
 
 
 class OsloStyleVersion:
@@ -68,8 +70,26 @@ def test_failing_method_is_unknown_not_an_error():
 
 
 def test_components_name_the_libraries_with_their_versions():
+    for module in ("eventlet", "greenlet", "oslo_service", "oslo_config"):
+        importlib.import_module(module)  # imported: the version alone
     versions = package.component_versions()
     assert versions["python"] == platform.python_version()
     assert versions["df-gmr"] == df_gmr.__version__
     for name in ("eventlet", "greenlet", "oslo.service", "oslo.config"):
         assert versions[name] == metadata.version(name), name
+
+
+NOT_IMPORTED_SCRIPT = """
+from df_gmr.sections import package
+print(package.component_versions()["eventlet"])
+import eventlet
+print(package.component_versions()["eventlet"])
+"""
+
+
+def test_a_library_installed_but_not_imported_says_so():
+    # A service of native threads with eventlet installed beside it
+    # (nova-conductor 34): its version alone would read as if it ran on it.
+    lines = run_python(NOT_IMPORTED_SCRIPT).stdout.splitlines()
+    installed = metadata.version("eventlet")
+    assert lines == [f"{installed} (installed, not imported)", installed]
