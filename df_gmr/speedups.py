@@ -57,7 +57,8 @@ def available() -> str:
     reason = why_not()
     if reason is not None:
         return f"pure Python ({reason})"
-    return f"C ({NAME}: {', '.join(PARTS)})"
+    # The spawn hook runs only where eventlet is imported.
+    return f"C ({NAME}: the spawn hook where eventlet runs, the stack walk)"
 
 
 class Use:

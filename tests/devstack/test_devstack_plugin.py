@@ -156,7 +156,8 @@ def test_install_develops_the_plugin_repository(installed: Devstack) -> None:
     result = installed.python("from df_gmr import speedups\n"
                               "print(speedups.available())")
     assert result.stdout.strip() == (
-        "C (df_gmr._sites: spawn hook, stack walk)"
+        "C (df_gmr._sites: the spawn hook where eventlet runs, the stack "
+        "walk)"
         if not compiled.why_not_built() else
         "pure Python (df_gmr._sites was not built for this Python)")
 
