@@ -286,6 +286,7 @@ def _describe_server(server: Any, poll_thread: int | None
         "server": naming.stored_attribute(target, "server"),
         # None: the transport's control_exchange (the service's name)
         "exchange": exchange,
+        "default_exchange": _default_exchange(server),
         "executor": naming.type_name(executor) if executor is not None
         else f"{kind or 'unknown'} executor (none made yet)",
         "started": bool(naming.stored_attribute(server, "_started")),
@@ -298,6 +299,16 @@ def _describe_server(server: Any, poll_thread: int | None
         pool = naming.stored_attribute(server, "_pool")
         found["pool"] = pool if type(pool) is str else None
     return found
+
+
+def _default_exchange(server: Any) -> str | None:
+    """Return the exchange a target without one uses: the transport's
+    control_exchange, as its driver keeps it (stored fields only: a
+    ConfigOpts lookup would run oslo.config's code), or None."""
+    transport = naming.stored_attribute(server, "transport")
+    driver = naming.stored_attribute(transport, "_driver")
+    found = naming.stored_attribute(driver, "_default_exchange")
+    return found if type(found) is str else None
 
 
 def _poll_greenlet(server: Any) -> int | None:

@@ -42,7 +42,10 @@ def format_lines(data: dict[str, Any]) -> list[str]:
     """Render each server, executor and looping call, details indented."""
     lines: list[str] = []
     for server in data["rpc_servers"]:
-        exchange = server["exchange"] or "the transport's control exchange"
+        exchange = server["exchange"] or (
+            f"{server['default_exchange']} (the transport's control "
+            "exchange)" if server.get("default_exchange")
+            else "the transport's control exchange")
         if server.get("role") == "notification listener":
             pool = server.get("pool")
             named = (f"notification listener topics "

@@ -264,6 +264,9 @@ def test_thread_pools(standin):
     [server] = data["rpc_servers"]
     assert (server["topic"], server["server"], server["type"]) == (
         "standin", "host-1", "oslo_messaging.rpc.server.RPCServer")
+    # No exchange in the target: the transport's control exchange, named.
+    assert (server["exchange"], server["default_exchange"]) == (
+        None, "standin")
     [full] = [executor for executor in data["executors"]
               if executor["max_workers"] == 2]
     assert (full["library"], full["busy"], full["workers"],
@@ -294,7 +297,8 @@ def test_thread_pools(standin):
             call["sleeping_for"], call
     # the text, its wrapped lines joined
     text = " ".join(" ".join(thread_pools.SECTION.lines(data)).split())
-    assert "RPC server topic standin, server host-1" in text, text
+    assert "RPC server topic standin, server host-1, exchange standin " \
+        "(the transport's control exchange)" in text, text
     assert "ThreadPoolExecutor MainProcess.cell_worker: 2 busy of 2 " \
         "(FULL), 2 workers started, 3 queued" in text, text
     for function in ("sync_power_states", "heal_instance_info_cache"):

@@ -196,6 +196,8 @@ class StandinEndpoint:
 def start_rpc(conf):
     import oslo_messaging
 
+    # As nova does (nova/rpc.py): its targets leave the exchange out.
+    oslo_messaging.set_transport_defaults(control_exchange="standin")
     transport = oslo_messaging.get_rpc_transport(conf, url="fake:/")
     target = oslo_messaging.Target(topic="standin", server="host-1")
     endpoint = StandinEndpoint()
