@@ -625,15 +625,18 @@ def tracked_with_sites() -> dict[Any, tuple[Any, ...] | None]:
     """
     if not installed():
         return dict.fromkeys(scanner.greenlets())
-    found = _alive.copy()
-    if _weak:
-        # The seed's and a parent's greenlets first, as they came first.
-        inherited = {green: site for green, site in
-                     ((reference(), site) for reference, site in snapshot(
-                         _weak.__iter__))
-                     if green is not None}
-        inherited.update(found)
-        found = inherited
+    if _weak:  # the seed's at least (set-up's main greenlet)
+        # The seed's and a parent's greenlets first, as they came first;
+        # then the registry, copied into that dict by one C call (atomic
+        # under the GIL, as copy() is): one copy of 100,000 entries, not
+        # two (time, and the report's peak memory).
+        found = {green: site for green, site in
+                 ((reference(), site) for reference, site in snapshot(
+                     _weak.__iter__))
+                 if green is not None}
+        found.update(_alive)
+    else:
+        found = _alive.copy()
     for green in [green for green in found if green.dead]:
         del found[green]
     return found
