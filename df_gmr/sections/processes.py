@@ -9,6 +9,7 @@ from typing import Any
 from df_gmr import identity
 from df_gmr import procfs
 from df_gmr import redact
+from df_gmr.lifecycle import lifecycle
 from df_gmr.sections import Section
 from df_gmr.sections import not_available
 
@@ -63,6 +64,7 @@ def _collect_procfs(me: int) -> dict[str, Any] | None:
     described = procfs.describe(me, redact.mask_command_line, myself=True)
     if described.children is None:
         return None
+    _count_own(described.facts)
     pending = [(child, me) for child in described.children]
     children: list[dict[str, Any]] = []
     while pending:
@@ -101,13 +103,23 @@ def collect(context: ReportContext) -> dict[str, Any]:
         except psutil.Error as error:
             children.append({"pid": child.pid,
                              "error": f"{type(error).__name__}: {error}"})
-    return {"available": True, "process": _describe_psutil(me),
+    return {"available": True, "process": _count_own(_describe_psutil(me)),
             "children": children}
+
+
+def _count_own(entry: dict[str, Any]) -> dict[str, Any]:
+    """Add how many of this process's threads are df_gmr's, read just
+    after the system's count (this section's thread among them)."""
+    entry["df_gmr_threads"] = len(lifecycle.own_threads())
+    return entry
 
 
 def format_lines(data: dict[str, Any]) -> list[str]:
     """Render the process, then one block per child."""
-    lines = _entry_lines(data["process"], "", OWN_THREADS)
+    own = data["process"].get("df_gmr_threads")
+    lines = _entry_lines(data["process"], "", OWN_THREADS if own is None
+                         else f" ({own} of them df_gmr's, this section's "
+                         "among them)")
     lines.append(f"children: {len(data['children'])}")
     for child in data["children"]:
         lines.append("")

@@ -25,6 +25,7 @@ from df_gmr.runtime.grouping import expand
 from df_gmr.sections import eventlet_hub
 from df_gmr.sections import green_pools
 from df_gmr.sections import green_threads
+from df_gmr.sections import processes
 from df_gmr.sections import thread_pools
 from df_gmr.sections import threads as threads_section
 from tests.daemons import Daemon
@@ -256,6 +257,17 @@ def test_every_thread_once_and_df_gmr_apart(standin):
         (data["count"], len(own))
     # Every thread of the process: the service's and df_gmr's, no other.
     assert standin.worker_threads == data["count"] + len(own)
+    # The Processes section's system count says how many are df_gmr's:
+    # its lasting ones and the one collecting the sections, which the
+    # Threads section leaves out.
+    process = standin.sections["processes"]["data"]["process"]
+    assert (process["threads"], process["df_gmr_threads"]) == (
+        data["count"] + len(own) + 1, len(own) + 1), (
+        process["threads"], process["df_gmr_threads"], data["count"], own)
+    shown = " ".join(" ".join(processes.SECTION.lines(
+        standin.sections["processes"]["data"])).split())
+    assert f"{data['count'] + len(own) + 1} threads ({len(own) + 1} of " \
+        "them df_gmr's, this section's among them)" in shown, shown
 
 
 def test_thread_pools(standin):
