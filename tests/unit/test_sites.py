@@ -158,3 +158,30 @@ def test_the_report_header_says_which_parts_ran_in_c(hook_env):
     else:
         assert said == '{"c": ["spawn hook", "stack walk"]}', said
         assert line.endswith(" (in C: spawn hook, stack walk)"), line
+
+
+NATIVE_HEADER_SCRIPT = """
+import json
+import sys
+from df_gmr import guru_meditation_report as gmr
+
+class Version:
+    def version_string(self):
+        return "1"
+
+gmr.TextGuruMeditation.setup_autorun(Version(), service_name="native")
+header = json.loads(gmr.TextGuruMeditation(Version()).run("json"))["header"]
+print("eventlet" in sys.modules, json.dumps(header["df_gmr_speedups"]))
+"""
+
+
+def test_a_service_without_eventlet_says_only_the_stack_walk_ran_in_c():
+    # nova-conductor 34: native threads, eventlet never imported; there is
+    # no spawn hook to run, in C or otherwise.
+    reason = compiled.why_not_built()
+    if reason:
+        pytest.skip(f"the C spawn hook: {reason}")
+    result = run_python(NATIVE_HEADER_SCRIPT,
+                        env=child_env(DF_GMR_PURE_PYTHON=None))
+    assert result.stdout.splitlines()[-1] == \
+        'False {"c": ["stack walk"]}', result.stdout
