@@ -350,6 +350,11 @@ class Natives:
             starter["running"] = starter["native_id"] is not None and \
                 self._native_id(starter["ident"]) == \
                 starter["native_id"]
+            if not starter["running"]:
+                # Ended, and its ident another live thread's now: said,
+                # so that the two are never read as one.
+                starter["ident_reused"] = \
+                    starter["ident"] in self.snapshot.frames()
         return starter
 
     def _native_id(self, ident: int, stored: dict[str, Any] | None = None

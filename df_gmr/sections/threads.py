@@ -145,8 +145,10 @@ def _starter(starter: dict[str, Any] | None, main: int | None
     if running:
         return f"started by thread {starter['ident']}{name}"
     # Its ident may be another thread's now: never read as that one.
-    return (f"started by thread {starter['ident']}{name} then, "
-            "no longer running")
+    if starter.get("ident_reused"):
+        return (f"started by thread {starter['ident']}{name}, since ended "
+                "(that id is another thread's now)")
+    return f"started by thread {starter['ident']}{name}, since ended"
 
 
 def _site(label: str, frame: dict[str, Any]) -> str:

@@ -120,6 +120,7 @@ while len(started) < 2:
 snapshot = Snapshot()
 try:
     groups = Natives(snapshot).groups()
+    live = list(snapshot.frames())
 finally:
     snapshot.release()
 release.set()
@@ -130,7 +131,7 @@ print(json.dumps({
     "boss": boss_thread.ident, "member": by_name["child"],
     "keeper": keeper_thread.ident, "kept": by_name["kept"],
     "boss_started_by": origins.started_by(boss_thread.__dict__),
-    "main": threading.main_thread().ident,
+    "main": threading.main_thread().ident, "live": live,
     "text": section.format_lines({"count": 0, "groups": groups,
                                   "df_gmr_threads": []})}))
 """
@@ -148,10 +149,14 @@ def test_a_thread_names_the_thread_that_started_it():
     assert (kept["ident"], kept["name"], kept["running"]) == (
         found["keeper"], "the-keeper", True)
     # The text never reads an ended starter's ident as a thread running
-    # now (idents are reused): it says it is no longer running.
+    # now (idents are reused): it says it ended, and whether its id is
+    # another thread's now.
+    reused = ended["ident_reused"]
+    assert reused == (found["boss"] in found["live"]), found
     line = next(line for line in found["text"] if " child: " in line)
-    assert (f"started by thread {found['boss']} (the-boss) then, no "
-            "longer running") in line, line
+    assert line.endswith(
+        f"started by thread {found['boss']} (the-boss), since ended" + (
+            " (that id is another thread's now)" if reused else "")), line
     line = next(line for line in found["text"] if " kept: " in line)
     assert line.endswith(f"started by thread {found['keeper']} "
                          "(the-keeper)"), line
