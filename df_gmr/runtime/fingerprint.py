@@ -34,6 +34,7 @@ def read(snapshot: Snapshot) -> dict[str, Any]:
         "hubs": sorted({type(reading.hub).__module__
                         for reading in snapshot.hubs()}),
         "oslo_service_backend": _oslo_service_backend(),
+        "other_launcher": _other_launcher(),
         "started_by": _start_method(),
         "native_threads": len(frames) - len(own),
         "df_gmr_threads": len(own),
@@ -56,6 +57,17 @@ def _oslo_service_backend() -> str | None:
     chosen = getattr(backend, "_cached_backend_type", None)
     value = getattr(chosen, "value", None)
     return value if type(value) is str else None
+
+
+def _other_launcher() -> str | None:
+    """Name the launcher this process runs under when it is not one of
+    oslo.service's (cotyledon used directly, as aodh does), else None:
+    oslo.service's backend may be chosen there all the same (by an import
+    of its looping calls, say) without running the process."""
+    current = identity.current()
+    if current.launcher is not None and current.backend is None:
+        return str(current.launcher)
+    return None
 
 
 def _start_method() -> str:
@@ -81,6 +93,10 @@ def text(found: dict[str, Any]) -> str:
         green = (f"eventlet {found['eventlet']} (monkey-patched: {patched}; "
                  f"hub: {hubs or 'none has run'})")
     backend = found["oslo_service_backend"] or "not chosen or not used"
+    other = found.get("other_launcher")
+    if found["oslo_service_backend"] and other:
+        backend += (f" (chosen, but this process runs under {other}, not an "
+                    "oslo.service launcher)")
     threads = found["native_threads"]
     greenlets_count = found["greenlets"]
     return (f"{green}; oslo.service backend {backend}; "

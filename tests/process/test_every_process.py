@@ -69,6 +69,13 @@ def test_cotyledon_used_directly_every_worker_listed_and_reporting(method):
         assert launchers == {"cotyledon ServiceManager"}
         # Neither oslo.service backend: cotyledon alone runs this service.
         assert "Backend:" not in result.stdout
+        # oslo.service chose its backend all the same (an import, as in
+        # aodh): each header where it did says it does not run the process
+        # (a spawned worker is a new interpreter: chosen there by nothing).
+        assert result.stdout.count(
+            "oslo.service backend eventlet (chosen, but this process runs "
+            "under cotyledon ServiceManager, not an oslo.service launcher)"
+        ) == (3 if method == "fork" else 1), result.stdout
         # cotyledon's own threads start in a worker that multiprocessing
         # runs: their origin is never a library's file (the standard
         # library's multiprocessing included).

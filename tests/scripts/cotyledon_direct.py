@@ -43,6 +43,10 @@ def main():
         # cotyledon says on stdout how each worker ended
         logging.basicConfig(level=logging.INFO, stream=sys.stdout,
                             format="%(levelname)s %(name)s %(message)s")
+    # As aodh's imports do: oslo.service's backend chosen (its default,
+    # eventlet, imported but never run) though cotyledon alone runs this.
+    from oslo_service import backend
+    backend.get_backend()
     manager = cotyledon.ServiceManager(
         mp_context=multiprocessing.get_context(method))
     manager.add(Notifier, workers=workers, args=(mark,))
