@@ -72,8 +72,13 @@ def tour(workers: int, timeout: float = 30.0) -> int:
     command = [sys.executable, "-m", "df_gmr.demo", "serve",
                "--workers", str(workers), "--log-dir", log_dir]
     print(f"$ {' '.join(command)}")
+    # In the demo's directory: ``-m`` puts the working directory first on
+    # the path, and from a checkout (the README's `pip install .` is run
+    # in one) the daemon would import the source tree, not the df_gmr
+    # installed and running this tour (its C module is not built there).
     daemon = subprocess.Popen(command, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True)
+                              stderr=subprocess.STDOUT, text=True,
+                              cwd=log_dir, env=_same_df_gmr())
     try:
         parent = psutil.Process(daemon.pid)
         deadline = time.monotonic() + timeout
@@ -106,6 +111,29 @@ def tour(workers: int, timeout: float = 30.0) -> int:
         except subprocess.TimeoutExpired:
             daemon.kill()
             daemon.wait()
+
+
+def _same_df_gmr() -> dict[str, str]:
+    """Return an environment whose Python imports this df_gmr.
+
+    An installed one is found from any directory; one run from a tree
+    that is not installed (``python -m df_gmr.cli demo`` in a checkout)
+    is put on PYTHONPATH.  A site directory is never put there: it would
+    come before the standard library.
+    """
+    import site
+
+    import df_gmr
+
+    env = dict(os.environ)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(df_gmr.__file__)))
+    sites = {os.path.abspath(path) for path in (
+        *getattr(site, "getsitepackages", list)(),
+        getattr(site, "getusersitepackages", str)())}
+    if root not in sites:
+        env["PYTHONPATH"] = os.pathsep.join(
+            [root, *filter(None, [env.get("PYTHONPATH")])])
+    return env
 
 
 def _ready_workers(parent: Any) -> list[int]:

@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from tests.daemons import outcome
 from tests.daemons import run_python
 from tests.daemons import running
 
@@ -162,3 +163,27 @@ def test_usage_errors_exit_2():
     assert df_gmr("report").returncode == 2
     assert df_gmr("report", "12", "--timeout", "0").returncode == 2
     assert df_gmr("--help").returncode == 0
+
+
+DEMO_FROM_ELSEWHERE = """
+import os, sys
+here = os.getcwd()
+sys.path[:] = [entry for entry in sys.path if entry not in ("", here)]
+from df_gmr import cli
+sys.exit(cli.main(["demo", "--workers", "1"]))
+"""
+
+
+def test_the_demo_daemon_imports_the_df_gmr_of_the_tour(tmp_path):
+    # The README runs `df-gmr demo` in the checkout it installed from: the
+    # daemon (``python -m``) must not import what lies in that directory.
+    decoy = tmp_path / "df_gmr"
+    decoy.mkdir()
+    (decoy / "__init__.py").write_text(
+        "raise ImportError('the decoy in the working directory')\n")
+    result = run_python(DEMO_FROM_ELSEWHERE, cwd=str(tmp_path), timeout=90)
+    assert result.stdout.count("  report of ") == 2, outcome(result)
+    assert "not written" not in result.stdout, outcome(result)
+    [header] = [line for line in result.stdout.splitlines()
+                if line.startswith("  df_gmr: ")]
+    assert header.startswith("  df_gmr: 0.1.0 ("), header
