@@ -299,24 +299,106 @@ static PyTypeObject SitesType = {
 };
 
 PyDoc_STRVAR(frame_ids_doc,
-"frame_ids(frame, limit=200)\n\n"
+"frame_ids(frame, limit=200, memo=None)\n\n"
 "Return what df_gmr.stacks.frame_ids returns: (id(code), f_lasti, ...)\n"
 "of the chain of frame (None: an empty tuple), innermost first, at most\n"
-"limit frames.");
+"limit frames.  With memo (a dict kept for one walk of many stacks), a\n"
+"stack equal to one returned before gets that very tuple back.");
+
+/* GCC cannot tell that only the first `size` positions are read, and
+ * warns that the buffer "may be used uninitialized" in frame_ids. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
+
+/* One frame of a stack being read: its code's address and f_lasti. */
+typedef struct {
+    void *code;
+    int lasti;
+} Position;
+
+/* The hash a memo files a stack under (tuple's own mixing, on the raw
+ * values: nothing is made to compute it). */
+static Py_uhash_t
+positions_hash(const Position *positions, Py_ssize_t size)
+{
+    Py_uhash_t hash = 0x27D4EB2F165667C5ULL + (Py_uhash_t)size;
+    for (Py_ssize_t index = 0; index < size; index++) {
+        hash = (hash ^ (Py_uhash_t)(uintptr_t)positions[index].code)
+            * 0x9E3779B97F4A7C15ULL;
+        hash = (hash ^ (Py_uhash_t)(unsigned int)positions[index].lasti)
+            * 0x9E3779B97F4A7C15ULL;
+        hash ^= hash >> 29;
+    }
+    return hash;
+}
+
+/* Whether found (a memo's tuple) holds exactly these positions. */
+static int
+same_positions(PyObject *found, const Position *positions, Py_ssize_t size)
+{
+    if (!PyTuple_CheckExact(found) || PyTuple_GET_SIZE(found) != 2 * size) {
+        return 0;
+    }
+    for (Py_ssize_t index = 0; index < size; index++) {
+        PyObject *code = PyTuple_GET_ITEM(found, 2 * index);
+        PyObject *lasti = PyTuple_GET_ITEM(found, 2 * index + 1);
+        if (!PyLong_CheckExact(code) || !PyLong_CheckExact(lasti)
+                || PyLong_AsVoidPtr(code) != positions[index].code
+                || PyLong_AsLong(lasti) != positions[index].lasti) {
+            PyErr_Clear();  /* an int beyond a pointer: not these */
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* The tuple (id(code), f_lasti, ...) of these positions: a new reference. */
+static PyObject *
+positions_tuple(const Position *positions, Py_ssize_t size)
+{
+    PyObject *found = PyTuple_New(2 * size);
+    if (found == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t index = 0; index < size; index++) {
+        PyObject *code = PyLong_FromVoidPtr(positions[index].code);
+        if (code == NULL) {
+            Py_DECREF(found);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(found, 2 * index, code);
+        PyObject *lasti = PyLong_FromLong(positions[index].lasti);
+        if (lasti == NULL) {
+            Py_DECREF(found);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(found, 2 * index + 1, lasti);
+    }
+    return found;
+}
 
 /* The walk of every stack of a report (100,000 greenlets and more): in
  * Python each frame costs four attribute reads, f_code's an audit event
  * ("object.__getattr__"), and two appends; here the same reads through
  * the C API that those attributes use (PyFrame_GetCode, PyFrame_GetLasti,
- * PyFrame_GetBack), and no audit event.  The GIL is held throughout: a
- * live thread's stack is read at one moment. */
+ * PyFrame_GetBack), and no audit event.  The positions are read into a
+ * buffer first and made ints only for a stack not seen before (with a
+ * memo): most greenlets of a service share a few stacks, and the two ints
+ * per frame were most of the walk's time.
+ *
+ * The GIL is held throughout: a live thread's stack is read at one
+ * moment.  A code's address is kept without a reference: it stays alive
+ * through its frame, which its greenlet or thread keeps (the same bargain
+ * as id(code) in the Python walk), and is only compared here. */
 static PyObject *
 frame_ids(PyObject *Py_UNUSED(module), PyObject *const *args,
           Py_ssize_t nargs)
 {
-    if (nargs < 1 || nargs > 2) {
+    if (nargs < 1 || nargs > 3) {
         PyErr_SetString(PyExc_TypeError,
-                        "frame_ids() takes a frame (or None) and a limit");
+                        "frame_ids() takes a frame (or None), a limit and "
+                        "a memo");
         return NULL;
     }
     if (args[0] != Py_None && !PyFrame_Check(args[0])) {
@@ -326,45 +408,42 @@ frame_ids(PyObject *Py_UNUSED(module), PyObject *const *args,
     }
     /* stacks.frame_ids' default (tests/unit/test_sites.py holds the two
      * to the same keys, past it too). */
-    Py_ssize_t limit = nargs == 2 ? PyLong_AsSsize_t(args[1]) : 200;
+    Py_ssize_t limit = nargs >= 2 ? PyLong_AsSsize_t(args[1]) : 200;
     if (limit == -1 && PyErr_Occurred()) {
         return NULL;
     }
-    /* The keys, two per frame, gathered here then moved into the tuple
-     * (most stacks fit the first buffer; a deeper one grows on the heap). */
-    PyObject *local[2 * 64];
-    PyObject **keys = local;
-    Py_ssize_t size = 0, room = 2 * 64;
+    PyObject *memo = nargs == 3 && args[2] != Py_None ? args[2] : NULL;
+    if (memo != NULL && !PyDict_CheckExact(memo)) {
+        PyErr_Format(PyExc_TypeError, "frame_ids() wants a dict as its "
+                     "memo, not %.100s", Py_TYPE(memo)->tp_name);
+        return NULL;
+    }
+    /* Most stacks fit the first buffer; a deeper one grows on the heap. */
+    Position local[64];
+    Position *positions = local;
+    Py_ssize_t size = 0, room = 64;
     PyObject *found = NULL;
     PyFrameObject *frame = args[0] == Py_None ? NULL
         : (PyFrameObject *)Py_NewRef(args[0]);
     while (frame != NULL && limit > 0) {
-        if (size + 2 > room) {
-            PyObject **grown = PyMem_Malloc(2 * room * sizeof(PyObject *));
+        if (size == room) {
+            Position *grown = PyMem_Malloc(2 * room * sizeof(Position));
             if (grown == NULL) {
                 PyErr_NoMemory();
                 goto done;
             }
-            memcpy(grown, keys, size * sizeof(PyObject *));
-            if (keys != local) {
-                PyMem_Free(keys);
+            memcpy(grown, positions, size * sizeof(Position));
+            if (positions != local) {
+                PyMem_Free(positions);
             }
-            keys = grown;
+            positions = grown;
             room *= 2;
         }
         PyCodeObject *code = PyFrame_GetCode(frame);
-        /* The code stays alive through the frame: its address is id(). */
-        PyObject *ident = PyLong_FromVoidPtr(code);
+        positions[size].code = code;
         Py_DECREF(code);
-        if (ident == NULL) {
-            goto done;
-        }
-        keys[size++] = ident;
-        PyObject *lasti = PyLong_FromLong(PyFrame_GetLasti(frame));
-        if (lasti == NULL) {
-            goto done;
-        }
-        keys[size++] = lasti;
+        positions[size].lasti = PyFrame_GetLasti(frame);
+        size++;
         /* A new reference, or NULL: the outermost frame, or a frame
          * object that could not be made (an error is then set). */
         PyFrameObject *back = PyFrame_GetBack(frame);
@@ -375,20 +454,32 @@ frame_ids(PyObject *Py_UNUSED(module), PyObject *const *args,
         }
         limit--;
     }
-    found = PyTuple_New(size);
-    if (found != NULL) {
-        for (Py_ssize_t index = 0; index < size; index++) {
-            PyTuple_SET_ITEM(found, index, keys[index]);  /* moved */
-        }
-        size = 0;
+    if (memo == NULL) {
+        found = positions_tuple(positions, size);
+        goto done;
     }
+    PyObject *hash = PyLong_FromSize_t(positions_hash(positions, size));
+    if (hash == NULL) {
+        goto done;
+    }
+    PyObject *known = PyDict_GetItemWithError(memo, hash);  /* borrowed */
+    if (known != NULL && same_positions(known, positions, size)) {
+        found = Py_NewRef(known);
+    }
+    else if (!PyErr_Occurred()) {
+        found = positions_tuple(positions, size);
+        /* The first stack of a hash is kept; another of the same hash (a
+         * collision) is returned as it is, never kept. */
+        if (found != NULL && known == NULL
+                && PyDict_SetItem(memo, hash, found) < 0) {
+            Py_CLEAR(found);
+        }
+    }
+    Py_DECREF(hash);
 done:
     Py_XDECREF(frame);
-    for (Py_ssize_t index = 0; index < size; index++) {
-        Py_DECREF(keys[index]);
-    }
-    if (keys != local) {
-        PyMem_Free(keys);
+    if (positions != local) {
+        PyMem_Free(positions);
     }
     return found;
 }

@@ -176,11 +176,14 @@ def frame_positions(frame: FrameType | None, limit: int = 200) -> StackKey:
     return tuple(keys)
 
 
-def _frame_ids(frame: FrameType | None, limit: int = 200
+def _frame_ids(frame: FrameType | None, limit: int = 200,
+               memo: dict[int, tuple[int, ...]] | None = None
                ) -> tuple[int, ...]:
     """Return ``(id(code), f_lasti, ...)`` of the chain of ``frame``,
     innermost first: the cheapest key of a stack, for a dict look-up per
-    greenlet.
+    greenlet.  ``memo`` (a dict kept for one walk of many stacks) lets
+    the C walk return one tuple for equal stacks and make no ints for
+    them; here it is not needed (the ints are made either way).
 
     Ints hash at once; a code object's hash is computed again at every
     hash (its name, constants, names...), so a tuple of positions hashes

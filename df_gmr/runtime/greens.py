@@ -147,6 +147,7 @@ class Greens:
         hub_greenlets = self.hub_greenlets
         plain = greenlet.greenlet
         frame_ids = stacks.frame_ids
+        memo: dict[int, tuple[int, ...]] = {}  # equal stacks, one key
         # The loop runs once per greenlet (100,000 and more): the common
         # case, a parked greenthread, costs attribute reads and one call
         # (its stack's key), and is filed by its kind alone in the lists
@@ -156,7 +157,7 @@ class Greens:
             keys: stacks.StackKey = ()
             if frame is not None:  # a dead greenlet has no frame
                 state = "parked"
-                key: tuple[Any, ...] = frame_ids(frame)
+                key: tuple[Any, ...] = frame_ids(frame, 200, memo)
             else:
                 state = greenlets.state(green)
                 # Rare (one running greenlet per thread, the dead): by

@@ -133,6 +133,7 @@ class Natives:
         builder = self.snapshot.builder_thread
         main = self.snapshot.main_thread
         frame_ids = stacks.frame_ids
+        memo: dict[int, tuple[int, ...]] = {}  # equal stacks, one key
         # Every stack walked from the snapshot's frames; a thread that has
         # moved since (its innermost frame another: a running one) is
         # walked again, steadily (see Snapshot.steady_walk), and filed
@@ -184,7 +185,7 @@ class Natives:
                 file(ident, frame, stacks.without_own_frames(
                     stacks.frame_positions(frame))[0])
             else:
-                file(ident, frame, frame_ids(frame))
+                file(ident, frame, frame_ids(frame, 200, memo))
         for ident in self.snapshot.moved(frames):
             if ident in own or ident == builder:
                 continue

@@ -121,6 +121,45 @@ def test_the_c_stack_walk_gives_the_python_walks_keys():
         green.throw(greenlet.GreenletExit)
 
 
+def test_the_c_stack_walk_with_a_memo_gives_one_tuple_per_stack():
+    reason = compiled.why_not_built()
+    if reason:
+        pytest.skip(f"the C stack walk: {reason}")
+    from df_gmr import _sites  # type: ignore[attr-defined]
+    from df_gmr import stacks
+
+    python = stacks._frame_ids
+    # Two greenlets parked at one stack, two at others (one deeper than
+    # the walk's first buffer of 64 frames).
+    parked = [_parked(depth) for depth in (3, 3, 4, 100)]
+    memo: dict[int, tuple[int, ...]] = {}
+    found = [_sites.frame_ids(green.gr_frame, 200, memo) for green in parked]
+    assert found[0] is found[1]  # equal stacks: the memo's tuple
+    assert found[0] is not found[2]
+    for green, keys in zip(parked, found, strict=True):
+        assert keys == python(green.gr_frame) == \
+            python(green.gr_frame, 200, memo)
+        # Asked again: the memo's tuple, equal to a walk without it.
+        assert _sites.frame_ids(green.gr_frame, 200, memo) is keys
+        assert _sites.frame_ids(green.gr_frame, 200, None) == keys
+    assert len(memo) == 3
+    # A limit cuts the stack: another key, another tuple.
+    cut = _sites.frame_ids(parked[0].gr_frame, 2, memo)
+    assert cut == python(parked[0].gr_frame, 2) and len(cut) == 4
+    # A memo entry that is not this stack's (as a hash collision would
+    # leave) is neither returned nor replaced.
+    for hashed in list(memo):
+        memo[hashed] = (1, 2)
+    again = _sites.frame_ids(parked[2].gr_frame, 200, memo)
+    assert again == found[2] and again is not found[2]
+    assert set(memo.values()) == {(1, 2)}
+    assert _sites.frame_ids(None, 200, memo) == ()
+    with pytest.raises(TypeError, match="wants a dict as its memo"):
+        _sites.frame_ids(None, 200, [])
+    for green in parked:
+        green.throw(greenlet.GreenletExit)
+
+
 def test_pure_python_walks_stacks_in_python():
     result = run_python(
         "from df_gmr import stacks\n"
