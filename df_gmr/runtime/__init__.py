@@ -65,14 +65,20 @@ class GreenletWaits:
     offset: float = 0.0
     fds: FdTable | None = None
 
-    def entry(self, wait: HubWait) -> dict[str, Any]:
+    def entry(self, wait: HubWait, kind: str | None = None
+              ) -> dict[str, Any]:
         """Describe one wait of ``waits``: ``due_in``, ``since`` (on the
         monotonic clock) and, for ``eventlet.sleep``, ``sleep_seconds``;
-        or ``fd``, ``mode``, ``fd_is`` and ``since``."""
+        or ``fd``, ``mode``, ``fd_is`` and ``since``.  With ``kind``, the
+        dict starts with it (a member's wait, made at once: one dict per
+        sleeper, not two)."""
         if isinstance(wait, tuple):
             listener, timed = wait
             entry: dict[str, Any] = {
                 "fd": listener.fd, "mode": listener.mode,
+                "fd_is": self.fds.describe(listener.fd)
+                if self.fds is not None else None} if kind is None else {
+                "kind": kind, "fd": listener.fd, "mode": listener.mode,
                 "fd_is": self.fds.describe(listener.fd)
                 if self.fds is not None else None}
             # A wait with a timeout has its timer too: it began when the
@@ -81,7 +87,8 @@ class GreenletWaits:
                 entry["since"] = self.offset + timed.due_in - timed.seconds
             return entry
         timer = wait
-        entry = {"due_in": timer.due_in}
+        entry = {"due_in": timer.due_in} if kind is None else {
+            "kind": kind, "due_in": timer.due_in}
         if timer.seconds is not None:
             entry["since"] = self.offset + timer.due_in - timer.seconds
             # eventlet.sleep's own timer, the greenlet's switch with no

@@ -321,9 +321,13 @@ class Greens:
                             "unread": True}
                 return None
             waits_in_hub = hub_waits.get(green)
-            hub_wait = hub_entry(waits_in_hub) if waits_in_hub is not None \
-                else None
             stranded_by = stranded.get(ident) if stranded else None
+            # A parked greenthread's wait in a hub (a sleeper's timer, a
+            # reader's descriptor), not stranded: made as its own wait,
+            # kind first, at once (see _wait, which says the same).
+            own_wait = plain_parked and stranded_by is None
+            hub_wait = None if waits_in_hub is None else hub_entry(
+                waits_in_hub, wait_kind if own_wait else None)
             reading: dict[str, Any] | None = None
             timed_sleep = sleeps and hub_wait is not None and \
                 "sleep_seconds" in hub_wait
@@ -381,6 +385,13 @@ class Greens:
                     return grouping.SAME
                 last[0], last[1] = reading, site
                 wait: dict[str, Any] = {"kind": wait_kind}
+            elif own_wait and hub_wait is not None:
+                last[0] = _NONE
+                wait = hub_wait
+                since = wait.pop("since", None)
+                seconds = wait.pop("sleep_seconds", None)
+                if timed_sleep:
+                    wait["seconds"] = seconds
             else:
                 last[0] = _NONE
                 wait = _wait(state, kind, wait_kind, hub_wait, stranded_by)

@@ -127,6 +127,10 @@ def factor(state: str, kind: str, stack: list[dict[str, Any]],
     # this group, by its describer) loses what the group shows; its id
     # stays first.  A SAME member has what the one before it has.
     own: dict[str, Any] | None = None
+    # Most groups share their wait kind alone (sleepers each with their
+    # own due time): a member's own wait is then its wait but the kind, a
+    # C-level copy (the member's wait may be shared: never changed).
+    kind_only = len(wait) == 1
     for entry in members:
         if not isinstance(entry, dict):
             if own is not None:
@@ -136,7 +140,12 @@ def factor(state: str, kind: str, stack: list[dict[str, Any]],
         member_wait = member.pop("wait")
         member.pop("unread", None)
         origin = member.pop(origin_key, None)
-        if not member_wait.keys() <= wait_keys:
+        if kind_only:
+            if len(member_wait) > 1:
+                own_wait = member_wait.copy()
+                own_wait.pop("kind", None)
+                member["wait"] = own_wait
+        elif not member_wait.keys() <= wait_keys:
             member["wait"] = {k: v for k, v in member_wait.items()
                               if k not in wait}
         if common_origin is None and origin is not None:
