@@ -27,8 +27,10 @@ words (``close wait``, ``time wait``...).
 from __future__ import annotations
 
 import _socket
+import errno
 import os
 import re
+import stat
 import struct
 
 #: /proc/self/net tables: file -> (kind shown, address family).
@@ -62,23 +64,43 @@ NOT_LISTED = ("not in /proc/self/net's tcp, udp or unix tables: neither "
 
 
 class FdTable:
-    """Descriptions of this process's descriptors, read once."""
+    """Descriptions of this process's descriptors, read once (a table
+    lives for one report)."""
 
     def __init__(self) -> None:
         self._by_inode: dict[int, str] | None = None
         self._asked: dict[int, str] = {}
+        #: fd -> its description, as first read in this report: the
+        #: sections that name one descriptor (a listener in Eventlet Hub,
+        #: its greenthread in Green Threads) say the same of it.
+        self._by_fd: dict[int, str] = {}
 
     def describe(self, fd: int) -> str:
         """Say what ``fd`` is: ``tcp socket listening on a:1``, a path..."""
+        described = self._by_fd.get(fd)
+        if described is None:
+            described = self._by_fd[fd] = self._describe(fd)
+        return described
+
+    def _describe(self, fd: int) -> str:
+        # fstat first: a socket's inode is its st_ino (what its link in
+        # /proc/self/fd names), and the link's lookup costs five times
+        # the call here; the link is read for a path only.
         try:
-            link = os.readlink(f"/proc/self/fd/{fd}")
-        except FileNotFoundError:
-            return "not open now (closed since)"
+            status = os.fstat(fd)
         except OSError as error:
+            if error.errno == errno.EBADF:
+                return "not open now (closed since)"
             return f"unknown ({error.strerror or error})"
-        inode = socket_inode(link)
-        if inode is None:
-            return link
+        if not stat.S_ISSOCK(status.st_mode):
+            try:
+                return os.readlink(f"/proc/self/fd/{fd}")
+            except FileNotFoundError:  # closed since, or no /proc
+                return ("not open now (closed since)"
+                        if _inode(fd) is None else "unknown (no /proc)")
+            except OSError as error:
+                return f"unknown ({error.strerror or error})"
+        inode = status.st_ino
         described = self._asked.get(inode)
         if described is None:
             described = ask_socket(fd)
@@ -89,7 +111,7 @@ class FdTable:
         if described is None:
             described = self.by_inode().get(inode)
         return described if described is not None else \
-            f"{link} ({NOT_LISTED})"
+            f"socket:[{inode}] ({NOT_LISTED})"
 
     def sockets(self) -> dict[int, str]:
         """Map every socket descriptor of the process to its description."""
@@ -137,7 +159,9 @@ def ask_socket(fd: int) -> str | None:
     if _socket.getdefaulttimeout() is not None:
         return None  # a socket object would make fd non-blocking
     try:
-        sock = _socket.socket(fileno=fd)
+        # Family and type asked of the descriptor; the protocol is not
+        # used (given: one question less).
+        sock = _socket.socket(-1, -1, 0, fd)
     except OSError:
         return None
     try:

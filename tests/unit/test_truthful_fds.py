@@ -1,7 +1,7 @@
 """Descriptors named by what they are, whichever descriptor of a socket.
 
-Real sockets of this process (no eventlet needed): ``FdTable`` resolves
-each descriptor through /proc/self/fd to its socket inode.
+Real sockets of this process (no eventlet needed): ``FdTable`` finds a
+socket's inode by ``fstat`` and a file's path through /proc/self/fd.
 """
 
 from __future__ import annotations
@@ -155,3 +155,38 @@ def test_asked_or_read_from_the_tables_the_socket_is_untouched(
     server.settimeout(0.5)  # still open and usable
     with pytest.raises(TimeoutError):
         server.accept()
+
+
+def test_a_file_without_proc_is_unknown_and_a_socket_still_named(
+        closing, monkeypatch, tmp_path):
+    # A container without /proc: the links cannot be read.  A descriptor
+    # that fstat finds open is never said to be closed.
+    server = listening(socket.AF_INET, "127.0.0.1", closing)
+    path = tmp_path / "data"
+    path.write_text("x")
+    with open(path) as handle:
+        table = FdTable()
+        assert table.describe(handle.fileno()) == str(path)
+
+        def no_proc(name: str) -> str:
+            raise FileNotFoundError(2, "No such file or directory", name)
+
+        monkeypatch.setattr(os, "readlink", no_proc)
+        table = FdTable()
+        assert table.describe(handle.fileno()) == "unknown (no /proc)"
+        assert table.describe(server.fileno()) == \
+            f"tcp socket listening on 127.0.0.1:{server.getsockname()[1]}"
+
+
+def test_one_report_says_one_thing_of_a_descriptor(closing):
+    # Asked twice in one report (Eventlet Hub's listener, Green Threads'
+    # reader): one reading, even if the number is reused in between.
+    left, right = socket.socketpair()
+    closing.extend((left, right))
+    table = FdTable()
+    number = left.fileno()
+    first = table.describe(number)
+    assert first == "unix socket unnamed (connected)"
+    left.close()
+    assert table.describe(number) == first
+    assert FdTable().describe(number) == "not open now (closed since)"
