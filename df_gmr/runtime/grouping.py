@@ -82,7 +82,7 @@ def build(gathered: dict[GroupKey, list[Any]],
             for index, member in chosen
             if (found := describe(index, member)) is not None])
         group = factor(key[0], key[1], stacks.describe(key[3]), detailed,
-                       [ident(member) for member in members], origin_key)
+                       list(map(ident, members)), origin_key)
         built.append((key, group))
     built.sort(key=lambda item: (
         -item[1]["count"], item[0][:3],

@@ -78,6 +78,13 @@ CASES: list[Any] = [
     # The first change after unchanged keys, a key masked among them.
     {"a": 1, "b": "x", "c": {"d": "y"}, "k pa ss/wd": 2, "e": "z",
      "f": "pa ss/wd", 3: "g", "h": [1, "i"], "token": "t", "j": None},
+    # Lists of ints (a group's ids), passed over whole when every item is
+    # a plain int below the limit: not under a credential key, not a bool
+    # or an int subclass among them, not an integer too long to write.
+    {"ids": list(range(-5, 500)), "api_key": [1, 2, 3],
+     "flags": [1, True, 2], "colours": [1, Colour.RED],
+     "last_big": [1, 2, 10 ** 301], "empty": [], "one": [7]},
+    [3, 2, 1],
     listed(64),
     listed(70),
 ]
@@ -150,6 +157,11 @@ def test_the_cases_mask_cut_and_fail():
                               "note": "password=***"}
     masked, _, _ = one_walk(CASES[1], False)  # secrets only
     assert masked["password"] == "x"
+    ints = CASES[15]
+    masked, _, _ = one_walk(ints, True)
+    assert masked["ids"] is ints["ids"]  # kept whole, not copied
+    assert masked["api_key"] == [redact.MASK] * 3
+    assert masked["flags"] == [1, True, 2]
 
 
 def test_a_reports_sections_are_masked_in_their_thread():
