@@ -74,13 +74,11 @@ class GreenletWaits:
         sleeper, not two)."""
         if isinstance(wait, tuple):
             listener, timed = wait
-            entry: dict[str, Any] = {
-                "fd": listener.fd, "mode": listener.mode,
-                "fd_is": self.fds.describe(listener.fd)
-                if self.fds is not None else None} if kind is None else {
-                "kind": kind, "fd": listener.fd, "mode": listener.mode,
-                "fd_is": self.fds.describe(listener.fd)
-                if self.fds is not None else None}
+            entry: dict[str, Any] = {} if kind is None else {"kind": kind}
+            entry["fd"] = listener.fd
+            entry["mode"] = listener.mode
+            entry["fd_is"] = self.fds.describe(listener.fd) \
+                if self.fds is not None else None
             # A wait with a timeout has its timer too: it began when the
             # timer was set.
             if timed is not None and timed.seconds is not None:
