@@ -49,6 +49,9 @@ typedef struct {
 } Sites;
 
 static PyObject *usual_name;  /* "usual", interned */
+/* gather's attribute names and kinds, interned (greens.py's literals). */
+static PyObject *gr_frame_name, *parent_name, *greenlet_name,
+    *greenthread_name;
 
 /* The recorder's usual record when frame (at lasti) matches it: a new
  * reference, or NULL (no error set) when it does not. */
@@ -390,41 +393,18 @@ positions_tuple(const Position *positions, Py_ssize_t size)
  * The GIL is held throughout: a live thread's stack is read at one
  * moment.  A code's address is kept without a reference: it stays alive
  * through its frame, which its greenlet or thread keeps (the same bargain
- * as id(code) in the Python walk), and is only compared here. */
+ * as id(code) in the Python walk), and is only compared here.  start is
+ * a frame, or None (no frame: an empty key). */
 static PyObject *
-frame_ids(PyObject *Py_UNUSED(module), PyObject *const *args,
-          Py_ssize_t nargs)
+stack_key(PyObject *start, Py_ssize_t limit, PyObject *memo)
 {
-    if (nargs < 1 || nargs > 3) {
-        PyErr_SetString(PyExc_TypeError,
-                        "frame_ids() takes a frame (or None), a limit and "
-                        "a memo");
-        return NULL;
-    }
-    if (args[0] != Py_None && !PyFrame_Check(args[0])) {
-        PyErr_Format(PyExc_TypeError, "frame_ids() wants a frame, not %.100s",
-                     Py_TYPE(args[0])->tp_name);
-        return NULL;
-    }
-    /* stacks.frame_ids' default (tests/unit/test_sites.py holds the two
-     * to the same keys, past it too). */
-    Py_ssize_t limit = nargs >= 2 ? PyLong_AsSsize_t(args[1]) : 200;
-    if (limit == -1 && PyErr_Occurred()) {
-        return NULL;
-    }
-    PyObject *memo = nargs == 3 && args[2] != Py_None ? args[2] : NULL;
-    if (memo != NULL && !PyDict_CheckExact(memo)) {
-        PyErr_Format(PyExc_TypeError, "frame_ids() wants a dict as its "
-                     "memo, not %.100s", Py_TYPE(memo)->tp_name);
-        return NULL;
-    }
     /* Most stacks fit the first buffer; a deeper one grows on the heap. */
     Position local[64];
     Position *positions = local;
     Py_ssize_t size = 0, room = 64;
     PyObject *found = NULL;
-    PyFrameObject *frame = args[0] == Py_None ? NULL
-        : (PyFrameObject *)Py_NewRef(args[0]);
+    PyFrameObject *frame = start == Py_None ? NULL
+        : (PyFrameObject *)Py_NewRef(start);
     while (frame != NULL && limit > 0) {
         if (size == room) {
             Position *grown = PyMem_Malloc(2 * room * sizeof(Position));
@@ -484,9 +464,171 @@ done:
     return found;
 }
 
+
+static PyObject *
+frame_ids(PyObject *Py_UNUSED(module), PyObject *const *args,
+          Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError,
+                        "frame_ids() takes a frame (or None), a limit and "
+                        "a memo");
+        return NULL;
+    }
+    if (args[0] != Py_None && !PyFrame_Check(args[0])) {
+        PyErr_Format(PyExc_TypeError, "frame_ids() wants a frame, not %.100s",
+                     Py_TYPE(args[0])->tp_name);
+        return NULL;
+    }
+    /* stacks.frame_ids' default (tests/unit/test_sites.py holds the two
+     * to the same keys, past it too). */
+    Py_ssize_t limit = nargs >= 2 ? PyLong_AsSsize_t(args[1]) : 200;
+    if (limit == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    PyObject *memo = nargs == 3 && args[2] != Py_None ? args[2] : NULL;
+    if (memo != NULL && !PyDict_CheckExact(memo)) {
+        PyErr_Format(PyExc_TypeError, "frame_ids() wants a dict as its "
+                     "memo, not %.100s", Py_TYPE(memo)->tp_name);
+        return NULL;
+    }
+    return stack_key(args[0], limit, memo);
+}
+
+PyDoc_STRVAR(gather_doc,
+"gather(greenlets, by_stack, memo, hub_greenlets, on_fd, fd_kinds, plain,\n"
+"       slow)\n\n"
+"File each greenlet as df_gmr.runtime.greens.Greens._gather's loop does:\n"
+"a parked greenlet (not a hub's, not a main one) whose stack is known in\n"
+"by_stack, and whose kind has its list there, is appended to that list\n"
+"here; any other is handed to slow(greenlet), in turn (order kept).");
+
+/* The loop of Green Threads' gather (once per greenlet: 100,000 and
+ * more), its common case in C: a parked greenthread's stack key (the walk
+ * above, with the report's memo), its kind (greenlet or greenthread), its
+ * stack's entry and the list of its kind there, then one append.  Every
+ * other case (no frame: running, dead, not started; a hub's greenlet; a
+ * main greenlet; a stack not seen yet; a descriptor wait to tell) is
+ * slow(greenlet): the Python loop's own body, called in turn so that
+ * every list keeps the greenlets' order.  greens.py's pure-Python loop is
+ * the reference; tests/unit/test_sites.py holds the two to the same
+ * groups. */
+static PyObject *
+gather(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 8) {
+        PyErr_SetString(PyExc_TypeError, "gather() takes 8 arguments");
+        return NULL;
+    }
+    PyObject *by_stack = args[1], *memo = args[2], *hubs = args[3],
+        *on_fd = args[4], *fd_kinds = args[5], *plain = args[6],
+        *slow = args[7];
+    if (!PyDict_CheckExact(by_stack) || !PyDict_CheckExact(memo)
+            || !PyAnySet_Check(hubs) || !PyAnySet_Check(on_fd)
+            || !PyAnySet_Check(fd_kinds) || !PyType_Check(plain)
+            || !PyCallable_Check(slow)) {
+        PyErr_SetString(PyExc_TypeError, "gather(): by_stack and memo are "
+                        "dicts, hub_greenlets, on_fd and fd_kinds sets, "
+                        "plain a type, slow a callable");
+        return NULL;
+    }
+    PyObject *iterator = PyObject_GetIter(args[0]);
+    if (iterator == NULL) {
+        return NULL;
+    }
+    PyObject *green;
+    while ((green = PyIter_Next(iterator)) != NULL) {
+        int fast = 0;
+        PyObject *frame = PyObject_GetAttr(green, gr_frame_name);
+        if (frame == NULL) {
+            goto fail;
+        }
+        if (frame != Py_None) {
+            fast = PySet_Contains(hubs, green);
+            if (fast < 0) {
+                Py_DECREF(frame);
+                goto fail;
+            }
+            fast = !fast;
+        }
+        if (fast) {
+            PyObject *parent = PyObject_GetAttr(green, parent_name);
+            if (parent == NULL) {
+                Py_DECREF(frame);
+                goto fail;
+            }
+            fast = parent != Py_None;
+            Py_DECREF(parent);
+        }
+        PyObject *members = NULL;  /* borrowed */
+        if (fast) {
+            PyObject *key = stack_key(frame, 200, memo);
+            if (key == NULL) {
+                Py_DECREF(frame);
+                goto fail;
+            }
+            PyObject *found = PyDict_GetItemWithError(by_stack, key);
+            Py_DECREF(key);
+            if (found == NULL && PyErr_Occurred()) {
+                Py_DECREF(frame);
+                goto fail;
+            }
+            if (found != NULL && PyTuple_CheckExact(found)
+                    && PyTuple_GET_SIZE(found) == 5
+                    && PyDict_CheckExact(PyTuple_GET_ITEM(found, 4))) {
+                /* A descriptor wait is told by the Python loop. */
+                int told = PySet_Contains(fd_kinds,
+                                          PyTuple_GET_ITEM(found, 0));
+                if (told > 0) {
+                    told = PySet_Contains(on_fd, green);
+                }
+                if (told < 0) {
+                    Py_DECREF(frame);
+                    goto fail;
+                }
+                if (!told) {
+                    PyObject *kind = Py_IS_TYPE(green, (PyTypeObject *)plain)
+                        ? greenlet_name : greenthread_name;
+                    members = PyDict_GetItemWithError(
+                        PyTuple_GET_ITEM(found, 4), kind);
+                    if (members == NULL && PyErr_Occurred()) {
+                        Py_DECREF(frame);
+                        goto fail;
+                    }
+                }
+            }
+        }
+        Py_DECREF(frame);
+        if (members != NULL && PyList_CheckExact(members)) {
+            if (PyList_Append(members, green) < 0) {
+                goto fail;
+            }
+        }
+        else {
+            PyObject *done = PyObject_CallOneArg(slow, green);
+            if (done == NULL) {
+                goto fail;
+            }
+            Py_DECREF(done);
+        }
+        Py_DECREF(green);
+    }
+    Py_DECREF(iterator);
+    if (PyErr_Occurred()) {
+        return NULL;
+    }
+    Py_RETURN_NONE;
+fail:
+    Py_DECREF(green);
+    Py_DECREF(iterator);
+    return NULL;
+}
+
 static PyMethodDef sites_functions[] = {
     {"frame_ids", (PyCFunction)(void (*)(void))frame_ids, METH_FASTCALL,
      frame_ids_doc},
+    {"gather", (PyCFunction)(void (*)(void))gather, METH_FASTCALL,
+     gather_doc},
     {NULL, NULL, 0, NULL},
 };
 
@@ -503,7 +645,13 @@ PyMODINIT_FUNC
 PyInit__sites(void)
 {
     usual_name = PyUnicode_InternFromString("usual");
-    if (usual_name == NULL || PyType_Ready(&SitesType) < 0) {
+    gr_frame_name = PyUnicode_InternFromString("gr_frame");
+    parent_name = PyUnicode_InternFromString("parent");
+    greenlet_name = PyUnicode_InternFromString("greenlet");
+    greenthread_name = PyUnicode_InternFromString("greenthread");
+    if (usual_name == NULL || gr_frame_name == NULL || parent_name == NULL
+            || greenlet_name == NULL || greenthread_name == NULL
+            || PyType_Ready(&SitesType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&sites_module);

@@ -30,6 +30,7 @@ from df_gmr import callers
 from df_gmr import greenlets
 from df_gmr import naming
 from df_gmr import pools
+from df_gmr import speedups
 from df_gmr import stacks
 from df_gmr.runtime import grouping
 from df_gmr.runtime import hubs as hub_reading
@@ -148,11 +149,12 @@ class Greens:
         plain = greenlet.greenlet
         frame_ids = stacks.frame_ids
         memo: dict[int, tuple[int, ...]] = {}  # equal stacks, one key
-        # The loop runs once per greenlet (100,000 and more): the common
-        # case, a parked greenthread, costs attribute reads and one call
-        # (its stack's key), and is filed by its kind alone in the lists
-        # of its stack's own wait kind (found[4]).
-        for green in itertools.chain(tracked, self.extras):
+        # Once per greenlet (100,000 and more): the common case, a parked
+        # greenthread, costs attribute reads and one call (its stack's
+        # key), and is filed by its kind alone in the lists of its stack's
+        # own wait kind (found[4]).  In C where df_gmr._sites was built
+        # (_sites.gather: that case, the rest handed to file(), in turn).
+        def file(green: Any) -> None:
             frame = green.gr_frame
             keys: stacks.StackKey = ()
             if frame is not None:  # a dead greenlet has no frame
@@ -210,6 +212,14 @@ class Greens:
                 if members is None:
                     members = found[1][(state, kind, wait_kind)] = []
             members.append(green)
+
+        greens = itertools.chain(tracked, self.extras)
+        if _C_GATHER is not None:
+            _C_GATHER(greens, by_stack, memo, hub_greenlets, on_fd,
+                      _FD_WHEN_LISTENED, plain, file)
+        else:
+            for green in greens:
+                file(green)
         self.extras.clear()
         gathered: dict[GroupKey, list[Any]] = {}
         same: dict[stacks.StackKey, stacks.StackKey] = {}
@@ -416,6 +426,8 @@ class Greens:
         return describe
 
 
+#: Green Threads' gather loop in C (see ``Greens._gather``), or None.
+_C_GATHER = getattr(speedups.module(), "gather", None)
 #: Stack wait kinds that a greenlet on a hub listener's fd waits as "fd".
 _FD_WHEN_LISTENED = frozenset({"unknown", "no frames"})
 

@@ -9,6 +9,7 @@ import pytest
 
 from df_gmr.sections import green_threads
 from df_gmr.sections.green_threads import expand
+from tests import compiled
 from tests.daemons import SCRIPTS
 from tests.daemons import running
 
@@ -23,9 +24,10 @@ def line_of(marker: str) -> int:
     raise AssertionError(marker)
 
 
-def green_report(tmp_path, *args: str) -> dict:
+def green_report(tmp_path, *args: str,
+                 env: dict[str, str | None] | None = None) -> dict:
     with running("green_scene.py", str(tmp_path), *args,
-                 log_dir=str(tmp_path)) as daemon:
+                 log_dir=str(tmp_path), env=env) as daemon:
         daemon.wait_text("READY")
         daemon.signal()
         [path] = daemon.wait_reports(1)
@@ -164,3 +166,31 @@ def test_worker_report_has_its_main_greenthread(tmp_path):
     waiters = [g for g in section["data"]["groups"]
                if g["wait_kind"] == "event" and g["kind"] == "greenthread"]
     assert sum(g["count"] for g in waiters) >= 3
+
+
+def _shape(data: dict) -> list[tuple]:
+    """The groups as both gathers must make them (ids and times aside)."""
+    return [(group["count"], group["state"], group["kind"],
+             group["wait_kind"],
+             [(frame["function"], frame["line"]) for frame in group["stack"]],
+             [sorted(member) for member in group["members"]])
+            for group in data["groups"]]
+
+
+def test_the_c_gather_and_the_python_loop_make_the_same_groups(
+        scene, tmp_path):
+    # The scene's greenlets in every case the gather tells: parked ones
+    # at a dozen stacks, plain greenlets (a GreenPool's, a ThreadGroup's),
+    # a hub's greenlet, the main greenlet, a not-started one, a reader on a
+    # descriptor.  The module fixture's report was gathered in
+    # C where it was built; this one by the pure-Python loop.
+    reason = compiled.why_not_built()
+    if reason:
+        pytest.skip(f"the C gather: {reason}")
+    pure = green_report(tmp_path, env={"DF_GMR_PURE_PYTHON": "1"})
+    assert _shape(scene) == _shape(pure)
+    states = {(group["state"], group["kind"]) for group in scene["groups"]}
+    assert {("parked", "greenthread"), ("parked", "greenlet"),
+            ("not started", "greenthread")} <= states, states
+    assert {"hub", "main"} <= {kind for _, kind in states}, states
+    assert any(group["wait_kind"] == "fd" for group in scene["groups"])

@@ -224,3 +224,48 @@ def test_a_service_without_eventlet_says_only_the_stack_walk_ran_in_c():
                         env=child_env(DF_GMR_PURE_PYTHON=None))
     assert result.stdout.splitlines()[-1] == \
         'False {"c": ["stack walk"]}', result.stdout
+
+
+def test_the_c_gather_files_the_common_case_and_hands_on_the_rest():
+    reason = compiled.why_not_built()
+    if reason:
+        pytest.skip(f"the C gather: {reason}")
+    from df_gmr import _sites  # type: ignore[attr-defined]
+
+    parked = [_parked(2) for _ in range(4)] + [_parked(5), _parked(2)]
+    hub, on_fd = parked[2], parked[5]
+    by_stack: dict = {}
+    memo: dict = {}
+    handed = []
+
+    def slow(green: greenlet.greenlet) -> None:
+        # What greens.py's loop does on a miss: the stack's entry, with
+        # the list of the greenlet's kind.
+        handed.append(green)
+        key = _sites.frame_ids(green.gr_frame, 200, memo)
+        by_stack.setdefault(key, ("fd", {}, None, (), {"greenlet": []}))
+
+    done = greenlet.greenlet(lambda: None)
+    done.switch()  # dead: no frame
+    _sites.gather([*parked, done], by_stack, memo, {hub}, {on_fd},
+                  frozenset({"fd"}), greenlet.greenlet, slow)
+    # The first of each stack, the hub's, the one on a descriptor whose
+    # stack's kind says so, the dead one: handed on, in turn.
+    assert handed == [parked[0], hub, parked[4], on_fd, done]
+    lists = [entry[4]["greenlet"] for entry in by_stack.values()]
+    assert lists == [[parked[1], parked[3]], [], []]  # the dead: no stack
+    # A failure in slow() goes on; the arguments are checked.
+
+    def failing(green: greenlet.greenlet) -> None:
+        raise LookupError("slow")
+
+    with pytest.raises(LookupError, match="slow"):
+        _sites.gather(parked, {}, {}, set(), set(), frozenset(),
+                      greenlet.greenlet, failing)
+    with pytest.raises(TypeError, match="dicts"):
+        _sites.gather(parked, [], {}, set(), set(), frozenset(),
+                      greenlet.greenlet, slow)
+    with pytest.raises(TypeError, match="8 arguments"):
+        _sites.gather(parked)
+    for green in parked:
+        green.throw(greenlet.GreenletExit)
