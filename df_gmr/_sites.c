@@ -624,11 +624,47 @@ fail:
     return NULL;
 }
 
+PyDoc_STRVAR(line_at_doc,
+"line_at(code, offset)\n\n"
+"Return what df_gmr.stacks.line_at computes on a miss: the line of the\n"
+"instruction at byte offset of code, or code.co_firstlineno where the\n"
+"line table gives none.");
+
+/* A line from an offset (f_lasti): Python's own scan of the line table
+ * (PyCode_Addr2Line, what f_lineno uses), not a Python loop over
+ * co_lines(), whose entries a first report walks for every place it
+ * shows (a hundred, of functions of hundreds of lines). */
+static PyObject *
+line_at(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 2 || !PyCode_Check(args[0]) || !PyLong_Check(args[1])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "line_at() takes a code object and an offset");
+        return NULL;
+    }
+    PyCodeObject *code = (PyCodeObject *)args[0];
+    int overflow = 0;
+    long offset = PyLong_AsLongAndOverflow(args[1], &overflow);
+    if (offset == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    /* Past the code (never an f_lasti), the table would give its last
+     * line: the Python loop finds none there. */
+    int line = -1;
+    if (!overflow && offset >= 0
+            && offset < Py_SIZE(code) * (Py_ssize_t)sizeof(_Py_CODEUNIT)) {
+        line = PyCode_Addr2Line(code, (int)offset);
+    }
+    return PyLong_FromLong(line < 0 ? code->co_firstlineno : line);
+}
+
 static PyMethodDef sites_functions[] = {
     {"frame_ids", (PyCFunction)(void (*)(void))frame_ids, METH_FASTCALL,
      frame_ids_doc},
     {"gather", (PyCFunction)(void (*)(void))gather, METH_FASTCALL,
      gather_doc},
+    {"line_at", (PyCFunction)(void (*)(void))line_at, METH_FASTCALL,
+     line_at_doc},
     {NULL, NULL, 0, NULL},
 };
 

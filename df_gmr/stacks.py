@@ -133,6 +133,9 @@ def origin(pairs: tuple[FrameKey, ...] | list[FrameKey],
 #: code -> {offset: line}: a code object that goes takes its entry with
 #: it.
 _LINES: CodeMemo[dict[int, int]] = CodeMemo()
+#: A line's look-up in C (the interpreter's own scan of the line table),
+#: where df_gmr._sites was built: the same lines as the loop below.
+_line_at = getattr(speedups.module(), "line_at", None)
 
 
 def line_at(code: CodeType, offset: int) -> int:
@@ -146,6 +149,8 @@ def line_at(code: CodeType, offset: int) -> int:
     if known is None:
         known = _LINES.put(code, {})
     line = known.get(offset)
+    if line is None and _line_at is not None:
+        line = known[offset] = _line_at(code, offset)
     if line is None:
         # A loop, not next() over a generator: one left unfinished is
         # closed by an exception thrown into it.

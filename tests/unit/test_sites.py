@@ -269,3 +269,47 @@ def test_the_c_gather_files_the_common_case_and_hands_on_the_rest():
         _sites.gather(parked)
     for green in parked:
         green.throw(greenlet.GreenletExit)
+
+
+def test_the_c_line_look_up_gives_the_python_loops_lines():
+    reason = compiled.why_not_built()
+    if reason:
+        pytest.skip(f"the C line look-up: {reason}")
+    import json
+    import types
+
+    from df_gmr import _sites  # type: ignore[attr-defined]
+    from df_gmr import stacks
+    from df_gmr.runtime import grouping
+
+    def python(code: types.CodeType, offset: int) -> int:
+        for start, end, number in code.co_lines():
+            if start <= offset < end and number is not None:
+                return number
+        return code.co_firstlineno
+
+    codes = []
+
+    def walk(code: types.CodeType) -> None:
+        codes.append(code)
+        for constant in code.co_consts:
+            if isinstance(constant, types.CodeType):
+                walk(constant)
+
+    # Functions of every shape: loops, try blocks, comprehensions, lines
+    # without an instruction of their own, generators.
+    for module in (json.decoder, json.encoder, stacks, grouping):
+        for value in vars(module).values():
+            for function in (value, *vars(value).values()) \
+                    if isinstance(value, type) else (value,):
+                code = getattr(function, "__code__", None)
+                if isinstance(code, types.CodeType):
+                    walk(code)
+    assert len(codes) > 60
+    for code in codes:
+        # Every instruction, and before and past the code.
+        for offset in (-2, *range(0, len(code.co_code) + 4, 2), 10 ** 30):
+            assert _sites.line_at(code, offset) == python(code, offset), \
+                (code, offset)
+    with pytest.raises(TypeError, match="a code object and an offset"):
+        _sites.line_at(codes[0], "0")
