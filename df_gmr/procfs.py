@@ -15,6 +15,7 @@ describing the newcomer.  Nothing is followed by name twice.
 from __future__ import annotations
 
 import os
+import pwd  # with this module: its import took ~0.15 ms of a first report
 import time
 from typing import Any
 from typing import NamedTuple
@@ -74,8 +75,6 @@ def _boot_time() -> float:
 
 
 def _user(uid: int) -> str:
-    import pwd
-
     try:
         return pwd.getpwuid(uid).pw_name
     except KeyError:  # no such user in this container's passwd
