@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import codecs
+import io
+import tokenize
+
 import greenlet
+import pytest
 
 from df_gmr import stacks
 
@@ -175,3 +180,21 @@ def test_a_report_reads_each_source_file_once(tmp_path, monkeypatch):
     finally:
         stacks.source_lines.end()
     assert stats.count(str(path)) == 2
+
+
+@pytest.mark.parametrize("source", [
+    b"x = 1\ny = 2\n",
+    b"# -*- coding: latin-1 -*-\nx = 1\n",
+    b"#!/usr/bin/python\n# vim: set fileencoding=cp1252 :\nx = 1\n",
+    b"\n\n# coding: latin-1\n",  # the third line: not a coding line
+    codecs.BOM_UTF8 + b"x = 1\n",
+    b"",
+    b"x = 1",
+    b"x = 1\n",
+    b"a = 1\nb = 2  # coding: latin-1 (not a comment line)\n",
+], ids=range(9))
+def test_a_files_encoding_is_tokenizes(source):
+    # UTF-8 at once for a file without a byte order mark or a coding line
+    # in its first two; tokenize's answer for the others.
+    assert stacks._encoding(source) == \
+        tokenize.detect_encoding(io.BytesIO(source).readline)[0]
