@@ -560,7 +560,9 @@ gather(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
             fast = parent != Py_None;
             Py_DECREF(parent);
         }
-        PyObject *members = NULL;  /* borrowed */
+        /* Strong references throughout: hashing a greenlet of a subclass
+         * may run Python code, which could change the dicts read. */
+        PyObject *members = NULL;
         if (fast) {
             PyObject *key = stack_key(frame, 200, memo);
             if (key == NULL) {
@@ -568,6 +570,7 @@ gather(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
                 goto fail;
             }
             PyObject *found = PyDict_GetItemWithError(by_stack, key);
+            Py_XINCREF(found);
             Py_DECREF(key);
             if (found == NULL && PyErr_Occurred()) {
                 Py_DECREF(frame);
@@ -582,34 +585,34 @@ gather(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
                 if (told > 0) {
                     told = PySet_Contains(on_fd, green);
                 }
-                if (told < 0) {
-                    Py_DECREF(frame);
-                    goto fail;
-                }
-                if (!told) {
+                if (told == 0) {
                     PyObject *kind = Py_IS_TYPE(green, (PyTypeObject *)plain)
                         ? greenlet_name : greenthread_name;
                     members = PyDict_GetItemWithError(
                         PyTuple_GET_ITEM(found, 4), kind);
-                    if (members == NULL && PyErr_Occurred()) {
-                        Py_DECREF(frame);
-                        goto fail;
-                    }
+                    Py_XINCREF(members);
+                }
+                if (told < 0 || (members == NULL && PyErr_Occurred())) {
+                    Py_DECREF(found);
+                    Py_DECREF(frame);
+                    goto fail;
                 }
             }
+            Py_XDECREF(found);
         }
-        Py_DECREF(frame);
+        int failed;
         if (members != NULL && PyList_CheckExact(members)) {
-            if (PyList_Append(members, green) < 0) {
-                goto fail;
-            }
+            failed = PyList_Append(members, green) < 0;
         }
         else {
             PyObject *done = PyObject_CallOneArg(slow, green);
-            if (done == NULL) {
-                goto fail;
-            }
-            Py_DECREF(done);
+            failed = done == NULL;
+            Py_XDECREF(done);
+        }
+        Py_XDECREF(members);
+        Py_DECREF(frame);
+        if (failed) {
+            goto fail;
         }
         Py_DECREF(green);
     }
