@@ -1,6 +1,8 @@
-"""The C spawn hook (df_gmr/_sites.c) records what the Python hook does."""
+"""df_gmr._sites (df_gmr/_sites.c) does what its pure-Python twins do."""
 
 from __future__ import annotations
+
+from typing import Any
 
 import greenlet
 import pytest
@@ -13,6 +15,18 @@ from tests.daemons import run_python
 def sites_with(pure: bool) -> list[str]:
     env = child_env(DF_GMR_PURE_PYTHON="1" if pure else None)
     return run_python("spawn_sites.py", env=env).stdout.splitlines()
+
+
+@pytest.fixture
+def sites() -> Any:
+    """df_gmr._sites, the C module (the test is skipped where it was not
+    built)."""
+    reason = compiled.why_not_built()
+    if reason:
+        pytest.skip(f"df_gmr._sites: {reason}")
+    from df_gmr import _sites  # type: ignore[attr-defined]
+
+    return _sites
 
 
 def test_both_hooks_record_the_same_sites_and_share_them_alike():
@@ -57,13 +71,8 @@ def test_the_python_hook_runs_when_the_c_one_is_not_built():
         "Python'}\n"), result.stdout
 
 
-def test_an_uninitialised_sites_refuses_rather_than_crashes():
-    reason = compiled.why_not_built()
-    if reason:
-        pytest.skip(f"the C spawn hook: {reason}")
-    from df_gmr import _sites  # type: ignore[attr-defined]
-
-    bare = _sites.Sites.__new__(_sites.Sites)
+def test_an_uninitialised_sites_refuses_rather_than_crashes(sites):
+    bare = sites.Sites.__new__(sites.Sites)
     with pytest.raises(RuntimeError, match="not initialised"):
         bare.note(object())
     bare.forget_returned()  # nothing held: nothing to do
@@ -82,50 +91,42 @@ def _parked(depth: int) -> greenlet.greenlet:
     return parked
 
 
-def test_the_c_stack_walk_gives_the_python_walks_keys():
-    reason = compiled.why_not_built()
-    if reason:
-        pytest.skip(f"the C stack walk: {reason}")
-    from df_gmr import _sites  # type: ignore[attr-defined]
+def test_the_c_stack_walk_gives_the_python_walks_keys(sites):
     from df_gmr import stacks
 
-    assert stacks.frame_ids is _sites.frame_ids  # the one reports use
+    assert stacks.frame_ids is sites.frame_ids  # the one reports use
     python = stacks._frame_ids
     parked = [_parked(depth) for depth in (0, 3, 250)]
     for green in parked:
         frame = green.gr_frame
         for limit in (0, 1, 2, 200, 1000):
-            assert _sites.frame_ids(frame, limit) == python(frame, limit)
-        assert _sites.frame_ids(frame) == python(frame)
-        assert _sites.frame_ids(frame) == stacks.ids_of(
+            assert sites.frame_ids(frame, limit) == python(frame, limit)
+        assert sites.frame_ids(frame) == python(frame)
+        assert sites.frame_ids(frame) == stacks.ids_of(
             stacks.frame_positions(frame))
-    assert len(_sites.frame_ids(parked[2].gr_frame)) == 2 * 200
+    assert len(sites.frame_ids(parked[2].gr_frame)) == 2 * 200
     # down(250) .. down(0): 251 frames, every one past the default limit.
-    assert len(_sites.frame_ids(parked[2].gr_frame, 1000)) == 2 * 251
+    assert len(sites.frame_ids(parked[2].gr_frame, 1000)) == 2 * 251
 
     def suspended():
         yield 1
 
     generator = suspended()
     next(generator)  # a suspended generator's frame: no f_back
-    assert _sites.frame_ids(generator.gi_frame) == \
+    assert sites.frame_ids(generator.gi_frame) == \
         python(generator.gi_frame)
-    assert _sites.frame_ids(None) == python(None) == ()
+    assert sites.frame_ids(None) == python(None) == ()
     with pytest.raises(TypeError, match="wants a frame, not int"):
-        _sites.frame_ids(1)
+        sites.frame_ids(1)
     with pytest.raises(TypeError):
-        _sites.frame_ids()
+        sites.frame_ids()
     with pytest.raises(TypeError):
-        _sites.frame_ids(None, "many")
+        sites.frame_ids(None, "many")
     for green in parked:
         green.throw(greenlet.GreenletExit)
 
 
-def test_the_c_stack_walk_with_a_memo_gives_one_tuple_per_stack():
-    reason = compiled.why_not_built()
-    if reason:
-        pytest.skip(f"the C stack walk: {reason}")
-    from df_gmr import _sites  # type: ignore[attr-defined]
+def test_the_c_stack_walk_with_a_memo_gives_one_tuple_per_stack(sites):
     from df_gmr import stacks
 
     python = stacks._frame_ids
@@ -133,29 +134,29 @@ def test_the_c_stack_walk_with_a_memo_gives_one_tuple_per_stack():
     # the walk's first buffer of 64 frames).
     parked = [_parked(depth) for depth in (3, 3, 4, 100)]
     memo: dict[int, tuple[int, ...]] = {}
-    found = [_sites.frame_ids(green.gr_frame, 200, memo) for green in parked]
+    found = [sites.frame_ids(green.gr_frame, 200, memo) for green in parked]
     assert found[0] is found[1]  # equal stacks: the memo's tuple
     assert found[0] is not found[2]
     for green, keys in zip(parked, found, strict=True):
         assert keys == python(green.gr_frame) == \
             python(green.gr_frame, 200, memo)
         # Asked again: the memo's tuple, equal to a walk without it.
-        assert _sites.frame_ids(green.gr_frame, 200, memo) is keys
-        assert _sites.frame_ids(green.gr_frame, 200, None) == keys
+        assert sites.frame_ids(green.gr_frame, 200, memo) is keys
+        assert sites.frame_ids(green.gr_frame, 200, None) == keys
     assert len(memo) == 3
     # A limit cuts the stack: another key, another tuple.
-    cut = _sites.frame_ids(parked[0].gr_frame, 2, memo)
+    cut = sites.frame_ids(parked[0].gr_frame, 2, memo)
     assert cut == python(parked[0].gr_frame, 2) and len(cut) == 4
     # A memo entry that is not this stack's (as a hash collision would
     # leave) is neither returned nor replaced.
     for hashed in list(memo):
         memo[hashed] = (1, 2)
-    again = _sites.frame_ids(parked[2].gr_frame, 200, memo)
+    again = sites.frame_ids(parked[2].gr_frame, 200, memo)
     assert again == found[2] and again is not found[2]
     assert set(memo.values()) == {(1, 2)}
-    assert _sites.frame_ids(None, 200, memo) == ()
+    assert sites.frame_ids(None, 200, memo) == ()
     with pytest.raises(TypeError, match="wants a dict as its memo"):
-        _sites.frame_ids(None, 200, [])
+        sites.frame_ids(None, 200, [])
     for green in parked:
         green.throw(greenlet.GreenletExit)
 
@@ -226,12 +227,7 @@ def test_a_service_without_eventlet_says_only_the_stack_walk_ran_in_c():
         'False {"c": ["stack walk"]}', result.stdout
 
 
-def test_the_c_gather_files_the_common_case_and_hands_on_the_rest():
-    reason = compiled.why_not_built()
-    if reason:
-        pytest.skip(f"the C gather: {reason}")
-    from df_gmr import _sites  # type: ignore[attr-defined]
-
+def test_the_c_gather_files_the_common_case_and_hands_on_the_rest(sites):
     parked = [_parked(2) for _ in range(4)] + [_parked(5), _parked(2)]
     hub, on_fd = parked[2], parked[5]
     by_stack: dict = {}
@@ -242,12 +238,12 @@ def test_the_c_gather_files_the_common_case_and_hands_on_the_rest():
         # What greens.py's loop does on a miss: the stack's entry, with
         # the list of the greenlet's kind.
         handed.append(green)
-        key = _sites.frame_ids(green.gr_frame, 200, memo)
+        key = sites.frame_ids(green.gr_frame, 200, memo)
         by_stack.setdefault(key, ("fd", {}, None, (), {"greenlet": []}))
 
     done = greenlet.greenlet(lambda: None)
     done.switch()  # dead: no frame
-    _sites.gather([*parked, done], by_stack, memo, {hub}, {on_fd},
+    sites.gather([*parked, done], by_stack, memo, {hub}, {on_fd},
                   frozenset({"fd"}), greenlet.greenlet, slow)
     # The first of each stack, the hub's, the one on a descriptor whose
     # stack's kind says so, the dead one: handed on, in turn.
@@ -260,25 +256,21 @@ def test_the_c_gather_files_the_common_case_and_hands_on_the_rest():
         raise LookupError("slow")
 
     with pytest.raises(LookupError, match="slow"):
-        _sites.gather(parked, {}, {}, set(), set(), frozenset(),
+        sites.gather(parked, {}, {}, set(), set(), frozenset(),
                       greenlet.greenlet, failing)
     with pytest.raises(TypeError, match="dicts"):
-        _sites.gather(parked, [], {}, set(), set(), frozenset(),
+        sites.gather(parked, [], {}, set(), set(), frozenset(),
                       greenlet.greenlet, slow)
     with pytest.raises(TypeError, match="8 arguments"):
-        _sites.gather(parked)
+        sites.gather(parked)
     for green in parked:
         green.throw(greenlet.GreenletExit)
 
 
-def test_the_c_line_look_up_gives_the_python_loops_lines():
-    reason = compiled.why_not_built()
-    if reason:
-        pytest.skip(f"the C line look-up: {reason}")
+def test_the_c_line_look_up_gives_the_python_loops_lines(sites):
     import json
     import types
 
-    from df_gmr import _sites  # type: ignore[attr-defined]
     from df_gmr import stacks
     from df_gmr.runtime import grouping
 
@@ -309,7 +301,7 @@ def test_the_c_line_look_up_gives_the_python_loops_lines():
     for code in codes:
         # Every instruction, and before and past the code.
         for offset in (-2, *range(0, len(code.co_code) + 4, 2), 10 ** 30):
-            assert _sites.line_at(code, offset) == python(code, offset), \
+            assert sites.line_at(code, offset) == python(code, offset), \
                 (code, offset)
     with pytest.raises(TypeError, match="a code object and an offset"):
-        _sites.line_at(codes[0], "0")
+        sites.line_at(codes[0], "0")
