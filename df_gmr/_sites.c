@@ -1,6 +1,6 @@
 /*
  * df_gmr._sites: the spawn hook's per-spawn work, and the walk of a
- * report's stacks (frame_ids, below), in C (optional).
+ * report's stacks (frame_ids, gather and line_at, below), in C (optional).
  *
  * What it does is what df_gmr/greenlets.py's pure-Python hook does
  * (_hook_greenthread's tracked_init, after eventlet's own lines): read
