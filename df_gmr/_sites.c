@@ -675,7 +675,7 @@ static struct PyModuleDef sites_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "df_gmr._sites",
     .m_doc = "The spawn hook's per-spawn work and the stack walk, in C "
-             "(see df_gmr.greenlets and df_gmr.stacks).",
+             "(see df_gmr.greenlets, df_gmr.stacks, df_gmr.runtime.greens).",
     .m_size = -1,
     .m_methods = sites_functions,
 };
