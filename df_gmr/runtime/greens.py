@@ -140,7 +140,9 @@ class Greens:
         # wait kind), whose strings cache their hashes.  The stack's
         # positions (codes and offsets, which keep the ids' codes alive)
         # are read on a miss only, and made lines once per distinct
-        # stack, below.
+        # stack, below.  An entry is (its own wait kind, lists by head,
+        # its match, its positions, lists by kind): the C gather reads the
+        # first and the last (tests/unit/test_sites.py builds the same).
         by_stack: dict[tuple[Any, ...], tuple[
             str, dict[tuple[str, str, str], list[Any]], int | None,
             stacks.StackKey, dict[str, list[Any]]]] = {}
