@@ -1,6 +1,7 @@
 /*
- * df_gmr._sites: the spawn hook's per-spawn work, and the walk of a
- * report's stacks (frame_ids, gather and line_at, below), in C (optional).
+ * df_gmr._sites: the spawn hook's per-spawn work, the walk of a report's
+ * stacks (frame_ids, gather and line_at, below) and the masking walk's
+ * check of what masks to itself (unchanged, last), in C (optional).
  *
  * What it does is what df_gmr/greenlets.py's pure-Python hook does
  * (_hook_greenthread's tracked_init, after eventlet's own lines): read
@@ -25,6 +26,7 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <frameobject.h>
+#include <math.h>
 
 #if PY_VERSION_HEX < 0x030B0000
 #error "df_gmr._sites needs CPython 3.11 or newer (PyFrame_GetLasti)"
@@ -661,6 +663,137 @@ line_at(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     return PyLong_FromLong(line < 0 ? code->co_firstlineno : line);
 }
 
+PyDoc_STRVAR(unchanged_doc,
+"unchanged(value, keys, done, limit, max_text, room)\n\n"
+"Say whether df_gmr.plain.Normaliser.masked, not hidden, would return\n"
+"value itself, unchanged and with nothing counted: exact dicts and\n"
+"lists, nested at most room levels, of None, bools, ints that fit 64\n"
+"bits, finite floats, and strings already masked to themselves (done)\n"
+"under keys already masked to themselves and not hiding (keys), none\n"
+"longer than limit or max_text (None: no limit).  False means: walk it\n"
+"in Python (anything else, or what the walk has not seen yet).");
+
+/* One value of unchanged(); room: the container levels still allowed.
+ * Only exact types are read, and only dict look-ups with exact str keys
+ * are made: no Python code runs, so nothing changes under the walk. */
+static int
+masks_to_itself(PyObject *value, PyObject *keys, PyObject *done,
+                Py_ssize_t limit, Py_ssize_t max_text, int room)
+{
+    if (value == Py_None || PyBool_Check(value)) {
+        return 1;
+    }
+    if (PyLong_CheckExact(value)) {
+        int overflow = 0;
+        long long number = PyLong_AsLongLongAndOverflow(value, &overflow);
+        (void)number;  /* never -1 with an error: an exact int */
+        return !overflow;  /* bigger ones: Python checks their bounds */
+    }
+    if (PyFloat_CheckExact(value)) {
+        return isfinite(PyFloat_AS_DOUBLE(value));
+    }
+    if (PyUnicode_CheckExact(value)) {
+        Py_ssize_t length = PyUnicode_GET_LENGTH(value);
+        if ((max_text >= 0 && length > max_text)
+                || (limit >= 0 && length > limit)) {
+            return 0;  /* cut */
+        }
+        PyObject *masked = PyDict_GetItemWithError(done, value);
+        if (masked == NULL) {
+            PyErr_Clear();  /* not masked yet: Python masks it */
+            return 0;
+        }
+        return masked == value || (PyUnicode_CheckExact(masked)
+                                   && PyUnicode_Compare(masked, value) == 0);
+    }
+    if (room < 0) {
+        return 0;  /* too deep: Python says so */
+    }
+    if (PyList_CheckExact(value)) {
+        for (Py_ssize_t index = 0; index < PyList_GET_SIZE(value); index++) {
+            if (!masks_to_itself(PyList_GET_ITEM(value, index), keys, done,
+                                 limit, max_text, room - 1)) {
+                return 0;
+            }
+        }
+        return 1;
+    }
+    if (PyDict_CheckExact(value)) {
+        Py_ssize_t position = 0;
+        PyObject *key, *item;
+        while (PyDict_Next(value, &position, &key, &item)) {
+            if (!PyUnicode_CheckExact(key)) {
+                return 0;
+            }
+            PyObject *known = PyDict_GetItemWithError(keys, key);
+            if (known == NULL) {
+                PyErr_Clear();
+                return 0;
+            }
+            /* (masked key, hides): the key itself, hiding nothing. */
+            if (!PyTuple_CheckExact(known) || PyTuple_GET_SIZE(known) != 2
+                    || PyTuple_GET_ITEM(known, 0) != key
+                    || PyTuple_GET_ITEM(known, 1) != Py_False
+                    || !masks_to_itself(item, keys, done, limit, max_text,
+                                        room - 1)) {
+                return 0;
+            }
+        }
+        return 1;
+    }
+    return 0;
+}
+
+/* None, or a non-negative int: a length limit (-1: none). */
+static int
+length_limit(PyObject *given, Py_ssize_t *limit)
+{
+    if (given == Py_None) {
+        *limit = -1;
+        return 0;
+    }
+    *limit = PyLong_Check(given) ? PyLong_AsSsize_t(given) : -1;
+    if (*limit < 0) {
+        if (!PyErr_Occurred()) {
+            PyErr_SetString(PyExc_ValueError,
+                            "unchanged(): a limit is None or an int >= 0");
+        }
+        return -1;
+    }
+    return 0;
+}
+
+/* The masking walk of a built-in section's data (Normaliser.masked) is
+ * one Python call per dict (a group's members: 5,000 at 10,000
+ * greenthreads), each giving back the dict itself: the same answer,
+ * read here in one pass over the memos that walk fills. */
+static PyObject *
+unchanged(PyObject *Py_UNUSED(module), PyObject *const *args,
+          Py_ssize_t nargs)
+{
+    if (nargs != 6 || !PyDict_CheckExact(args[1])
+            || !PyDict_CheckExact(args[2]) || !PyLong_Check(args[5])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "unchanged() takes a value, two dicts, two limits "
+                        "and a depth");
+        return NULL;
+    }
+    Py_ssize_t limit, max_text;
+    if (length_limit(args[3], &limit) < 0
+            || length_limit(args[4], &max_text) < 0) {
+        return NULL;
+    }
+    long room = PyLong_AsLong(args[5]);
+    if (room == -1 && PyErr_Occurred()) {
+        return NULL;
+    }
+    if (room > 1000) {
+        room = 1000;  /* the C stack's own bound */
+    }
+    return PyBool_FromLong(masks_to_itself(args[0], args[1], args[2], limit,
+                                           max_text, (int)room));
+}
+
 static PyMethodDef sites_functions[] = {
     {"frame_ids", (PyCFunction)(void (*)(void))frame_ids, METH_FASTCALL,
      frame_ids_doc},
@@ -668,14 +801,17 @@ static PyMethodDef sites_functions[] = {
      gather_doc},
     {"line_at", (PyCFunction)(void (*)(void))line_at, METH_FASTCALL,
      line_at_doc},
+    {"unchanged", (PyCFunction)(void (*)(void))unchanged, METH_FASTCALL,
+     unchanged_doc},
     {NULL, NULL, 0, NULL},
 };
 
 static struct PyModuleDef sites_module = {
     PyModuleDef_HEAD_INIT,
     .m_name = "df_gmr._sites",
-    .m_doc = "The spawn hook's per-spawn work and the stack walk, in C "
-             "(see df_gmr.greenlets, df_gmr.stacks, df_gmr.runtime.greens).",
+    .m_doc = "The spawn hook's per-spawn work, the stack walk and the "
+             "masking walk's common case, in C (see df_gmr.greenlets, "
+             "df_gmr.stacks, df_gmr.runtime.greens, df_gmr.plain).",
     .m_size = -1,
     .m_methods = sites_functions,
 };

@@ -15,6 +15,7 @@ import json
 import operator
 from typing import Any
 
+from df_gmr import speedups
 from df_gmr.redact import MASK
 from df_gmr.redact import Redactor
 
@@ -124,6 +125,12 @@ class Normaliser:
                 kind is float and value - value == 0.0):
             return MASK if hidden else value
         if depth <= MAX_DEPTH and kind is dict:
+            # Most of a section's dicts mask to themselves (a group's
+            # members, thousands): said in C in one pass, where built.
+            if not hidden and _unchanged is not None and _unchanged(
+                    value, *redactor.memos(), self.max_text,
+                    MAX_DEPTH - depth):
+                return value
             masked: dict[str, Any] | None = None
             keys = redactor.keys()
             max_text = self.max_text
@@ -153,7 +160,10 @@ class Normaliser:
             # of its data, not two (page faults, see benchmarks).
             return value if masked is None else masked
         if depth <= MAX_DEPTH and kind is list:
-            if not hidden and _small_ints(value):
+            if not hidden and (_small_ints(value) if _unchanged is None
+                               else _unchanged(value, *redactor.memos(),
+                                               self.max_text,
+                                               MAX_DEPTH - depth)):
                 return value  # a group's ids (100,000 of them): no copy
             copied = [item if type(item) is int and -_LARGE < item < _LARGE
                       and not hidden
@@ -216,6 +226,11 @@ def _small_ints(value: list[Any]) -> bool:
 
 
 _INT_ONLY = {int}
+#: ``_sites.unchanged``: whether data masks to itself, in one C pass (the
+#: masking walk's answer, see Normaliser.masked), or None.
+_unchanged = getattr(speedups.module(), "unchanged", None)
+if _unchanged is not None:
+    speedups.used.note("masking")
 
 
 def plain_data(value: Any) -> Any:

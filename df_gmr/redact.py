@@ -331,6 +331,15 @@ class Redactor:
         its value is hidden); ``key`` adds one."""
         return self._keys[self._patterns]
 
+    def memos(self) -> tuple[dict[str, tuple[str, bool]], dict[str, str],
+                             int | None]:
+        """Return ``keys()``, the strings masked so far (string -> masked)
+        and ``limit``, of the current settings: what tells, without a
+        walk, that data already seen masks to itself (see
+        ``plain.Normaliser.masked``)."""
+        return self._keys[self._patterns], self._done[self._patterns], \
+            self._limit
+
     def key(self, key: str) -> tuple[str, bool]:
         """Return a dict key masked, and whether its value is hidden (the
         key names a credential); remembered in ``keys()``."""

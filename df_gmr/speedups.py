@@ -3,9 +3,10 @@
 setup.py builds it where it applies (CPython >= 3.11 with the GIL) and
 goes on without it elsewhere; ``DF_GMR_PURE_PYTHON=1`` in a service's
 environment turns it off.  Each part it speeds up (the spawn hook, the
-walk of every stack) has a pure-Python twin that gives the same result;
-the tests hold each pair to it.  Each part notes here when it runs in C
-(``used``), so that a report's header says which did in its process.
+walk of every stack, the masking walk's common case) has a pure-Python
+twin that gives the same result; the tests hold each pair to it.  Each
+part notes here when it runs in C (``used``), so that a report's header
+says which did in its process.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ PURE_PYTHON = "DF_GMR_PURE_PYTHON"
 #: The module's name, as reports and doctor give it.
 NAME = "df_gmr._sites"
 #: The parts the module can speed up, in the order they are told.
-PARTS = ("spawn hook", "stack walk")
+PARTS = ("spawn hook", "stack walk", "masking")
 
 
 def module() -> Any:
@@ -58,7 +59,8 @@ def available() -> str:
     if reason is not None:
         return f"pure Python ({reason})"
     # The spawn hook runs only where eventlet is imported.
-    return f"C ({NAME}: the spawn hook where eventlet runs, the stack walk)"
+    return (f"C ({NAME}: the spawn hook where eventlet runs, the stack "
+            "walk, masking)")
 
 
 class Use:

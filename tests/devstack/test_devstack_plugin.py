@@ -157,7 +157,7 @@ def test_install_develops_the_plugin_repository(installed: Devstack) -> None:
                               "print(speedups.available())")
     assert result.stdout.strip() == (
         "C (df_gmr._sites: the spawn hook where eventlet runs, the stack "
-        "walk)"
+        "walk, masking)"
         if not compiled.why_not_built() else
         "pure Python (df_gmr._sites was not built for this Python)")
 

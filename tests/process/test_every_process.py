@@ -160,7 +160,8 @@ def test_doctor_says_which_c_parts_the_interpreter_runs(pure):
                             DF_GMR_PURE_PYTHON="1" if pure else None))
     assert ("ok: speedups: pure Python (DF_GMR_PURE_PYTHON=1)" if pure
             else "ok: speedups: C (df_gmr._sites: the spawn hook where "
-            "eventlet runs, the stack walk), unless the service's "
+            "eventlet runs, the stack walk, masking), unless the "
+            "service's "
             "environment sets DF_GMR_PURE_PYTHON=1"
             ) in result.stdout, \
         result.stdout + result.stderr

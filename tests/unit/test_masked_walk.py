@@ -230,3 +230,123 @@ def test_a_dict_changed_during_the_walk_leaks_nothing():
     assert "hunter2" not in repr(masked)
     assert "SeCrEtVaLuE" not in repr(masked)
     assert masked["load"] == 2.0
+
+
+# -- the C check (df_gmr._sites.unchanged) ------------------------------------
+# Where the C module was built, a dict or list that masks to itself is
+# told in one C pass over the walk's memos (plain._unchanged): what the
+# walk has seen before.  So the cases below repeat a shape, then change
+# one thing in a later copy: each change must be walked, in C's absence
+# and presence alike.
+
+MEMBER = {"id": 7, "wait": {"kind": "sleep", "due_in": 1.5, "fd_is": None,
+                            "ok": True}, "site": {"file": "a.py"}}
+
+
+def members_then(changed: Any) -> list[Any]:
+    """Three members of one shape (the walk's memos then know it), then
+    ``changed``, then the first shape again."""
+    return [MEMBER, dict(MEMBER, id=8), dict(MEMBER, id=9), changed,
+            dict(MEMBER, id=10)]
+
+
+WARM_CASES: list[Any] = [
+    members_then(dict(MEMBER)),
+    members_then(dict(MEMBER, site={"file": "a.py SeCrEtVaLuE"})),
+    members_then(dict(MEMBER, note="password=abc")),
+    [{"note": "password=abc"}, {"note": "password=abc"}],  # seen, masked
+    [{"password": 1}, {"password": 1}, {"password": "p"}],  # hiding key
+    [{"k SeCrEtVaLuE": 1}, {"k SeCrEtVaLuE": 1}],  # a masked key
+    members_then(dict(MEMBER, id=math.nan)),
+    members_then(dict(MEMBER, wait={"due_in": math.inf})),
+    members_then(dict(MEMBER, id=2 ** 70)),  # over 64 bits, under the limit
+    members_then(dict(MEMBER, id=10 ** 301)),  # over the limit
+    members_then(dict(MEMBER, id=Colour.RED)),
+    members_then(dict(MEMBER, site=Text("a.py"))),
+    members_then(dict(MEMBER, site=("a.py",))),
+    members_then(dict(MEMBER, wait={"kind": 1.5.__class__.__new__(
+        type("F", (float,), {}), 1.5)})),
+    members_then({7: "seven"}),
+    [{"long": LONG}, {"long": LONG}],  # cut each time (report.MAX_TEXT)
+    [{"raw": "z" * 70000}, {"raw": "z" * 70000}],  # over MAX_RAW_TEXT
+    [list(range(50)), [*range(50), True], list(range(50))],
+    *[[nested(levels), nested(levels)] for levels in (31, 32, 33)],
+    *[[listed(levels), listed(levels)] for levels in (62, 63, 64)],
+    [{"a": [1, 2]}, {"a": [1, 2]}, {"a": [1, 2, Thing()]}],
+    [{"a": {}}, {"a": []}, {"a": {}}, {"a": []}],
+]
+
+
+@pytest.fixture(params=["c", "python"])
+def check(request, monkeypatch) -> str:
+    """Run the test with the C check, then without it (pure Python)."""
+    if request.param == "c":
+        if plain._unchanged is None:
+            pytest.skip("df_gmr._sites.unchanged was not built here")
+    else:
+        monkeypatch.setattr(plain, "_unchanged", None)
+    return request.param
+
+
+def kept(result: Any, value: Any) -> Any:
+    """Which containers of ``value`` the walk gave back as themselves."""
+    if isinstance(result, dict) and isinstance(value, dict):
+        return [result is value, [kept(item, value.get(key))
+                                  for key, item in result.items()]]
+    if isinstance(result, list) and isinstance(value, (list, tuple)):
+        return [result is value, [kept(*pair)
+                                  for pair in zip(result, value, strict=True)]]
+    return None
+
+
+@pytest.mark.parametrize("patterns", [True, False])
+@pytest.mark.parametrize("index", range(len(WARM_CASES)))
+def test_the_c_check_changes_nothing_the_walk_gives(check, index, patterns,
+                                                     monkeypatch):
+    value = WARM_CASES[index]
+    got = outcome(one_walk, value, patterns)
+    monkeypatch.setattr(plain, "_unchanged", None)
+    reference = outcome(one_walk, value, patterns)
+    assert got == reference
+    assert _keys_in_order(got) == _keys_in_order(reference)
+    if not isinstance(got[0], type):  # not an error
+        # The same objects kept, the same ones copied.
+        assert kept(got[0], value) == kept(reference[0], value)
+        assert "SeCrEtVaLuE" not in repr(got[0])
+
+
+def test_the_warm_cases_change_what_they_say():
+    # The corpus is worth its name: each change is masked, cut or kept.
+    masked, _, _ = one_walk(WARM_CASES[1], True)
+    assert masked[3]["site"]["file"] == "a.py ***"
+    assert masked[0] is WARM_CASES[1][0] and masked[4] is WARM_CASES[1][4]
+    masked, _, _ = one_walk(WARM_CASES[3], True)
+    assert masked == [{"note": "password=***"}] * 2
+    masked, _, _ = one_walk(WARM_CASES[4], True)
+    assert masked == [{"password": redact.MASK}] * 3
+    masked, notes, _ = one_walk(WARM_CASES[6], True)
+    assert masked[3]["id"] == "NaN" and notes
+    masked, _, cut = one_walk(WARM_CASES[15], True)
+    assert cut == 2
+
+
+def test_the_c_check_spares_the_walk_of_known_members(check):
+    # A group's members of one shape: with the C check, each is one
+    # masked() call (its dict told unchanged), not one per nested dict.
+    calls = []
+
+    class Counting(Normaliser):
+        def masked(self, value: Any, *args: Any, **kwargs: Any) -> Any:
+            calls.append(type(value))
+            return super().masked(value, *args, **kwargs)
+
+    members = [dict(MEMBER, id=index) for index in range(1000)]
+    redactor = redact.Redactor(SECRETS)
+    redactor.begin(True, report.MAX_TEXT)
+    assert Counting(max_text=plain.MAX_RAW_TEXT).masked(
+        members, redactor) is members
+    dicts = calls.count(dict)
+    if check == "c":
+        assert dicts < 1010, dicts
+    else:
+        assert dicts >= 2000, dicts  # each member's wait and site too

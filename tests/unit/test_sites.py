@@ -196,8 +196,10 @@ def test_the_report_header_says_which_parts_ran_in_c(hook_env):
         assert said == '{"c": [], "why_not": "DF_GMR_PURE_PYTHON=1"}', said
         assert line.endswith(" (pure Python: DF_GMR_PURE_PYTHON=1)"), line
     else:
-        assert said == '{"c": ["spawn hook", "stack walk"]}', said
-        assert line.endswith(" (in C: spawn hook, stack walk)"), line
+        assert said == '{"c": ["spawn hook", "stack walk", "masking"]}', \
+            said
+        assert line.endswith(" (in C: spawn hook, stack walk, masking)"), \
+            line
 
 
 NATIVE_HEADER_SCRIPT = """
@@ -215,7 +217,7 @@ print("eventlet" in sys.modules, json.dumps(header["df_gmr_speedups"]))
 """
 
 
-def test_a_service_without_eventlet_says_only_the_stack_walk_ran_in_c():
+def test_a_service_without_eventlet_says_no_spawn_hook_ran_in_c():
     # nova-conductor 34: native threads, eventlet never imported; there is
     # no spawn hook to run, in C or otherwise.
     reason = compiled.why_not_built()
@@ -224,7 +226,7 @@ def test_a_service_without_eventlet_says_only_the_stack_walk_ran_in_c():
     result = run_python(NATIVE_HEADER_SCRIPT,
                         env=child_env(DF_GMR_PURE_PYTHON=None))
     assert result.stdout.splitlines()[-1] == \
-        'False {"c": ["stack walk"]}', result.stdout
+        'False {"c": ["stack walk", "masking"]}', result.stdout
 
 
 def test_the_c_gather_files_the_common_case_and_hands_on_the_rest(sites):
