@@ -28,7 +28,6 @@ from typing import Any
 
 from df_gmr import callers
 from df_gmr import greenlets
-from df_gmr import naming
 from df_gmr import pools
 from df_gmr import speedups
 from df_gmr import stacks
@@ -315,13 +314,14 @@ class Greens:
         # frame's ``self``): waits.details' shared reading without its
         # call, its tuple key and its checks, once per member.
         seen: dict[int, tuple[Any, dict[str, Any]]] = {}
-        # eventlet's Event keeps its waiting greenlets in a set, from
-        # Event.wait's add to its finally's discard: a member found in the
-        # set of the Event that the member before it waits on waits on it
-        # too, and is described without its frame's locals (which Python
-        # 3.11 would copy into a dict kept on the frame).
-        joins_event = by_object and wait_kind == "event"
-        event: list[Any] = [None, None]  # (its waiters set, its reading)
+        # eventlet's Event, Semaphore and queue list their waiting
+        # greenlets, from the wait's start to its finally: a member listed
+        # by the object that the member before it waits on waits on it
+        # too, and is described without its frame's locals (see
+        # waits.waiting_greenlets).
+        joins = by_object and wait_kind in waits.LISTS_WAITERS
+        # (the greenlets that object lists, its reading)
+        joined: list[Any] = [None, None]
 
         def describe(index: int, green: Any
                      ) -> dict[str, Any] | grouping.Same | None:
@@ -345,8 +345,8 @@ class Greens:
                 "sleep_seconds" in hub_wait
             if timed_sleep:
                 pass  # its length is its timer's (below): no locals read
-            elif joins_event and event[0] is not None and green in event[0]:
-                reading = event[1]
+            elif joins and joined[0] is not None and green in joined[0]:
+                reading = joined[1]
             elif reads_wait:
                 frame = green.gr_frame
                 if frame is not None:
@@ -369,10 +369,10 @@ class Greens:
                         reading = details(wait_kind, frame, readings)
                         if owner is not None:
                             seen[id(owner)] = (owner, reading)
-                    if joins_event and owner is not None:
-                        waiters = naming.stored_attribute(owner, "_waiters")
-                        event[0] = waiters if type(waiters) is set else None
-                        event[1] = reading
+                    if joins and owner is not None:
+                        joined[0] = waits.waiting_greenlets(wait_kind,
+                                                            owner)
+                        joined[1] = reading
                 del frame
             site = None
             if spawned:

@@ -15,8 +15,11 @@ eventlet's own objects (``naming.stored_attribute``): no property,
 from __future__ import annotations
 
 import _socket
+import collections
+from collections.abc import Container
 import os
 import sys
+import types
 from types import FrameType
 from typing import Any
 
@@ -215,6 +218,50 @@ def details(kind: str, frame: FrameType,
         return found
     except Exception as error:
         return {"details_error": naming.error_text(error)}
+
+
+#: Wait kinds whose eventlet object lists the greenlets waiting on it (see
+#: ``waiting_greenlets``).
+LISTS_WAITERS = frozenset({"event", "semaphore", "lock", "queue get"})
+
+
+def waiting_greenlets(kind: str, owner: Any) -> Container[Any] | None:
+    """Return the greenlets that eventlet's ``owner`` lists as waiting on
+    it, for a wait of ``kind`` (``LISTS_WAITERS``), or None.
+
+    Each is listed from its wait's start to its end, in a ``finally``
+    (``Event.wait``'s ``_waiters``, ``Semaphore.acquire``'s, the
+    ``Waiter`` that ``LightQueue.get`` keeps in ``getters``): a greenlet
+    listed there is in that wait on that very object.  So the members of
+    a group (one stack, one wait frame) listed by the object that the
+    member before them waits on wait on it too, and are described
+    without their frame's locals (which Python 3.11 copies into a dict,
+    kept on the frame).  Only stored attributes of eventlet's exact types
+    are read; a copy is made where the list is not a set.
+    """
+    try:
+        if kind == "event":
+            waiters = naming.stored_attribute(owner, "_waiters")
+            return waiters if type(waiters) is set else None
+        if kind in ("semaphore", "lock"):
+            waiters = naming.stored_attribute(owner, "_waiters")
+            return set(waiters) if type(waiters) is collections.deque \
+                else None
+        if kind == "queue get":
+            getters = naming.stored_attribute(owner, "getters")
+            waiter = getattr(sys.modules.get("eventlet.queue"), "Waiter",
+                             None)
+            # Its one slot, read through the class's own descriptor.
+            slot: Any = vars(waiter).get("greenlet") \
+                if isinstance(waiter, type) else None
+            if type(getters) is not set or \
+                    type(slot) is not types.MemberDescriptorType:
+                return None
+            return {slot.__get__(getter) for getter in list(getters)
+                    if type(getter) is waiter}
+    except Exception:  # changed meanwhile, or a greenlet's own __hash__
+        return None
+    return None
 
 
 def _semaphore(owner: Any, local: dict[str, Any], frame: Any

@@ -25,7 +25,9 @@ greenlets.install()
 import eventlet
 from eventlet import event
 from eventlet import greenpool
-from df_gmr.runtime import Snapshot, greens
+from eventlet import queue
+from eventlet import semaphore
+from df_gmr.runtime import Snapshot, greens, waits
 
 first, second, third = event.Event(), event.Event(), event.Event()
 pools = [greenpool.GreenPool(1), greenpool.GreenPool(1)]
@@ -51,9 +53,47 @@ for pool in pools:
     pool.spawn(hold, third)  # the pool's one slot, taken
 for index in (0, 0, 1, 0, 1, 1):
     eventlet.spawn(want_slot, pools[index])
+# Objects that list their waiters (waits.waiting_greenlets), in runs.
+listing = {"semaphore": [semaphore.Semaphore(0), semaphore.Semaphore(0)],
+           "queue get": [queue.LightQueue(), queue.Queue()]}
+
+def acquire(sem):
+    sem.acquire()
+
+def get(line):
+    line.get()
+
+RUNS = (0, 0, 0, 1, 0, 1, 1, 1, 1, 0)
+for index in RUNS:
+    eventlet.spawn(acquire, listing["semaphore"][index])
+    eventlet.spawn(get, listing["queue get"][index])
 eventlet.sleep(0)
+listed_calls = []
+waiting_greenlets = waits.waiting_greenlets
+
+def counted(kind, owner):
+    listed_calls.append(kind)
+    return waiting_greenlets(kind, owner)
+
+waits.waiting_greenlets = counted
 groups = greens.Greens(Snapshot()).groups()
+waits.waiting_greenlets = waiting_greenlets
+LISTS = waits.LISTS_WAITERS
+waits.LISTS_WAITERS = frozenset()  # each member's own frame read
+unlisted = greens.Greens(Snapshot()).groups()
+waits.LISTS_WAITERS = LISTS
 print(json.dumps({
+    "listing": {kind: [f"{id(owner):#x}" for owner in owners]
+                for kind, owners in listing.items()},
+    "runs": RUNS,
+    "listed": [group for group in groups
+               if group["wait_kind"] in listing],
+    "listed_calls": listed_calls,
+    # Parked ones (the main greenlet, running this, has moved on).
+    "same_unlisted": json.dumps(
+        [group for group in groups if group["state"] == "parked"])
+    == json.dumps(
+        [group for group in unlisted if group["state"] == "parked"]),
     "first": f"{id(first):#x}", "second": f"{id(second):#x}",
     "pools": [f"{id(pool):#x}" for pool in pools],
     "slots": [group for group in groups
@@ -120,3 +160,27 @@ def test_members_waiting_for_slots_of_different_pools_each_say_theirs(
     first, second = scene["pools"]
     assert objects == [first, first, second, first, second, second]
     assert [member["id"] for member in group["members"]] == group["ids"]
+
+
+@pytest.mark.parametrize("kind", ["semaphore", "queue get"])
+def test_members_listed_by_their_object_each_say_theirs(scene, kind):
+    # eventlet's Semaphore and queues list their waiters: a member listed
+    # by the object the member before it waits on shares its reading
+    # (its frame's locals unread); another object's member is read.
+    [group] = [group for group in scene["listed"]
+               if group["wait_kind"] == kind]
+    owners = scene["listing"][kind]
+    objects = [member["wait"]["object"].split()[-1]
+               for member in group["members"]]
+    assert objects == [owners[index] for index in scene["runs"]]
+    assert [member["id"] for member in group["members"]] == group["ids"]
+    # One reading of the frame per run of one object, not one per member.
+    runs = 1 + sum(1 for before, after in zip(
+        scene["runs"], scene["runs"][1:], strict=False) if before != after)
+    assert scene["listed_calls"].count(kind) == runs
+
+
+def test_listed_members_read_as_each_members_frame_says(scene):
+    # The same groups, each member's frame read (nothing listed).
+    assert scene["same_unlisted"]
+    assert scene["listed"]
