@@ -35,6 +35,11 @@ NOTES = """\
   eventlet, the tool set up as a service does it, the greenthreads
   spawned, then one measurement; measurements 6 and 7, and 8's timing
   of df-gmr's commands, without eventlet).
+  The children of measurements 1 and 6 (both tools) run on one CPU:
+  they compare a report, whose sections a df_gmr thread reads, with a
+  bare walk the main thread read just before, and on a VM whose vCPUs
+  share no cache a section thread on the other vCPU took up to 1.5x as
+  long at random (the walk's data pulled across; `runner.pinned_cpu`).
   Slow oslo.reports cases run fewer times (a case stops repeating after
   ~{budget:.0f} s).
 - A goal on a time (a report's, a section's, a command's) is met only

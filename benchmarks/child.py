@@ -612,9 +612,14 @@ def main(argv: list[str]) -> int:
         print(f"usage: python -m benchmarks.child {{{names}}} PARAMS_JSON",
               file=sys.stderr)
         return 2
+    params = json.loads(argv[1])
+    if params.get("cpu") is not None:
+        # Before any thread starts: df_gmr's own threads inherit it (see
+        # runner.pinned_cpu).
+        os.sched_setaffinity(0, {params["cpu"]})
     if argv[0] not in UNPATCHED:
         monkey_patch()
-    result = MEASUREMENTS[argv[0]](json.loads(argv[1]))
+    result = MEASUREMENTS[argv[0]](params)
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0
 

@@ -111,17 +111,22 @@ def df_gmr_revision(revision: str | None) -> str:
 def machine(revision: str | None = None, speedups: str = "?"
             ) -> list[tuple[str, str]]:
     """Describe the machine and the software the run measured."""
+    from benchmarks.runner import pinned_cpu
     import df_gmr
 
     cores = os.cpu_count() or 0
     usable = len(os.sched_getaffinity(0)) if hasattr(
         os, "sched_getaffinity") else cores
+    cpu = pinned_cpu()
     load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
     return [
         ("date", datetime.datetime.now(datetime.timezone.utc).strftime(
             "%Y-%m-%d %H:%M UTC")),
         ("CPU", _cpu_model()),
         ("cores", f"{cores} ({usable} usable)"),
+        ("report cost and native report children (1, 6)",
+         "unpinned (one CPU, or no affinity here)" if cpu is None else
+         f"each pinned to CPU {cpu}, both tools (its threads with it)"),
         ("memory", _memory()),
         ("load average at start", load),
         ("OS", f"{platform.system()} {platform.release()}"),
