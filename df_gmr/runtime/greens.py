@@ -322,6 +322,7 @@ class Greens:
         joins = by_object and wait_kind in waits.LISTS_WAITERS
         # (the greenlets that object lists, its reading)
         joined: list[Any] = [None, None]
+        listed: dict[int, tuple[Any, Any]] = {}  # each object's, once
 
         def describe(index: int, green: Any
                      ) -> dict[str, Any] | grouping.Same | None:
@@ -370,8 +371,8 @@ class Greens:
                         if owner is not None:
                             seen[id(owner)] = (owner, reading)
                     if joins and owner is not None:
-                        joined[0] = waits.waiting_greenlets(wait_kind,
-                                                            owner)
+                        joined[0] = waits.waiting_greenlets(
+                            wait_kind, owner, listed)
                         joined[1] = reading
                 del frame
             site = None

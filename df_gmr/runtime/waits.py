@@ -225,9 +225,14 @@ def details(kind: str, frame: FrameType,
 LISTS_WAITERS = frozenset({"event", "semaphore", "lock", "queue get"})
 
 
-def waiting_greenlets(kind: str, owner: Any) -> Container[Any] | None:
+def waiting_greenlets(kind: str, owner: Any,
+                      listed: dict[int, tuple[Any, Container[Any] | None]]
+                      | None = None) -> Container[Any] | None:
     """Return the greenlets that eventlet's ``owner`` lists as waiting on
-    it, for a wait of ``kind`` (``LISTS_WAITERS``), or None.
+    it, for a wait of ``kind`` (``LISTS_WAITERS``), or None.  With
+    ``listed`` (a dict kept for one group), an object's list is read
+    once: members alternating between two semaphores copy each one's
+    waiters once, not at every turn.
 
     Each is listed from its wait's start to its end, in a ``finally``
     (``Event.wait``'s ``_waiters``, ``Semaphore.acquire``'s, the
@@ -239,6 +244,17 @@ def waiting_greenlets(kind: str, owner: Any) -> Container[Any] | None:
     kept on the frame).  Only stored attributes of eventlet's exact types
     are read; a copy is made where the list is not a set.
     """
+    if listed is not None:
+        known = listed.get(id(owner))
+        if known is not None and known[0] is owner:
+            return known[1]
+    found = _listed_waiters(kind, owner)
+    if listed is not None:
+        listed[id(owner)] = (owner, found)  # the owner kept: ids unique
+    return found
+
+
+def _listed_waiters(kind: str, owner: Any) -> Container[Any] | None:
     try:
         if kind == "event":
             waiters = naming.stored_attribute(owner, "_waiters")

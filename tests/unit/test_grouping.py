@@ -68,16 +68,22 @@ for index in RUNS:
     eventlet.spawn(acquire, listing["semaphore"][index])
     eventlet.spawn(get, listing["queue get"][index])
 eventlet.sleep(0)
-listed_calls = []
+listed_calls, lists_read = [], []
 waiting_greenlets = waits.waiting_greenlets
+listed_waiters = waits._listed_waiters
 
-def counted(kind, owner):
+def counted(kind, owner, *more):
     listed_calls.append(kind)
-    return waiting_greenlets(kind, owner)
+    return waiting_greenlets(kind, owner, *more)
 
-waits.waiting_greenlets = counted
+def read(kind, owner):
+    lists_read.append(kind)
+    return listed_waiters(kind, owner)
+
+waits.waiting_greenlets, waits._listed_waiters = counted, read
 groups = greens.Greens(Snapshot()).groups()
-waits.waiting_greenlets = waiting_greenlets
+waits.waiting_greenlets, waits._listed_waiters = \
+    waiting_greenlets, listed_waiters
 LISTS = waits.LISTS_WAITERS
 waits.LISTS_WAITERS = frozenset()  # each member's own frame read
 unlisted = greens.Greens(Snapshot()).groups()
@@ -89,6 +95,7 @@ print(json.dumps({
     "listed": [group for group in groups
                if group["wait_kind"] in listing],
     "listed_calls": listed_calls,
+    "lists_read": lists_read,
     # Parked ones (the main greenlet, running this, has moved on).
     "same_unlisted": json.dumps(
         [group for group in groups if group["state"] == "parked"])
@@ -178,6 +185,9 @@ def test_members_listed_by_their_object_each_say_theirs(scene, kind):
     runs = 1 + sum(1 for before, after in zip(
         scene["runs"], scene["runs"][1:], strict=False) if before != after)
     assert scene["listed_calls"].count(kind) == runs
+    # Each object's list read once (a semaphore's is copied), not once
+    # per run.
+    assert scene["lists_read"].count(kind) == len(owners) < runs
 
 
 def test_listed_members_read_as_each_members_frame_says(scene):
