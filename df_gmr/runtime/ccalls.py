@@ -78,7 +78,27 @@ def call_details(resolved: Resolved | None, frame: Any,
         seconds = callsite.argument(frame, arguments[0])
         if type(seconds) in (int, float):
             details["seconds"] = round(seconds, 3)
+    elif function is not None and function[1] in READS and arguments:
+        # os.read(fd, n): the descriptor is the frame's own (a pipe's
+        # read end, say); fd_is is told by the caller.
+        fd = callsite.argument(frame, arguments[0])
+        if type(fd) is int:
+            details["fd"] = fd
     return details
+
+
+#: The module functions whose first argument is the descriptor they block
+#: on (``call_details``' per-frame ``fd``).
+READS = frozenset({"posix.read", "os.read"})
+
+
+def per_frame(details: dict[str, Any], resolved: Resolved) -> bool:
+    """Say whether ``call_details``' answer is the frame's own (a sleep's
+    seconds, a module read's descriptor), not the call site's and
+    object's: it is then never shared with another thread's."""
+    # A socket's descriptor is the object's (the cache is by object).
+    return "seconds" in details or ("fd" in details and not issubclass(
+        type(resolved[2]), _socket.socket))
 
 
 #: Calls into C that mean the thread waits, by the name called.

@@ -450,7 +450,8 @@ class Natives:
     def _call_details(self, ident: int, frame: Any) -> dict[str, Any]:
         """Say what a C call blocks on (see ``ccalls.call_details``): once
         per call site and object (a hundred threads blocked on one lock
-        read it once), but a sleep's seconds, read from each frame."""
+        read it once), but a sleep's seconds and a read's descriptor, read
+        from each frame (``ccalls.per_frame``)."""
         resolved = self._call_of(ident, frame)
         if resolved is None:
             return {}
@@ -458,7 +459,7 @@ class Natives:
         if details is _MISSING:
             details = ccalls.call_details(resolved, frame, self.known,
                                           self.lock_types)
-            if "seconds" not in details:  # a sleep's are its frame's own
+            if not ccalls.per_frame(details, resolved):
                 self.call_details.put(resolved, details)
         return details  # type: ignore[no-any-return]
 

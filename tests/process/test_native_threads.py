@@ -483,6 +483,16 @@ def test_a_process_forked_in_a_thread_says_its_main_thread_was_one():
         done.stdout
 
 
+#: The end of a scene's set-up: once each started thread said it is
+#: ready (``ready``) and parked, the Threads section's data (``data``).
+PARKED_THEN_COLLECTED = """\
+while len(ready) < len(threading.enumerate()) - 1:
+    time.sleep(0.01)
+time.sleep(0.2)
+context = ReportContext(builder_thread=threading.get_ident(),
+                        runtime=Snapshot(threading.get_ident()))
+data = threads.collect(context)"""
+
 SLEEPS_BY_ANOTHER_NAME = """\
 import json, threading, time
 from df_gmr.context import ReportContext
@@ -499,12 +509,7 @@ def sleeper(seconds):
 
 for seconds in (100, 200, 300):
     threading.Thread(target=sleeper, args=(seconds,), daemon=True).start()
-while len(ready) < 3:
-    time.sleep(0.01)
-time.sleep(0.2)
-context = ReportContext(builder_thread=threading.get_ident(),
-                        runtime=Snapshot(threading.get_ident()))
-data = threads.collect(context)
+""" + PARKED_THEN_COLLECTED + """
 print(json.dumps(sorted(member["wait"].get("seconds")
                         for group in data["groups"]
                         if group["wait_kind"] == "sleep"
@@ -518,3 +523,40 @@ def test_threads_sleeping_at_one_call_each_show_their_own_seconds():
     done = run_python(SLEEPS_BY_ANOTHER_NAME)
     assert json.loads(done.stdout.strip().splitlines()[-1]) == \
         [100, 200, 300], done.stdout
+
+
+READS_OF_TWO_PIPES = """\
+import json, os, threading, time
+from df_gmr.context import ReportContext
+from df_gmr.runtime import Snapshot
+from df_gmr.runtime.grouping import expand
+from df_gmr.sections import threads
+
+pipes = [os.pipe(), os.pipe()]
+ready = []
+
+def reader(fd):
+    ready.append(1)
+    os.read(fd, 1)  # one call site, a descriptor of each thread's own
+
+for read_end, _ in pipes:
+    threading.Thread(target=reader, args=(read_end,), daemon=True).start()
+""" + PARKED_THEN_COLLECTED + """
+print(json.dumps({
+    "pipes": [read_end for read_end, _ in pipes],
+    "waits": sorted(([member["wait"].get("fd"), member["wait"].get("fd_is")]
+                     for group in data["groups"]
+                     if group["wait_kind"] == "read"
+                     for member in expand(group)), key=str)}))
+"""
+
+
+def test_threads_reading_at_one_call_each_name_their_own_descriptor():
+    # os.read's descriptor is each frame's own (like a sleep's seconds):
+    # never the first thread's told for both.
+    done = run_python(READS_OF_TWO_PIPES)
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert [fd for fd, _ in found["waits"]] == sorted(found["pipes"]), \
+        done.stdout
+    assert all(str(fd_is).startswith("pipe:[") for _, fd_is in
+               found["waits"]), done.stdout
