@@ -46,17 +46,20 @@ def call_of(frame: Any) -> Resolved | None:
 
 def call_details(resolved: Resolved | None, frame: Any,
                  known: dict[int, Any], lock_kinds: LockTypes
-                 ) -> dict[str, Any]:
+                 ) -> tuple[dict[str, Any], bool]:
     """Say what a C call blocks on: the lock (and its owner, named from
-    ``known`` threads), the socket, the seconds of a sleep."""
+    ``known`` threads), the socket, the seconds of a sleep, the
+    descriptor of a read.  Also says whether the answer was read from
+    ``frame``'s own arguments (a sleep's, a read's): it is then that
+    thread's alone, never one to keep for the call site and object."""
     if resolved is None:
-        return {}
+        return {}, False
     (kind, name, chain, arguments), ok, target, callee = resolved
     details: dict[str, Any] = {"calls": callsite.text(chain)}
     if kind == "with":
         details["calls"] = f"with {details['calls']}"
     if not ok:
-        return details
+        return details, False
     bound = _bound_builtin(callee)
     function = _module_function(callee)
     if bound is not None:  # Thread.run calling self._target, say
@@ -78,27 +81,19 @@ def call_details(resolved: Resolved | None, frame: Any,
         seconds = callsite.argument(frame, arguments[0])
         if type(seconds) in (int, float):
             details["seconds"] = round(seconds, 3)
+        return details, True
     elif function is not None and function[1] in READS and arguments:
-        # os.read(fd, n): the descriptor is the frame's own (a pipe's
-        # read end, say); fd_is is told by the caller.
+        # os.read(fd, n): a pipe's read end, say (fd_is: the caller's).
         fd = callsite.argument(frame, arguments[0])
         if type(fd) is int:
             details["fd"] = fd
-    return details
+        return details, True
+    return details, False
 
 
 #: The module functions whose first argument is the descriptor they block
-#: on (``call_details``' per-frame ``fd``).
+#: on (``call_details`` reads it from the frame).
 READS = frozenset({"posix.read", "os.read"})
-
-
-def per_frame(details: dict[str, Any], resolved: Resolved) -> bool:
-    """Say whether ``call_details``' answer is the frame's own (a sleep's
-    seconds, a module read's descriptor), not the call site's and
-    object's: it is then never shared with another thread's."""
-    # A socket's descriptor is the object's (the cache is by object).
-    return "seconds" in details or ("fd" in details and not issubclass(
-        type(resolved[2]), _socket.socket))
 
 
 #: Calls into C that mean the thread waits, by the name called.

@@ -451,15 +451,15 @@ class Natives:
         """Say what a C call blocks on (see ``ccalls.call_details``): once
         per call site and object (a hundred threads blocked on one lock
         read it once), but a sleep's seconds and a read's descriptor, read
-        from each frame (``ccalls.per_frame``)."""
+        from each frame."""
         resolved = self._call_of(ident, frame)
         if resolved is None:
             return {}
         details = self.call_details.get(resolved)
         if details is _MISSING:
-            details = ccalls.call_details(resolved, frame, self.known,
-                                          self.lock_types)
-            if not ccalls.per_frame(details, resolved):
+            details, own = ccalls.call_details(resolved, frame, self.known,
+                                               self.lock_types)
+            if not own:  # else the frame's own (a sleep's, a read's)
                 self.call_details.put(resolved, details)
         return details  # type: ignore[no-any-return]
 
