@@ -86,12 +86,16 @@ NOTES = """\
   the report file exists.  "quiet" is the largest gap before the signal.
 - Cost at rest: each round runs a process without either tool, one with
   df_gmr set up, one with oslo.reports set up and, as a control, one
-  that only imports df_gmr (order rotated); each process keeps the best
-  of its timed repetitions; the share is the median over rounds of
-  (with / without) paired within a round.  "without" is eventlet alone
-  in a bare interpreter: importing any handful of modules lowers its
-  spawn rate by a few percent here (the control shows df_gmr's share of
-  that; set up / only imported is what set-up itself costs per spawn).
+  that only imports df_gmr, alive together on one CPU and taking turns:
+  one timed run each, the order rotated from run to run and from round
+  to round, each run after one untimed batch (the others' turns cooled
+  its caches), so that the host's drift falls on all four alike; each
+  process keeps the best of its runs; the share is the median over
+  rounds of (with / without) paired within a round.  "without" is
+  eventlet alone in a bare interpreter: importing any handful of
+  modules lowers its spawn rate by a few percent here (the control shows
+  df_gmr's share of that; set up / only imported is what set-up itself
+  costs per spawn).
   What df_gmr does per spawn (the design, `df_gmr/greenlets.py`): a hook
   on `GreenThread.__init__` puts the greenthread in a dict with a tuple
   of its callers' codes and instruction offsets, through the wrapper

@@ -26,6 +26,11 @@ from benchmarks.profiling import start_profile
 
 SERVICE_NAME = "bench"
 RESULT_PREFIX = "RESULT "
+#: The turn-taking children's words (``measure_rest``): ready to take
+#: turns, a turn done, and the turns they take.
+READY = "READY"
+DONE = "DONE"
+TURNS = ("spawn", "switch", "pairs", "end")
 #: Lines that count the greenthreads listed in each tool's report.
 DF_GMR_COUNT = re.compile(r"^(\d+) greenlets in \d+ groups$", re.MULTILINE)
 OSLO_GREEN_THREAD = re.compile(r"^-+ +Green Thread +-+$", re.MULTILINE)
@@ -410,40 +415,103 @@ def spawn_pairs(total: int, batch: int, pairs: int) -> list[float]:
                          lambda: total / spawn_seconds(total, batch))
 
 
+class RestTurns:
+    """One process of a round of cost at rest, measuring when told to.
+
+    The driver keeps a round's processes (one per tool) alive together
+    and gives them turns, one timed run each in rotation (see
+    ``runner.Runner.turns``): the host's drift, which moves one process's
+    throughput against the next by up to +-10% here, then falls on all of
+    them alike, run by run, where whole processes in a row met it apart.
+    """
+
+    def __init__(self, params: dict[str, Any]) -> None:
+        self.params = params
+        self.batch = min(params["spawns"], 10_000)
+        self.spawns: list[float] = []
+        self.switches: list[float] = []
+        self.paired: list[float] = []
+        self.kernel = 0.0
+        self.cpu = 0.0
+        self.faults = 0
+
+    def warm_up(self) -> None:
+        """Run each loop once, untimed (the first run pays for imports)."""
+        spawn_seconds(self.batch, self.batch)
+        switch_rate(min(self.params["switches"], 10_000))
+
+    def spawn(self) -> None:
+        """Time one run of the spawn loop (after one untimed batch)."""
+        import resource
+
+        # The other processes' turns ran since this one's: one batch
+        # warms the caches again, alike for every tool.
+        spawn_seconds(self.batch, self.batch)
+        # What the kernel's share of the spawn loop is (page faults: a
+        # spawn takes about one here, with or without either tool),
+        # shown beside the share: the part a tool's hooks do not touch.
+        before = resource.getrusage(resource.RUSAGE_SELF)
+        self.spawns.append(spawn_seconds(self.params["spawns"], self.batch))
+        after = resource.getrusage(resource.RUSAGE_SELF)
+        self.kernel += after.ru_stime - before.ru_stime
+        self.cpu += (after.ru_stime - before.ru_stime
+                     + after.ru_utime - before.ru_utime)
+        self.faults += after.ru_minflt - before.ru_minflt
+
+    def switch(self) -> None:
+        """Time one run of the switch loop."""
+        self.switches.append(switch_rate(self.params["switches"]))
+
+    def pairs(self) -> None:
+        """Time the hooks swapped out and back in (df_gmr only)."""
+        if self.params["tool"] == "df_gmr":
+            self.paired = spawn_pairs(self.params["spawns"], self.batch,
+                                      self.params.get("pairs", 0))
+
+    def result(self) -> dict[str, Any]:
+        """Return what the turns measured; the best run of each loop."""
+        import statistics
+
+        # The best run: the one least disturbed by other processes.
+        return {
+            "spawn_paired": self.paired,
+            "spawn_seconds": min(self.spawns) if self.spawns else None,
+            "switch_rate": max(self.switches) if self.switches else None,
+            "spawn_seconds_median": statistics.median(self.spawns)
+            if self.spawns else None,
+            "spawn_kernel_share": self.kernel / self.cpu
+            if self.cpu > 0 else None,
+            "spawn_faults": self.faults
+            / (self.params["spawns"] * len(self.spawns))
+            if self.spawns else None,
+            "switch_rate_median": statistics.median(self.switches)
+            if self.switches else None,
+        }
+
+
 def measure_rest(params: dict[str, Any]) -> dict[str, Any]:
-    """Spawn and switch throughput with ``tool`` set up (or not)."""
-    import statistics
+    """Spawn and switch throughput with ``tool`` set up (or not), in turns.
 
+    Prints ``READY`` once set up and warm, then reads one word a line
+    from stdin (``TURNS``), answers each with ``DONE``, and returns at
+    ``end``.
+    """
     set_up(params["tool"], params["log_dir"])
-    batch = min(params["spawns"], 10_000)
-    spawn_seconds(batch, batch)  # warm up
-    switch_rate(min(params["switches"], 10_000))
-    # What the kernel's share of the spawn loop is (page faults: a spawn
-    # takes about one here, with or without either tool), shown beside
-    # the share: it is the part a tool's hooks do not touch.
-    import resource
-
-    before = resource.getrusage(resource.RUSAGE_SELF)
-    spawns = [spawn_seconds(params["spawns"], batch)
-              for _ in range(params["inner"])]
-    after = resource.getrusage(resource.RUSAGE_SELF)
-    kernel = after.ru_stime - before.ru_stime
-    cpu = kernel + after.ru_utime - before.ru_utime
-    switches = [switch_rate(params["switches"])
-                for _ in range(params["inner"])]
-    paired = spawn_pairs(params["spawns"], batch, params.get("pairs", 0)) \
-        if params["tool"] == "df_gmr" else []
-    # The best repetition: the one least disturbed by other processes.
-    return {
-        "spawn_paired": paired,
-        "spawn_seconds": min(spawns),
-        "switch_rate": max(switches),
-        "spawn_seconds_median": statistics.median(spawns),
-        "spawn_kernel_share": kernel / cpu if cpu > 0 else None,
-        "spawn_faults": (after.ru_minflt - before.ru_minflt)
-        / (params["spawns"] * params["inner"]),
-        "switch_rate_median": statistics.median(switches),
-    }
+    turns = RestTurns(params)
+    turns.warm_up()
+    actions = {"spawn": turns.spawn, "switch": turns.switch,
+               "pairs": turns.pairs}
+    print(READY, flush=True)
+    for line in sys.stdin:
+        word = line.strip()
+        if word == "end":
+            break
+        if word not in actions:
+            msg = f"unknown turn {word!r}; one of {', '.join(TURNS)}"
+            raise ValueError(msg)
+        actions[word]()
+        print(DONE, flush=True)
+    return turns.result()
 
 
 def build_heap(megabytes: int) -> tuple[list[Any], int]:

@@ -16,6 +16,7 @@ import dataclasses
 import io
 import json
 import os
+import select
 import shlex
 import shutil
 import signal
@@ -27,6 +28,10 @@ import tarfile
 import tempfile
 import time
 from typing import Any
+from typing import NoReturn
+
+from benchmarks.child import DONE
+from benchmarks.child import READY
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RESULT_PREFIX = "RESULT "
@@ -181,6 +186,55 @@ class Runner:
         return parse_result(finished.returncode, finished.stdout,
                             finished.stderr)
 
+    def turns(self, measurement: str, cases: list[Case],
+              script: list[tuple[int, str]]) -> list[dict[str, Any] | None]:
+        """Run one child per case at once, giving them turns; return their
+        results (None for a child that failed, its error in its case).
+
+        Each child says ``READY`` once set up; ``script`` then tells the
+        child at an index one word at a time (``child.TURNS``), waiting
+        for its ``DONE``, so only one child runs at a time; ``end`` at
+        last.  All on one CPU (``pinned_cpu``), as they never run at once.
+        A child that fails, or any that overruns the timeout, ends the
+        round: every child is killed and reaped.
+        """
+        deadline = time.monotonic() + self.timeout
+        children: list[Turned] = []
+        results: list[dict[str, Any] | None] = [None] * len(cases)
+        try:
+            for case in cases:
+                params = dict(case.params, tool=case.tool,
+                              cpu=pinned_cpu())
+                if "log_dir" in params:
+                    params["log_dir"] = self.log_dir()
+                children.append(Turned(
+                    [sys.executable, "-m", "benchmarks.child",
+                     measurement, json.dumps(params)],
+                    self.source, self.environment(), self.scratch))
+            for child in children:
+                child.expect(READY, deadline)
+            for index, word in script:
+                children[index].tell(word)
+                children[index].expect(DONE, deadline)
+            for index, child in enumerate(children):
+                child.tell("end")
+                results[index] = child.finish(deadline)
+        except ChildFailed as failure:
+            failed = next((index for index, child in enumerate(children)
+                           if child.failed), None)
+            for index, case in enumerate(cases):
+                if failed is None or index == failed:
+                    case.error = str(failure)
+            self.failures.append(f"{measurement} round: {failure}")
+            self.say(f"  FAILED: {failure}")
+        finally:
+            for child in children:
+                child.close()
+        for case, result in zip(cases, results, strict=True):
+            if result is not None:
+                case.results.append(result)
+        return results
+
     def _run_latency(self, params: dict[str, Any]) -> dict[str, Any]:
         # The child blocks its hub; from here (another process, as an
         # operator's kill) the signal goes out once the block started, and
@@ -227,6 +281,95 @@ class Runner:
         result["latency"] = latency
         result["blocked_for"] = params["block"] - BLOCK_SETTLE
         return result
+
+
+class Turned:
+    """A child taking turns (``Runner.turns``): its stdin and stdout are
+    pipes, its stderr a file (shown when it fails)."""
+
+    def __init__(self, command: list[str], cwd: str, env: dict[str, str],
+                 scratch: str) -> None:
+        self.failed = False
+        self.pending = b""
+        self.output: list[str] = []
+        self.errors = tempfile.TemporaryFile(dir=scratch)
+        self.process = subprocess.Popen(
+            command, cwd=cwd, env=env, stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=self.errors)
+
+    def tell(self, word: str) -> None:
+        """Send one word."""
+        assert self.process.stdin is not None
+        try:
+            self.process.stdin.write(word.encode() + b"\n")
+            self.process.stdin.flush()
+        except OSError as error:
+            self.fail(f"could not tell it {word!r}: {error}")
+
+    def line(self, deadline: float) -> str | None:
+        """Return the next line of output, or None at its end."""
+        assert self.process.stdout is not None
+        fd = self.process.stdout.fileno()
+        while b"\n" not in self.pending:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([fd], [], [], left)[0]:
+                self.fail("timed out")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                return None
+            self.pending += chunk
+        line, self.pending = self.pending.split(b"\n", 1)
+        text = line.decode(errors="replace")
+        self.output.append(text)
+        return text
+
+    def expect(self, word: str, deadline: float) -> None:
+        """Read output up to a line that is ``word``."""
+        while (line := self.line(deadline)) != word:
+            if line is None:
+                self.fail(f"ended before {word}")
+
+    def finish(self, deadline: float) -> dict[str, Any]:
+        """Read the rest of the output; return the child's result."""
+        while self.line(deadline) is not None:
+            pass
+        try:
+            code = self.process.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.fail("timed out")
+        try:
+            return parse_result(code, "\n".join(self.output),
+                                self.stderr())
+        except ChildFailed:
+            self.failed = True
+            raise
+
+    def stderr(self) -> str:
+        """Return what the child wrote to stderr."""
+        self.errors.seek(0)
+        return self.errors.read().decode(errors="replace")
+
+    def fail(self, why: str) -> NoReturn:
+        """Raise ChildFailed with ``why`` and the end of its stderr."""
+        self.failed = True
+        self.process.kill()
+        self.process.wait()
+        tail = "\n".join(self.stderr().strip().splitlines()[-8:])
+        msg = f"{why}: {tail or 'no output'}"
+        raise ChildFailed(msg)
+
+    def close(self) -> None:
+        """Kill the child if it still runs, reap it, close the pipes."""
+        if self.process.poll() is None:
+            self.process.kill()
+        self.process.wait()
+        for pipe in (self.process.stdin, self.process.stdout):
+            if pipe is not None:
+                try:
+                    pipe.close()
+                except OSError:
+                    pass
+        self.errors.close()
 
 
 def snapshot(scratch: str, revision: str | None) -> str:

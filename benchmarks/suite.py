@@ -554,16 +554,31 @@ class Suite:
         cases = {tool: Case("rest", tool, dict(params))
                  for tool in order}
         for index in range(self.plan.rest_rounds):
-            shift = index % len(order)
-            this_round: dict[str, dict[str, Any]] = {}
-            for tool in order[shift:] + order[:shift]:
-                single = self.case("rest", tool, params, 1, math.inf)
-                if single.results:
-                    this_round[tool] = single.results[0]
-                    cases[tool].results.append(single.results[0])
-                else:
-                    cases[tool].error = single.error
-            rounds.append(this_round)
+            # One process per tool, alive together, taking turns: each
+            # runs the spawn loop in its turn, the order rotated from one
+            # run to the next and from one round to the next, then the
+            # switch loop alike; df_gmr's then times its hooks swapped
+            # out and back in.
+            this_round = [Case("rest", tool, dict(params))
+                          for tool in order]
+            script = [(position, word)
+                      for word in ("spawn", "switch")
+                      for run in range(self.plan.rest_inner)
+                      for position in _rotated(range(len(order)),
+                                               index + run)]
+            script.append((order.index(DF_GMR), "pairs"))
+            self.runner.turns("rest", this_round, script)
+            found: dict[str, dict[str, Any]] = {}
+            for tool, case in zip(order, this_round, strict=True):
+                if case.results:
+                    found[tool] = case.results[0]
+                    cases[tool].results.append(case.results[0])
+                elif case.error:
+                    cases[tool].error = case.error
+            self.runner.say(f"  rest round {index + 1}: " + "; ".join(
+                f"{tool} {result['spawn_seconds'] * 1e6:.2f} us/spawn"
+                for tool, result in found.items()))
+            rounds.append(found)
         rows = []
         for key, title, unit, higher_is_better in (
                 ("spawn_seconds", "spawn throughput", "spawns/s", False),
@@ -717,6 +732,11 @@ def _paired_shares(rounds: list[dict[str, dict[str, Any]]], tool: str,
         shares.append(value / baseline if higher_is_better
                       else baseline / value)
     return statistics.median(shares) if shares else None
+
+
+def _rotated(items: range, shift: int) -> list[int]:
+    shift %= len(items)
+    return [*items[shift:], *items[:shift]]
 
 
 def _share_label(share: float | None, of: str = "of without") -> str:
