@@ -35,9 +35,606 @@
 #error "df_gmr._sites relies on the GIL (its memo); setup.py skips it here"
 #endif
 
+/*
+ * Registry: the spawn hook's registry (df_gmr.greenlets._alive) when this
+ * module is built, in place of a dict: greenlet -> site, keyed by
+ * identity, in the order put.  Why not a dict: the registry churns at the
+ * rate of spawns (an entry put at each spawn, taken out at each exit),
+ * and a dict that churns pays for it: its entries are append-only, a
+ * batch of exits leaves them all dummies, and the next spawn rebuilds it
+ * at its smallest size, to grow again (10,000 spawns: ~11 resizes); its
+ * put and pop were ~580 of the hooks' ~890 instructions a spawn.
+ *
+ * The same shape as a dict's, without that: entries in the order put
+ * (so copies come in that order, as a dict's: a report lists
+ * greenthreads oldest first), found through slots of entry positions
+ * (open addressing on the pointer, linear probing, at most half full;
+ * taking one out shifts its run back, so slots never hold dummies).
+ * When the entries run out: if half of them are taken out, the live ones
+ * move up in place, else the table doubles; once none is left, it starts
+ * again at the top, with no move at all (a batch of spawns that all
+ * ended).  It halves when it was never half full over a window of twice
+ * its size in puts and takes: a churn of batches keeps the size that
+ * fits a batch, and a service that settles lower gives the memory back
+ * in a few halvings.
+ *
+ * Threads and re-entrancy: every call runs with the GIL held; the table
+ * is whole again before any reference is let go (a decref may free a
+ * greenlet, whose finaliser may spawn, i.e. put an entry), and the calls
+ * that hand out its contents copy them out first (nothing else runs in
+ * between), then build what they return.
+ */
+typedef struct {
+    PyObject *key;    /* a greenlet, strong; NULL: taken out */
+    PyObject *value;  /* its site, strong */
+} Entry;
+
 typedef struct {
     PyObject_HEAD
-    PyObject *alive;     /* dict: greenthread -> site */
+    Entry *entries;       /* capacity of them, the first end ever used */
+    Py_ssize_t *slots;    /* 2 * capacity: an entry's position, or -1 */
+    Py_ssize_t capacity;  /* a power of two, >= REGISTRY_MIN */
+    Py_ssize_t end;
+    Py_ssize_t used;      /* live entries */
+    Py_ssize_t since;     /* puts and takes in this window */
+    Py_ssize_t peak;      /* the most live entries in this window */
+} Registry;
+
+#define REGISTRY_MIN 32
+
+static inline size_t
+home_of(PyObject *key, size_t mask)
+{
+    /* Objects are 16-byte aligned; Fibonacci hashing spreads the rest. */
+    uint64_t bits = (uint64_t)(uintptr_t)key >> 4;
+    return (size_t)((bits * 0x9E3779B97F4A7C15ULL) >> 17) & mask;
+}
+
+/* The slot of key, or the empty slot ending its run. */
+static inline size_t
+find(const Registry *self, PyObject *key)
+{
+    size_t mask = 2 * (size_t)self->capacity - 1;
+    size_t slot = home_of(key, mask);
+    for (;;) {
+        Py_ssize_t at = self->slots[slot];
+        if (at < 0 || self->entries[at].key == key) {
+            return slot;
+        }
+        slot = (slot + 1) & mask;
+    }
+}
+
+/* New arrays of capacity entries holding the live ones, in order, and
+ * their slots.  -1 with no error set when it cannot allocate: the old
+ * arrays stay. */
+static int
+rebuild(Registry *self, Py_ssize_t capacity)
+{
+    Entry *entries = PyMem_Calloc((size_t)capacity, sizeof(Entry));
+    Py_ssize_t *slots = PyMem_Malloc(2 * (size_t)capacity
+                                     * sizeof(Py_ssize_t));
+    if (entries == NULL || slots == NULL) {
+        PyMem_Free(entries);
+        PyMem_Free(slots);
+        return -1;
+    }
+    memset(slots, 0xff, 2 * (size_t)capacity * sizeof(Py_ssize_t));
+    Entry *old = self->entries;
+    Py_ssize_t old_end = self->end;
+    PyMem_Free(self->slots);
+    self->entries = entries;
+    self->slots = slots;
+    self->capacity = capacity;
+    self->end = 0;
+    for (Py_ssize_t at = 0; at < old_end; at++) {
+        if (old[at].key != NULL) {
+            self->slots[find(self, old[at].key)] = self->end;
+            self->entries[self->end++] = old[at];
+        }
+    }
+    PyMem_Free(old);
+    self->since = 0;
+    self->peak = self->used;
+    return 0;
+}
+
+static int
+ready(Registry *self)
+{
+    if (self->entries == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "Registry was not initialised");
+        return -1;
+    }
+    return 0;
+}
+
+/* Put key -> value (new references taken here).  0, or -1 with an
+ * error set. */
+static int
+registry_put(Registry *self, PyObject *key, PyObject *value)
+{
+    if (ready(self) < 0) {
+        return -1;
+    }
+    size_t slot = find(self, key);
+    if (self->slots[slot] >= 0) {
+        Entry *entry = &self->entries[self->slots[slot]];
+        PyObject *old = entry->value;
+        entry->value = Py_NewRef(value);
+        Py_DECREF(old);
+        return 0;
+    }
+    if (self->end == self->capacity) {
+        Py_ssize_t capacity = self->capacity;
+        if (2 * (self->used + 1) > capacity) {
+            capacity *= 2;
+        }
+        if (rebuild(self, capacity) < 0) {
+            PyErr_NoMemory();
+            return -1;
+        }
+        slot = find(self, key);
+    }
+    self->slots[slot] = self->end;
+    self->entries[self->end].key = Py_NewRef(key);
+    self->entries[self->end].value = Py_NewRef(value);
+    self->end++;
+    self->used++;
+    self->since++;
+    if (self->used > self->peak) {
+        self->peak = self->used;
+    }
+    return 0;
+}
+
+/* Take key's entry out; its references are handed to the caller
+ * (*key_out, *value_out), or 0 when key is not there. */
+static int
+registry_take(Registry *self, PyObject *key, PyObject **key_out,
+              PyObject **value_out)
+{
+    if (self->entries == NULL) {
+        return 0;
+    }
+    size_t hole = find(self, key);
+    Py_ssize_t at = self->slots[hole];
+    if (at < 0) {
+        return 0;
+    }
+    *key_out = self->entries[at].key;
+    *value_out = self->entries[at].value;
+    self->entries[at].key = NULL;
+    self->entries[at].value = NULL;
+    /* Shift the rest of the run back over the hole: a slot moves when
+     * its home is not between the hole and where it is (cyclically), so
+     * every key stays reachable from its home. */
+    size_t mask = 2 * (size_t)self->capacity - 1;
+    size_t next = (hole + 1) & mask;
+    while (self->slots[next] >= 0) {
+        size_t home = home_of(self->entries[self->slots[next]].key, mask);
+        if (((next - home) & mask) >= ((next - hole) & mask)) {
+            self->slots[hole] = self->slots[next];
+            hole = next;
+        }
+        next = (next + 1) & mask;
+    }
+    self->slots[hole] = -1;
+    self->used--;
+    self->since++;
+    if (self->used == 0) {
+        self->end = 0;  /* all taken out: start again at the top */
+    }
+    if (self->since >= 2 * self->capacity) {
+        /* A window of twice its size in puts and takes: halved if it
+         * never was half full meanwhile (the peak then fits). */
+        if (self->capacity <= REGISTRY_MIN || 2 * self->peak >= self->capacity
+                || rebuild(self, self->capacity / 2) < 0) {
+            self->since = 0;
+            self->peak = self->used;
+        }
+    }
+    return 1;
+}
+
+/* Copy the live entries out (new references), in the order put: *count
+ * of them, in a block the caller frees; NULL with an error set when it
+ * cannot allocate. */
+static Entry *
+registry_entries(Registry *self, Py_ssize_t *count)
+{
+    Entry *entries = PyMem_Malloc(
+        (size_t)(self->used > 0 ? self->used : 1) * sizeof(Entry));
+    if (entries == NULL) {
+        PyErr_NoMemory();
+        return NULL;
+    }
+    Py_ssize_t found = 0;
+    for (Py_ssize_t at = 0; at < self->end; at++) {
+        Entry entry = self->entries[at];
+        if (entry.key != NULL) {
+            entries[found].key = Py_NewRef(entry.key);
+            entries[found].value = Py_NewRef(entry.value);
+            found++;
+        }
+    }
+    *count = found;
+    return entries;
+}
+
+static void
+release(Entry *entries, Py_ssize_t from, Py_ssize_t count)
+{
+    for (Py_ssize_t index = from; index < count; index++) {
+        Py_DECREF(entries[index].key);
+        Py_DECREF(entries[index].value);
+    }
+    PyMem_Free(entries);
+}
+
+static int
+Registry_init(Registry *self, PyObject *args, PyObject *kwargs)
+{
+    if ((kwargs != NULL && PyDict_GET_SIZE(kwargs))
+            || PyTuple_GET_SIZE(args)) {
+        PyErr_SetString(PyExc_TypeError, "Registry() takes no arguments");
+        return -1;
+    }
+    if (self->entries != NULL) {
+        return 0;
+    }
+    if (rebuild(self, REGISTRY_MIN) < 0) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+static int
+Registry_traverse(Registry *self, visitproc visit, void *arg)
+{
+    for (Py_ssize_t at = 0; at < self->end; at++) {
+        if (self->entries[at].key != NULL) {
+            Py_VISIT(self->entries[at].key);
+            Py_VISIT(self->entries[at].value);
+        }
+    }
+    return 0;
+}
+
+/* Empty the table, then let go of what it held. */
+static int
+Registry_clear(Registry *self)
+{
+    if (self->entries == NULL || self->used == 0) {
+        return 0;
+    }
+    Entry *old = self->entries;
+    Py_ssize_t old_end = self->end;
+    Py_ssize_t *old_slots = self->slots;
+    self->entries = NULL;
+    self->slots = NULL;
+    self->end = 0;
+    self->used = 0;
+    if (rebuild(self, REGISTRY_MIN) < 0) {
+        /* No memory for a small table: the old one, emptied, serves. */
+        self->entries = old;
+        self->slots = old_slots;
+        memset(old_slots, 0xff,
+               2 * (size_t)self->capacity * sizeof(Py_ssize_t));
+        for (Py_ssize_t at = 0; at < old_end; at++) {
+            PyObject *key = old[at].key, *value = old[at].value;
+            old[at].key = NULL;
+            old[at].value = NULL;
+            Py_XDECREF(key);  /* the table is whole: empty */
+            Py_XDECREF(value);
+        }
+        return 0;
+    }
+    for (Py_ssize_t at = 0; at < old_end; at++) {
+        Py_XDECREF(old[at].key);
+        Py_XDECREF(old[at].value);
+    }
+    PyMem_Free(old);
+    return 0;
+}
+
+static void
+Registry_dealloc(Registry *self)
+{
+    PyObject_GC_UnTrack(self);
+    Registry_clear(self);
+    PyMem_Free(self->entries);
+    PyMem_Free(self->slots);
+    self->entries = NULL;
+    self->slots = NULL;
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+static Py_ssize_t
+Registry_length(Registry *self)
+{
+    return self->used;
+}
+
+/* key's entry, or NULL. */
+static Entry *
+entry_of(Registry *self, PyObject *key)
+{
+    if (self->entries == NULL) {
+        return NULL;
+    }
+    Py_ssize_t at = self->slots[find(self, key)];
+    return at < 0 ? NULL : &self->entries[at];
+}
+
+static PyObject *
+Registry_subscript(Registry *self, PyObject *key)
+{
+    Entry *entry = entry_of(self, key);
+    if (entry == NULL) {
+        PyErr_SetObject(PyExc_KeyError, key);
+        return NULL;
+    }
+    return Py_NewRef(entry->value);
+}
+
+static int
+Registry_ass_subscript(Registry *self, PyObject *key, PyObject *value)
+{
+    if (value != NULL) {
+        return registry_put(self, key, value);
+    }
+    PyObject *old_key, *old_value;
+    if (!registry_take(self, key, &old_key, &old_value)) {
+        PyErr_SetObject(PyExc_KeyError, key);
+        return -1;
+    }
+    Py_DECREF(old_key);
+    Py_DECREF(old_value);
+    return 0;
+}
+
+static int
+Registry_contains(Registry *self, PyObject *key)
+{
+    return entry_of(self, key) != NULL;
+}
+
+PyDoc_STRVAR(registry_get_doc,
+"get(greenlet, default=None)\n\nReturn greenlet's site, or default.");
+
+static PyObject *
+Registry_get(Registry *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "get() takes 1 or 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    Entry *entry = entry_of(self, args[0]);
+    if (entry != NULL) {
+        return Py_NewRef(entry->value);
+    }
+    return Py_NewRef(nargs > 1 ? args[1] : Py_None);
+}
+
+PyDoc_STRVAR(registry_pop_doc,
+"pop(greenlet[, default])\n\n"
+"Take greenlet out; return its site, or default (KeyError without).");
+
+static PyObject *
+Registry_pop(Registry *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError,
+                     "pop() takes 1 or 2 arguments (%zd given)", nargs);
+        return NULL;
+    }
+    PyObject *key, *value;
+    if (!registry_take(self, args[0], &key, &value)) {
+        if (nargs > 1) {
+            return Py_NewRef(args[1]);
+        }
+        PyErr_SetObject(PyExc_KeyError, args[0]);
+        return NULL;
+    }
+    Py_DECREF(key);
+    return value;
+}
+
+PyDoc_STRVAR(registry_keys_doc, "keys()\n\nReturn a list of the greenlets.");
+
+static PyObject *
+Registry_keys(Registry *self, PyObject *Py_UNUSED(unused))
+{
+    Py_ssize_t count;
+    Entry *entries = registry_entries(self, &count);
+    if (entries == NULL) {
+        return NULL;
+    }
+    PyObject *keys = PyList_New(count);
+    if (keys == NULL) {
+        release(entries, 0, count);
+        return NULL;
+    }
+    for (Py_ssize_t index = 0; index < count; index++) {
+        PyList_SET_ITEM(keys, index, entries[index].key);  /* stolen */
+        Py_DECREF(entries[index].value);
+    }
+    PyMem_Free(entries);
+    return keys;
+}
+
+PyDoc_STRVAR(registry_items_doc,
+"items()\n\nReturn a list of (greenlet, site) pairs.");
+
+static PyObject *
+Registry_items(Registry *self, PyObject *Py_UNUSED(unused))
+{
+    Py_ssize_t count;
+    Entry *entries = registry_entries(self, &count);
+    if (entries == NULL) {
+        return NULL;
+    }
+    PyObject *items = PyList_New(count);
+    if (items == NULL) {
+        release(entries, 0, count);
+        return NULL;
+    }
+    for (Py_ssize_t index = 0; index < count; index++) {
+        PyObject *pair = PyTuple_New(2);
+        if (pair == NULL) {
+            release(entries, index, count);
+            Py_DECREF(items);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(pair, 0, entries[index].key);  /* stolen */
+        PyTuple_SET_ITEM(pair, 1, entries[index].value);
+        PyList_SET_ITEM(items, index, pair);
+    }
+    PyMem_Free(entries);
+    return items;
+}
+
+PyDoc_STRVAR(registry_copy_into_doc,
+"copy_into(found)\n\n"
+"Put every (greenlet, site) into the dict found: one copy of the\n"
+"registry, taken at once (no Python code runs while it is read).");
+
+static PyObject *
+Registry_copy_into(Registry *self, PyObject *found)
+{
+    if (!PyDict_CheckExact(found)) {
+        PyErr_SetString(PyExc_TypeError, "copy_into() needs a dict");
+        return NULL;
+    }
+    Py_ssize_t count;
+    Entry *entries = registry_entries(self, &count);
+    if (entries == NULL) {
+        return NULL;
+    }
+    for (Py_ssize_t index = 0; index < count; index++) {
+        if (PyDict_SetItem(found, entries[index].key,
+                           entries[index].value) < 0) {
+            release(entries, index, count);
+            return NULL;
+        }
+        Py_DECREF(entries[index].key);
+        Py_DECREF(entries[index].value);
+    }
+    PyMem_Free(entries);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(registry_copy_doc,
+"copy()\n\nReturn the registry as a dict (see copy_into).");
+
+static PyObject *
+Registry_copy(Registry *self, PyObject *Py_UNUSED(unused))
+{
+#if PY_VERSION_HEX < 0x030D0000
+    /* Sized at once (100,000 entries: no resizes); private after 3.12. */
+    PyObject *found = _PyDict_NewPresized(self->used);
+#else
+    PyObject *found = PyDict_New();
+#endif
+    if (found == NULL) {
+        return NULL;
+    }
+    PyObject *done = Registry_copy_into(self, found);
+    if (done == NULL) {
+        Py_DECREF(found);
+        return NULL;
+    }
+    Py_DECREF(done);
+    return found;
+}
+
+PyDoc_STRVAR(registry_clear_doc, "clear()\n\nTake every entry out.");
+
+static PyObject *
+Registry_clear_method(Registry *self, PyObject *Py_UNUSED(unused))
+{
+    Registry_clear(self);
+    Py_RETURN_NONE;
+}
+
+PyDoc_STRVAR(registry_sizeof_doc, "__sizeof__()\n\nSize in bytes.");
+
+static PyObject *
+Registry_sizeof(Registry *self, PyObject *Py_UNUSED(unused))
+{
+    return PyLong_FromSsize_t(
+        (Py_ssize_t)sizeof(Registry) + self->capacity
+        * (Py_ssize_t)(sizeof(Entry) + 2 * sizeof(Py_ssize_t)));
+}
+
+static PyObject *
+Registry_iter(Registry *self)
+{
+    PyObject *keys = Registry_keys(self, NULL);
+    if (keys == NULL) {
+        return NULL;
+    }
+    PyObject *iterator = PyObject_GetIter(keys);
+    Py_DECREF(keys);
+    return iterator;
+}
+
+static PyMappingMethods Registry_as_mapping = {
+    .mp_length = (lenfunc)Registry_length,
+    .mp_subscript = (binaryfunc)Registry_subscript,
+    .mp_ass_subscript = (objobjargproc)Registry_ass_subscript,
+};
+
+static PySequenceMethods Registry_as_sequence = {
+    .sq_contains = (objobjproc)Registry_contains,
+};
+
+static PyMethodDef Registry_methods[] = {
+    {"get", (PyCFunction)(void (*)(void))Registry_get, METH_FASTCALL,
+     registry_get_doc},
+    {"pop", (PyCFunction)(void (*)(void))Registry_pop, METH_FASTCALL,
+     registry_pop_doc},
+    {"keys", (PyCFunction)Registry_keys, METH_NOARGS, registry_keys_doc},
+    {"items", (PyCFunction)Registry_items, METH_NOARGS, registry_items_doc},
+    {"copy", (PyCFunction)Registry_copy, METH_NOARGS, registry_copy_doc},
+    {"copy_into", (PyCFunction)Registry_copy_into, METH_O,
+     registry_copy_into_doc},
+    {"clear", (PyCFunction)Registry_clear_method, METH_NOARGS,
+     registry_clear_doc},
+    {"__sizeof__", (PyCFunction)Registry_sizeof, METH_NOARGS,
+     registry_sizeof_doc},
+    {NULL, NULL, 0, NULL}
+};
+
+PyDoc_STRVAR(Registry_doc,
+"Registry()\n\n"
+"The spawn hook's registry: greenlet -> site, by identity, as a dict\n"
+"would hold them (get, pop, keys, items, copy, len, in, [], del), but\n"
+"cheap to churn (see df_gmr/_sites.c).");
+
+static PyTypeObject RegistryType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "df_gmr._sites.Registry",
+    .tp_basicsize = sizeof(Registry),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = Registry_doc,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)Registry_init,
+    .tp_traverse = (traverseproc)Registry_traverse,
+    .tp_clear = (inquiry)Registry_clear,
+    .tp_dealloc = (destructor)Registry_dealloc,
+    .tp_methods = Registry_methods,
+    .tp_as_mapping = &Registry_as_mapping,
+    .tp_as_sequence = &Registry_as_sequence,
+    .tp_iter = (getiterfunc)Registry_iter,
+};
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *alive;     /* a Registry or a dict: greenthread -> site */
     PyObject *recorder;  /* a df_gmr.callers.Callers */
     PyObject *record;    /* recorder.record */
     PyObject *getframe;  /* sys._getframe */
@@ -96,6 +693,15 @@ usual_site(Sites *self, PyFrameObject *frame, int lasti)
     return usual;
 }
 
+static inline int
+put(Sites *self, PyObject *green, PyObject *site)
+{
+    if (Py_IS_TYPE(self->alive, &RegistryType)) {
+        return registry_put((Registry *)self->alive, green, site);
+    }
+    return PyDict_SetItem(self->alive, green, site);
+}
+
 PyDoc_STRVAR(note_doc,
 "note(greenthread)\n\n"
 "Put greenthread in the registry with its spawner's site.  Called as\n"
@@ -117,7 +723,7 @@ Sites_note(Sites *self, PyObject *green)
             return NULL;
         }
         PyErr_Clear();
-        if (PyDict_SetItem(self->alive, green, Py_None) < 0) {
+        if (put(self, green, Py_None) < 0) {
             return NULL;
         }
         Py_RETURN_NONE;
@@ -127,7 +733,7 @@ Sites_note(Sites *self, PyObject *green)
         /* The very frame object at the same instruction: the same
          * activation (a frame object held is never reused). */
         Py_DECREF(frame);
-        if (PyDict_SetItem(self->alive, green, self->site) < 0) {
+        if (put(self, green, self->site) < 0) {
             return NULL;
         }
         Py_RETURN_NONE;
@@ -140,7 +746,7 @@ Sites_note(Sites *self, PyObject *green)
             return NULL;
         }
     }
-    if (PyDict_SetItem(self->alive, green, site) < 0) {
+    if (put(self, green, site) < 0) {
         Py_DECREF(frame);
         Py_DECREF(site);
         return NULL;
@@ -217,9 +823,14 @@ Sites_init(Sites *self, PyObject *args, PyObject *kwargs)
 {
     static char *names[] = {"alive", "recorder", "depth", NULL};
     PyObject *alive, *recorder, *depth;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O!OO!:Sites", names,
-                                     &PyDict_Type, &alive, &recorder,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO!:Sites", names,
+                                     &alive, &recorder,
                                      &PyLong_Type, &depth)) {
+        return -1;
+    }
+    if (!Py_IS_TYPE(alive, &RegistryType) && !PyDict_CheckExact(alive)) {
+        PyErr_SetString(PyExc_TypeError,
+                        "Sites() needs a Registry or a dict for alive");
         return -1;
     }
     PyObject *record = PyObject_GetAttrString(recorder, "record");
@@ -286,7 +897,8 @@ static PyMethodDef Sites_methods[] = {
 PyDoc_STRVAR(Sites_doc,
 "Sites(alive, recorder, depth)\n\n"
 "The spawn hook's registry entry and site, for one hook: alive is the\n"
-"registry (greenthread -> site), recorder a df_gmr.callers.Callers,\n"
+"registry (a Registry or a dict: greenthread -> site), recorder a\n"
+"df_gmr.callers.Callers,\n"
 "depth how far the spawner's frame is from note()'s caller.");
 
 static PyTypeObject SitesType = {
@@ -826,14 +1438,17 @@ PyInit__sites(void)
     greenthread_name = PyUnicode_InternFromString("greenthread");
     if (usual_name == NULL || gr_frame_name == NULL || parent_name == NULL
             || greenlet_name == NULL || greenthread_name == NULL
-            || PyType_Ready(&SitesType) < 0) {
+            || PyType_Ready(&SitesType) < 0
+            || PyType_Ready(&RegistryType) < 0) {
         return NULL;
     }
     PyObject *module = PyModule_Create(&sites_module);
     if (module == NULL) {
         return NULL;
     }
-    if (PyModule_AddObjectRef(module, "Sites", (PyObject *)&SitesType) < 0) {
+    if (PyModule_AddObjectRef(module, "Sites", (PyObject *)&SitesType) < 0
+            || PyModule_AddObjectRef(module, "Registry",
+                                     (PyObject *)&RegistryType) < 0) {
         Py_DECREF(module);
         return NULL;
     }

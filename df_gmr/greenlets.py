@@ -11,7 +11,8 @@ even listed by it.  Instead df_gmr keeps registries, filled
   (``GreenThread.__init__`` and ``greenthread._spawn_n``) and on
   ``BaseHub.__init__``.
 
-A spawn hook puts the greenlet in a dict, with the code positions of its
+A spawn hook puts the greenlet in the registry (a table keyed by
+identity, in C where built, else a dict), with the code positions of its
 callers as the spawn site; a GreenThread's own exit takes it out again
 (``GreenThread._resolve_links``, hooked too), and plain greenlets are
 swept once dead: no per-switch tracing, and no object per greenthread
@@ -57,6 +58,7 @@ import sys
 import types
 from types import ModuleType
 from typing import Any
+from typing import Protocol
 import weakref
 
 from df_gmr import _imports
@@ -67,7 +69,22 @@ from df_gmr.heapscan import HeapScan
 from df_gmr.heapscan import scanner
 from df_gmr.lifecycle import lifecycle
 
-#: The registry: every greenlet spawned here, held strongly (a dict entry is
+
+class Registry(Protocol):
+    """What df_gmr asks of the registry: a dict, or ``_sites.Registry``."""
+
+    def __setitem__(self, green: Any, site: tuple[Any, ...] | None
+                    ) -> None: ...
+    def __len__(self) -> int: ...
+    def __iter__(self) -> Any: ...
+    def get(self, green: Any, default: Any = None, /) -> Any: ...
+    def pop(self, green: Any, default: Any, /) -> Any: ...
+    def items(self) -> Any: ...
+    def clear(self) -> None: ...
+    def copy(self) -> dict[Any, tuple[Any, ...] | None]: ...
+
+
+#: The registry: every greenlet spawned here, held strongly (an entry is
 #: not an object the cyclic collector tracks; a weak reference is, and it
 #: made the collector run more often: see benchmarks/, cost at rest), with
 #: its raw spawn site, a tuple ``(code, offset, code, offset, ...)`` of
@@ -86,7 +103,10 @@ from df_gmr.lifecycle import lifecycle
 #: doubled" is checked after each run of the cyclic garbage collector
 #: (``_after_collection``: every few hundred allocations, not at every
 #: spawn) and at each ``spawn_n``.
-_alive: dict[Any, tuple[Any, ...] | None] = {}
+#: Where df_gmr._sites is built, a ``Registry`` of it from set-up on
+#: (``install``): the same entries, by identity, held in a table that
+#: costs less to churn than a dict (see df_gmr/_sites.c).
+_alive: Registry = {}
 #: Greenlets found by the seed's heap scan, and those inherited from the
 #: parent by a forked child, held weakly with their sites: a hub that the
 #: service replaces (a worker renews its hub after fork) must be freed
@@ -151,10 +171,13 @@ def install() -> None:
     Idempotent.  Never imports eventlet itself: the hooks go in when the
     service imports it.
     """
-    global _installed_pid
+    global _installed_pid, _alive
     if _installed_pid:
         return
     _installed_pid = os.getpid()
+    found = speedups.module()
+    if found is not None:
+        _alive = found.Registry()
     greenlet = sys.modules.get("greenlet")
     if greenlet is not None:
         _seed(greenlet.greenlet)
@@ -634,7 +657,10 @@ def tracked_with_sites() -> dict[Any, tuple[Any, ...] | None]:
                  ((reference(), site) for reference, site in snapshot(
                      _weak.__iter__))
                  if green is not None}
-        found.update(_alive)
+        if isinstance(_alive, dict):
+            found.update(_alive)
+        else:  # a _sites.Registry: the same, one C call
+            _alive.copy_into(found)  # type: ignore[attr-defined]
     else:
         found = _alive.copy()
     for green in [green for green in found if green.dead]:
