@@ -136,8 +136,10 @@ NOTES = """\
   (PYTHONHASHSEED=0, 30,000 spawns against 10,000, set up against only
   imported): the hooks +888 (1.8%), of which the dict's put and pop
   ~580 (a churned dict rebuilds itself from its smallest size at each
-  batch); with the C registry +512 (1.0%): its put ~50, its pop ~100,
-  `sys._getframe` ~210.
+  batch); with the C registry +478 (1.0%): its put ~50, its pop ~80,
+  `sys._getframe` ~210; with the spawner's frame object read from
+  CPython 3.11's frames when it has one (no call of `sys._getframe`)
+  +302 (0.6%).
   "The hooks swapped out and back in" times the same loop in each
   df_gmr process with the two hooks replaced by the methods they wrap
   and put back, interleaved, best of 2 runs each way per pair: the

@@ -12,9 +12,9 @@ from tests.daemons import child_env
 from tests.daemons import run_python
 
 
-def sites_with(pure: bool) -> list[str]:
+def sites_with(pure: bool, *args: str) -> list[str]:
     env = child_env(DF_GMR_PURE_PYTHON="1" if pure else None)
-    return run_python("spawn_sites.py", env=env).stdout.splitlines()
+    return run_python("spawn_sites.py", *args, env=env).stdout.splitlines()
 
 
 @pytest.fixture
@@ -54,6 +54,19 @@ def test_both_hooks_record_the_same_sites_and_share_them_alike():
     # Each memo let go of its frame once the spawner returned.
     assert c_hook[-1] == "memos hold [False] [False]", c_hook
     assert python_hook[-1] == "memos hold [False] []", python_hook
+
+
+def test_frames_made_already_are_found_as_sys_getframe_finds_them():
+    # Under a profile function every frame has its object from its call:
+    # the C hook reads the spawner's without sys._getframe (CPython 3.11)
+    # and must record what the Python hook records through it.
+    reason = compiled.why_not_built()
+    if reason:
+        pytest.skip(f"the C spawn hook: {reason}")
+    c_hook = sites_with(False, "profiled")
+    python_hook = sites_with(True, "profiled")
+    assert c_hook[1:-1] == python_hook[1:-1]
+    assert c_hook[1:-1] == sites_with(False)[1:-1]
 
 
 def test_the_python_hook_runs_when_the_c_one_is_not_built():
