@@ -32,14 +32,15 @@ class Plan:
     #: The stall's own time budget (oslo.reports' stall is its whole
     #: report time, so it need not repeat much).
     stall_budget: float
-    #: Alternated rounds of without / df_gmr / oslo.reports / df_gmr only
-    #: imported processes (a multiple of the four: each starts a round as
-    #: often as the others).  One round's ratio of two processes varies
-    #: by +-10% here, more than the 3% the goal allows: twenty rounds
-    #: narrow their median (nine moved it from 96% to 102% between runs
-    #: of one revision).
+    #: Rounds of without / df_gmr / oslo.reports / df_gmr only imported
+    #: processes taking turns (a multiple of the four: each starts a
+    #: round as often as the others).  Taking turns, one round's ratio of
+    #: two processes still varies by +-4% here (what differs between two
+    #: processes, not the host's drift), and medians of 16 to 24 rounds
+    #: of one pair by up to 3%: the precision comes from the number of
+    #: processes, so forty rounds, of two timed runs each.
     rest_rounds: int
-    #: Timed repetitions inside each process (the best one counts).
+    #: Timed runs inside each process (the best one counts).
     rest_inner: int
     #: Pairs of the spawn loop with df_gmr's hooks swapped out and back
     #: in, in each df_gmr process of measurement 3 (``child.spawn_pairs``).
@@ -94,9 +95,9 @@ FULL = Plan(
     stall_size=10_000,
     stall_runs=3,
     stall_budget=60.0,
-    rest_rounds=20,
-    rest_inner=3,
-    rest_pairs=2,
+    rest_rounds=40,
+    rest_inner=2,
+    rest_pairs=1,
     spawns=50_000,
     switches=100_000,
     heap_mb=1024,
