@@ -653,14 +653,15 @@ def tracked_with_sites() -> dict[Any, tuple[Any, ...] | None]:
         # then the registry, copied into that dict by one C call (atomic
         # under the GIL, as copy() is): one copy of 100,000 entries, not
         # two (time, and the report's peak memory).
-        found = {green: site for green, site in
+        first = {green: site for green, site in
                  ((reference(), site) for reference, site in snapshot(
                      _weak.__iter__))
                  if green is not None}
         if isinstance(_alive, dict):
+            found = first
             found.update(_alive)
-        else:  # a _sites.Registry: the same, one C call
-            _alive.copy_into(found)  # type: ignore[attr-defined]
+        else:  # a _sites.Registry: the same, made at its size
+            found = _alive.copy(first)  # type: ignore[call-arg]
     else:
         found = _alive.copy()
     for green in [green for green in found if green.dead]:

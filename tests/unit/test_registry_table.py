@@ -63,9 +63,25 @@ def test_every_operation_answers_as_a_dict_does(registry_type, keys):
         assert table.keys() == list(model)
         assert list(table) == list(model)
         assert table.items() == list(model.items())
-        into = {"first": None}
-        table.copy_into(into)
-        assert list(into.items()) == [("first", None), *model.items()]
+        first = {"first": None}
+        assert list(table.copy(first).items()) == [("first", None),
+                                                  *model.items()]
+        assert first == {"first": None}
+
+
+class OwnHash(Key):
+    """A greenlet subclass may hash itself, running Python code."""
+
+    def __hash__(self) -> int:
+        return 7
+
+
+def test_keys_that_hash_themselves_are_copied_alike(registry_type):
+    table, model = registry_type(), {}
+    for key in [Key(), OwnHash(), Key(), OwnHash()]:
+        table[key] = model[key] = (id(key),)
+    assert list(table.copy().items()) == list(model.items())
+    assert list(table.copy(None).items()) == list(model.items())
 
 
 def test_a_put_again_keeps_its_place_and_a_pop_loses_it(registry_type):
@@ -91,8 +107,8 @@ def test_it_refuses_what_a_dict_refuses(registry_type):
         registry_type({})
     with pytest.raises(TypeError, match="1 or 2 arguments"):
         table.get()
-    with pytest.raises(TypeError, match="needs a dict"):
-        table.copy_into([])
+    with pytest.raises(TypeError, match="needs a dict or None"):
+        table.copy([])
 
 
 def test_it_keeps_no_reference_it_was_not_given(registry_type):
