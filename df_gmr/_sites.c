@@ -313,35 +313,33 @@ Registry_traverse(Registry *self, visitproc visit, void *arg)
     return 0;
 }
 
-/* Empty the table, then let go of what it held. */
+/* Empty the table, then let go of what it held (a finaliser run meanwhile
+ * finds a new, empty table).  -1 when there is no memory for that table:
+ * it is left as it was (the collector tries again later). */
 static int
 Registry_clear(Registry *self)
 {
     if (self->entries == NULL || self->used == 0) {
         return 0;
     }
+    Entry *entries = PyMem_Calloc(REGISTRY_MIN, sizeof(Entry));
+    Py_ssize_t *slots = PyMem_Malloc(2 * REGISTRY_MIN * sizeof(Py_ssize_t));
+    if (entries == NULL || slots == NULL) {
+        PyMem_Free(entries);
+        PyMem_Free(slots);
+        return -1;
+    }
+    memset(slots, 0xff, 2 * REGISTRY_MIN * sizeof(Py_ssize_t));
     Entry *old = self->entries;
     Py_ssize_t old_end = self->end;
-    Py_ssize_t *old_slots = self->slots;
-    self->entries = NULL;
-    self->slots = NULL;
+    PyMem_Free(self->slots);
+    self->entries = entries;
+    self->slots = slots;
+    self->capacity = REGISTRY_MIN;
     self->end = 0;
     self->used = 0;
-    if (rebuild(self, REGISTRY_MIN) < 0) {
-        /* No memory for a small table: the old one, emptied, serves. */
-        self->entries = old;
-        self->slots = old_slots;
-        memset(old_slots, 0xff,
-               2 * (size_t)self->capacity * sizeof(Py_ssize_t));
-        for (Py_ssize_t at = 0; at < old_end; at++) {
-            PyObject *key = old[at].key, *value = old[at].value;
-            old[at].key = NULL;
-            old[at].value = NULL;
-            Py_XDECREF(key);  /* the table is whole: empty */
-            Py_XDECREF(value);
-        }
-        return 0;
-    }
+    self->since = 0;
+    self->peak = 0;
     for (Py_ssize_t at = 0; at < old_end; at++) {
         Py_XDECREF(old[at].key);
         Py_XDECREF(old[at].value);
@@ -354,10 +352,18 @@ static void
 Registry_dealloc(Registry *self)
 {
     PyObject_GC_UnTrack(self);
-    Registry_clear(self);
-    PyMem_Free(self->entries);
-    PyMem_Free(self->slots);
+    /* Nothing can reach it any more: let go in place. */
+    Entry *old = self->entries;
+    Py_ssize_t old_end = self->end;
     self->entries = NULL;
+    self->end = 0;
+    self->used = 0;
+    for (Py_ssize_t at = 0; at < old_end; at++) {
+        Py_XDECREF(old[at].key);
+        Py_XDECREF(old[at].value);
+    }
+    PyMem_Free(old);
+    PyMem_Free(self->slots);
     self->slots = NULL;
     Py_TYPE(self)->tp_free((PyObject *)self);
 }
@@ -508,14 +514,29 @@ Registry_items(Registry *self, PyObject *Py_UNUSED(unused))
     return items;
 }
 
-/* Whether every key hashes by identity (as greenlets do): then no
- * Python code runs while they are put in a dict. */
+static inline int
+identity_hashed(PyObject *key)
+{
+    return Py_TYPE(key)->tp_hash == PyBaseObject_Type.tp_hash;
+}
+
+/* Whether every key, and every key of first (or NULL), hashes by
+ * identity (as greenlets do): then putting them in one dict runs no
+ * Python code (no __hash__, and equal hashes only for the same object,
+ * so no __eq__). */
 static int
-hashed_by_identity(Registry *self)
+hashed_by_identity(Registry *self, PyObject *first)
 {
     for (Py_ssize_t at = 0; at < self->end; at++) {
         PyObject *key = self->entries[at].key;
-        if (key != NULL && Py_TYPE(key)->tp_hash != PyBaseObject_Type.tp_hash) {
+        if (key != NULL && !identity_hashed(key)) {
+            return 0;
+        }
+    }
+    Py_ssize_t position = 0;
+    PyObject *key, *value;
+    while (first != NULL && PyDict_Next(first, &position, &key, &value)) {
+        if (!identity_hashed(key)) {
             return 0;
         }
     }
@@ -560,7 +581,7 @@ Registry_copy(Registry *self, PyObject *const *args, Py_ssize_t nargs)
     if (self->entries == NULL) {
         return found;
     }
-    if (hashed_by_identity(self)) {
+    if (hashed_by_identity(self, first)) {
         /* Read in place: putting keys that hash by identity runs no
          * Python code, so the registry cannot change meanwhile (a
          * dict's growth allocates no object the collector tracks). */
@@ -600,7 +621,9 @@ PyDoc_STRVAR(registry_clear_doc, "clear()\n\nTake every entry out.");
 static PyObject *
 Registry_clear_method(Registry *self, PyObject *Py_UNUSED(unused))
 {
-    Registry_clear(self);
+    if (Registry_clear(self) < 0) {
+        return PyErr_NoMemory();
+    }
     Py_RETURN_NONE;
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import gc
 import random
 import sys
+import tracemalloc
 from typing import Any
 import weakref
 
@@ -82,6 +83,9 @@ def test_keys_that_hash_themselves_are_copied_alike(registry_type):
         table[key] = model[key] = (id(key),)
     assert list(table.copy().items()) == list(model.items())
     assert list(table.copy(None).items()) == list(model.items())
+    first = {OwnHash(): ("first",)}
+    assert list(table.copy(first).items()) == [*first.items(),
+                                               *model.items()]
 
 
 def test_a_put_again_keeps_its_place_and_a_pop_loses_it(registry_type):
@@ -126,6 +130,30 @@ def test_it_keeps_no_reference_it_was_not_given(registry_type):
         table.keys()
         table.clear()
     assert (sys.getrefcount(key), sys.getrefcount(site)) == before
+
+
+def test_clear_and_its_end_give_its_memory_back(registry_type):
+    keys = [Key() for _ in range(500)]
+
+    def churn() -> None:
+        for _ in range(200):
+            table = registry_type()
+            for key in keys:
+                table[key] = None
+            table.clear()
+            for key in keys[:100]:
+                table[key] = None
+            del table
+
+    churn()  # warm: what the first round allocates for good
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        churn()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert grown < 64 * 1024, grown
 
 
 def test_a_cycle_through_it_is_collected(registry_type):
