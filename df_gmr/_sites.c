@@ -313,6 +313,18 @@ Registry_traverse(Registry *self, visitproc visit, void *arg)
     return 0;
 }
 
+/* Let go of the first end entries of a block no table uses any more,
+ * and of the block. */
+static void
+let_go(Entry *entries, Py_ssize_t end)
+{
+    for (Py_ssize_t at = 0; at < end; at++) {
+        Py_XDECREF(entries[at].key);
+        Py_XDECREF(entries[at].value);
+    }
+    PyMem_Free(entries);
+}
+
 /* Empty the table, then let go of what it held (a finaliser run meanwhile
  * finds a new, empty table).  -1 when there is no memory for that table:
  * it is left as it was (the collector tries again later). */
@@ -340,11 +352,7 @@ Registry_clear(Registry *self)
     self->used = 0;
     self->since = 0;
     self->peak = 0;
-    for (Py_ssize_t at = 0; at < old_end; at++) {
-        Py_XDECREF(old[at].key);
-        Py_XDECREF(old[at].value);
-    }
-    PyMem_Free(old);
+    let_go(old, old_end);
     return 0;
 }
 
@@ -358,11 +366,7 @@ Registry_dealloc(Registry *self)
     self->entries = NULL;
     self->end = 0;
     self->used = 0;
-    for (Py_ssize_t at = 0; at < old_end; at++) {
-        Py_XDECREF(old[at].key);
-        Py_XDECREF(old[at].value);
-    }
-    PyMem_Free(old);
+    let_go(old, old_end);
     PyMem_Free(self->slots);
     self->slots = NULL;
     Py_TYPE(self)->tp_free((PyObject *)self);
