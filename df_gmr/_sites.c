@@ -1009,8 +1009,8 @@ PyDoc_STRVAR(Sites_doc,
 "Sites(alive, recorder, depth)\n\n"
 "The spawn hook's registry entry and site, for one hook: alive is the\n"
 "registry (a Registry or a dict: greenthread -> site), recorder a\n"
-"df_gmr.callers.Callers,\n"
-"depth how far the spawner's frame is from note()'s caller.");
+"df_gmr.callers.Callers, depth how far the spawner's frame is from\n"
+"note()'s caller.");
 
 static PyTypeObject SitesType = {
     PyVarObject_HEAD_INIT(NULL, 0)
